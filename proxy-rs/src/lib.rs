@@ -1,1 +1,39 @@
 //! Library half of `kube-proxy-rs`: everything but argument parsing lives here so it can be tested.
+//!
+//! Layout mirrors upstream `pkg/proxy`: [`model`] is the backend-neutral
+//! Service/EndpointSlice model; [`nftables`] renders it (an `ipvs` renderer
+//! will sit beside it, consuming the same model); [`healthcheck`],
+//! [`metrics`], [`conntrack`] and [`runner`] are shared by every renderer.
+
+pub mod config;
+pub mod conntrack;
+pub mod healthcheck;
+pub mod informers;
+pub mod metrics;
+pub mod model;
+pub mod nftables;
+pub mod proxy_util;
+pub mod runner;
+mod server;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use config::{KubeProxyConfiguration, ProxyConfig, ProxyMode};
+pub use healthcheck::{HealthResponse, ProxierHealth};
+pub use metrics::ProxyMetrics;
+pub use server::{Handles, run, run_with};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("nft: {0}")]
+    Nft(String),
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigValidationError),
+    #[error("cannot determine node name: {0}")]
+    Hostname(String),
+    #[error("proxy mode {0:?} is not implemented yet")]
+    ModeNotImplemented(ProxyMode),
+}

@@ -1,1 +1,30 @@
 //! Library half of `kube-scheduler-rs`: everything but argument parsing lives here so it can be tested.
+//!
+//! Layout mirrors upstream `pkg/scheduler`: `framework` (extension points, statuses, NodeInfo),
+//! `plugins` (one file per in-tree plugin plus the registry), `queue` (active/backoff/
+//! unschedulable queues), `cache` (nodes, assigned and assumed pods, snapshots),
+//! `schedule_one` (the pure scheduling algorithm) and `scheduler` (the loop, binding and
+//! failure handling), fed by `eventhandlers` (watches on Pods and Nodes).
+
+pub mod cache;
+pub mod config;
+pub mod framework;
+pub mod metrics;
+pub mod plugins;
+pub mod queue;
+pub mod reporter;
+pub mod schedule_one;
+pub mod scheduler;
+#[doc(hidden)]
+pub mod testing;
+
+pub use config::SchedulerConfig;
+
+/// Errors of the scheduler library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid scheduler configuration: {0}")]
+    InvalidConfig(String),
+    #[error("kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+}

@@ -1,0 +1,379 @@
+//! The scheduling loop (upstream `scheduler.go` + `schedule_one.go`): pop a pod, run the
+//! scheduling cycle synchronously, then bind asynchronously so the next pod can start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::time::Instant;
+
+use crate::Error;
+use crate::cache::Cache;
+use crate::cache::snapshot::Snapshot;
+use crate::config::SchedulerConfig;
+use crate::framework::{CycleState, Framework, Status};
+use crate::metrics::{self, Metrics};
+use crate::plugins::registry::{Handle, Registry};
+use crate::queue::{QueuedPodInfo, SchedulingQueue};
+use crate::reporter::{REASON_SCHEDULER_ERROR, REASON_UNSCHEDULABLE, Reporter};
+use crate::schedule_one::{Algorithm, ScheduleError};
+
+/// Latest version of every pod the informer has seen, keyed by UID; the failure handler checks
+/// it so a pod deleted or bound meanwhile is not requeued.
+#[derive(Default)]
+pub struct PodStore(RwLock<HashMap<String, Arc<Pod>>>);
+
+impl PodStore {
+    pub fn get(&self, uid: &str) -> Option<Arc<Pod>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(uid)
+            .cloned()
+    }
+
+    pub fn insert(&self, pod: Arc<Pod>) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid, pod);
+    }
+
+    pub fn remove(&self, uid: &str) -> Option<Arc<Pod>> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid)
+    }
+}
+
+/// State shared by the loop, the binding tasks and the event handlers.
+pub struct Shared {
+    pub cache: Arc<Cache>,
+    pub queue: Arc<SchedulingQueue>,
+    pub pods: Arc<PodStore>,
+    pub profiles: HashMap<String, Arc<Framework>>,
+    pub reporter: Arc<dyn Reporter>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub struct Scheduler {
+    pub shared: Arc<Shared>,
+    algorithm: Algorithm,
+    snapshot: Snapshot,
+}
+
+/// Outcome of one attempt, for tests and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Scheduling cycle succeeded; binding continues in the background.
+    Assumed(String),
+    Failed { reason: &'static str, message: String },
+    Skipped,
+}
+
+pub fn scheduler_name(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME)
+}
+
+impl Scheduler {
+    pub fn new(
+        config: &SchedulerConfig,
+        registry: &Registry,
+        handle: &Handle,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self, Error> {
+        let mut profiles = HashMap::new();
+        for p in &config.profiles {
+            let fw = Framework::new(p, registry, handle)?;
+            tracing::info!(profile = %p.scheduler_name, framework = ?fw, "scheduling profile ready");
+            profiles.insert(p.scheduler_name.clone(), Arc::new(fw));
+        }
+        let queue = Arc::new(SchedulingQueue::new(
+            profiles.clone(),
+            config.pod_initial_backoff,
+            config.pod_max_backoff,
+        ));
+        Ok(Scheduler {
+            shared: Arc::new(Shared {
+                cache: Arc::new(Cache::new(None)),
+                queue,
+                pods: Arc::new(PodStore::default()),
+                profiles,
+                reporter,
+                metrics: Metrics::global(),
+            }),
+            algorithm: Algorithm::new(config.percentage_of_nodes_to_score, config.parallelism),
+            snapshot: Snapshot::default(),
+        })
+    }
+
+    /// Pops and schedules one pod; `None` when the queue is closed.
+    pub async fn schedule_one(&mut self) -> Option<Attempt> {
+        let (pinfo, cycle) = self.shared.queue.pop().await?;
+        let start = Instant::now();
+        let pod = pinfo.pod.clone();
+        let uid = pinfo.uid().to_string();
+        let Some(fw) = self.shared.profiles.get(scheduler_name(&pod)).cloned() else {
+            tracing::error!(pod = %key(&pod), "no profile for pod's scheduler name");
+            self.shared.queue.done(&uid);
+            return Some(Attempt::Skipped);
+        };
+        if pod.metadata.deletion_timestamp.is_some() || self.shared.cache.has_pod(&uid) {
+            tracing::debug!(pod = %key(&pod), "skipping pod: being deleted or already assumed");
+            self.shared.queue.done(&uid);
+            return Some(Attempt::Skipped);
+        }
+        self.shared.cache.update_snapshot(&mut self.snapshot);
+        let mut state = CycleState::new();
+        let result = self.algorithm.schedule_pod(&fw, &mut state, &pod, &self.snapshot);
+        let host = match result {
+            Ok(r) => r.suggested_host,
+            Err(err) => {
+                let (attempt, pinfo) = self.cycle_failure(&fw, &state, pinfo, err);
+                self.finish_failed(&fw, pinfo, cycle, &attempt, start).await;
+                return Some(attempt);
+            }
+        };
+        // Assume: account the pod on the node before the binding exists.
+        let mut assumed = (*pod).clone();
+        assumed.spec.get_or_insert_with(Default::default).node_name = Some(host.clone());
+        let assumed = Arc::new(assumed);
+        if let Err(e) = self.shared.cache.assume_pod(assumed.clone()) {
+            let attempt = failed(REASON_SCHEDULER_ERROR, e.to_string());
+            self.finish_failed(&fw, pinfo, cycle, &attempt, start).await;
+            return Some(attempt);
+        }
+        let s = fw.run_reserve(&mut state, &assumed, &host);
+        if !s.is_success() {
+            fw.run_unreserve(&mut state, &assumed, &host);
+            self.forget(&uid);
+            let attempt = status_failure(&s);
+            self.finish_failed(&fw, plugin_rejected(pinfo, &s), cycle, &attempt, start).await;
+            return Some(attempt);
+        }
+        let (permit, wait) = fw.run_permit(&state, &assumed, &host);
+        if !permit.is_success() && !permit.is_wait() {
+            fw.run_unreserve(&mut state, &assumed, &host);
+            self.forget(&uid);
+            let attempt = status_failure(&permit);
+            self.finish_failed(&fw, plugin_rejected(pinfo, &permit), cycle, &attempt, start).await;
+            return Some(attempt);
+        }
+        let waiting = permit.is_wait().then_some(wait);
+        let binding = BindingCycle {
+            shared: self.shared.clone(),
+            fw,
+            state,
+            pinfo,
+            assumed,
+            host: host.clone(),
+            cycle,
+            start,
+            waiting,
+        };
+        tokio::spawn(binding.run());
+        Some(Attempt::Assumed(host))
+    }
+
+    fn forget(&self, uid: &str) {
+        if let Err(e) = self.shared.cache.forget_pod(uid) {
+            tracing::error!(%e, "scheduler cache ForgetPod failed");
+        }
+    }
+
+    /// Turns a failed scheduling algorithm run into an attempt, running PostFilter on fit errors.
+    fn cycle_failure(
+        &self,
+        fw: &Framework,
+        state: &CycleState,
+        mut pinfo: QueuedPodInfo,
+        err: ScheduleError,
+    ) -> (Attempt, QueuedPodInfo) {
+        match err {
+            ScheduleError::NoNodesAvailable => {
+                pinfo.unschedulable_plugins.clear();
+                (failed(REASON_UNSCHEDULABLE, err.to_string()), pinfo)
+            }
+            ScheduleError::Fit(mut fit) => {
+                if fw.has_post_filter_plugins() {
+                    let (_nominated, s) =
+                        fw.run_post_filter(state, &pinfo.pod, &fit.diagnosis.node_to_status);
+                    fit.diagnosis.post_filter_msg = s.message();
+                }
+                pinfo.unschedulable_plugins = fit.diagnosis.unschedulable_plugins.clone();
+                (failed(REASON_UNSCHEDULABLE, fit.to_string()), pinfo)
+            }
+            ScheduleError::Internal(s) => {
+                pinfo.unschedulable_plugins.clear();
+                (failed(REASON_SCHEDULER_ERROR, s.message()), pinfo)
+            }
+        }
+    }
+
+    async fn finish_failed(
+        &self,
+        fw: &Framework,
+        pinfo: QueuedPodInfo,
+        cycle: u64,
+        attempt: &Attempt,
+        start: Instant,
+    ) {
+        handle_failure(&self.shared, fw, pinfo, cycle, attempt, start).await;
+    }
+
+    /// Runs until the queue closes.
+    pub async fn run(mut self) {
+        while let Some(attempt) = self.schedule_one().await {
+            self.shared.metrics.set_pending(self.shared.queue.pending());
+            tracing::trace!(?attempt, "scheduling attempt finished");
+        }
+    }
+}
+
+fn key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn failed(reason: &'static str, message: String) -> Attempt {
+    Attempt::Failed { reason, message }
+}
+
+fn status_failure(s: &Status) -> Attempt {
+    let reason = if s.is_rejected() {
+        REASON_UNSCHEDULABLE
+    } else {
+        REASON_SCHEDULER_ERROR
+    };
+    failed(reason, s.message())
+}
+
+fn plugin_rejected(mut pinfo: QueuedPodInfo, s: &Status) -> QueuedPodInfo {
+    pinfo.unschedulable_plugins.clear();
+    if s.is_rejected() && !s.plugin().is_empty() {
+        pinfo.unschedulable_plugins.insert(s.plugin());
+    }
+    pinfo
+}
+
+/// Upstream `handleSchedulingFailure`: requeue (unless the pod vanished or got bound), record
+/// the FailedScheduling event and the PodScheduled condition.
+async fn handle_failure(
+    shared: &Shared,
+    fw: &Framework,
+    mut pinfo: QueuedPodInfo,
+    cycle: u64,
+    attempt: &Attempt,
+    start: Instant,
+) {
+    let Attempt::Failed { reason, message } = attempt else {
+        return;
+    };
+    let result = if *reason == REASON_UNSCHEDULABLE {
+        metrics::RESULT_UNSCHEDULABLE
+    } else {
+        metrics::RESULT_ERROR
+    };
+    shared
+        .metrics
+        .observe_attempt(result, fw.profile_name(), start.elapsed().as_secs_f64());
+    let uid = pinfo.uid().to_string();
+    let latest = shared.pods.get(&uid);
+    let pod = match latest {
+        None => {
+            tracing::debug!(pod = %key(&pinfo.pod), "pod no longer exists; not requeueing");
+            shared.queue.done(&uid);
+            return;
+        }
+        Some(p) if p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()) => {
+            tracing::debug!(pod = %key(&p), "pod was assigned meanwhile; not requeueing");
+            shared.queue.done(&uid);
+            return;
+        }
+        Some(p) => p,
+    };
+    tracing::info!(pod = %key(&pod), %message, "unable to schedule pod; waiting");
+    pinfo.pod = pod.clone();
+    shared.queue.add_unschedulable_if_not_present(pinfo, cycle);
+    shared.reporter.failed(&pod, reason, message).await;
+}
+
+/// The asynchronous half of an attempt (upstream `bindingCycle`).
+struct BindingCycle {
+    shared: Arc<Shared>,
+    fw: Arc<Framework>,
+    state: CycleState,
+    pinfo: QueuedPodInfo,
+    assumed: Arc<Pod>,
+    host: String,
+    cycle: u64,
+    start: Instant,
+    waiting: Option<Duration>,
+}
+
+impl BindingCycle {
+    async fn run(mut self) {
+        let status = self.bind().await;
+        let uid = self.pinfo.uid().to_string();
+        if status.is_success() {
+            self.shared.cache.finish_binding(&uid, std::time::Instant::now());
+            self.shared.metrics.observe_attempt(
+                metrics::RESULT_SCHEDULED,
+                self.fw.profile_name(),
+                self.start.elapsed().as_secs_f64(),
+            );
+            tracing::info!(pod = %key(&self.assumed), node = %self.host, "successfully bound pod to node");
+            self.shared.reporter.scheduled(&self.assumed, &self.host).await;
+            self.fw.run_post_bind(&self.state, &self.assumed, &self.host).await;
+            self.shared.queue.done(&uid);
+            return;
+        }
+        self.fw.run_unreserve(&mut self.state, &self.assumed, &self.host);
+        if let Err(e) = self.shared.cache.forget_pod(&uid) {
+            tracing::error!(%e, "scheduler cache ForgetPod failed");
+        }
+        // Another pod may fit where this one was assumed.
+        self.shared.queue.move_all_to_active_or_backoff(
+            &crate::framework::ClusterEvent::new(
+                crate::framework::EventResource::AssignedPod,
+                crate::framework::events::action::DELETE,
+                "AssignedPodDelete",
+            ),
+            Some(crate::framework::EventObject::Pod(&self.assumed)),
+            None,
+        );
+        let pinfo = plugin_rejected(self.pinfo.clone(), &status);
+        let attempt = status_failure(&status);
+        handle_failure(&self.shared, &self.fw, pinfo, self.cycle, &attempt, self.start).await;
+    }
+
+    async fn bind(&self) -> Status {
+        if let Some(wait) = self.waiting {
+            // No plugin in this build can approve a waiting pod, so waiting always ends in the
+            // upstream timeout rejection.
+            tokio::time::sleep(wait).await;
+            return Status::unschedulable(format!("rejected due to timeout after waiting {wait:?} at plugin"));
+        }
+        let s = self.fw.run_pre_bind(&self.state, &self.assumed, &self.host).await;
+        if !s.is_success() {
+            return if s.is_rejected() { s } else { Status::error(format!("running PreBind plugin {:?}: {s}", s.plugin())) };
+        }
+        let s = self.fw.run_bind(&self.state, &self.assumed, &self.host).await;
+        if s.is_skip() {
+            return Status::error("no bind plugin bound the pod");
+        }
+        if !s.is_success() {
+            return Status::error(format!("binding rejected: running Bind plugin {:?}: {s}", s.plugin()));
+        }
+        s
+    }
+}
