@@ -16,8 +16,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +46,8 @@ pub enum AppError {
     Invalid(String),
     #[error("leaderelection lost")]
     LeaseLost,
+    #[error("leader election failed: {0}")]
+    LeaderElection(String),
     #[error("unsupported --leader-elect-resource-lock {0:?}: only \"leases\" is supported")]
     ResourceLock(String),
 }
@@ -133,7 +134,10 @@ where
         return ExitCode::FAILURE;
     }
     argv.warn_dropped();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             tracing::error!(%err, "failed to start the async runtime");
@@ -232,7 +236,10 @@ impl App {
             }
         }
         match &result {
-            Ok(()) => tracing::info!(component = self.component, "Requested to terminate, exiting"),
+            Ok(()) => tracing::info!(
+                component = self.component,
+                "Requested to terminate, exiting"
+            ),
             Err(AppError::LeaseLost) => tracing::error!("Leaderelection lost"),
             Err(_) => {}
         }
@@ -249,25 +256,23 @@ impl App {
         F: FnOnce(WorkContext) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let lost = Arc::new(AtomicBool::new(false));
-        let flag = lost.clone();
-        // upstream's leader healthz adaptor fails once leadership renewal
-        // has failed; our elector reports that as a lost lease.
-        self.health.add_to_all(HealthCheck::new("leaderElection", move || {
-            if flag.load(Ordering::Relaxed) {
-                Err("failed to renew leader election lease".to_string())
-            } else {
-                Ok(())
-            }
-        }));
+        // client-go's HealthzAdaptor with the 20s tolerance the scheduler and
+        // controller-manager use: fails only while we lead without renewing.
+        let health = leaderelection::LeaderElectionHealth::new(Duration::from_secs(20));
+        let check = health.clone();
+        self.health
+            .add_to_all(HealthCheck::new(health.name(), move || {
+                check.check().map_err(|e| e.to_string())
+            }));
         tracing::info!(
             lease = %format!("{}/{}", cfg.lease_namespace, cfg.lease_name),
             identity = %cfg.identity,
             "attempting to acquire leader lease"
         );
-        let outcome = leaderelection::run(
+        let outcome = leaderelection::run_with_health(
             self.client.clone(),
             cfg,
+            health,
             self.shutdown.clone(),
             move |leading: CancellationToken| {
                 work(WorkContext {
@@ -279,10 +284,8 @@ impl App {
         .await;
         match outcome {
             Ok(()) => Ok(()),
-            Err(leaderelection::Error::LeaseLost(_)) => {
-                lost.store(true, Ordering::Relaxed);
-                Err(AppError::LeaseLost)
-            }
+            Err(leaderelection::Error::LeaseLost(_)) => Err(AppError::LeaseLost),
+            Err(other) => Err(AppError::LeaderElection(other.to_string())),
         }
     }
 }
@@ -296,9 +299,15 @@ mod tests {
         let id = uuid_v4();
         assert_eq!(id.len(), 36);
         let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
         assert!(parts[2].starts_with('4'));
-        assert!(matches!(parts[3].chars().next(), Some('8' | '9' | 'a' | 'b')));
+        assert!(matches!(
+            parts[3].chars().next(),
+            Some('8' | '9' | 'a' | 'b')
+        ));
         assert_ne!(uuid_v4(), id);
         let identity = leader_identity();
         assert!(identity.contains('_') && identity.len() > 37, "{identity}");
@@ -321,6 +330,10 @@ mod tests {
         flags.leader_elect_resource_lock = "endpoints".into();
         assert!(leader_election_config(&flags, "x").is_err());
         flags.leader_elect = false;
-        assert!(leader_election_config(&flags, "x").expect("valid").is_none());
+        assert!(
+            leader_election_config(&flags, "x")
+                .expect("valid")
+                .is_none()
+        );
     }
 }

@@ -215,7 +215,11 @@ mod tests {
             ),
             (&["--leader-elect=false"], &["--leader-elect=false"], &[]),
             // Unknown flag with inline value.
-            (&["--feature-gates=A=true", "--v=2"], &["--v=2"], &["--feature-gates=A=true"]),
+            (
+                &["--feature-gates=A=true", "--v=2"],
+                &["--v=2"],
+                &["--feature-gates=A=true"],
+            ),
             // Unknown flag consumes the next non-flag token.
             (
                 &["--profiling-port", "9", "--v=2"],
@@ -266,7 +270,10 @@ mod tests {
         assert_eq!(opts.logs.v, 5);
         assert!(opts.le.leader_elect);
         assert_eq!(opts.kubeconfig.as_deref(), Some("/etc/k.conf"));
-        assert_eq!(n.dropped, ["--bind-address=0.0.0.0", "--contention-profiling"]);
+        assert_eq!(
+            n.dropped,
+            ["--bind-address=0.0.0.0", "--contention-profiling"]
+        );
     }
 
     #[test]
@@ -278,7 +285,10 @@ mod tests {
         assert!(!opts.le.leader_elect);
         assert!(set_on_command_line(&matches, "leader_elect"));
         assert!(set_on_command_line(&matches, "v"));
-        assert!(!set_on_command_line(&matches, "leader_elect_lease_duration"));
+        assert!(!set_on_command_line(
+            &matches,
+            "leader_elect_lease_duration"
+        ));
         assert!(!set_on_command_line(&matches, "no_such_flag"));
     }
 }

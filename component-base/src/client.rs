@@ -87,7 +87,10 @@ pub async fn build_client(
         .as_deref()
         .filter(|ct| *ct != "application/json")
     {
-        tracing::debug!(content_type = ct, "kube-rs speaks JSON; ignoring --kube-api-content-type");
+        tracing::debug!(
+            content_type = ct,
+            "kube-rs speaks JSON; ignoring --kube-api-content-type"
+        );
     }
     client_from_config(
         config,
@@ -362,7 +365,9 @@ mod tests {
             .await
             .expect("loads");
         assert_eq!(cfg.cluster_url.to_string(), "https://10.0.0.1:6443/");
-        let cfg = load_config(None, Some("http://127.0.0.1:8080")).await.expect("master only");
+        let cfg = load_config(None, Some("http://127.0.0.1:8080"))
+            .await
+            .expect("master only");
         assert_eq!(cfg.cluster_url.to_string(), "http://127.0.0.1:8080/");
         assert!(matches!(
             load_config(Some(Path::new("/nonexistent/kc")), None).await,
@@ -378,15 +383,26 @@ mod tests {
             kubeconfig: Some(file.path().to_path_buf()),
             ..ClientFlags::default()
         };
-        let client = build_client(&flags, ClientDefaults { qps: 50.0, burst: 100 })
-            .await
-            .expect("client builds without contacting the apiserver");
+        let client = build_client(
+            &flags,
+            ClientDefaults {
+                qps: 50.0,
+                burst: 100,
+            },
+        )
+        .await
+        .expect("client builds without contacting the apiserver");
         assert!(client.apiserver_version().await.is_err());
         let text = crate::metrics::encode_text();
         assert!(
-            text.contains(r#"rest_client_requests_total{code="<error>",method="GET",host="127.0.0.1:1"}"#),
+            text.contains(
+                r#"rest_client_requests_total{code="<error>",method="GET",host="127.0.0.1:1"}"#
+            ),
             "{text}"
         );
-        assert!(text.contains("rest_client_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("rest_client_request_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -179,8 +179,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         reason,
     };
     let s = input.strip_prefix('+').unwrap_or(input);
-    if s.starts_with('-') {
-        if s[1..].chars().all(|c| c == '0') && s.len() > 1 {
+    if let Some(magnitude) = s.strip_prefix('-') {
+        // Go accepts "-0"; anything else negative is meaningless for us.
+        if !magnitude.is_empty() && magnitude.chars().all(|c| c == '0') {
             return Ok(Duration::ZERO);
         }
         return Err(err("negative durations are not allowed"));
@@ -509,7 +510,8 @@ mod tests {
 
     #[test]
     fn decodes_json() {
-        let text = r#"{"apiVersion":"test.config.k8s.io/v1","kind":"TestConfiguration","name":"j"}"#;
+        let text =
+            r#"{"apiVersion":"test.config.k8s.io/v1","kind":"TestConfiguration","name":"j"}"#;
         let cfg: TestConfig = decode(text, "test").expect("valid config");
         assert_eq!(cfg.name, "j");
     }
@@ -538,7 +540,10 @@ mod tests {
         assert!(cfg.nested.enabled);
         let input: serde_json::Value = serde_yaml::from_str(text).expect("yaml");
         let known = serde_json::to_value(&cfg).expect("encode");
-        assert_eq!(unknown_fields(&input, &known), vec!["bogus", "nested.extra"]);
+        assert_eq!(
+            unknown_fields(&input, &known),
+            vec!["bogus", "nested.extra"]
+        );
     }
 
     #[test]
@@ -566,7 +571,11 @@ mod tests {
         };
         let merged = cfg.with_cli_overrides(&cli, |f| f == "leader_elect");
         assert!(merged.leader_elect, "explicit flag wins");
-        assert_eq!(merged.leader_elect_lease_duration, Duration::from_secs(30), "config wins over default flag");
+        assert_eq!(
+            merged.leader_elect_lease_duration,
+            Duration::from_secs(30),
+            "config wins over default flag"
+        );
     }
 
     #[test]

@@ -87,7 +87,11 @@ pub struct SecureServingFlags {
     #[arg(long = "tls-private-key-file", value_name = "string")]
     pub tls_private_key_file: Option<PathBuf>,
     /// Comma-separated list of cipher suites for the server (IANA names).
-    #[arg(long = "tls-cipher-suites", value_name = "strings", value_delimiter = ',')]
+    #[arg(
+        long = "tls-cipher-suites",
+        value_name = "strings",
+        value_delimiter = ','
+    )]
     pub tls_cipher_suites: Vec<String>,
     /// Minimum TLS version supported. Possible values: VersionTLS12, VersionTLS13.
     #[arg(long = "tls-min-version", value_name = "string")]
@@ -135,22 +139,42 @@ pub struct AuthenticationFlags {
     #[arg(long = "requestheader-client-ca-file", value_name = "string")]
     pub requestheader_client_ca_file: Option<PathBuf>,
     /// List of client certificate common names to allow to provide usernames in headers specified by --requestheader-username-headers. If empty, any client certificate validated by the authorities in --requestheader-client-ca-file is allowed.
-    #[arg(long = "requestheader-allowed-names", value_delimiter = ',', value_name = "strings")]
+    #[arg(
+        long = "requestheader-allowed-names",
+        value_delimiter = ',',
+        value_name = "strings"
+    )]
     pub requestheader_allowed_names: Vec<String>,
     /// List of request headers to inspect for usernames. X-Remote-User is common.
-    #[arg(long = "requestheader-username-headers", value_delimiter = ',',
-          default_value = "X-Remote-User", value_name = "strings")]
+    #[arg(
+        long = "requestheader-username-headers",
+        value_delimiter = ',',
+        default_value = "X-Remote-User",
+        value_name = "strings"
+    )]
     pub requestheader_username_headers: Vec<String>,
     /// List of request headers to inspect for UIDs. X-Remote-Uid is suggested.
-    #[arg(long = "requestheader-uid-headers", value_delimiter = ',', value_name = "strings")]
+    #[arg(
+        long = "requestheader-uid-headers",
+        value_delimiter = ',',
+        value_name = "strings"
+    )]
     pub requestheader_uid_headers: Vec<String>,
     /// List of request headers to inspect for groups. X-Remote-Group is suggested.
-    #[arg(long = "requestheader-group-headers", value_delimiter = ',',
-          default_value = "X-Remote-Group", value_name = "strings")]
+    #[arg(
+        long = "requestheader-group-headers",
+        value_delimiter = ',',
+        default_value = "X-Remote-Group",
+        value_name = "strings"
+    )]
     pub requestheader_group_headers: Vec<String>,
     /// List of request header prefixes to inspect. X-Remote-Extra- is suggested.
-    #[arg(long = "requestheader-extra-headers-prefix", value_delimiter = ',',
-          default_value = "X-Remote-Extra-", value_name = "strings")]
+    #[arg(
+        long = "requestheader-extra-headers-prefix",
+        value_delimiter = ',',
+        default_value = "X-Remote-Extra-",
+        value_name = "strings"
+    )]
     pub requestheader_extra_headers_prefix: Vec<String>,
 }
 
@@ -179,8 +203,12 @@ pub struct AuthorizationFlags {
     #[arg(long = "authorization-kubeconfig", value_name = "string")]
     pub authorization_kubeconfig: Option<PathBuf>,
     /// A list of HTTP paths to skip during authorization, i.e. these are authorized without contacting the 'core' kubernetes server.
-    #[arg(long = "authorization-always-allow-paths", value_delimiter = ',',
-          default_value = "/healthz,/readyz,/livez", value_name = "strings")]
+    #[arg(
+        long = "authorization-always-allow-paths",
+        value_delimiter = ',',
+        default_value = "/healthz,/readyz,/livez",
+        value_name = "strings"
+    )]
     pub authorization_always_allow_paths: Vec<String>,
     /// The duration to cache 'authorized' responses from the webhook authorizer.
     #[arg(long = "authorization-webhook-cache-authorized-ttl", default_value = "10s",
@@ -228,13 +256,21 @@ pub struct LeaderElectionFlags {
           value_parser = duration_arg, value_name = "duration")]
     pub leader_elect_retry_period: Duration,
     /// The type of resource object that is used for locking during leader election. Supported option is 'leases'.
-    #[arg(long = "leader-elect-resource-lock", default_value = "leases", value_name = "string")]
+    #[arg(
+        long = "leader-elect-resource-lock",
+        default_value = "leases",
+        value_name = "string"
+    )]
     pub leader_elect_resource_lock: String,
     /// The name of resource object that is used for locking during leader election (component name when unset).
     #[arg(long = "leader-elect-resource-name", value_name = "string")]
     pub leader_elect_resource_name: Option<String>,
     /// The namespace of resource object that is used for locking during leader election.
-    #[arg(long = "leader-elect-resource-namespace", default_value = "kube-system", value_name = "string")]
+    #[arg(
+        long = "leader-elect-resource-namespace",
+        default_value = "kube-system",
+        value_name = "string"
+    )]
     pub leader_elect_resource_namespace: String,
 }
 
@@ -273,7 +309,12 @@ pub struct LoggingFlags {
     #[arg(long = "vmodule", value_name = "pattern=N,...")]
     pub vmodule: Option<String>,
     /// Sets the log format. Permitted formats: "json", "text".
-    #[arg(long = "logging-format", value_enum, default_value = "text", value_name = "string")]
+    #[arg(
+        long = "logging-format",
+        value_enum,
+        default_value = "text",
+        value_name = "string"
+    )]
     pub logging_format: LogFormat,
 }
 

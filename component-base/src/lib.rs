@@ -2,6 +2,7 @@
 //! secure serving with delegated authentication/authorization, health checks,
 //! leader election, logging, metrics, and API helpers the controllers need.
 
+pub mod app;
 pub mod args;
 pub mod auth;
 pub mod client;

@@ -82,7 +82,9 @@ pub fn init(flags: &LoggingFlags) -> Result<(), LoggingError> {
     .map_err(|e| LoggingError::Filter(e.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal: log files and journald get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match flags.logging_format {
         LogFormat::Text => builder.with_target(true).try_init(),
         LogFormat::Json => builder
@@ -126,7 +128,10 @@ mod tests {
     #[test]
     fn vmodule_maps_patterns() {
         let d = filter_directives(0, Some("kube_scheduler::queue=6, kubelet-rs*=4")).expect("ok");
-        assert!(d.ends_with("kube_scheduler::queue=trace,kubelet_rs=debug"), "{d}");
+        assert!(
+            d.ends_with("kube_scheduler::queue=trace,kubelet_rs=debug"),
+            "{d}"
+        );
         EnvFilter::try_new(&d).expect("directives are valid for EnvFilter");
         assert!(filter_directives(0, Some("novalue")).is_err());
         assert!(filter_directives(0, Some("x=y")).is_err());

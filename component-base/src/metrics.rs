@@ -167,10 +167,20 @@ impl Collector for ProcessCollector {
         for (name, help, value, is_counter) in samples {
             if is_counter {
                 let counter = ConstCounter::new(value);
-                counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+                counter.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    counter.metric_type(),
+                )?)?;
             } else {
                 let gauge = ConstGauge::new(value);
-                gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+                gauge.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    gauge.metric_type(),
+                )?)?;
             }
         }
         Ok(())
@@ -200,18 +210,32 @@ mod tests {
 
     #[test]
     fn parses_btime() {
-        assert_eq!(parse_boot_time("cpu 1 2\nbtime 1700000000\nprocesses 5\n"), Some(1_700_000_000));
+        assert_eq!(
+            parse_boot_time("cpu 1 2\nbtime 1700000000\nprocesses 5\n"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_boot_time("cpu 1 2\n"), None);
     }
 
     #[test]
     fn registers_and_encodes() {
         let counter: Counter = Counter::default();
-        assert!(register("ferrokube_test_things", "Things seen.", counter.clone()));
-        assert!(!register("ferrokube_test_things", "Again.", Counter::<u64>::default()));
+        assert!(register(
+            "ferrokube_test_things",
+            "Things seen.",
+            counter.clone()
+        ));
+        assert!(!register(
+            "ferrokube_test_things",
+            "Again.",
+            Counter::<u64>::default()
+        ));
         counter.inc_by(3);
         let text = encode_text();
-        assert!(text.contains("# TYPE ferrokube_test_things counter"), "{text}");
+        assert!(
+            text.contains("# TYPE ferrokube_test_things counter"),
+            "{text}"
+        );
         assert!(text.contains("ferrokube_test_things_total 3"), "{text}");
         assert!(text.contains("process_start_time_seconds"), "{text}");
         assert!(text.contains("process_resident_memory_bytes"), "{text}");

@@ -638,3 +638,64 @@ fn equal_values_hash_alike() {
         .collect();
     assert_eq!(set.len(), 1);
 }
+
+/// Deterministic pseudo-random values (no extra dependency needed).
+fn lcg_values(count: usize) -> Vec<i64> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..count)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // Mix magnitudes: small, medium and near the i64/4 bound.
+            let raw = (state >> 1) as i64;
+            let v = match i % 3 {
+                0 => raw % 10_000,
+                1 => raw % 1_000_000_000_000,
+                _ => raw / 4,
+            };
+            if state & 1 == 0 { v } else { -v }
+        })
+        .collect()
+}
+
+#[test]
+fn arithmetic_and_ordering_agree_with_integer_math() {
+    let values = lcg_values(60);
+    for &a in &values {
+        let qa = ParsedQuantity::new_milli(a, DecimalSI);
+        // Canonical strings re-parse to the same value, in every format.
+        for format in [DecimalSI, BinarySI, DecimalExponent] {
+            let q = qa.clone().with_format(format);
+            assert_eq!(parse(&q.to_string()), q, "{a} as {format:?}: {q}");
+        }
+        assert_eq!(qa.milli_value(), a);
+        for &b in &values {
+            let qb = ParsedQuantity::new_milli(b, DecimalSI);
+            assert_eq!(qa.cmp(&qb), a.cmp(&b), "{a} cmp {b}");
+            let sum = i128::from(a) + i128::from(b);
+            let got = (&qa + &qb).milli_value();
+            assert_eq!(
+                i128::from(got),
+                sum.clamp(i64::MIN.into(), i64::MAX.into()),
+                "{a}+{b}"
+            );
+            assert_eq!(
+                (&qa - &qb).cmp(&ParsedQuantity::zero()),
+                a.cmp(&b),
+                "{a}-{b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn binary_values_round_trip_through_their_canonical_form() {
+    for &v in &lcg_values(60) {
+        let q = ParsedQuantity::new(v, BinarySI);
+        assert_eq!(parse(&q.to_string()), q, "{v}: {q}");
+        assert_eq!(q.value(), v);
+        let scaled = ParsedQuantity::new((v % (1 << 40)) << 20, BinarySI);
+        assert_eq!(parse(&scaled.to_string()), scaled, "{scaled}");
+    }
+}

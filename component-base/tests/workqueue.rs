@@ -99,7 +99,11 @@ async fn blocked_get_wakes_when_a_delayed_item_is_ready() {
     // Added after the getter went to sleep with no deadline.
     q.add_after("late", Duration::from_secs(5));
     q.add_after("early", Duration::from_secs(1));
-    let (item, waited) = waiter.await.ok().flatten().unwrap_or(("none", Duration::ZERO));
+    let (item, waited) = waiter
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(("none", Duration::ZERO));
     assert_eq!(item, "early");
     assert_eq!(waited, Duration::from_secs(1));
 }
@@ -195,7 +199,10 @@ async fn shut_down_with_drain_waits_for_in_flight_items() {
         async move { q.shut_down_with_drain().await }
     });
     advance(Duration::from_secs(5)).await;
-    assert!(!drain.is_finished(), "drain returned while an item was processing");
+    assert!(
+        !drain.is_finished(),
+        "drain returned while an item was processing"
+    );
     q.done(&"a");
     assert!(timeout(Duration::from_secs(1), drain).await.is_ok());
 }
@@ -217,7 +224,11 @@ async fn shut_down_stops_a_pending_drain() {
 #[tokio::test(start_paused = true)]
 async fn drain_with_nothing_in_flight_returns_at_once() {
     let q = exp_queue();
-    assert!(timeout(Duration::from_millis(1), q.shut_down_with_drain()).await.is_ok());
+    assert!(
+        timeout(Duration::from_millis(1), q.shut_down_with_drain())
+            .await
+            .is_ok()
+    );
 }
 
 /// Many workers hammering a few keys: no key is ever held by two workers at
@@ -230,8 +241,12 @@ async fn concurrent_workers_never_share_an_item() {
     let violations = Arc::new(Mutex::new(0u32));
     let workers: Vec<_> = (0..8)
         .map(|_| {
-            let (q, in_flight, processed, violations) =
-                (q.clone(), in_flight.clone(), processed.clone(), violations.clone());
+            let (q, in_flight, processed, violations) = (
+                q.clone(),
+                in_flight.clone(),
+                processed.clone(),
+                violations.clone(),
+            );
             tokio::spawn(async move {
                 while let Some(key) = q.get().await {
                     if !in_flight.lock().map(|mut s| s.insert(key)).unwrap_or(false) {
@@ -269,4 +284,30 @@ async fn concurrent_workers_never_share_an_item() {
     assert_eq!(keys, (0..5).collect());
     // Dedup collapses the 200 adds into far fewer runs.
     assert!(processed.len() <= 200, "{} runs", processed.len());
+}
+
+/// The upstream metric names, labelled by queue name, in `/metrics`.
+#[tokio::test(start_paused = true)]
+async fn named_queue_exports_workqueue_metrics() {
+    let q: RateLimitingQueue<&str> = RateLimitingQueue::new("metrics-test");
+    q.add("a");
+    q.add("b");
+    q.add("a");
+    advance(Duration::from_millis(20)).await;
+    let item = q.get().await;
+    advance(Duration::from_millis(30)).await;
+    if let Some(item) = item {
+        q.done(&item);
+    }
+    q.add_rate_limited("c");
+    let text = component_base::metrics::encode_text();
+    for want in [
+        r#"workqueue_depth{name="metrics-test"} 1"#,
+        r#"workqueue_adds_total{name="metrics-test"} 2"#,
+        r#"workqueue_retries_total{name="metrics-test"} 1"#,
+        r#"workqueue_queue_duration_seconds_count{name="metrics-test"} 1"#,
+        r#"workqueue_work_duration_seconds_count{name="metrics-test"} 1"#,
+    ] {
+        assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
 }

@@ -89,12 +89,24 @@ async fn try_connect(path: &Path) -> Result<Client, E2eError> {
     }
 }
 
+/// Prints why `test` is skipped where it is seen: straight to stderr, past
+/// the test harness's output capture (which would hide a passing test's
+/// `println!`), so CI logs show that nothing was tested.
+pub fn report_skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {reason}");
+}
+
 /// True when the node's Ready condition is True.
 pub fn node_is_ready(node: &Node) -> bool {
     node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .is_some_and(|conds| {
+            conds
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
 }
 
 /// The node's InternalIP address, if it reports one.
@@ -110,7 +122,10 @@ pub fn node_internal_ip(node: &Node) -> Option<String> {
 
 /// All nodes, sorted by name (so "node 1" is stable).
 pub async fn list_nodes(client: &Client) -> Result<Vec<Node>, E2eError> {
-    let mut nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?.items;
+    let mut nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
     nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(nodes)
 }
@@ -131,7 +146,11 @@ mod tests {
             (Some(":/b/config"), "/b/config"),
         ];
         for (env, want) in cases {
-            assert_eq!(kubeconfig_path(env, root), PathBuf::from(want), "KUBECONFIG={env:?}");
+            assert_eq!(
+                kubeconfig_path(env, root),
+                PathBuf::from(want),
+                "KUBECONFIG={env:?}"
+            );
         }
     }
 
@@ -181,7 +200,10 @@ mod tests {
 
     #[test]
     fn internal_ip_is_picked_among_addresses() {
-        let n = node(&[], &[("Hostname", "fk-node-1"), ("InternalIP", "172.30.0.11")]);
+        let n = node(
+            &[],
+            &[("Hostname", "fk-node-1"), ("InternalIP", "172.30.0.11")],
+        );
         assert_eq!(node_internal_ip(&n).as_deref(), Some("172.30.0.11"));
         assert_eq!(node_internal_ip(&node(&[], &[("Hostname", "x")])), None);
         assert_eq!(node_internal_ip(&Node::default()), None);

@@ -30,7 +30,10 @@ pub async fn exec(
         command: command.iter().map(|s| s.to_string()).collect(),
         message,
     };
-    let mut params = AttachParams::default().stdin(false).stdout(true).stderr(true);
+    let mut params = AttachParams::default()
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
     if let Some(c) = container {
         params = params.container(c);
     }
@@ -117,7 +120,10 @@ mod tests {
             (None, -1),
             (Some(success), 0),
             (Some(failure(vec![("ExitCode", "3")])), 3),
-            (Some(failure(vec![("Other", "x"), ("ExitCode", "137")])), 137),
+            (
+                Some(failure(vec![("Other", "x"), ("ExitCode", "137")])),
+                137,
+            ),
             (Some(failure(vec![("ExitCode", "not-a-number")])), -1),
             (Some(failure(vec![])), -1),
         ];

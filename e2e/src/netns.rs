@@ -18,7 +18,10 @@ pub fn control_plane_netns() -> PathBuf {
 /// Why requests from `netns` cannot be made here, if they cannot.
 pub fn netns_unusable(netns: &Path) -> Option<String> {
     if !netns.exists() {
-        return Some(format!("network namespace {} does not exist", netns.display()));
+        return Some(format!(
+            "network namespace {} does not exist",
+            netns.display()
+        ));
     }
     // nsenter needs CAP_SYS_ADMIN; without root the attempt would only fail.
     if !running_as_root() {

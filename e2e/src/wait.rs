@@ -12,7 +12,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// returns an error, or `timeout` passes. Errors from `check` end the wait at
 /// once: a check that can fail transiently should map such failures to
 /// `Ok(None)` itself.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, E2eError>
+pub async fn wait_until<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<T, E2eError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, E2eError>>,
@@ -51,7 +55,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn times_out_with_what_it_waited_for() {
-        let got: Result<(), _> = wait_until("never", Duration::from_secs(2), || async { Ok(None) }).await;
+        let got: Result<(), _> =
+            wait_until("never", Duration::from_secs(2), || async { Ok(None) }).await;
         match got {
             Err(E2eError::Timeout { what, after }) => {
                 assert_eq!(what, "never");

@@ -10,8 +10,8 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, HTTPGetAction, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe,
-            Service, ServicePort, ServiceSpec, TopologySpreadConstraint,
+            Container, ContainerPort, HTTPGetAction, Namespace, Node, Pod, PodSpec,
+            PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TopologySpreadConstraint,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -44,12 +44,20 @@ impl WebImage {
 
     fn container(&self) -> Container {
         let (command, args) = match self {
-            WebImage::Agnhost(_) => (None, Some(vec!["netexec".to_string(), format!("--http-port={WEB_PORT}")])),
+            WebImage::Agnhost(_) => (
+                None,
+                Some(vec![
+                    "netexec".to_string(),
+                    format!("--http-port={WEB_PORT}"),
+                ]),
+            ),
             WebImage::Busybox(_) => (
                 Some(vec![
                     "sh".to_string(),
                     "-c".to_string(),
-                    format!("mkdir -p /www && hostname >/www/hostname && exec httpd -f -p {WEB_PORT} -h /www"),
+                    format!(
+                        "mkdir -p /www && hostname >/www/hostname && exec httpd -f -p {WEB_PORT} -h /www"
+                    ),
                 ]),
                 None,
             ),
@@ -98,7 +106,12 @@ fn image_names(node: &Node) -> Vec<String> {
     node.status
         .as_ref()
         .and_then(|s| s.images.as_ref())
-        .map(|images| images.iter().flat_map(|i| i.names.clone().unwrap_or_default()).collect())
+        .map(|images| {
+            images
+                .iter()
+                .flat_map(|i| i.names.clone().unwrap_or_default())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -186,7 +199,9 @@ pub async fn create_namespace(client: &Client, name: &str) -> Result<(), E2eErro
         },
         ..Default::default()
     };
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
     Ok(())
 }
 
@@ -205,17 +220,26 @@ pub async fn wait_deployment_available(
     replicas: i32,
     timeout: Duration,
 ) -> Result<(), E2eError> {
-    wait_until(&format!("deployment {name} to have {replicas} available replicas"), timeout, || async {
-        let d = api.get(name).await?;
-        let available = d.status.and_then(|s| s.available_replicas).unwrap_or(0);
-        Ok((available >= replicas).then_some(()))
-    })
+    wait_until(
+        &format!("deployment {name} to have {replicas} available replicas"),
+        timeout,
+        || async {
+            let d = api.get(name).await?;
+            let available = d.status.and_then(|s| s.available_replicas).unwrap_or(0);
+            Ok((available >= replicas).then_some(()))
+        },
+    )
     .await
 }
 
 /// Running pods matching `app=<name>`: pod name -> (node name, pod IP).
-pub async fn pods_by_node(pods: &Api<Pod>, app: &str) -> Result<BTreeMap<String, String>, E2eError> {
-    let list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await?;
+pub async fn pods_by_node(
+    pods: &Api<Pod>,
+    app: &str,
+) -> Result<BTreeMap<String, String>, E2eError> {
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await?;
     Ok(list
         .items
         .into_iter()
@@ -270,8 +294,13 @@ mod tests {
     fn web_deployment_spreads_evenly_and_probes_hostname() {
         let d = web_deployment("web", &WebImage::Busybox("busybox:1".into()), 4);
         let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-        let tsc = spec.and_then(|s| s.topology_spread_constraints.as_ref()).and_then(|t| t.first());
-        assert_eq!(tsc.map(|t| (t.max_skew, t.when_unsatisfiable.as_str())), Some((1, "DoNotSchedule")));
+        let tsc = spec
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .and_then(|t| t.first());
+        assert_eq!(
+            tsc.map(|t| (t.max_skew, t.when_unsatisfiable.as_str())),
+            Some((1, "DoNotSchedule"))
+        );
         assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(4));
         let c = spec.map(|s| &s.containers[0]);
         let probe_path = c
@@ -288,9 +317,16 @@ mod tests {
     #[test]
     fn agnhost_runs_netexec_on_the_web_port() {
         let d = web_deployment("web", &WebImage::Agnhost("agnhost:1".into()), 2);
-        let c = &d.spec.and_then(|s| s.template.spec).map(|s| s.containers).unwrap_or_default()[0];
+        let c = &d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|s| s.containers)
+            .unwrap_or_default()[0];
         assert_eq!(c.command, None);
-        assert_eq!(c.args, Some(vec!["netexec".to_string(), "--http-port=8080".to_string()]));
+        assert_eq!(
+            c.args,
+            Some(vec!["netexec".to_string(), "--http-port=8080".to_string()])
+        );
     }
 
     #[test]
@@ -300,7 +336,10 @@ mod tests {
         assert_eq!(spec.type_.as_deref(), Some("NodePort"));
         assert_eq!(spec.selector, Some(labels("web")));
         let port = &spec.ports.unwrap_or_default()[0];
-        assert_eq!((port.port, port.target_port.clone()), (80, Some(IntOrString::Int(8080))));
+        assert_eq!(
+            (port.port, port.target_port.clone()),
+            (80, Some(IntOrString::Int(8080)))
+        );
     }
 
     #[test]
@@ -308,6 +347,9 @@ mod tests {
         let n = unique_namespace_name("fk-e2e");
         assert!(n.starts_with("fk-e2e-"));
         assert!(n.len() <= 63);
-        assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 }

@@ -1,15 +1,16 @@
 //! Smoke test of a running cluster (normally `hack/local-up`'s): nodes
 //! Ready, a spread Deployment behind a Service reachable across nodes from a
-//! pod, and the Service's NodePort reachable from outside the nodes.
+//! pod, its name in cluster DNS, and the Service's NodePort reachable from
+//! outside the nodes.
 //! Without a reachable cluster it prints why and passes.
 
 use std::{collections::BTreeSet, time::Duration};
 
 use ferrokube_e2e::{
     E2eError,
-    cluster::{Connection, connect, list_nodes, node_internal_ip, node_is_ready},
+    cluster::{Connection, connect, list_nodes, node_internal_ip, node_is_ready, report_skip},
     netns::{control_plane_netns, http_get_from, netns_unusable},
-    reach::{hostnames_via, nodes_reached},
+    reach::{hostnames_via, nodes_reached, resolve_in_pod},
     wait::wait_until,
     workloads::{
         choose_web_image, create_namespace, delete_namespace, node_port_service, pods_by_node,
@@ -30,7 +31,7 @@ async fn smoke_nodes_service_and_node_port() -> Result<(), E2eError> {
     let client = match connect().await {
         Connection::Ready(c) => c,
         Connection::Skip(reason) => {
-            println!("SKIP smoke_nodes_service_and_node_port: {reason}");
+            report_skip("smoke_nodes_service_and_node_port", &reason);
             return Ok(());
         }
     };
@@ -45,33 +46,50 @@ async fn smoke_nodes_service_and_node_port() -> Result<(), E2eError> {
 }
 
 async fn smoke(client: &Client, namespace: &str) -> Result<(), E2eError> {
-    let nodes = wait_until("at least 2 Ready nodes", Duration::from_secs(120), || async {
-        let nodes = list_nodes(client).await?;
-        let all_ready = nodes.len() >= 2 && nodes.iter().all(node_is_ready);
-        Ok(all_ready.then_some(nodes))
-    })
+    let nodes = wait_until(
+        "at least 2 Ready nodes",
+        Duration::from_secs(120),
+        || async {
+            let nodes = list_nodes(client).await?;
+            let all_ready = nodes.len() >= 2 && nodes.iter().all(node_is_ready);
+            Ok(all_ready.then_some(nodes))
+        },
+    )
     .await?;
-    let node_names: Vec<String> = nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+    let node_names: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
     println!("nodes Ready: {node_names:?}");
 
-    let image = choose_web_image(&nodes)
-        .ok_or_else(|| E2eError::Check("no agnhost or busybox image on every node (hack/local-up imports them)".into()))?;
+    let image = choose_web_image(&nodes).ok_or_else(|| {
+        E2eError::Check(
+            "no agnhost or busybox image on every node (hack/local-up imports them)".into(),
+        )
+    })?;
     println!("web image: {}", image.reference());
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     deployments
-        .create(&PostParams::default(), &web_deployment(APP, &image, REPLICAS))
+        .create(
+            &PostParams::default(),
+            &web_deployment(APP, &image, REPLICAS),
+        )
         .await?;
-    let svc = services.create(&PostParams::default(), &node_port_service(APP)).await?;
+    let svc = services
+        .create(&PostParams::default(), &node_port_service(APP))
+        .await?;
     wait_deployment_available(&deployments, APP, REPLICAS, Duration::from_secs(120)).await?;
 
     let pod_nodes = pods_by_node(&pods, APP).await?;
     let spread: BTreeSet<&String> = pod_nodes.values().collect();
     println!("web pods: {pod_nodes:?}");
     if spread.len() < 2 {
-        return Err(E2eError::Check(format!("{REPLICAS} replicas not spread over 2 nodes: {pod_nodes:?}")));
+        return Err(E2eError::Check(format!(
+            "{REPLICAS} replicas not spread over 2 nodes: {pod_nodes:?}"
+        )));
     }
 
     // From a pod on node 1 to the ClusterIP: answers must come from both nodes.
@@ -96,7 +114,41 @@ async fn smoke(client: &Client, namespace: &str) -> Result<(), E2eError> {
         )));
     }
 
+    cluster_dns(client, &pods, &client_pod, namespace, &cluster_ip).await?;
     node_port_from_control_plane(&nodes, &spec, &pod_nodes).await
+}
+
+/// With a cluster DNS Service (kube-system/kube-dns), the web Service's name
+/// resolves to its ClusterIP from a pod.
+async fn cluster_dns(
+    client: &Client,
+    pods: &Api<Pod>,
+    client_pod: &str,
+    namespace: &str,
+    cluster_ip: &str,
+) -> Result<(), E2eError> {
+    let dns: Api<Service> = Api::namespaced(client.clone(), "kube-system");
+    if dns.get_opt("kube-dns").await?.is_none() {
+        println!("SKIP DNS part: no Service kube-system/kube-dns");
+        return Ok(());
+    }
+    let fqdn = format!("{APP}.{namespace}.svc.cluster.local");
+    let addresses = wait_until(
+        &format!("{fqdn} to resolve"),
+        Duration::from_secs(60),
+        || async {
+            let addresses = resolve_in_pod(pods, client_pod, &fqdn).await?;
+            Ok((!addresses.is_empty()).then_some(addresses))
+        },
+    )
+    .await?;
+    println!("DNS {fqdn} -> {addresses:?}");
+    if !addresses.iter().any(|a| a == cluster_ip) {
+        return Err(E2eError::Check(format!(
+            "{fqdn} resolved to {addresses:?}, not {cluster_ip}"
+        )));
+    }
+    Ok(())
 }
 
 /// Every node's InternalIP:NodePort answers with a web pod's name when asked
@@ -118,15 +170,20 @@ async fn node_port_from_control_plane(
         .and_then(|p| p.node_port)
         .ok_or_else(|| E2eError::Check("service has no nodePort".into()))?;
     for node in nodes {
-        let ip = node_internal_ip(node)
-            .ok_or_else(|| E2eError::Check(format!("node {:?} has no InternalIP", node.metadata.name)))?;
+        let ip = node_internal_ip(node).ok_or_else(|| {
+            E2eError::Check(format!("node {:?} has no InternalIP", node.metadata.name))
+        })?;
         let url = format!("http://{ip}:{node_port}/hostname");
-        let answer = wait_until(&format!("{url} from {}", netns.display()), Duration::from_secs(30), || async {
-            Ok(http_get_from(&netns, &url).await.ok())
-        })
+        let answer = wait_until(
+            &format!("{url} from {}", netns.display()),
+            Duration::from_secs(30),
+            || async { Ok(http_get_from(&netns, &url).await.ok()) },
+        )
         .await?;
         if !pod_nodes.contains_key(&answer) {
-            return Err(E2eError::Check(format!("{url} answered {answer:?}, not a web pod")));
+            return Err(E2eError::Check(format!(
+                "{url} answered {answer:?}, not a web pod"
+            )));
         }
         println!("NodePort {url} from {}: {answer}", netns.display());
     }

@@ -15,8 +15,14 @@ fk_stock_name() {
 fk_ours_name() { echo "$(fk_stock_name "$1")-rs"; }
 fk_ours_package() { fk_ours_name "$1"; }  # package and binary share the name
 
+# FK_OURS=scheduler,kubelet (or "none") replaces the file's list for one run,
+# to try a component before marking it ready.
 fk_ours_ready() {
-  grep -qxE "[[:space:]]*$1[[:space:]]*" "$FK_ROOT/hack/lib/ours-ready" 2>/dev/null
+  if [[ -n "${FK_OURS:-}" ]]; then
+    [[ ",$FK_OURS," == *",$1,"* ]]
+  else
+    grep -qxE "[[:space:]]*$1[[:space:]]*" "$FK_ROOT/hack/lib/ours-ready" 2>/dev/null
+  fi
 }
 
 # _fk_download NAME DIR: the official release binary with its sha256 check.
@@ -50,14 +56,15 @@ fk_stock_binaries_check() {
 # fk_select_binaries FORCED_UPSTREAM PROFILE BUILD: sets FK_BIN_<component>.
 # FORCED_UPSTREAM is a comma list or "all"; PROFILE release|debug; BUILD 0|1.
 fk_select_binaries() {
-  local forced=",$1," profile=$2 build=$3 c var ours stock_needed=(kube-apiserver kubectl)
-  local build_pkgs=()
+  local forced=",$1," profile=$2 build=$3 c var ours stock_needed=(kube-apiserver)
+  local build_pkgs=() cargo_args=(build)
+  [[ $profile == release ]] && cargo_args+=(--release)
   for c in "${FK_COMPONENTS[@]}"; do
     var=FK_BIN_${c//-/_}
     if [[ "$forced" == *,all,* || "$forced" == *",$c,"* ]]; then
       fk_notice "$c: upstream forced by --upstream: stock $(fk_stock_name "$c")"
     elif ! fk_ours_ready "$c"; then
-      fk_notice "$c: $(fk_ours_name "$c") is not marked ready in hack/lib/ours-ready: falling back to stock $(fk_stock_name "$c")"
+      fk_notice "$c: $(fk_ours_name "$c") is not marked ready (hack/lib/ours-ready${FK_OURS:+, FK_OURS=$FK_OURS}): falling back to stock $(fk_stock_name "$c")"
     else
       ours=$FK_ROOT/target/$profile/$(fk_ours_name "$c")
       printf -v "$var" '%s' "$ours"
@@ -68,10 +75,12 @@ fk_select_binaries() {
     stock_needed+=("$(fk_stock_name "$c")")
     printf -v "$var" '%s' "$(fk_kube_bin_dir)/$(fk_stock_name "$c")"
   done
+  # fk_kubectl falls back to the kubectl on PATH.
+  command -v kubectl >/dev/null || stock_needed+=(kubectl)
   fk_stock_binaries_check "${stock_needed[@]}"
   if ((${#build_pkgs[@]})); then
-    fk_log "building ours: cargo build $([[ $profile == release ]] && echo --release) ${build_pkgs[*]}"
-    (cd "$FK_ROOT" && cargo build $([[ $profile == release ]] && echo --release) "${build_pkgs[@]}") ||
+    fk_log "building ours: cargo ${cargo_args[*]} ${build_pkgs[*]}"
+    (cd "$FK_ROOT" && cargo "${cargo_args[@]}" "${build_pkgs[@]}") ||
       fk_die "cargo build failed"
   fi
   for c in "${FK_COMPONENTS[@]}"; do

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # settings used by the scripts that source this
 # Shared settings and helpers for hack/local-up, hack/local-down, hack/logs
 # and hack/e2e. Sourced, never executed.
 
@@ -35,7 +35,8 @@ FK_HOST_API_ADDR=${FK_HOST_API_ADDR:-127.0.0.1}
 FK_HOST_API_PORT=${FK_HOST_API_PORT:-16443}
 FK_CGROUP_PARENT=ferrokube
 
-FK_PAUSE_IMAGE=registry.k8s.io/pause:3.10.1
+# The sandbox image kubelet/e2e v1.36 expect (e2e.test --list-images).
+FK_PAUSE_IMAGE=registry.k8s.io/pause:3.10.2
 FK_BUSYBOX_IMAGE=docker.io/library/busybox:1.36
 
 fk_node_name() { echo "${FK_NS_PREFIX}node-$1"; }       # node index 1..N

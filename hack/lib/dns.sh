@@ -164,25 +164,13 @@ spec:
 YAML
 }
 
-# kube-dns alone (no dnsmasq/sidecar) answering on port 53 directly.
+# kube-dns alone (no dnsmasq/sidecar) answering on port 53 directly. The
+# bootstrap policy already binds system:kube-dns to kube-system/kube-dns.
 fk_dns_apply_kubedns() {
   fk_kubectl apply --validate=false -f - >/dev/null <<YAML
 apiVersion: v1
 kind: ServiceAccount
 metadata:
-  name: kube-dns
-  namespace: kube-system
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: ferrokube:kube-dns
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: system:kube-dns
-subjects:
-- kind: ServiceAccount
   name: kube-dns
   namespace: kube-system
 ---

@@ -103,10 +103,10 @@ _fk_cgroup_kill_tree() {
 
 # fk_cgroups_delete NODE: kill what is left inside, remove dirs bottom-up.
 fk_cgroups_delete() {
-  local node=$1 d tries
+  local node=$1 d
   for d in $(fk_cgroup_dirs "$node"); do
     [[ -d "$d" ]] || continue
-    for tries in 1 2 3 4 5 6 7 8 9 10; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
       _fk_cgroup_kill_tree "$d"
       find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
       [[ -d "$d" ]] || break

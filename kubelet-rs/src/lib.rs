@@ -1,3 +1,21 @@
 //! Library half of `kubelet-rs`: everything but argument parsing lives here so it can be tested.
+pub mod cm;
 pub mod config;
 pub mod cri;
+mod error;
+pub mod kubeletconfig;
+mod kubelet;
+pub mod kuberuntime;
+pub mod nodelease;
+pub mod nodestatus;
+// TEMP-OFF pub mod prober;
+pub mod qos;
+pub mod resources;
+// TEMP-OFF pub mod volumemanager;
+
+pub use error::Error;
+pub use kubelet::run;
+pub use kubeletconfig::{KubeletConfig, KubeletConfiguration, KubeletFlags};
+pub mod pleg;
+pub mod pod_workers;
+pub mod status;

@@ -16,7 +16,8 @@ fn sandbox_config(log_dir: &std::path::Path) -> api::PodSandboxConfig {
             namespace: "default".into(),
             attempt: 0,
         }),
-        hostname: "cri-test".into(),
+        // Host-network sandboxes share the node UTS namespace: no hostname, like upstream.
+        hostname: String::new(),
         log_directory: log_dir.display().to_string(),
         labels: HashMap::from([("io.kubernetes.pod.name".to_string(), "cri-test".to_string())]),
         linux: Some(api::LinuxPodSandboxConfig {

@@ -16,12 +16,20 @@ fn default_1s() -> Duration {
     Duration::from_secs(1)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModeSyncConfiguration {
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sync_period: Option<Duration>,
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub min_sync_period: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masquerade_bit: Option<i32>,
@@ -32,11 +40,6 @@ pub struct ModeSyncConfiguration {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
-impl Default for ModeSyncConfiguration {
-    fn default() -> Self {
-        Self { sync_period: None, min_sync_period: None, masquerade_bit: None, masquerade_all: None, other: BTreeMap::new() }
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,15 +48,31 @@ pub struct ConntrackConfiguration {
     pub max_per_core: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<i32>,
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_established_timeout: Option<Duration>,
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_close_wait_timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_be_liberal: Option<bool>,
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub udp_timeout: Option<Duration>,
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub udp_stream_timeout: Option<Duration>,
 }
 
@@ -105,7 +124,11 @@ pub struct KubeProxyConfiguration {
     pub detect_local_mode: String,
     #[serde(default)]
     pub detect_local: DetectLocalConfiguration,
-    #[serde(with = "opt_duration_serde", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "opt_duration_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub config_sync_period: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
@@ -133,7 +156,11 @@ impl ComponentConfig for KubeProxyConfiguration {
             self.bind_address = "0.0.0.0".into();
         }
         let v4 = !self.bind_address.contains(':');
-        let (healthz_host, metrics_host) = if v4 { ("0.0.0.0", "127.0.0.1") } else { ("[::]", "[::1]") };
+        let (healthz_host, metrics_host) = if v4 {
+            ("0.0.0.0", "127.0.0.1")
+        } else {
+            ("[::]", "[::1]")
+        };
         self.healthz_bind_address = with_port(&self.healthz_bind_address, healthz_host, 10256);
         self.metrics_bind_address = with_port(&self.metrics_bind_address, metrics_host, 10249);
         for mode in [&mut self.iptables, &mut self.nftables] {
@@ -146,9 +173,12 @@ impl ComponentConfig for KubeProxyConfiguration {
         let c = &mut self.conntrack;
         c.max_per_core.get_or_insert(32 * 1024);
         c.min.get_or_insert(128 * 1024);
-        c.tcp_established_timeout.get_or_insert(Duration::from_secs(24 * 3600));
-        c.tcp_close_wait_timeout.get_or_insert(Duration::from_secs(3600));
-        self.config_sync_period.get_or_insert(Duration::from_secs(15 * 60));
+        c.tcp_established_timeout
+            .get_or_insert(Duration::from_secs(24 * 3600));
+        c.tcp_close_wait_timeout
+            .get_or_insert(Duration::from_secs(3600));
+        self.config_sync_period
+            .get_or_insert(Duration::from_secs(15 * 60));
         self.oom_score_adj.get_or_insert(-999);
         if self.detect_local_mode.is_empty() {
             self.detect_local_mode = "ClusterCIDR".into();
@@ -230,17 +260,23 @@ pub enum ConfigValidationError {
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        let mut c = KubeProxyConfiguration { mode: "nftables".into(), ..Default::default() };
+        let mut c = KubeProxyConfiguration {
+            mode: "nftables".into(),
+            ..Default::default()
+        };
         c.set_defaults();
         // Defaulted config always validates.
-        Self::from_component_config(&c).unwrap_or_else(|_| unreachable!("defaulted config is valid"))
+        Self::from_component_config(&c)
+            .unwrap_or_else(|_| unreachable!("defaulted config is valid"))
     }
 }
 
 impl ProxyConfig {
     /// Resolves a defaulted `KubeProxyConfiguration`. Mode `""` (upstream:
     /// iptables) maps to nftables, the only full backend we have.
-    pub fn from_component_config(c: &KubeProxyConfiguration) -> Result<Self, ConfigValidationError> {
+    pub fn from_component_config(
+        c: &KubeProxyConfiguration,
+    ) -> Result<Self, ConfigValidationError> {
         let mode = match c.mode.as_str() {
             "" | "nftables" => ProxyMode::Nftables,
             "ipvs" => ProxyMode::Ipvs,
@@ -254,19 +290,32 @@ impl ProxyConfig {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<Cidr>().map_err(|_| ConfigValidationError::ClusterCidr(s.into())))
+            .map(|s| {
+                s.parse::<Cidr>()
+                    .map_err(|_| ConfigValidationError::ClusterCidr(s.into()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let sync = match mode {
             ProxyMode::Nftables => &c.nftables,
             ProxyMode::Ipvs => &c.ipvs,
         };
-        let bit = sync.masquerade_bit.or(c.iptables.masquerade_bit).unwrap_or(14);
-        let masquerade_bit = u32::try_from(bit).ok().filter(|b| *b <= 31).ok_or(ConfigValidationError::MasqueradeBit(bit))?;
+        let bit = sync
+            .masquerade_bit
+            .or(c.iptables.masquerade_bit)
+            .unwrap_or(14);
+        let masquerade_bit = u32::try_from(bit)
+            .ok()
+            .filter(|b| *b <= 31)
+            .ok_or(ConfigValidationError::MasqueradeBit(bit))?;
         let detect_local_mode = match c.detect_local_mode.as_str() {
             "" | "ClusterCIDR" => DetectLocalMode::ClusterCidr,
             "NodeCIDR" => DetectLocalMode::NodeCidr,
-            "BridgeInterface" => DetectLocalMode::BridgeInterface(c.detect_local.bridge_interface.clone()),
-            "InterfaceNamePrefix" => DetectLocalMode::InterfaceNamePrefix(c.detect_local.interface_name_prefix.clone()),
+            "BridgeInterface" => {
+                DetectLocalMode::BridgeInterface(c.detect_local.bridge_interface.clone())
+            }
+            "InterfaceNamePrefix" => {
+                DetectLocalMode::InterfaceNamePrefix(c.detect_local.interface_name_prefix.clone())
+            }
             other => return Err(ConfigValidationError::DetectLocalMode(other.into())),
         };
         Ok(Self {
@@ -274,15 +323,24 @@ impl ProxyConfig {
             cluster_cidrs,
             hostname_override: c.hostname_override.trim().to_lowercase(),
             node_port_addresses: c.node_port_addresses.clone(),
-            masquerade_all: sync.masquerade_all.or(c.iptables.masquerade_all).unwrap_or(false),
+            masquerade_all: sync
+                .masquerade_all
+                .or(c.iptables.masquerade_all)
+                .unwrap_or(false),
             masquerade_bit,
             sync_period: sync.sync_period.unwrap_or_else(default_30s),
             min_sync_period: sync.min_sync_period.unwrap_or_else(default_1s),
             conntrack: ConntrackSettings {
                 max_per_core: c.conntrack.max_per_core.unwrap_or(32 * 1024),
                 min: c.conntrack.min.unwrap_or(128 * 1024),
-                tcp_established_timeout: c.conntrack.tcp_established_timeout.unwrap_or(Duration::from_secs(86400)),
-                tcp_close_wait_timeout: c.conntrack.tcp_close_wait_timeout.unwrap_or(Duration::from_secs(3600)),
+                tcp_established_timeout: c
+                    .conntrack
+                    .tcp_established_timeout
+                    .unwrap_or(Duration::from_secs(86400)),
+                tcp_close_wait_timeout: c
+                    .conntrack
+                    .tcp_close_wait_timeout
+                    .unwrap_or(Duration::from_secs(3600)),
                 tcp_be_liberal: c.conntrack.tcp_be_liberal.unwrap_or(false),
                 udp_timeout: c.conntrack.udp_timeout.filter(|d| !d.is_zero()),
                 udp_stream_timeout: c.conntrack.udp_stream_timeout.filter(|d| !d.is_zero()),
@@ -314,10 +372,16 @@ mod tests {
         assert_eq!(p.sync_period, Duration::from_secs(30));
         assert_eq!(p.min_sync_period, Duration::from_secs(1));
         assert_eq!(p.masquerade_bit, 14);
-        assert_eq!(p.cluster_cidrs, vec!["10.244.0.0/16".parse::<Cidr>().unwrap()]);
+        assert_eq!(
+            p.cluster_cidrs,
+            vec!["10.244.0.0/16".parse::<Cidr>().unwrap()]
+        );
         assert_eq!(p.detect_local_mode, DetectLocalMode::ClusterCidr);
         assert_eq!(p.conntrack.max_per_core, 32768);
-        assert_eq!(p.conntrack.tcp_established_timeout, Duration::from_secs(86400));
+        assert_eq!(
+            p.conntrack.tcp_established_timeout,
+            Duration::from_secs(86400)
+        );
         assert_eq!(p.health_timeout(), Duration::from_secs(60));
     }
 
@@ -331,12 +395,18 @@ mod tests {
         assert_eq!(p.min_sync_period, Duration::ZERO);
         assert_eq!(p.masquerade_bit, 12);
         assert!(p.masquerade_all);
-        assert_eq!(p.detect_local_mode, DetectLocalMode::InterfaceNamePrefix("veth".into()));
+        assert_eq!(
+            p.detect_local_mode,
+            DetectLocalMode::InterfaceNamePrefix("veth".into())
+        );
     }
 
     #[test]
     fn rejects_bad_values() {
-        let mut c = KubeProxyConfiguration { mode: "iptables".into(), ..Default::default() };
+        let mut c = KubeProxyConfiguration {
+            mode: "iptables".into(),
+            ..Default::default()
+        };
         c.set_defaults();
         assert!(ProxyConfig::from_component_config(&c).is_err());
         c.mode = "nftables".into();

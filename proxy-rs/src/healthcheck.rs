@@ -38,7 +38,11 @@ impl ProxierHealth {
     /// before the proxy reports unhealthy; upstream passes 2 × syncPeriod.
     pub fn new(timeout: Duration) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(Inner { last_updated: None, oldest_pending_queued: None, node_eligible: true })),
+            inner: Arc::new(Mutex::new(Inner {
+                last_updated: None,
+                oldest_pending_queued: None,
+                node_eligible: true,
+            })),
             timeout,
         }
     }
@@ -122,7 +126,11 @@ impl ProxierHealth {
         let last = if healthy { Some(now) } else { last };
         HealthResponse {
             status: if healthy { 200 } else { 503 },
-            body: format!(r#"{{"lastUpdated": "{}","currentTime": "{}"}}"#, go_time(last), go_time(Some(now))),
+            body: format!(
+                r#"{{"lastUpdated": "{}","currentTime": "{}"}}"#,
+                go_time(last),
+                go_time(Some(now))
+            ),
         }
     }
 }

@@ -25,13 +25,20 @@ pub struct Store<K> {
 
 impl<K> Default for Store<K> {
     fn default() -> Self {
-        Self { known: BTreeMap::new(), relisting: None }
+        Self {
+            known: BTreeMap::new(),
+            relisting: None,
+        }
     }
 }
 
 fn key<K: Resource>(obj: &K) -> String {
     let meta = obj.meta();
-    format!("{}/{}", meta.namespace.as_deref().unwrap_or(""), meta.name.as_deref().unwrap_or(""))
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or("")
+    )
 }
 
 impl<K: Resource + Clone> Store<K> {
@@ -59,9 +66,17 @@ impl<K: Resource + Clone> Store<K> {
             }
             Event::InitDone => {
                 let seen = self.relisting.take().unwrap_or_default();
-                let gone: Vec<String> = self.known.keys().filter(|k| !seen.contains(*k)).cloned().collect();
-                let mut out: Vec<Change<K>> =
-                    gone.iter().filter_map(|k| self.known.remove(k)).map(Change::Delete).collect();
+                let gone: Vec<String> = self
+                    .known
+                    .keys()
+                    .filter(|k| !seen.contains(*k))
+                    .cloned()
+                    .collect();
+                let mut out: Vec<Change<K>> = gone
+                    .iter()
+                    .filter_map(|k| self.known.remove(k))
+                    .map(Change::Delete)
+                    .collect();
                 out.push(Change::Synced);
                 out
             }
@@ -84,7 +99,10 @@ mod tests {
     #[test]
     fn relist_deletes_vanished_objects() {
         let mut store = Store::default();
-        assert_eq!(store.apply(Event::Apply(svc("a"))), vec![Change::Upsert(svc("a"))]);
+        assert_eq!(
+            store.apply(Event::Apply(svc("a"))),
+            vec![Change::Upsert(svc("a"))]
+        );
         store.apply(Event::Apply(svc("b")));
         assert!(store.apply(Event::Init).is_empty());
         store.apply(Event::InitApply(svc("b")));

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod conntrack;
+pub mod conntrack_sysctl;
 pub mod healthcheck;
 pub mod informers;
 pub mod metrics;
@@ -22,7 +23,7 @@ pub(crate) mod testutil;
 pub use config::{KubeProxyConfiguration, ProxyConfig, ProxyMode};
 pub use healthcheck::{HealthResponse, ProxierHealth};
 pub use metrics::ProxyMetrics;
-pub use server::{Handles, run, run_with};
+pub use server::{Handles, run, run_in_netns, run_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -21,7 +21,8 @@ pub enum LocalDetector {
 
 impl LocalDetector {
     pub fn is_implemented(&self) -> bool {
-        !matches!(self, LocalDetector::NoOp) && !matches!(self, LocalDetector::Cidrs(c) if c.is_empty())
+        !matches!(self, LocalDetector::NoOp)
+            && !matches!(self, LocalDetector::Cidrs(c) if c.is_empty())
     }
 
     fn cidr_list(cidrs: &[Cidr]) -> String {
@@ -78,7 +79,12 @@ impl NodePortAddresses {
     /// Resolves the `nodePortAddresses` setting against this node's
     /// addresses. Empty (or a CIDR matching everything) means MatchAll;
     /// `primary` means the node's primary IP(s).
-    pub fn resolve(setting: &[String], family: IpFamily, node_ips: &[IpAddr], local_addrs: &[IpAddr]) -> Self {
+    pub fn resolve(
+        setting: &[String],
+        family: IpFamily,
+        node_ips: &[IpAddr],
+        local_addrs: &[IpAddr],
+    ) -> Self {
         let mut cidrs = Vec::new();
         let mut primary = false;
         for s in setting {
@@ -131,18 +137,31 @@ mod tests {
 
     #[test]
     fn node_port_addresses_resolution() {
-        let local: Vec<IpAddr> = ["10.1.0.5", "192.168.0.2", "127.0.0.1"].iter().map(|s| s.parse().unwrap()).collect();
+        let local: Vec<IpAddr> = ["10.1.0.5", "192.168.0.2", "127.0.0.1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         let node: Vec<IpAddr> = vec!["192.168.0.2".parse().unwrap()];
         let cases: Vec<(Vec<&str>, NodePortAddresses)> = vec![
             (vec![], NodePortAddresses::MatchAll),
             (vec!["0.0.0.0/0"], NodePortAddresses::MatchAll),
-            (vec!["10.0.0.0/8"], NodePortAddresses::Ips(vec!["10.1.0.5".parse().unwrap()])),
-            (vec!["primary"], NodePortAddresses::Ips(vec!["192.168.0.2".parse().unwrap()])),
+            (
+                vec!["10.0.0.0/8"],
+                NodePortAddresses::Ips(vec!["10.1.0.5".parse().unwrap()]),
+            ),
+            (
+                vec!["primary"],
+                NodePortAddresses::Ips(vec!["192.168.0.2".parse().unwrap()]),
+            ),
             (vec!["fd00::/8"], NodePortAddresses::MatchAll),
         ];
         for (setting, want) in cases {
             let s: Vec<String> = setting.iter().map(|s| s.to_string()).collect();
-            assert_eq!(NodePortAddresses::resolve(&s, IpFamily::V4, &node, &local), want, "{setting:?}");
+            assert_eq!(
+                NodePortAddresses::resolve(&s, IpFamily::V4, &node, &local),
+                want,
+                "{setting:?}"
+            );
         }
     }
 }

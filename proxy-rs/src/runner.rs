@@ -17,7 +17,12 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(interval: Duration, burst: u32, now: Instant) -> Self {
-        Self { interval, burst: burst.max(1), tokens: f64::from(burst.max(1)), last_refill: now }
+        Self {
+            interval,
+            burst: burst.max(1),
+            tokens: f64::from(burst.max(1)),
+            last_refill: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -25,8 +30,11 @@ impl RateLimiter {
             self.tokens = f64::from(self.burst);
             return;
         }
-        let elapsed = now.saturating_duration_since(self.last_refill).as_secs_f64();
-        self.tokens = (self.tokens + elapsed / self.interval.as_secs_f64()).min(f64::from(self.burst));
+        let elapsed = now
+            .saturating_duration_since(self.last_refill)
+            .as_secs_f64();
+        self.tokens =
+            (self.tokens + elapsed / self.interval.as_secs_f64()).min(f64::from(self.burst));
         self.last_refill = now;
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -23,7 +24,8 @@ use crate::runner::RateLimiter;
 use crate::{Error, ProxierHealth, ProxyConfig, ProxyMetrics, ProxyMode, config::DetectLocalMode};
 
 /// Upstream's label selector for Services and EndpointSlices.
-const PROXY_LABEL_SELECTOR: &str = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless";
+const PROXY_LABEL_SELECTOR: &str =
+    "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless";
 /// Upstream `burstSyncs`.
 const BURST_SYNCS: u32 = 2;
 
@@ -36,12 +38,19 @@ pub struct Handles {
 
 impl Handles {
     pub fn new(config: &ProxyConfig) -> Self {
-        Self { health: ProxierHealth::new(config.health_timeout()), metrics: ProxyMetrics::default() }
+        Self {
+            health: ProxierHealth::new(config.health_timeout()),
+            metrics: ProxyMetrics::default(),
+        }
     }
 }
 
 /// Runs the proxy until `shutdown` is cancelled, with fresh handles.
-pub async fn run(client: kube::Client, config: ProxyConfig, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    client: kube::Client,
+    config: ProxyConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let handles = Handles::new(&config);
     run_with(client, config, shutdown, handles).await
 }
@@ -52,6 +61,18 @@ pub async fn run_with(
     config: ProxyConfig,
     shutdown: CancellationToken,
     handles: Handles,
+) -> Result<(), Error> {
+    run_in_netns(client, config, shutdown, handles, None).await
+}
+
+/// Like [`run_with`], but programs nftables and conntrack inside the network
+/// namespace at `netns` (e.g. `/var/run/netns/NAME`) instead of our own.
+pub async fn run_in_netns(
+    client: kube::Client,
+    config: ProxyConfig,
+    shutdown: CancellationToken,
+    handles: Handles,
+    netns: Option<PathBuf>,
 ) -> Result<(), Error> {
     if config.mode != ProxyMode::Nftables {
         return Err(Error::ModeNotImplemented(config.mode));
@@ -66,6 +87,12 @@ pub async fn run_with(
     let node_ip = node_ips.iter().copied().find(IpAddr::is_ipv4);
     tracing::info!(node = %hostname, ?node_ip, "Starting kube-proxy-rs in nftables mode (IPv4)");
 
+    // Only the host's own namespace gets the node-wide conntrack settings.
+    if netns.is_none() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let writes = crate::conntrack_sysctl::plan(&config.conntrack, cpus);
+        crate::conntrack_sysctl::apply(&writes, std::path::Path::new("/proc/sys"), std::path::Path::new("/sys"));
+    }
     let cfg = NftConfig {
         family: IpFamily::V4,
         masquerade_all: config.masquerade_all,
@@ -82,8 +109,11 @@ pub async fn run_with(
     };
     let mut proxier = Proxier::new(
         cfg,
-        NftCli::new("ip"),
-        Conntrack::default(),
+        match &netns {
+            Some(ns) => NftCli::new("ip").in_netns(ns),
+            None => NftCli::new("ip"),
+        },
+        netns.as_ref().map(Conntrack::in_netns).unwrap_or_default(),
         hostname.clone(),
         handles.health.clone(),
         handles.metrics.clone(),
@@ -106,17 +136,28 @@ async fn event_loop(
     hostname: String,
 ) -> Result<(), Error> {
     let proxied = watcher::Config::default().labels(PROXY_LABEL_SELECTOR);
-    let mut services = watcher(Api::<Service>::all(client.clone()), proxied.clone()).default_backoff().boxed();
-    let mut slices = watcher(Api::<EndpointSlice>::all(client.clone()), proxied).default_backoff().boxed();
+    let mut services = watcher(Api::<Service>::all(client.clone()), proxied.clone())
+        .default_backoff()
+        .boxed();
+    let mut slices = watcher(Api::<EndpointSlice>::all(client.clone()), proxied)
+        .default_backoff()
+        .boxed();
     let node_cfg = watcher::Config::default().fields(&format!("metadata.name={hostname}"));
-    let mut nodes = watcher(Api::<Node>::all(client), node_cfg).default_backoff().boxed();
-    let (mut svc_store, mut slice_store, mut node_store) = (Store::default(), Store::default(), Store::default());
+    let mut nodes = watcher(Api::<Node>::all(client), node_cfg)
+        .default_backoff()
+        .boxed();
+    let (mut svc_store, mut slice_store, mut node_store) =
+        (Store::default(), Store::default(), Store::default());
 
     let mut limiter = RateLimiter::new(config.min_sync_period, BURST_SYNCS, Instant::now());
     let mut dirty = false;
     let mut next_periodic = Instant::now() + config.sync_period;
     loop {
-        let next_sync = if dirty { limiter.next_allowed(Instant::now()) } else { next_periodic };
+        let next_sync = if dirty {
+            limiter.next_allowed(Instant::now())
+        } else {
+            next_periodic
+        };
         tokio::select! {
             _ = shutdown.cancelled() => {
                 tracing::info!("Shutting down kube-proxy-rs");
@@ -192,7 +233,10 @@ async fn wait_for_node(nodes: &Api<Node>, name: &str) -> Option<Node> {
             Err(e) => tracing::warn!(node = name, error = %e, "Failed to get Node"),
         }
         if Instant::now() + delay > deadline {
-            tracing::warn!(node = name, "Could not get Node; continuing without node IPs");
+            tracing::warn!(
+                node = name,
+                "Could not get Node; continuing without node IPs"
+            );
             return None;
         }
         tokio::time::sleep(delay).await;
@@ -208,7 +252,12 @@ fn labels(node: &Node) -> BTreeMap<String, String> {
 fn node_addresses(node: &Node) -> Vec<IpAddr> {
     let addrs = node.status.as_ref().and_then(|s| s.addresses.as_ref());
     let of_type = |t: &str| -> Vec<IpAddr> {
-        addrs.into_iter().flatten().filter(|a| a.type_ == t).filter_map(|a| a.address.parse().ok()).collect()
+        addrs
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == t)
+            .filter_map(|a| a.address.parse().ok())
+            .collect()
     };
     let mut out = of_type("InternalIP");
     out.extend(of_type("ExternalIP"));
@@ -238,7 +287,9 @@ fn local_detector(config: &ProxyConfig, node: Option<&Node>) -> LocalDetector {
         DetectLocalMode::ClusterCidr => {
             let c = v4(config.cluster_cidrs.clone());
             if c.is_empty() {
-                tracing::info!("Detect-local-mode set to ClusterCIDR, but no cluster CIDR specified for primary IP family");
+                tracing::info!(
+                    "Detect-local-mode set to ClusterCIDR, but no cluster CIDR specified for primary IP family"
+                );
                 LocalDetector::NoOp
             } else {
                 LocalDetector::Cidrs(c)
@@ -254,14 +305,18 @@ fn local_detector(config: &ProxyConfig, node: Option<&Node>) -> LocalDetector {
                 .collect();
             let c = v4(cidrs);
             if c.is_empty() {
-                tracing::warn!("Detect-local-mode set to NodeCIDR, but the Node has no IPv4 podCIDR");
+                tracing::warn!(
+                    "Detect-local-mode set to NodeCIDR, but the Node has no IPv4 podCIDR"
+                );
                 LocalDetector::NoOp
             } else {
                 LocalDetector::Cidrs(c)
             }
         }
         DetectLocalMode::BridgeInterface(i) if !i.is_empty() => LocalDetector::Interface(i.clone()),
-        DetectLocalMode::InterfaceNamePrefix(p) if !p.is_empty() => LocalDetector::InterfacePrefix(p.clone()),
+        DetectLocalMode::InterfaceNamePrefix(p) if !p.is_empty() => {
+            LocalDetector::InterfacePrefix(p.clone())
+        }
         _ => LocalDetector::NoOp,
     }
 }

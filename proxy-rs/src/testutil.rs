@@ -17,7 +17,10 @@ pub fn slice(
     ports: &[(&str, &str, i32)],
     endpoints: &[(&str, bool, bool, bool, &str)],
 ) -> EndpointSlice {
-    let ports: Vec<Value> = ports.iter().map(|(n, p, port)| json!({"name": n, "protocol": p, "port": port})).collect();
+    let ports: Vec<Value> = ports
+        .iter()
+        .map(|(n, p, port)| json!({"name": n, "protocol": p, "port": port}))
+        .collect();
     let eps: Vec<Value> = endpoints
         .iter()
         .map(|(ip, ready, serving, terminating, node)| {
@@ -33,4 +36,3 @@ pub fn slice(
     }))
     .expect("test fixture")
 }
-

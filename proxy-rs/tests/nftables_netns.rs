@@ -19,7 +19,8 @@ use serde_json::json;
 use support::{NODE_IP, Topology, skip_reason};
 
 fn service(name: &str, spec: serde_json::Value) -> Service {
-    serde_json::from_value(json!({"metadata": {"namespace": "ns1", "name": name}, "spec": spec})).unwrap()
+    serde_json::from_value(json!({"metadata": {"namespace": "ns1", "name": name}, "spec": spec}))
+        .unwrap()
 }
 
 fn slice(svc: &str, name: &str, port: i32, ips: &[&str]) -> EndpointSlice {
@@ -48,7 +49,14 @@ fn proxier(topo: &Topology, node_ports: NodePortAddresses) -> (Proxier, NftCli) 
         service_cidrs: vec![],
     };
     let health = ProxierHealth::new(std::time::Duration::from_secs(60));
-    let mut p = Proxier::new(cfg, nft.clone(), Conntrack::in_netns(topo.node.path()), "node-a", health, ProxyMetrics::default());
+    let mut p = Proxier::new(
+        cfg,
+        nft.clone(),
+        Conntrack::in_netns(topo.node.path()),
+        "node-a",
+        health,
+        ProxyMetrics::default(),
+    );
     p.set_services_synced();
     p.set_slices_synced();
     (p, nft)
@@ -70,10 +78,16 @@ async fn cluster_ip_and_node_port_traffic_is_dnated() {
     let _backend = topo.backend("10.180.0.1", 8080, "backend-1");
     let (mut p, nft) = proxier(&topo, NodePortAddresses::MatchAll);
 
-    p.on_service_update(&service("web", json!({"type": "NodePort", "clusterIP": "172.30.0.41",
-        "ports": [{"name": "p80", "port": 80, "nodePort": 30080}]})));
+    p.on_service_update(&service(
+        "web",
+        json!({"type": "NodePort", "clusterIP": "172.30.0.41",
+        "ports": [{"name": "p80", "port": 80, "nodePort": 30080}]}),
+    ));
     p.on_endpoint_slice(&slice("web", "web-1", 8080, &["10.180.0.1"]), false);
-    p.on_service_update(&service("empty", json!({"clusterIP": "172.30.0.43", "ports": [{"name": "p80", "port": 80}]})));
+    p.on_service_update(&service(
+        "empty",
+        json!({"clusterIP": "172.30.0.43", "ports": [{"name": "p80", "port": 80}]}),
+    ));
     let report = p.sync().await.expect("sync").expect("initialized");
     assert!(report.full);
 
@@ -88,7 +102,7 @@ async fn cluster_ip_and_node_port_traffic_is_dnated() {
         "172.30.0.43 . tcp . 80 comment \"ns1/empty:p80\" : goto reject-chain",
         "set cluster-ips {",
         "chain mark-for-masquerade {",
-        "mark set mark or 0x00004000",
+        "meta mark set meta mark | 0x00004000",
         "masquerade fully-random",
         "numgen random mod 1 vmap { 0 : goto endpoint-",
         "meta l4proto tcp dnat to 10.180.0.1:8080",
@@ -96,11 +110,21 @@ async fn cluster_ip_and_node_port_traffic_is_dnated() {
         assert!(table.contains(needle), "missing {needle:?} in:\n{table}");
     }
 
-    assert_eq!(topo.connect("172.30.0.41", 80).as_deref(), Ok("backend-1"), "ClusterIP");
-    assert_eq!(topo.connect(NODE_IP, 30080).as_deref(), Ok("backend-1"), "NodePort");
+    assert_eq!(
+        topo.connect("172.30.0.41", 80).as_deref(),
+        Ok("backend-1"),
+        "ClusterIP"
+    );
+    assert_eq!(
+        topo.connect(NODE_IP, 30080).as_deref(),
+        Ok("backend-1"),
+        "NodePort"
+    );
     let rejected = topo.connect("172.30.0.43", 80);
     assert!(
-        rejected.as_ref().is_err_and(|e| e.contains("Connection refused")),
+        rejected
+            .as_ref()
+            .is_err_and(|e| e.contains("Connection refused")),
         "no endpoints must reject: {rejected:?}"
     );
 }
@@ -110,18 +134,26 @@ async fn node_port_addresses_restrict_to_listed_ips() {
     skip_unless_root!();
     let topo = Topology::new();
     let _backend = topo.backend("10.180.0.2", 8080, "backend-2");
-    topo.node.exec(&["ip", "addr", "add", "10.99.1.1/24", "dev", "n0"]);
-    topo.client.exec(&["ip", "addr", "add", "10.99.1.2/24", "dev", "c0"]);
+    topo.node
+        .exec(&["ip", "addr", "add", "10.99.1.1/24", "dev", "n0"]);
+    topo.client
+        .exec(&["ip", "addr", "add", "10.99.1.2/24", "dev", "c0"]);
     let only = NodePortAddresses::Ips(vec![NODE_IP.parse().unwrap()]);
     let (mut p, nft) = proxier(&topo, only);
-    p.on_service_update(&service("np", json!({"type": "NodePort", "clusterIP": "172.30.0.50",
-        "ports": [{"name": "p80", "port": 80, "nodePort": 30090}]})));
+    p.on_service_update(&service(
+        "np",
+        json!({"type": "NodePort", "clusterIP": "172.30.0.50",
+        "ports": [{"name": "p80", "port": 80, "nodePort": 30090}]}),
+    ));
     p.on_endpoint_slice(&slice("np", "np-1", 8080, &["10.180.0.2"]), false);
     p.sync().await.expect("sync");
     let table = nft.list_table().await.unwrap();
     assert!(table.contains("set nodeport-ips {"), "{table}");
     assert_eq!(topo.connect(NODE_IP, 30090).as_deref(), Ok("backend-2"));
-    assert!(topo.connect("10.99.1.1", 30090).is_err(), "NodePort must not answer on unlisted IPs");
+    assert!(
+        topo.connect("10.99.1.1", 30090).is_err(),
+        "NodePort must not answer on unlisted IPs"
+    );
 }
 
 #[tokio::test]
@@ -132,8 +164,14 @@ async fn incremental_sync_only_touches_changed_service() {
     let _b2 = topo.backend("10.180.0.12", 8080, "a-new");
     let _b3 = topo.backend("10.180.0.13", 8080, "b");
     let (mut p, nft) = proxier(&topo, NodePortAddresses::MatchAll);
-    p.on_service_update(&service("a", json!({"clusterIP": "172.30.0.61", "ports": [{"name": "p80", "port": 80}]})));
-    p.on_service_update(&service("b", json!({"clusterIP": "172.30.0.62", "ports": [{"name": "p80", "port": 80}]})));
+    p.on_service_update(&service(
+        "a",
+        json!({"clusterIP": "172.30.0.61", "ports": [{"name": "p80", "port": 80}]}),
+    ));
+    p.on_service_update(&service(
+        "b",
+        json!({"clusterIP": "172.30.0.62", "ports": [{"name": "p80", "port": 80}]}),
+    ));
     p.on_endpoint_slice(&slice("a", "a-1", 8080, &["10.180.0.11"]), false);
     p.on_endpoint_slice(&slice("b", "b-1", 8080, &["10.180.0.13"]), false);
     assert!(p.sync().await.unwrap().unwrap().full);
@@ -142,19 +180,37 @@ async fn incremental_sync_only_touches_changed_service() {
     assert!(p.on_endpoint_slice(&slice("a", "a-1", 8080, &["10.180.0.12"]), false));
     let report = p.sync().await.unwrap().unwrap();
     assert!(!report.full, "change-driven sync is partial");
-    assert!(!report.script.contains("ns1/b/"), "service b untouched:\n{}", report.script);
-    assert!(!report.script.contains("add table"), "no setup in a partial sync:\n{}", report.script);
-    assert!(report.script.contains("__10.180.0.12/8080"), "{}", report.script);
+    assert!(
+        !report.script.contains("ns1/b/"),
+        "service b untouched:\n{}",
+        report.script
+    );
+    assert!(
+        !report.script.contains("add table"),
+        "no setup in a partial sync:\n{}",
+        report.script
+    );
+    assert!(
+        report.script.contains("__10.180.0.12/8080"),
+        "{}",
+        report.script
+    );
     assert_eq!(topo.connect("172.30.0.61", 80).as_deref(), Ok("a-new"));
     assert_eq!(topo.connect("172.30.0.62", 80).as_deref(), Ok("b"));
 
     // The old endpoint chain was flushed; a sync a second later deletes it.
     let chains = nft.list("chains").await.unwrap();
-    assert!(chains.iter().any(|c| c.ends_with("__10.180.0.11/8080")), "stale chain kept briefly: {chains:?}");
+    assert!(
+        chains.iter().any(|c| c.ends_with("__10.180.0.11/8080")),
+        "stale chain kept briefly: {chains:?}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     p.sync().await.unwrap();
     let chains = nft.list("chains").await.unwrap();
-    assert!(!chains.iter().any(|c| c.ends_with("__10.180.0.11/8080")), "stale chain deleted: {chains:?}");
+    assert!(
+        !chains.iter().any(|c| c.ends_with("__10.180.0.11/8080")),
+        "stale chain deleted: {chains:?}"
+    );
 
     // A periodic full resync leaves the same working state.
     p.request_full_sync();

@@ -423,8 +423,7 @@ impl Authenticator {
 mod tests {
     use super::*;
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -455,7 +454,11 @@ mod tests {
                 .push(DnType::OrganizationName, *org);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.signed_by(&key, &ca.issuer).expect("leaf").der().clone()
+        params
+            .signed_by(&key, &ca.issuer)
+            .expect("leaf")
+            .der()
+            .clone()
     }
 
     struct FakeReviewer {
@@ -525,7 +528,10 @@ mod tests {
         ]);
 
         // No credentials: anonymous.
-        let user = authn.authenticate(&HeaderMap::new(), &[]).await.expect("anon");
+        let user = authn
+            .authenticate(&HeaderMap::new(), &[])
+            .await
+            .expect("anon");
         assert_eq!(user, UserInfo::anonymous());
 
         // Client cert signed by the client CA: CN/O.

@@ -318,11 +318,28 @@ mod tests {
             always_allow: false,
         };
         let cases = [
-            (attrs("system:anonymous", &["system:unauthenticated"], "get", "/healthz"), Decision::Allow),
-            (attrs("admin", &["system:masters"], "get", "/metrics"), Decision::Allow),
+            (
+                attrs(
+                    "system:anonymous",
+                    &["system:unauthenticated"],
+                    "get",
+                    "/healthz",
+                ),
+                Decision::Allow,
+            ),
+            (
+                attrs("admin", &["system:masters"], "get", "/metrics"),
+                Decision::Allow,
+            ),
             (attrs("prometheus", &[], "get", "/metrics"), Decision::Allow),
-            (attrs("evil", &[], "get", "/metrics"), Decision::Deny("explicitly denied".into())),
-            (attrs("nobody", &[], "get", "/metrics"), Decision::NoOpinion(String::new())),
+            (
+                attrs("evil", &[], "get", "/metrics"),
+                Decision::Deny("explicitly denied".into()),
+            ),
+            (
+                attrs("nobody", &[], "get", "/metrics"),
+                Decision::NoOpinion(String::new()),
+            ),
         ];
         for (a, want) in &cases {
             assert_eq!(&authz.authorize(a).await.expect("decides"), want, "{a:?}");

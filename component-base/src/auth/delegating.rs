@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use tokio_util::sync::CancellationToken;
 
-use super::authn::{CachedTokenReviewer, CaVerifier, KubeTokenReviewer, RequestHeaderConfig};
+use super::authn::{CaVerifier, CachedTokenReviewer, KubeTokenReviewer, RequestHeaderConfig};
 use super::authz::{
     AlwaysAllowPaths, CachedAccessReviewer, KubeAccessReviewer, default_always_allow_groups,
 };
@@ -144,7 +144,9 @@ fn spawn_client_ca_refresh(client: kube::Client, ca: CaVerifier, stop: Cancellat
                         tracing::error!(%err, "invalid client-ca-file in configmap");
                     }
                 }
-                Ok(None) => tracing::debug!("configmap extension-apiserver-authentication not found"),
+                Ok(None) => {
+                    tracing::debug!("configmap extension-apiserver-authentication not found")
+                }
                 Err(err) => tracing::debug!(%err, "failed to read client CA configmap; retrying"),
             }
             tokio::select! {
@@ -155,7 +157,9 @@ fn spawn_client_ca_refresh(client: kube::Client, ca: CaVerifier, stop: Cancellat
     });
 }
 
-fn flags_requestheader(flags: &AuthenticationFlags) -> Result<Option<RequestHeaderConfig>, DelegatingError> {
+fn flags_requestheader(
+    flags: &AuthenticationFlags,
+) -> Result<Option<RequestHeaderConfig>, DelegatingError> {
     let Some(path) = &flags.requestheader_client_ca_file else {
         return Ok(None);
     };
@@ -200,9 +204,10 @@ pub async fn build_authenticator(
     );
     match (&flags.client_ca_file, &client) {
         (Some(path), _) => {
-            let certs = load_ca_bundle(path).map_err(|e| DelegatingError::ClientCa(e.to_string()))?;
-            authn.client_ca =
-                CaVerifier::from_certs(&certs).map_err(|e| DelegatingError::ClientCa(e.to_string()))?;
+            let certs =
+                load_ca_bundle(path).map_err(|e| DelegatingError::ClientCa(e.to_string()))?;
+            authn.client_ca = CaVerifier::from_certs(&certs)
+                .map_err(|e| DelegatingError::ClientCa(e.to_string()))?;
         }
         (None, None) if lookup => tracing::warn!(
             "No authentication-kubeconfig provided in order to lookup client-ca-file in {cm_ref}, so client certificate authentication won't work."
@@ -232,8 +237,12 @@ pub async fn build_authenticator(
                     Ok(config) => authn.request_header = config,
                     Err(err) if flags.authentication_tolerate_lookup_failure => {
                         tracing::error!(%err, "Error looking up in-cluster authentication configuration");
-                        tracing::error!("Continuing without authentication configuration. This may treat all requests as anonymous.");
-                        tracing::error!("To require authentication configuration lookup to succeed, set --authentication-tolerate-lookup-failure=false");
+                        tracing::error!(
+                            "Continuing without authentication configuration. This may treat all requests as anonymous."
+                        );
+                        tracing::error!(
+                            "To require authentication configuration lookup to succeed, set --authentication-tolerate-lookup-failure=false"
+                        );
                     }
                     Err(err) => return Err(DelegatingError::RequestHeaderLookup(err)),
                 }
@@ -297,12 +306,29 @@ mod tests {
     fn parses_configmap_requestheader() {
         let mut data = BTreeMap::new();
         assert_eq!(requestheader_from_configmap(&data), Ok(None));
-        data.insert("requestheader-client-ca-file".into(), "-----BEGIN CERTIFICATE-----".into());
-        data.insert("requestheader-allowed-names".into(), r#"["front-proxy-client"]"#.into());
-        data.insert("requestheader-username-headers".into(), r#"["X-Remote-User"]"#.into());
-        data.insert("requestheader-group-headers".into(), r#"["X-Remote-Group"]"#.into());
-        data.insert("requestheader-extra-headers-prefix".into(), r#"["X-Remote-Extra-"]"#.into());
-        let parsed = requestheader_from_configmap(&data).expect("valid").expect("present");
+        data.insert(
+            "requestheader-client-ca-file".into(),
+            "-----BEGIN CERTIFICATE-----".into(),
+        );
+        data.insert(
+            "requestheader-allowed-names".into(),
+            r#"["front-proxy-client"]"#.into(),
+        );
+        data.insert(
+            "requestheader-username-headers".into(),
+            r#"["X-Remote-User"]"#.into(),
+        );
+        data.insert(
+            "requestheader-group-headers".into(),
+            r#"["X-Remote-Group"]"#.into(),
+        );
+        data.insert(
+            "requestheader-extra-headers-prefix".into(),
+            r#"["X-Remote-Extra-"]"#.into(),
+        );
+        let parsed = requestheader_from_configmap(&data)
+            .expect("valid")
+            .expect("present");
         assert_eq!(parsed.allowed_names, ["front-proxy-client"]);
         assert_eq!(parsed.username_headers, ["X-Remote-User"]);
         assert!(parsed.uid_headers.is_empty());

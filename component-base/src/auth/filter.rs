@@ -17,7 +17,8 @@ use crate::serving::server::PeerInfo;
 
 /// Maps an authenticated request to what is authorized. The default is
 /// [`non_resource_attributes`]; the kubelet supplies its `nodes/*` mapping.
-pub type AttributesFn = Arc<dyn Fn(&UserInfo, &http::Method, &http::Uri) -> Attributes + Send + Sync>;
+pub type AttributesFn =
+    Arc<dyn Fn(&UserInfo, &http::Method, &http::Uri) -> Attributes + Send + Sync>;
 
 /// Builds the response for a denied request (default: [`forbidden_response`]).
 pub type ForbiddenFn = Arc<dyn Fn(&Attributes, &str) -> Response + Send + Sync>;
@@ -73,7 +74,11 @@ impl AuthFilter {
 }
 
 /// Non-resource attributes: the path and the lower-cased method.
-pub fn non_resource_attributes(user: &UserInfo, method: &http::Method, uri: &http::Uri) -> Attributes {
+pub fn non_resource_attributes(
+    user: &UserInfo,
+    method: &http::Method,
+    uri: &http::Uri,
+) -> Attributes {
     Attributes {
         user: user.clone(),
         verb: non_resource_verb(method),
@@ -198,7 +203,11 @@ pub fn unauthorized_response() -> Response {
     )
 }
 
-async fn middleware(State(filter): State<AuthFilter>, mut req: Request<Body>, next: Next) -> Response {
+async fn middleware(
+    State(filter): State<AuthFilter>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response {
     let chain = req
         .extensions()
         .get::<PeerInfo>()
@@ -281,11 +290,21 @@ mod tests {
     #[test]
     fn status_bodies() {
         assert_eq!(
-            status_body(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized".into(), false),
+            status_body(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "Unauthorized".into(),
+                false
+            ),
             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}\n"
         );
         assert_eq!(
-            status_body(StatusCode::FORBIDDEN, "Forbidden", "forbidden: x".into(), true),
+            status_body(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "forbidden: x".into(),
+                true
+            ),
             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"forbidden: x\",\"reason\":\"Forbidden\",\"details\":{},\"code\":403}\n"
         );
     }
@@ -322,12 +341,21 @@ mod tests {
                 .route("/healthz", get(|| async { "ok" }))
                 .route("/metrics", get(|| async { "secret" })),
         );
-        assert_eq!(call(&router, "/healthz", None).await, (StatusCode::OK, "ok".into()));
+        assert_eq!(
+            call(&router, "/healthz", None).await,
+            (StatusCode::OK, "ok".into())
+        );
         let (status, body) = call(&router, "/metrics", None).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        assert!(body.contains(r#"forbidden: User \"system:anonymous\" cannot get path \"/metrics\""#), "{body}");
+        assert!(
+            body.contains(r#"forbidden: User \"system:anonymous\" cannot get path \"/metrics\""#),
+            "{body}"
+        );
         // No token reviewer configured: a bearer token is not understood → anonymous.
-        assert_eq!(call(&router, "/healthz", Some("Bearer x")).await.0, StatusCode::OK);
+        assert_eq!(
+            call(&router, "/healthz", Some("Bearer x")).await.0,
+            StatusCode::OK
+        );
 
         let strict = AuthFilter::new(Authenticator::default(), Authorizer::default())
             .apply(Router::new().route("/healthz", get(|| async { "ok" })));

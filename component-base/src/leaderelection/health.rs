@@ -115,8 +115,19 @@ fn families() -> &'static Families {
     })
 }
 
-fn register(_f: &Families) {
-    // REGISTER-PENDING: wired to crate::metrics::register once it exists.
+fn register(f: &Families) {
+    use crate::metrics::register;
+    register(
+        "leader_election_master_status",
+        "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.",
+        f.master_status.clone(),
+    );
+    // Exposed as leader_election_slowpath_total.
+    register(
+        "leader_election_slowpath",
+        "Total number of slow path exercised in renewing leader leases. 'name' is the string used to identify the lease. Please make sure to group by name.",
+        f.slowpath.clone(),
+    );
 }
 
 /// The metric series of one election, labelled by its name like upstream.
@@ -166,7 +177,11 @@ mod tests {
         assert_eq!(h.check_at(t0), Ok(()), "no elector attached yet");
         let lease = Duration::from_secs(15);
         h.update("kube-scheduler", lease, false, Some(t0));
-        assert_eq!(h.check_at(t0 + Duration::from_secs(3600)), Ok(()), "standby");
+        assert_eq!(
+            h.check_at(t0 + Duration::from_secs(3600)),
+            Ok(()),
+            "standby"
+        );
         h.update("kube-scheduler", lease, true, Some(t0));
         assert!(h.is_leader());
         assert_eq!(h.check_at(t0 + Duration::from_secs(35)), Ok(()));

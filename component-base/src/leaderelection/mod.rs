@@ -120,7 +120,10 @@ where
         return Ok(());
     }
     let work_token = shutdown.child_token();
-    let mut task = tokio::spawn(work(work_token.clone()));
+    let mut task = WorkTask {
+        handle: tokio::spawn(work(work_token.clone())),
+        token: work_token.clone(),
+    };
     let desc = elector.cfg.describe();
     let renew_deadline = elector.cfg.renew_deadline;
 
@@ -137,13 +140,13 @@ where
             };
             tokio::select! {
                 () = &mut renew => break Outcome::Lost,
-                res = &mut task => break Outcome::WorkDone(res.is_err_and(|e| e.is_panic())),
+                res = &mut task.handle => break Outcome::WorkDone(res.is_err_and(|e| e.is_panic())),
                 () = shutdown.cancelled(), if stop_by.is_none() => {
                     stop_by = Some(Instant::now() + renew_deadline);
                 }
                 () = grace_over => {
                     error!("work under lease {desc} did not stop within {renew_deadline:?} of shutdown; aborting it");
-                    task.abort();
+                    task.stop().await;
                     break Outcome::WorkDone(false);
                 }
             }
@@ -152,8 +155,7 @@ where
 
     match outcome {
         Outcome::Lost => {
-            work_token.cancel();
-            task.abort();
+            task.stop().await;
             elector.release().await;
             Err(Error::LeaseLost(desc))
         }
@@ -165,6 +167,31 @@ where
             }
             Ok(())
         }
+    }
+}
+
+/// The spawned work. Dropping it (leadership lost, or the caller dropped
+/// our future) stops the work at once: it must never outlive our lease.
+struct WorkTask {
+    handle: tokio::task::JoinHandle<()>,
+    token: CancellationToken,
+}
+
+impl WorkTask {
+    /// Cancels and aborts the work and waits (briefly) until it is gone.
+    async fn stop(&mut self) {
+        self.token.cancel();
+        self.handle.abort();
+        // An aborted task ends at its next await point; only a task stuck in
+        // blocking code could take longer, and then we stop waiting.
+        let _ = timeout(Duration::from_secs(1), &mut self.handle).await;
+    }
+}
+
+impl Drop for WorkTask {
+    fn drop(&mut self) {
+        self.token.cancel();
+        self.handle.abort();
     }
 }
 
@@ -277,25 +304,36 @@ impl Elector {
 
     async fn try_once(&mut self, wall_now: Timestamp, now: Instant) -> bool {
         // 1. Fast path: renew on top of our own last write.
-        if let (Some(rec), Some(lease)) = (self.state.fast_renewal(wall_now, now), self.lease.clone()) {
+        if let (Some(rec), Some(lease)) =
+            (self.state.fast_renewal(wall_now, now), self.lease.clone())
+        {
             match self.update(lease, &rec).await {
                 Ok(()) => {
                     self.state.record_written(rec, now);
                     return true;
                 }
-                Err(e) => error!("Failed to update lock optimistically: {e}, falling back to slow path"),
+                Err(e) => {
+                    error!("Failed to update lock optimistically: {e}, falling back to slow path")
+                }
             }
         }
         // 2. Read the lease (or learn that it does not exist).
         let current = match self.api.get_opt(&self.cfg.lease_name).await {
             Ok(Some(lease)) => {
-                let rec = lease.spec.as_ref().map(LeaderElectionRecord::from_spec).unwrap_or_default();
+                let rec = lease
+                    .spec
+                    .as_ref()
+                    .map(LeaderElectionRecord::from_spec)
+                    .unwrap_or_default();
                 self.lease = Some(lease);
                 Some(rec)
             }
             Ok(None) => None,
             Err(e) => {
-                error!("error retrieving resource lock {}: {e}", self.cfg.describe());
+                error!(
+                    "error retrieving resource lock {}: {e}",
+                    self.cfg.describe()
+                );
                 return false;
             }
         };
@@ -351,7 +389,11 @@ impl Elector {
     }
 
     /// Replaces the spec of `lease` (as last read, with its resourceVersion).
-    async fn update(&mut self, mut lease: Lease, rec: &LeaderElectionRecord) -> Result<(), kube::Error> {
+    async fn update(
+        &mut self,
+        mut lease: Lease,
+        rec: &LeaderElectionRecord,
+    ) -> Result<(), kube::Error> {
         lease.spec = Some(rec.to_spec());
         self.lease = Some(
             self.api
@@ -365,19 +407,57 @@ impl Elector {
     /// back so a standby need not wait for it to expire.
     async fn release(&mut self) {
         self.metrics.leader_off();
-        let wall_now = now_micros();
-        let (Some(rec), Some(lease)) = (self.state.release_record(wall_now), self.lease.clone()) else {
-            return;
-        };
-        match timeout(self.cfg.renew_deadline, self.update(lease, &rec)).await {
-            Ok(Ok(())) => {
-                self.state.record_written(rec, Instant::now());
-                info!("released lease {}", self.cfg.describe());
-            }
+        let desc = self.cfg.describe();
+        match timeout(self.cfg.renew_deadline, self.try_release()).await {
+            Ok(Ok(true)) => info!("released lease {desc}"),
+            Ok(Ok(false)) => {}
             Ok(Err(e)) => error!("Failed to release lock: {e}"),
-            Err(_) => error!("Failed to release lock: timed out"),
+            Err(_) => error!("Failed to release lock {desc}: timed out"),
         }
         self.publish_health();
+    }
+
+    /// Clears the holder if we hold the lease. A renewal cut off by shutdown
+    /// may have landed after we cached the Lease, making our resourceVersion
+    /// stale; on a conflict we re-read and retry once, still only if the
+    /// lease is ours.
+    async fn try_release(&mut self) -> Result<bool, kube::Error> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(false);
+        };
+        let Some(rec) = self.state.release_record(now_micros()) else {
+            return Ok(false);
+        };
+        match self.update(lease, &rec).await {
+            Ok(()) => {
+                self.state.record_written(rec, Instant::now());
+                return Ok(true);
+            }
+            Err(kube::Error::Api(status)) if status.is_conflict() => {
+                debug!(
+                    "release of lease {} conflicted, re-reading it",
+                    self.cfg.describe()
+                );
+            }
+            Err(e) => return Err(e),
+        }
+        let Some(fresh) = self.api.get_opt(&self.cfg.lease_name).await? else {
+            return Ok(false);
+        };
+        let current = fresh
+            .spec
+            .as_ref()
+            .map(LeaderElectionRecord::from_spec)
+            .unwrap_or_default();
+        if current.holder_identity != self.cfg.identity {
+            return Ok(false);
+        }
+        let Some(rec) = self.state.release_record(now_micros()) else {
+            return Ok(false);
+        };
+        self.update(fresh, &rec).await?;
+        self.state.record_written(rec, Instant::now());
+        Ok(true)
     }
 
     fn maybe_report_transition(&mut self) {
@@ -387,7 +467,10 @@ impl Elector {
         }
         self.reported_leader = holder.clone();
         if !holder.is_empty() {
-            info!("new leader elected for lease {}: {holder}", self.cfg.describe());
+            info!(
+                "new leader elected for lease {}: {holder}",
+                self.cfg.describe()
+            );
         }
     }
 
@@ -431,8 +514,14 @@ mod tests {
     #[test]
     fn validate_matches_client_go() {
         assert!(cfg(15, 10, 2).validate().is_ok());
-        assert!(cfg(10, 10, 2).validate().is_err(), "lease must exceed renew deadline");
-        assert!(cfg(15, 12, 10).validate().is_err(), "renew deadline must exceed 1.2 * retry");
+        assert!(
+            cfg(10, 10, 2).validate().is_err(),
+            "lease must exceed renew deadline"
+        );
+        assert!(
+            cfg(15, 12, 10).validate().is_err(),
+            "renew deadline must exceed 1.2 * retry"
+        );
         assert!(cfg(15, 10, 0).validate().is_err());
         let mut no_id = cfg(15, 10, 2);
         no_id.identity.clear();
@@ -444,7 +533,10 @@ mod tests {
         let period = Duration::from_secs(2);
         for _ in 0..1000 {
             let d = jittered(period, JITTER_FACTOR);
-            assert!(d >= period && d <= period.mul_f64(1.0 + JITTER_FACTOR), "{d:?}");
+            assert!(
+                d >= period && d <= period.mul_f64(1.0 + JITTER_FACTOR),
+                "{d:?}"
+            );
         }
     }
 }

@@ -305,6 +305,9 @@ impl Dec {
         if self_top != other_top {
             return self_top.cmp(&other_top);
         }
+        if self.exp == other.exp {
+            return self.mag.cmp_mag(&other.mag);
+        }
         let exp = self.exp.min(other.exp);
         self.mag_at(exp).cmp_mag(&other.mag_at(exp))
     }

@@ -63,16 +63,32 @@ impl Requirement {
         operator: Operator,
         values: Vec<String>,
     ) -> Result<Self, SelectorError> {
-        let key = key.into();
+        Self::new_at("", key.into(), operator, values)
+    }
+
+    /// `new` with error paths under `path` (upstream `field.WithPath`).
+    pub(crate) fn new_at(
+        path: &str,
+        key: String,
+        operator: Operator,
+        values: Vec<String>,
+    ) -> Result<Self, SelectorError> {
+        let child = |name: &str| {
+            if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
         let mut errs = Vec::new();
         let key_errs = qualified_name_errors(&key);
         if !key_errs.is_empty() {
-            errs.push(invalid("key", &key, &key_errs.join("; ")));
+            errs.push(invalid(&child("key"), &key, &key_errs.join("; ")));
         }
         let values_repr = format!("{values:?}");
         match operator {
             Operator::In | Operator::NotIn if values.is_empty() => errs.push(invalid(
-                "values",
+                &child("values"),
                 &values_repr,
                 "for 'in', 'notin' operators, values set can't be empty",
             )),
@@ -80,22 +96,20 @@ impl Requirement {
                 if values.len() != 1 =>
             {
                 errs.push(invalid(
-                    "values",
+                    &child("values"),
                     &values_repr,
                     "exact-match compatibility requires one single value",
                 ))
             }
-            Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
-                errs.push(invalid(
-                    "values",
-                    &values_repr,
-                    "values set must be empty for exists and does not exist",
-                ))
-            }
+            Operator::Exists | Operator::DoesNotExist if !values.is_empty() => errs.push(invalid(
+                &child("values"),
+                &values_repr,
+                "values set must be empty for exists and does not exist",
+            )),
             Operator::GreaterThan | Operator::LessThan => {
                 if values.len() != 1 {
                     errs.push(invalid(
-                        "values",
+                        &child("values"),
                         &values_repr,
                         "for 'Gt', 'Lt' operators, exactly one value is required",
                     ));
@@ -103,7 +117,7 @@ impl Requirement {
                 for (i, v) in values.iter().enumerate() {
                     if v.parse::<i64>().is_err() {
                         errs.push(invalid(
-                            &format!("values[{i}]"),
+                            &child(&format!("values[{i}]")),
                             v,
                             "for 'Gt', 'Lt' operators, the value must be an integer",
                         ));
@@ -116,7 +130,7 @@ impl Requirement {
             let value_errs = label_value_errors(v);
             if !value_errs.is_empty() {
                 errs.push(invalid(
-                    &format!("values[{i}][{key}]"),
+                    &child(&format!("values[{i}][{key}]")),
                     v,
                     &value_errs.join("; "),
                 ));
@@ -180,7 +194,7 @@ impl Requirement {
 }
 
 /// Upstream `utilerrors.NewAggregate(...).Error()`.
-fn aggregate(errs: Vec<String>) -> String {
+pub(crate) fn aggregate(errs: Vec<String>) -> String {
     if errs.len() == 1 {
         return errs.into_iter().next().unwrap_or_default();
     }
@@ -279,7 +293,11 @@ impl Selector {
         }
         let mut requirements = Vec::new();
         for (k, v) in match_labels.into_iter().flatten() {
-            requirements.push(Requirement::new(k.clone(), Operator::Equals, vec![v.clone()])?);
+            requirements.push(Requirement::new(
+                k.clone(),
+                Operator::Equals,
+                vec![v.clone()],
+            )?);
         }
         for expr in expressions {
             let operator = match expr.operator.as_str() {
@@ -292,11 +310,11 @@ impl Selector {
             let values = expr.values.clone().unwrap_or_default();
             requirements.push(Requirement::new(expr.key.clone(), operator, values)?);
         }
-        Ok(Selector::everything().add(requirements))
+        Ok(Selector::everything().add_requirements(requirements))
     }
 
     /// Adds requirements (ANDed), keeping them sorted by key.
-    pub fn add(self, requirements: impl IntoIterator<Item = Requirement>) -> Self {
+    pub fn add_requirements(self, requirements: impl IntoIterator<Item = Requirement>) -> Self {
         match self.0 {
             Inner::Nothing => self,
             Inner::Requirements(mut existing) => {
@@ -308,7 +326,7 @@ impl Selector {
     }
 
     pub(crate) fn from_sorted_requirements(requirements: Vec<Requirement>) -> Self {
-        Selector::everything().add(requirements)
+        Selector::everything().add_requirements(requirements)
     }
 
     /// Upstream `Selector.Matches`.

@@ -6,7 +6,7 @@
 //!   `metav1.LabelSelectorAsSelector`.
 //! - [`FieldSelector`]: `k8s.io/apimachinery/pkg/fields`, plus the field sets
 //!   the apiserver exposes for Pods and generic objects.
-//! - [`nodeaffinity`]: `k8s.io/component-helpers/scheduling/corev1/nodeaffinity`.
+//! - `nodeaffinity`: `k8s.io/component-helpers/scheduling/corev1/nodeaffinity`.
 
 mod fields;
 mod labels;
@@ -15,6 +15,11 @@ mod parser;
 pub mod validation;
 
 pub use fields::{FieldSelector, FieldSet, FieldTerm, object_meta_fields, pod_fields};
+
+/// Field selector value escaping (upstream `fields.EscapeValue` / `UnescapeValue`).
+pub mod fields_escape {
+    pub use super::fields::{escape_value, unescape_value};
+}
 pub use labels::{Operator, Requirement, Selector};
 
 /// Errors from building or parsing selectors; messages follow upstream's.

@@ -75,11 +75,17 @@ impl<'a> Lexer<'a> {
 
     fn scan_identifier_or_keyword(&mut self) -> (Token, String) {
         let start = self.pos;
-        while self.peek().is_some_and(|b| !is_special(b) && !is_whitespace(b)) {
+        while self
+            .peek()
+            .is_some_and(|b| !is_special(b) && !is_whitespace(b))
+        {
             self.pos += 1;
         }
         let literal = &self.s[start..self.pos];
-        (keyword(literal).unwrap_or(Token::Identifier), literal.to_string())
+        (
+            keyword(literal).unwrap_or(Token::Identifier),
+            literal.to_string(),
+        )
     }
 
     /// Longest run of special symbols that still forms a token.
@@ -102,7 +108,10 @@ impl<'a> Lexer<'a> {
             }
             None => (
                 Token::Error,
-                format!("error expected: keyword found '{}'", &self.s[start..self.pos]),
+                format!(
+                    "error expected: keyword found '{}'",
+                    &self.s[start..self.pos]
+                ),
             ),
         }
     }
@@ -206,7 +215,9 @@ impl Parser {
         Requirement::new(key, operator, values.into_iter().collect())
     }
 
-    fn parse_key_and_infer_operator(&mut self) -> Result<(String, Option<Operator>), SelectorError> {
+    fn parse_key_and_infer_operator(
+        &mut self,
+    ) -> Result<(String, Option<Operator>), SelectorError> {
         let (mut tok, mut literal) = self.consume(Context::Values);
         let negated = tok == Token::DoesNotExist;
         if negated {
@@ -288,9 +299,7 @@ impl Parser {
                         Token::Comma => continue,
                         Token::ClosedPar => return Ok(values),
                         _ => {
-                            return Err(syntax(format!(
-                                "found '{lit2}', expected: ',' or ')'"
-                            )));
+                            return Err(syntax(format!("found '{lit2}', expected: ',' or ')'")));
                         }
                     }
                 }
@@ -333,9 +342,93 @@ fn syntax(msg: String) -> SelectorError {
     SelectorError::Parse(msg)
 }
 
-
 /// Upstream `labels.Parse`: requirements sorted by key.
 pub(super) fn parse(s: &str) -> Result<Selector, SelectorError> {
     let requirements = Parser::new(s).parse()?;
     Ok(Selector::from_sorted_requirements(requirements))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexer_tokens_match_upstream() {
+        // Upstream TestLexer.
+        let cases = [
+            ("", Token::EndOfString),
+            (",", Token::Comma),
+            ("notin", Token::NotIn),
+            ("in", Token::In),
+            ("=", Token::Equals),
+            ("==", Token::DoubleEquals),
+            (">", Token::GreaterThan),
+            ("<", Token::LessThan),
+            ("!", Token::DoesNotExist),
+            ("!=", Token::NotEquals),
+            ("(", Token::OpenPar),
+            (")", Token::ClosedPar),
+            ("~", Token::Identifier),
+            ("||", Token::Identifier),
+        ];
+        for (input, want) in cases {
+            let (tok, lit) = Lexer { s: input, pos: 0 }.lex();
+            assert_eq!(tok, want, "{input:?}");
+            if tok != Token::EndOfString {
+                assert_eq!(lit, input);
+            }
+        }
+    }
+
+    #[test]
+    fn lexer_splits_a_selector_into_tokens() {
+        // Upstream TestLexerSequence.
+        use Token::*;
+        let cases: [(&str, &[Token]); 9] = [
+            (
+                "key in ( value )",
+                &[Identifier, In, OpenPar, Identifier, ClosedPar],
+            ),
+            (
+                "key notin ( value )",
+                &[Identifier, NotIn, OpenPar, Identifier, ClosedPar],
+            ),
+            (
+                "key in ( value1, value2 )",
+                &[
+                    Identifier, In, OpenPar, Identifier, Comma, Identifier, ClosedPar,
+                ],
+            ),
+            ("key", &[Identifier]),
+            ("!key", &[DoesNotExist, Identifier]),
+            ("()", &[OpenPar, ClosedPar]),
+            (
+                "x in (),y",
+                &[Identifier, In, OpenPar, ClosedPar, Comma, Identifier],
+            ),
+            (
+                "== != (), = notin",
+                &[
+                    DoubleEquals,
+                    NotEquals,
+                    OpenPar,
+                    ClosedPar,
+                    Comma,
+                    Equals,
+                    NotIn,
+                ],
+            ),
+            ("key>2", &[Identifier, GreaterThan, Identifier]),
+        ];
+        for (input, want) in cases {
+            let parser = Parser::new(input);
+            let got: Vec<Token> = parser
+                .items
+                .iter()
+                .map(|(t, _)| *t)
+                .take_while(|t| *t != EndOfString)
+                .collect();
+            assert_eq!(got, want, "{input:?}");
+        }
+    }
 }

@@ -156,11 +156,29 @@ mod tests {
 
     #[test]
     fn label_values() {
-        for ok in ["", "simple", "now-with-dashes", "1-starts-with-num", "end-with-num-1", "1234", "UpperCase_is_OK", "a.b_c-d"] {
+        for ok in [
+            "",
+            "simple",
+            "now-with-dashes",
+            "1-starts-with-num",
+            "end-with-num-1",
+            "1234",
+            "UpperCase_is_OK",
+            "a.b_c-d",
+        ] {
             assert!(label_value_errors(ok).is_empty(), "{ok}");
         }
         let long64 = "a".repeat(64);
-        for bad in ["nospecialchars%^=@", "Tama-nui-te-rā.is.Māori.sun", "\\backslashes\\are\\bad", "-starts-with-dash", "ends-with-dash-", ".starts.with.dot", "ends.with.dot.", long64.as_str()] {
+        for bad in [
+            "nospecialchars%^=@",
+            "Tama-nui-te-rā.is.Māori.sun",
+            "\\backslashes\\are\\bad",
+            "-starts-with-dash",
+            "ends-with-dash-",
+            ".starts.with.dot",
+            "ends.with.dot.",
+            long64.as_str(),
+        ] {
             assert!(!label_value_errors(bad).is_empty(), "{bad}");
         }
     }

@@ -47,7 +47,9 @@ impl HealthCheck {
 
 impl std::fmt::Debug for HealthCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthCheck").field("name", &self.name).finish()
+        f.debug_struct("HealthCheck")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -145,7 +147,11 @@ pub struct HealthQuery {
 /// Parses `?verbose` (any value, even empty, enables it) and `?exclude=a&exclude=b`.
 pub fn parse_query(query: Option<&str>) -> HealthQuery {
     let mut out = HealthQuery::default();
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "verbose" => out.verbose = true,

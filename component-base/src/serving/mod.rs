@@ -3,6 +3,7 @@
 //! kubelet API), behind delegated authentication/authorization.
 
 pub mod healthz;
+pub mod probe;
 pub mod server;
 pub mod tls;
 
@@ -44,7 +45,11 @@ async fn metrics_handler() -> Response {
 }
 
 /// Health endpoints + `/metrics` + `extra`, all behind `auth` when given.
-pub fn component_router(health: &HealthRegistry, extra: Router, auth: Option<AuthFilter>) -> Router {
+pub fn component_router(
+    health: &HealthRegistry,
+    extra: Router,
+    auth: Option<AuthFilter>,
+) -> Router {
     let router = health.router().merge(metrics_router()).merge(extra);
     match auth {
         Some(auth) => auth.apply(router),
@@ -101,5 +106,7 @@ pub async fn start_secure(
     }
     let cert = tls::load_or_generate(&opts.cert)?;
     let config = tls::server_config(cert, &opts.cipher_suites, opts.min_version.as_deref())?;
-    Ok(Some(serve_https(opts.addr(), config, router, shutdown).await?))
+    Ok(Some(
+        serve_https(opts.addr(), config, router, shutdown).await?,
+    ))
 }

@@ -63,35 +63,39 @@ pub async fn serve_https(
     let (listener, local_addr) = bind(addr).await?;
     tracing::info!(address = %local_addr, "Serving securely");
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let task = tokio::spawn(accept_loop(listener, shutdown, move |stream, remote, stop| {
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(err)) => {
-                    tracing::debug!(%remote, %err, "TLS handshake error");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%remote, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let certs = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-                .unwrap_or_default();
-            let peer = PeerInfo {
-                remote_addr: remote,
-                client_certs: Arc::new(certs),
-            };
-            serve_connection(TokioIo::new(tls), peer, router, stop).await;
-        }
-    }));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        shutdown,
+        move |stream, remote, stop| {
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            async move {
+                let tls =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(err)) => {
+                            tracing::debug!(%remote, %err, "TLS handshake error");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let certs = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default();
+                let peer = PeerInfo {
+                    remote_addr: remote,
+                    client_certs: Arc::new(certs),
+                };
+                serve_connection(TokioIo::new(tls), peer, router, stop).await;
+            }
+        },
+    ));
     Ok(RunningServer { local_addr, task })
 }
 
@@ -103,16 +107,20 @@ pub async fn serve_http(
 ) -> Result<RunningServer, ServeError> {
     let (listener, local_addr) = bind(addr).await?;
     tracing::info!(address = %local_addr, "Serving insecurely");
-    let task = tokio::spawn(accept_loop(listener, shutdown, move |stream, remote, stop| {
-        let router = router.clone();
-        async move {
-            let peer = PeerInfo {
-                remote_addr: remote,
-                client_certs: Arc::new(Vec::new()),
-            };
-            serve_connection(TokioIo::new(stream), peer, router, stop).await;
-        }
-    }));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        shutdown,
+        move |stream, remote, stop| {
+            let router = router.clone();
+            async move {
+                let peer = PeerInfo {
+                    remote_addr: remote,
+                    client_certs: Arc::new(Vec::new()),
+                };
+                serve_connection(TokioIo::new(stream), peer, router, stop).await;
+            }
+        },
+    ));
     Ok(RunningServer { local_addr, task })
 }
 
@@ -143,10 +151,11 @@ async fn serve_connection<IO>(io: IO, peer: PeerInfo, router: Router, stop: Canc
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(peer.clone());
-        router.clone().oneshot(req.map(axum::body::Body::new))
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);

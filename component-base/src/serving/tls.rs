@@ -182,7 +182,9 @@ pub fn generate_self_signed(
     let now = jiff::Timestamp::now();
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let validity = |params: &mut CertificateParams| -> Result<(), TlsError> {
-        let start = today.yesterday().map_err(|e| TlsError::Generate(e.to_string()))?;
+        let start = today
+            .yesterday()
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
         let end = today
             .checked_add(jiff::Span::new().years(1))
             .map_err(|e| TlsError::Generate(e.to_string()))?;
@@ -400,8 +402,14 @@ mod tests {
             .expect("ext")
             .expect("san present");
         let names = &san.value.general_names;
-        assert!(names.contains(&GeneralName::DNSName("localhost")), "{names:?}");
-        assert!(names.contains(&GeneralName::IPAddress(&[127, 0, 0, 1])), "{names:?}");
+        assert!(
+            names.contains(&GeneralName::DNSName("localhost")),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&GeneralName::IPAddress(&[127, 0, 0, 1])),
+            "{names:?}"
+        );
         server_config(pair, &[], None).expect("usable by rustls");
     }
 
@@ -423,7 +431,10 @@ mod tests {
     #[test]
     fn min_versions() {
         assert_eq!(protocol_versions(None).expect("default").len(), 2);
-        assert_eq!(protocol_versions(Some("VersionTLS13")).expect("13").len(), 1);
+        assert_eq!(
+            protocol_versions(Some("VersionTLS13")).expect("13").len(),
+            1
+        );
         assert!(protocol_versions(Some("VersionTLS99")).is_err());
     }
 
@@ -443,6 +454,9 @@ mod tests {
         assert!(names.contains(&"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()));
         assert!(names.contains(&"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256".to_string()));
         assert!(!names.contains(&"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".to_string()));
-        assert!(names.iter().any(|n| n == "TLS_AES_128_GCM_SHA256"), "TLS 1.3 kept");
+        assert!(
+            names.iter().any(|n| n == "TLS_AES_128_GCM_SHA256"),
+            "TLS 1.3 kept"
+        );
     }
 }

@@ -40,8 +40,34 @@ fn families() -> &'static Families {
     })
 }
 
-fn register(_f: &Families) {
-    // REGISTER-PENDING: wired to crate::metrics::register once it exists.
+fn register(f: &Families) {
+    use crate::metrics::register;
+    // prometheus-client appends `_total` to counter names itself.
+    register(
+        "workqueue_depth",
+        "Current depth of workqueue",
+        f.depth.clone(),
+    );
+    register(
+        "workqueue_adds",
+        "Total number of adds handled by workqueue",
+        f.adds.clone(),
+    );
+    register(
+        "workqueue_retries",
+        "Total number of retries handled by workqueue",
+        f.retries.clone(),
+    );
+    register(
+        "workqueue_queue_duration_seconds",
+        "How long in seconds an item stays in workqueue before being requested.",
+        f.queue_duration.clone(),
+    );
+    register(
+        "workqueue_work_duration_seconds",
+        "How long in seconds processing an item from workqueue takes.",
+        f.work_duration.clone(),
+    );
 }
 
 /// The series of one named queue.

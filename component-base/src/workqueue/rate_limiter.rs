@@ -198,7 +198,10 @@ mod tests {
 
     #[test]
     fn exponential_limiter_counts_and_forgets_per_item() {
-        let l = ItemExponentialFailureRateLimiter::new(Duration::from_millis(1), Duration::from_secs(1));
+        let l = ItemExponentialFailureRateLimiter::new(
+            Duration::from_millis(1),
+            Duration::from_secs(1),
+        );
         assert_eq!(l.when(&"a"), Duration::from_millis(1));
         assert_eq!(l.when(&"a"), Duration::from_millis(2));
         assert_eq!(l.when(&"a"), Duration::from_millis(4));

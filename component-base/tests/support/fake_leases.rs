@@ -8,7 +8,6 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const PREFIX: &str = "/apis/coordination.k8s.io/v1/namespaces/";
@@ -123,7 +122,13 @@ impl FakeLeaseApi {
         let path = req.uri().path().to_string();
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
-            Err(_) => return Ok(status(StatusCode::BAD_REQUEST, "BadRequest", "unreadable body")),
+            Err(_) => {
+                return Ok(status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "unreadable body",
+                ));
+            }
         };
         let Some(rest) = path.strip_prefix(PREFIX) else {
             return Ok(status(StatusCode::NOT_FOUND, "NotFound", "unknown path"));
@@ -133,7 +138,11 @@ impl FakeLeaseApi {
             (Method::GET, [ns, "leases", name]) => self.get(ns, name),
             (Method::POST, [ns, "leases"]) => self.create(ns, &body),
             (Method::PUT, [ns, "leases", name]) => self.update(ns, name, &body),
-            _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "not faked"),
+            _ => status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "not faked",
+            ),
         })
     }
 
@@ -153,7 +162,11 @@ impl FakeLeaseApi {
         let key = (ns.to_string(), name);
         if st.leases.contains_key(&key) {
             st.conflicts += 1;
-            return status(StatusCode::CONFLICT, "AlreadyExists", "leases already exists");
+            return status(
+                StatusCode::CONFLICT,
+                "AlreadyExists",
+                "leases already exists",
+            );
         }
         st.last_rv += 1;
         lease.metadata.resource_version = Some(st.last_rv.to_string());

@@ -23,7 +23,8 @@ async fn run(opts: Options) -> Result<(), AppError> {
     let mut app = App::init(COMPONENT, &opts.client, options::CLIENT_DEFAULTS).await?;
     let auth = delegating::build_filter(&opts.authn, &opts.authz, app.shutdown.clone()).await?;
     let serving = SecureServingOptions::from_flags(&opts.serving, DEFAULT_SECURE_PORT, COMPONENT);
-    app.serve_secure(&serving, Some(auth), Router::new()).await?;
+    app.serve_secure(&serving, Some(auth), Router::new())
+        .await?;
     let leader = app::leader_election_config(&opts.leader_election, COMPONENT)?;
     app.run(leader, move |ctx| run_component(opts, ctx)).await
 }

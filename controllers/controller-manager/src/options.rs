@@ -69,7 +69,12 @@ fn bool_flag(s: &str) -> Result<bool, String> {
 #[derive(Debug, Clone, Args)]
 pub struct GenericControllerFlags {
     /// A list of controllers to enable. '*' enables all on-by-default controllers, 'foo' enables the controller named 'foo', '-foo' disables the controller named 'foo'.
-    #[arg(long, value_delimiter = ',', default_value = "*", value_name = "strings")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "*",
+        value_name = "strings"
+    )]
     pub controllers: Vec<String>,
     /// CIDR Range for Pods in cluster. Requires --allocate-node-cidrs to be true.
     #[arg(long = "cluster-cidr", value_name = "string")]
@@ -79,19 +84,35 @@ pub struct GenericControllerFlags {
           default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
     pub allocate_node_cidrs: bool,
     /// The instance prefix for the cluster.
-    #[arg(long = "cluster-name", default_value = "kubernetes", value_name = "string")]
+    #[arg(
+        long = "cluster-name",
+        default_value = "kubernetes",
+        value_name = "string"
+    )]
     pub cluster_name: String,
     /// CIDR Range for Services in cluster.
     #[arg(long = "service-cluster-ip-range", value_name = "string")]
     pub service_cluster_ip_range: Option<String>,
     /// Mask size for node cidr in cluster. Default is 24 for IPv4 and 64 for IPv6.
-    #[arg(long = "node-cidr-mask-size", default_value_t = 0, value_name = "int32")]
+    #[arg(
+        long = "node-cidr-mask-size",
+        default_value_t = 0,
+        value_name = "int32"
+    )]
     pub node_cidr_mask_size: i32,
     /// Mask size for IPv4 node cidr in dual-stack cluster. Default is 24.
-    #[arg(long = "node-cidr-mask-size-ipv4", default_value_t = 0, value_name = "int32")]
+    #[arg(
+        long = "node-cidr-mask-size-ipv4",
+        default_value_t = 0,
+        value_name = "int32"
+    )]
     pub node_cidr_mask_size_ipv4: i32,
     /// Mask size for IPv6 node cidr in dual-stack cluster. Default is 64.
-    #[arg(long = "node-cidr-mask-size-ipv6", default_value_t = 0, value_name = "int32")]
+    #[arg(
+        long = "node-cidr-mask-size-ipv6",
+        default_value_t = 0,
+        value_name = "int32"
+    )]
     pub node_cidr_mask_size_ipv6: i32,
     /// If set, this root certificate authority will be included in service account's token secret.
     #[arg(long = "root-ca-file", value_name = "string")]
@@ -119,7 +140,11 @@ pub struct GenericControllerFlags {
           value_parser = bool_flag, value_name = "bool")]
     pub enable_garbage_collector: bool,
     /// Number of terminated pods that can exist before the terminated pod garbage collector starts deleting terminated pods. If <= 0, the terminated pod garbage collector is disabled.
-    #[arg(long = "terminated-pod-gc-threshold", default_value_t = 12500, value_name = "int32")]
+    #[arg(
+        long = "terminated-pod-gc-threshold",
+        default_value_t = 12500,
+        value_name = "int32"
+    )]
     pub terminated_pod_gc_threshold: i32,
     /// The resync period in reflectors will be random between MinResyncPeriod and 2*MinResyncPeriod.
     #[arg(long = "min-resync-period", default_value = "12h", value_parser = duration_arg, value_name = "duration")]
@@ -138,42 +163,114 @@ pub struct GenericControllerFlags {
 /// `--concurrent-*-syncs`: workers per controller (upstream defaults).
 #[derive(Debug, Clone, Args)]
 pub struct ConcurrencyFlags {
-    #[arg(long = "concurrent-deployment-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-deployment-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_deployment_syncs: i32,
-    #[arg(long = "concurrent-replicaset-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-replicaset-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_replicaset_syncs: i32,
-    #[arg(long = "concurrent-rc-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-rc-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_rc_syncs: i32,
-    #[arg(long = "concurrent-statefulset-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-statefulset-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_statefulset_syncs: i32,
-    #[arg(long = "concurrent-daemonset-syncs", default_value_t = 2, value_name = "int32")]
+    #[arg(
+        long = "concurrent-daemonset-syncs",
+        default_value_t = 2,
+        value_name = "int32"
+    )]
     pub concurrent_daemonset_syncs: i32,
-    #[arg(long = "concurrent-job-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-job-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_job_syncs: i32,
-    #[arg(long = "concurrent-cron-job-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-cron-job-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_cron_job_syncs: i32,
-    #[arg(long = "concurrent-endpoint-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-endpoint-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_endpoint_syncs: i32,
     /// EndpointSlice controller workers.
-    #[arg(long = "concurrent-service-endpoint-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-service-endpoint-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_service_endpoint_syncs: i32,
-    #[arg(long = "mirroring-concurrent-service-endpoint-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "mirroring-concurrent-service-endpoint-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub mirroring_concurrent_service_endpoint_syncs: i32,
-    #[arg(long = "concurrent-namespace-syncs", default_value_t = 10, value_name = "int32")]
+    #[arg(
+        long = "concurrent-namespace-syncs",
+        default_value_t = 10,
+        value_name = "int32"
+    )]
     pub concurrent_namespace_syncs: i32,
-    #[arg(long = "concurrent-gc-syncs", default_value_t = 20, value_name = "int32")]
+    #[arg(
+        long = "concurrent-gc-syncs",
+        default_value_t = 20,
+        value_name = "int32"
+    )]
     pub concurrent_gc_syncs: i32,
-    #[arg(long = "concurrent-serviceaccount-token-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-serviceaccount-token-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_serviceaccount_token_syncs: i32,
-    #[arg(long = "concurrent-resource-quota-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-resource-quota-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_resource_quota_syncs: i32,
-    #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-ttl-after-finished-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_ttl_after_finished_syncs: i32,
-    #[arg(long = "concurrent-horizontal-pod-autoscaler-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-horizontal-pod-autoscaler-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_horizontal_pod_autoscaler_syncs: i32,
-    #[arg(long = "concurrent-ephemeralvolume-syncs", default_value_t = 5, value_name = "int32")]
+    #[arg(
+        long = "concurrent-ephemeralvolume-syncs",
+        default_value_t = 5,
+        value_name = "int32"
+    )]
     pub concurrent_ephemeralvolume_syncs: i32,
-    #[arg(long = "concurrent-service-syncs", default_value_t = 1, value_name = "int32")]
+    #[arg(
+        long = "concurrent-service-syncs",
+        default_value_t = 1,
+        value_name = "int32"
+    )]
     pub concurrent_service_syncs: i32,
 }
 
@@ -190,16 +287,32 @@ pub struct NodeLifecycleFlags {
     #[arg(long = "node-startup-grace-period", default_value = "1m", value_parser = duration_arg, value_name = "duration")]
     pub node_startup_grace_period: Duration,
     /// Number of nodes per second on which pods are deleted in case of node failure when a zone is healthy.
-    #[arg(long = "node-eviction-rate", default_value_t = 0.1, value_name = "float32")]
+    #[arg(
+        long = "node-eviction-rate",
+        default_value_t = 0.1,
+        value_name = "float32"
+    )]
     pub node_eviction_rate: f32,
     /// Number of nodes per second on which pods are deleted in case of node failure when a zone is unhealthy.
-    #[arg(long = "secondary-node-eviction-rate", default_value_t = 0.01, value_name = "float32")]
+    #[arg(
+        long = "secondary-node-eviction-rate",
+        default_value_t = 0.01,
+        value_name = "float32"
+    )]
     pub secondary_node_eviction_rate: f32,
     /// Number of nodes from which node-lifecycle-controller treats the cluster as large for the eviction logic purposes.
-    #[arg(long = "large-cluster-size-threshold", default_value_t = 50, value_name = "int32")]
+    #[arg(
+        long = "large-cluster-size-threshold",
+        default_value_t = 50,
+        value_name = "int32"
+    )]
     pub large_cluster_size_threshold: i32,
     /// Fraction of Nodes in a zone which needs to be not Ready (minimum 3) for zone to be treated as unhealthy.
-    #[arg(long = "unhealthy-zone-threshold", default_value_t = 0.55, value_name = "float32")]
+    #[arg(
+        long = "unhealthy-zone-threshold",
+        default_value_t = 0.55,
+        value_name = "float32"
+    )]
     pub unhealthy_zone_threshold: f32,
 }
 
@@ -228,7 +341,10 @@ mod tests {
         assert_eq!(o.generic.cluster_name, "kubernetes");
         assert!(!o.generic.allocate_node_cidrs);
         assert!(o.generic.enable_garbage_collector);
-        assert_eq!(o.generic.cluster_signing_duration, Duration::from_secs(8760 * 3600));
+        assert_eq!(
+            o.generic.cluster_signing_duration,
+            Duration::from_secs(8760 * 3600)
+        );
         assert_eq!(o.concurrency.concurrent_daemonset_syncs, 2);
         assert_eq!(o.concurrency.concurrent_gc_syncs, 20);
         assert_eq!(o.concurrency.concurrent_namespace_syncs, 10);
@@ -262,9 +378,15 @@ mod tests {
         ]);
         assert!(o.generic.allocate_node_cidrs);
         assert!(o.generic.use_service_account_credentials);
-        assert_eq!(o.generic.controllers, ["*", "bootstrapsigner", "tokencleaner"]);
+        assert_eq!(
+            o.generic.controllers,
+            ["*", "bootstrapsigner", "tokencleaner"]
+        );
         assert_eq!(o.generic.cluster_cidr.as_deref(), Some("10.244.0.0/16"));
-        assert_eq!(o.generic.service_cluster_ip_range.as_deref(), Some("10.96.0.0/12"));
+        assert_eq!(
+            o.generic.service_cluster_ip_range.as_deref(),
+            Some("10.96.0.0/12")
+        );
         assert_eq!(n.dropped, ["--profiling"]);
     }
 }

@@ -323,7 +323,11 @@ impl SchedulerConfig {
         let parallelism = match raw.parallelism {
             None => d.parallelism,
             Some(p) if p > 0 => p as usize,
-            Some(p) => return Err(invalid(format!("parallelism: {p} should be an integer value greater than zero"))),
+            Some(p) => {
+                return Err(invalid(format!(
+                    "parallelism: {p} should be an integer value greater than zero"
+                )));
+            }
         };
         let pct = raw.percentage_of_nodes_to_score.unwrap_or(0);
         validate_percentage("percentageOfNodesToScore", pct)?;
@@ -342,8 +346,13 @@ impl SchedulerConfig {
             let name = p
                 .scheduler_name
                 .unwrap_or_else(|| DEFAULT_SCHEDULER_NAME.to_string());
-            if profiles.iter().any(|x: &ProfileConfig| x.scheduler_name == name) {
-                return Err(invalid(format!("duplicate profile with scheduler name {name:?}")));
+            if profiles
+                .iter()
+                .any(|x: &ProfileConfig| x.scheduler_name == name)
+            {
+                return Err(invalid(format!(
+                    "duplicate profile with scheduler name {name:?}"
+                )));
             }
             if let Some(pp) = p.percentage_of_nodes_to_score {
                 validate_percentage("profiles.percentageOfNodesToScore", pp)?;
@@ -355,7 +364,10 @@ impl SchedulerConfig {
             let mut plugin_config = BTreeMap::new();
             for pc in p.plugin_config {
                 if plugin_config.insert(pc.name.clone(), pc.args).is_some() {
-                    return Err(invalid(format!("duplicate pluginConfig for plugin {:?}", pc.name)));
+                    return Err(invalid(format!(
+                        "duplicate pluginConfig for plugin {:?}",
+                        pc.name
+                    )));
                 }
             }
             profiles.push(ProfileConfig {
@@ -419,7 +431,11 @@ mod tests {
         };
         let mp = &p.plugins.multi_point.enabled;
         let pos = |n: &str| mp.iter().position(|x| x.name == n);
-        assert_eq!(pos("TaintToleration"), Some(4), "re-configured default keeps its place");
+        assert_eq!(
+            pos("TaintToleration"),
+            Some(4),
+            "re-configured default keeps its place"
+        );
         assert_eq!(mp[4].weight, Some(7));
         assert_eq!(pos("ImageLocality"), None);
         assert_eq!(mp.last().map(|x| x.name.as_str()), Some("MyPlugin"));
@@ -436,7 +452,10 @@ mod tests {
             ..Default::default()
         };
         let m = Plugins::merged_with_defaults(&custom);
-        assert_eq!(m.multi_point.enabled, vec![PluginRef::new("PrioritySort", None)]);
+        assert_eq!(
+            m.multi_point.enabled,
+            vec![PluginRef::new("PrioritySort", None)]
+        );
     }
 
     #[test]
@@ -447,7 +466,10 @@ mod tests {
             json!({"apiVersion": "kubescheduler.config.k8s.io/v1beta3"}),
             json!({"profiles": [{"schedulerName": "a"}, {"schedulerName": "a"}]}),
         ] {
-            assert!(SchedulerConfig::from_component_config(bad.clone()).is_err(), "{bad}");
+            assert!(
+                SchedulerConfig::from_component_config(bad.clone()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

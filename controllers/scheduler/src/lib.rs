@@ -8,17 +8,20 @@
 
 pub mod cache;
 pub mod config;
+pub mod eventhandlers;
 pub mod framework;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
 pub mod reporter;
+pub mod runner;
 pub mod schedule_one;
 pub mod scheduler;
 #[doc(hidden)]
 pub mod testing;
 
 pub use config::SchedulerConfig;
+pub use runner::run;
 
 /// Errors of the scheduler library.
 #[derive(Debug, thiserror::Error)]

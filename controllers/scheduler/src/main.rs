@@ -26,9 +26,11 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
     let mut app = App::init(COMPONENT, &resolved.client, options::CLIENT_DEFAULTS).await?;
     let auth = delegating::build_filter(&opts.authn, &opts.authz, app.shutdown.clone()).await?;
     let serving = SecureServingOptions::from_flags(&opts.serving, DEFAULT_SECURE_PORT, COMPONENT);
-    app.serve_secure(&serving, Some(auth), Router::new()).await?;
+    app.serve_secure(&serving, Some(auth), Router::new())
+        .await?;
     let leader = app::leader_election_config(&resolved.leader_election, COMPONENT)?;
-    app.run(leader, move |ctx| run_component(resolved, ctx)).await
+    app.run(leader, move |ctx| run_component(resolved, ctx))
+        .await
 }
 
 /// WIRE-UP POINT: the scheduler library's `run` goes here (it receives the
@@ -37,6 +39,7 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
 async fn run_component(resolved: Resolved, ctx: WorkContext) {
     tracing::info!(
         config = ?resolved.options.config,
+        has_component_config = resolved.component_config.is_some(),
         "kube-scheduler is running (scheduling loop not wired yet)"
     );
     ctx.shutdown.cancelled().await;

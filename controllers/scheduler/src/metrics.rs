@@ -74,7 +74,9 @@ impl Metrics {
             profile: profile.to_string(),
         };
         self.schedule_attempts.get_or_create(&labels).inc();
-        self.attempt_duration.get_or_create(&labels).observe(seconds);
+        self.attempt_duration
+            .get_or_create(&labels)
+            .observe(seconds);
     }
 
     pub fn set_pending(&self, c: PendingCounts) {

@@ -115,7 +115,11 @@ pub fn resolve_with_file(
     let client = ClientFlags {
         kubeconfig: Some(PathBuf::from(&cc.kubeconfig)).filter(|p| !p.as_os_str().is_empty()),
         master: options.client.master.clone(),
-        kube_api_qps: Some(if cc.qps == 0.0 { CLIENT_DEFAULTS.qps } else { cc.qps }),
+        kube_api_qps: Some(if cc.qps == 0.0 {
+            CLIENT_DEFAULTS.qps
+        } else {
+            cc.qps
+        }),
         kube_api_burst: Some(if cc.burst <= 0 {
             CLIENT_DEFAULTS.burst
         } else {
@@ -163,7 +167,10 @@ mod tests {
         assert_eq!(opts.serving.bind_address.to_string(), "127.0.0.1");
         assert!(opts.leader_election.leader_elect);
         assert_eq!(opts.logs.v, 2);
-        assert_eq!(normalized.dropped, ["--feature-gates=Foo=true", "--profiling"]);
+        assert_eq!(
+            normalized.dropped,
+            ["--feature-gates=Foo=true", "--profiling"]
+        );
     }
 
     #[test]
@@ -182,7 +189,10 @@ mod tests {
             resolved.client.kubeconfig.as_deref(),
             Some(std::path::Path::new("/file.conf"))
         );
-        assert_eq!(resolved.client.master.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(
+            resolved.client.master.as_deref(),
+            Some("https://10.0.0.1:6443")
+        );
         assert_eq!(resolved.client.kube_api_qps, Some(50.0));
         let le = &resolved.leader_election;
         assert_eq!(le.leader_elect_lease_duration, Duration::from_secs(20));

@@ -30,7 +30,7 @@ pub struct ScheduleResult {
 pub enum ScheduleError {
     NoNodesAvailable,
     /// No node fits; the message is the FailedScheduling text.
-    Fit(FitError),
+    Fit(Box<FitError>),
     /// A plugin failed in an unexpected way.
     Internal(Status),
 }
@@ -89,10 +89,10 @@ impl Algorithm {
         let (feasible, diagnosis) = self.find_nodes_that_fit(fw, state, pod, snapshot)?;
         let explicit = diagnosis.node_to_status.explicit.len();
         match feasible.len() {
-            0 => Err(ScheduleError::Fit(FitError {
+            0 => Err(ScheduleError::Fit(Box::new(FitError {
                 num_all_nodes: snapshot.num_nodes(),
                 diagnosis,
-            })),
+            }))),
             1 => Ok(ScheduleResult {
                 suggested_host: feasible[0].name().to_string(),
                 evaluated_nodes: 1 + explicit,
@@ -100,9 +100,8 @@ impl Algorithm {
             }),
             n => {
                 let scores = prioritize_nodes(fw, state, pod, &feasible)?;
-                let host = select_host(&scores).ok_or_else(|| {
-                    ScheduleError::Internal(Status::error("empty priority list"))
-                })?;
+                let host = select_host(&scores)
+                    .ok_or_else(|| ScheduleError::Internal(Status::error("empty priority list")))?;
                 Ok(ScheduleResult {
                     suggested_host: host.to_string(),
                     evaluated_nodes: n + explicit,
@@ -137,8 +136,10 @@ impl Algorithm {
         let nodes: &[Arc<NodeInfo>] = match &pre_res.node_names {
             None => all,
             Some(names) => {
-                let mut v: Vec<Arc<NodeInfo>> =
-                    names.iter().filter_map(|n| snapshot.get(n).cloned()).collect();
+                let mut v: Vec<Arc<NodeInfo>> = names
+                    .iter()
+                    .filter_map(|n| snapshot.get(n).cloned())
+                    .collect();
                 v.sort_by(|a, b| a.name().cmp(b.name()));
                 subset = v;
                 let list: Vec<&str> = plugins.iter().copied().collect();
@@ -175,7 +176,9 @@ impl Algorithm {
         let to_find = num_feasible_nodes_to_find(pct, n);
         let start = self.next_start_node_index % n;
         if !fw.has_filter_plugins() {
-            return Ok((0..to_find).map(|i| nodes[(start + i) % n].clone()).collect());
+            return Ok((0..to_find)
+                .map(|i| nodes[(start + i) % n].clone())
+                .collect());
         }
         let found = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
@@ -221,7 +224,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn into_inner<T>(m: Mutex<T>) -> T {
-    m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    m.into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Upstream `prioritizeNodes`: PreScore + Score, or a flat score of 1 without score plugins.
@@ -244,7 +248,8 @@ pub fn prioritize_nodes(
     if !s.is_success() {
         return Err(ScheduleError::Internal(s));
     }
-    fw.run_score(state, pod, nodes).map_err(ScheduleError::Internal)
+    fw.run_score(state, pod, nodes)
+        .map_err(ScheduleError::Internal)
 }
 
 /// Highest total score; ties broken uniformly at random by reservoir sampling.

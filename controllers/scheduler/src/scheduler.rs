@@ -12,7 +12,7 @@ use crate::Error;
 use crate::cache::Cache;
 use crate::cache::snapshot::Snapshot;
 use crate::config::SchedulerConfig;
-use crate::framework::{CycleState, Framework, Status};
+use crate::framework::{CycleState, Framework, PostFilterResult, Status};
 use crate::metrics::{self, Metrics};
 use crate::plugins::registry::{Handle, Registry};
 use crate::queue::{QueuedPodInfo, SchedulingQueue};
@@ -39,6 +39,15 @@ impl PodStore {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(uid, pod);
+    }
+
+    pub fn all(&self) -> Vec<Arc<Pod>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn remove(&self, uid: &str) -> Option<Arc<Pod>> {
@@ -70,7 +79,10 @@ pub struct Scheduler {
 pub enum Attempt {
     /// Scheduling cycle succeeded; binding continues in the background.
     Assumed(String),
-    Failed { reason: &'static str, message: String },
+    Failed {
+        reason: &'static str,
+        message: String,
+    },
     Skipped,
 }
 
@@ -131,12 +143,14 @@ impl Scheduler {
         }
         self.shared.cache.update_snapshot(&mut self.snapshot);
         let mut state = CycleState::new();
-        let result = self.algorithm.schedule_pod(&fw, &mut state, &pod, &self.snapshot);
+        let result = self
+            .algorithm
+            .schedule_pod(&fw, &mut state, &pod, &self.snapshot);
         let host = match result {
             Ok(r) => r.suggested_host,
             Err(err) => {
-                let (attempt, pinfo) = self.cycle_failure(&fw, &state, pinfo, err);
-                self.finish_failed(&fw, pinfo, cycle, &attempt, start).await;
+                let (attempt, pinfo, nominated) = self.cycle_failure(&fw, &state, pinfo, err);
+                handle_failure(&self.shared, &fw, pinfo, cycle, &attempt, start, nominated).await;
                 return Some(attempt);
             }
         };
@@ -154,7 +168,8 @@ impl Scheduler {
             fw.run_unreserve(&mut state, &assumed, &host);
             self.forget(&uid);
             let attempt = status_failure(&s);
-            self.finish_failed(&fw, plugin_rejected(pinfo, &s), cycle, &attempt, start).await;
+            self.finish_failed(&fw, plugin_rejected(pinfo, &s), cycle, &attempt, start)
+                .await;
             return Some(attempt);
         }
         let (permit, wait) = fw.run_permit(&state, &assumed, &host);
@@ -162,7 +177,8 @@ impl Scheduler {
             fw.run_unreserve(&mut state, &assumed, &host);
             self.forget(&uid);
             let attempt = status_failure(&permit);
-            self.finish_failed(&fw, plugin_rejected(pinfo, &permit), cycle, &attempt, start).await;
+            self.finish_failed(&fw, plugin_rejected(pinfo, &permit), cycle, &attempt, start)
+                .await;
             return Some(attempt);
         }
         let waiting = permit.is_wait().then_some(wait);
@@ -194,26 +210,50 @@ impl Scheduler {
         state: &CycleState,
         mut pinfo: QueuedPodInfo,
         err: ScheduleError,
-    ) -> (Attempt, QueuedPodInfo) {
+    ) -> (Attempt, QueuedPodInfo, Option<String>) {
         match err {
             ScheduleError::NoNodesAvailable => {
                 pinfo.unschedulable_plugins.clear();
-                (failed(REASON_UNSCHEDULABLE, err.to_string()), pinfo)
+                (failed(REASON_UNSCHEDULABLE, err.to_string()), pinfo, None)
             }
             ScheduleError::Fit(mut fit) => {
+                let mut nominated = None;
                 if fw.has_post_filter_plugins() {
-                    let (_nominated, s) =
-                        fw.run_post_filter(state, &pinfo.pod, &fit.diagnosis.node_to_status);
+                    let (result, s) = fw.run_post_filter(
+                        state,
+                        &pinfo.pod,
+                        &fit.diagnosis.node_to_status,
+                        self.snapshot.list(),
+                    );
                     fit.diagnosis.post_filter_msg = s.message();
+                    if let Some(r) = result {
+                        nominated = Some(r.nominated_node_name.clone().unwrap_or_default());
+                        self.spawn_eviction(&pinfo.pod, r);
+                    }
                 }
                 pinfo.unschedulable_plugins = fit.diagnosis.unschedulable_plugins.clone();
-                (failed(REASON_UNSCHEDULABLE, fit.to_string()), pinfo)
+                (
+                    failed(REASON_UNSCHEDULABLE, fit.to_string()),
+                    pinfo,
+                    nominated,
+                )
             }
             ScheduleError::Internal(s) => {
                 pinfo.unschedulable_plugins.clear();
-                (failed(REASON_SCHEDULER_ERROR, s.message()), pinfo)
+                (failed(REASON_SCHEDULER_ERROR, s.message()), pinfo, None)
             }
         }
+    }
+
+    /// Victims are evicted off the scheduling path (like upstream's async preemption).
+    fn spawn_eviction(&self, preemptor: &Arc<Pod>, result: PostFilterResult) {
+        let (Some(node), false) = (result.nominated_node_name, result.victims.is_empty()) else {
+            return;
+        };
+        tracing::info!(pod = %key(preemptor), %node, victims = result.victims.len(), "preempting pods");
+        let reporter = self.shared.reporter.clone();
+        let preemptor = preemptor.clone();
+        tokio::spawn(async move { reporter.preempt(&preemptor, &node, &result.victims).await });
     }
 
     async fn finish_failed(
@@ -224,7 +264,7 @@ impl Scheduler {
         attempt: &Attempt,
         start: Instant,
     ) {
-        handle_failure(&self.shared, fw, pinfo, cycle, attempt, start).await;
+        handle_failure(&self.shared, fw, pinfo, cycle, attempt, start, None).await;
     }
 
     /// Runs until the queue closes.
@@ -274,6 +314,7 @@ async fn handle_failure(
     cycle: u64,
     attempt: &Attempt,
     start: Instant,
+    nominated: Option<String>,
 ) {
     let Attempt::Failed { reason, message } = attempt else {
         return;
@@ -294,7 +335,12 @@ async fn handle_failure(
             shared.queue.done(&uid);
             return;
         }
-        Some(p) if p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()) => {
+        Some(p)
+            if p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_some_and(|n| !n.is_empty()) =>
+        {
             tracing::debug!(pod = %key(&p), "pod was assigned meanwhile; not requeueing");
             shared.queue.done(&uid);
             return;
@@ -304,7 +350,10 @@ async fn handle_failure(
     tracing::info!(pod = %key(&pod), %message, "unable to schedule pod; waiting");
     pinfo.pod = pod.clone();
     shared.queue.add_unschedulable_if_not_present(pinfo, cycle);
-    shared.reporter.failed(&pod, reason, message).await;
+    shared
+        .reporter
+        .failed(&pod, reason, message, nominated.as_deref())
+        .await;
 }
 
 /// The asynchronous half of an attempt (upstream `bindingCycle`).
@@ -325,19 +374,27 @@ impl BindingCycle {
         let status = self.bind().await;
         let uid = self.pinfo.uid().to_string();
         if status.is_success() {
-            self.shared.cache.finish_binding(&uid, std::time::Instant::now());
+            self.shared
+                .cache
+                .finish_binding(&uid, std::time::Instant::now());
             self.shared.metrics.observe_attempt(
                 metrics::RESULT_SCHEDULED,
                 self.fw.profile_name(),
                 self.start.elapsed().as_secs_f64(),
             );
             tracing::info!(pod = %key(&self.assumed), node = %self.host, "successfully bound pod to node");
-            self.shared.reporter.scheduled(&self.assumed, &self.host).await;
-            self.fw.run_post_bind(&self.state, &self.assumed, &self.host).await;
+            self.shared
+                .reporter
+                .scheduled(&self.assumed, &self.host)
+                .await;
+            self.fw
+                .run_post_bind(&self.state, &self.assumed, &self.host)
+                .await;
             self.shared.queue.done(&uid);
             return;
         }
-        self.fw.run_unreserve(&mut self.state, &self.assumed, &self.host);
+        self.fw
+            .run_unreserve(&mut self.state, &self.assumed, &self.host);
         if let Err(e) = self.shared.cache.forget_pod(&uid) {
             tracing::error!(%e, "scheduler cache ForgetPod failed");
         }
@@ -353,7 +410,16 @@ impl BindingCycle {
         );
         let pinfo = plugin_rejected(self.pinfo.clone(), &status);
         let attempt = status_failure(&status);
-        handle_failure(&self.shared, &self.fw, pinfo, self.cycle, &attempt, self.start).await;
+        handle_failure(
+            &self.shared,
+            &self.fw,
+            pinfo,
+            self.cycle,
+            &attempt,
+            self.start,
+            None,
+        )
+        .await;
     }
 
     async fn bind(&self) -> Status {
@@ -361,18 +427,33 @@ impl BindingCycle {
             // No plugin in this build can approve a waiting pod, so waiting always ends in the
             // upstream timeout rejection.
             tokio::time::sleep(wait).await;
-            return Status::unschedulable(format!("rejected due to timeout after waiting {wait:?} at plugin"));
+            return Status::unschedulable(format!(
+                "rejected due to timeout after waiting {wait:?} at plugin"
+            ));
         }
-        let s = self.fw.run_pre_bind(&self.state, &self.assumed, &self.host).await;
+        let s = self
+            .fw
+            .run_pre_bind(&self.state, &self.assumed, &self.host)
+            .await;
         if !s.is_success() {
-            return if s.is_rejected() { s } else { Status::error(format!("running PreBind plugin {:?}: {s}", s.plugin())) };
+            return if s.is_rejected() {
+                s
+            } else {
+                Status::error(format!("running PreBind plugin {:?}: {s}", s.plugin()))
+            };
         }
-        let s = self.fw.run_bind(&self.state, &self.assumed, &self.host).await;
+        let s = self
+            .fw
+            .run_bind(&self.state, &self.assumed, &self.host)
+            .await;
         if s.is_skip() {
             return Status::error("no bind plugin bound the pod");
         }
         if !s.is_success() {
-            return Status::error(format!("binding rejected: running Bind plugin {:?}: {s}", s.plugin()));
+            return Status::error(format!(
+                "binding rejected: running Bind plugin {:?}: {s}",
+                s.plugin()
+            ));
         }
         s
     }

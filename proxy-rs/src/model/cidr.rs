@@ -36,11 +36,19 @@ impl Cidr {
 }
 
 fn prefix_mask_u32(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
 }
 
 fn prefix_mask_u128(len: u8) -> u128 {
-    if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) }
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
+    }
 }
 
 impl FromStr for Cidr {
@@ -82,7 +90,11 @@ mod tests {
         ];
         for (cidr, ip, want) in cases {
             let c: Cidr = cidr.parse().unwrap();
-            assert_eq!(c.contains(ip.parse().unwrap()), want, "{cidr} contains {ip}");
+            assert_eq!(
+                c.contains(ip.parse().unwrap()),
+                want,
+                "{cidr} contains {ip}"
+            );
         }
     }
 

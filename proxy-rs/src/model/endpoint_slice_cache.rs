@@ -8,7 +8,9 @@ use k8s_openapi::api::discovery::v1::{Endpoint as ApiEndpoint, EndpointSlice};
 
 use super::IpFamily;
 use super::endpoint::Endpoint;
-use super::service_port::{LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, NamespacedName, Protocol, ServicePortName};
+use super::service_port::{
+    LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, NamespacedName, Protocol, ServicePortName,
+};
 
 /// Label linking a slice to its Service.
 pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -31,7 +33,11 @@ pub struct EndpointSliceCache {
 
 impl EndpointSliceCache {
     pub fn new(hostname: impl Into<String>, family: IpFamily) -> Self {
-        Self { hostname: hostname.into(), family, slices: BTreeMap::new() }
+        Self {
+            hostname: hostname.into(),
+            family,
+            slices: BTreeMap::new(),
+        }
     }
 
     /// Records a slice add/update (`removed == false`) or delete. Returns the
@@ -39,7 +45,8 @@ impl EndpointSliceCache {
     pub fn update(&mut self, slice: &EndpointSlice, removed: bool) -> Option<NamespacedName> {
         let service = slice_service(slice)?;
         let slice_name = slice.metadata.name.clone().unwrap_or_default();
-        let info = (!removed && self.family_matches(slice) && !skip_slice(slice)).then(|| self.slice_info(slice));
+        let info = (!removed && self.family_matches(slice) && !skip_slice(slice))
+            .then(|| self.slice_info(slice));
         let entry = self.slices.entry(service.clone()).or_default();
         let changed = if let Some(info) = info {
             let changed = entry.get(&slice_name) != Some(&info);
@@ -64,7 +71,10 @@ impl EndpointSliceCache {
             .iter()
             .flatten()
             .filter_map(|p| {
-                let port = p.port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0)?;
+                let port = p
+                    .port
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| *n != 0)?;
                 let protocol = Protocol::from_api(p.protocol.as_deref())?;
                 Some((p.name.clone().unwrap_or_default(), protocol, port))
             })
@@ -118,7 +128,10 @@ impl EndpointSliceCache {
 
     /// Endpoints of every port of `service`, merged across slices (sorted by
     /// slice name) and deduplicated by `ip:port`, preferring a ready copy.
-    pub fn endpoints_for(&self, service: &NamespacedName) -> BTreeMap<ServicePortName, Vec<Endpoint>> {
+    pub fn endpoints_for(
+        &self,
+        service: &NamespacedName,
+    ) -> BTreeMap<ServicePortName, Vec<Endpoint>> {
         let mut out: BTreeMap<ServicePortName, Vec<Endpoint>> = BTreeMap::new();
         let Some(slices) = self.slices.get(service) else {
             return out;
@@ -132,7 +145,10 @@ impl EndpointSliceCache {
                 };
                 let list = out.entry(name).or_default();
                 for ep in &info.endpoints {
-                    let ep = Endpoint { port: *port, ..ep.clone() };
+                    let ep = Endpoint {
+                        port: *port,
+                        ..ep.clone()
+                    };
                     match list.iter_mut().find(|e| e.ip == ep.ip && e.port == ep.port) {
                         Some(existing) if ep.ready && !existing.ready => *existing = ep,
                         Some(_) => {}
@@ -155,7 +171,10 @@ fn slice_service(slice: &EndpointSlice) -> Option<NamespacedName> {
     if name.is_empty() {
         return None;
     }
-    Some(NamespacedName::new(slice.metadata.namespace.clone().unwrap_or_default(), name.clone()))
+    Some(NamespacedName::new(
+        slice.metadata.namespace.clone().unwrap_or_default(),
+        name.clone(),
+    ))
 }
 
 /// The informer label selector upstream uses for slices, applied in code.

@@ -12,7 +12,8 @@ use super::{EndpointsMap, IpFamily};
 
 /// Annotation the EndpointSlice controller sets to when the change that
 /// produced the slice happened.
-pub const ANNOTATION_LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+pub const ANNOTATION_LAST_CHANGE_TRIGGER_TIME: &str =
+    "endpoints.kubernetes.io/last-change-trigger-time";
 
 #[derive(Debug)]
 pub struct EndpointsChangeTracker {
@@ -44,7 +45,10 @@ impl EndpointsChangeTracker {
             return false;
         };
         if !removed && let Some(t) = trigger_time(slice) {
-            self.trigger_times.entry(service.clone()).or_default().push(t);
+            self.trigger_times
+                .entry(service.clone())
+                .or_default()
+                .push(t);
         }
         self.pending.insert(service);
         true
@@ -58,11 +62,19 @@ impl EndpointsChangeTracker {
     }
 
     pub fn endpoints_map(&self) -> EndpointsMap {
-        self.cache.services().iter().flat_map(|svc| self.cache.endpoints_for(svc)).collect()
+        self.cache
+            .services()
+            .iter()
+            .flat_map(|svc| self.cache.endpoints_for(svc))
+            .collect()
     }
 }
 
 fn trigger_time(slice: &EndpointSlice) -> Option<jiff::Timestamp> {
-    let raw = slice.metadata.annotations.as_ref()?.get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME)?;
+    let raw = slice
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME)?;
     raw.parse().ok()
 }

@@ -35,7 +35,10 @@ pub enum IpFamily {
 
 impl IpFamily {
     pub fn matches(self, ip: IpAddr) -> bool {
-        matches!((self, ip), (IpFamily::V4, IpAddr::V4(_)) | (IpFamily::V6, IpAddr::V6(_)))
+        matches!(
+            (self, ip),
+            (IpFamily::V4, IpAddr::V4(_)) | (IpFamily::V6, IpAddr::V6(_))
+        )
     }
 
     /// The EndpointSlice `addressType` for this family.

@@ -18,7 +18,11 @@ pub struct ServiceChangeTracker {
 
 impl ServiceChangeTracker {
     pub fn new(family: IpFamily) -> Self {
-        Self { family, services: BTreeMap::new(), pending: BTreeSet::new() }
+        Self {
+            family,
+            services: BTreeMap::new(),
+            pending: BTreeSet::new(),
+        }
     }
 
     /// Records an add/update. Returns true when the proxied ports changed.
@@ -63,10 +67,16 @@ impl ServiceChangeTracker {
     }
 
     pub fn port_map(&self) -> ServicePortMap {
-        self.services.values().flat_map(|ports| ports.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
+        self.services
+            .values()
+            .flat_map(|ports| ports.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect()
     }
 }
 
 pub(super) fn service_key(svc: &Service) -> Option<NamespacedName> {
-    Some(NamespacedName::new(svc.metadata.namespace.clone()?, svc.metadata.name.clone()?))
+    Some(NamespacedName::new(
+        svc.metadata.namespace.clone()?,
+        svc.metadata.name.clone()?,
+    ))
 }

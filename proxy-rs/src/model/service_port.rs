@@ -25,7 +25,10 @@ pub struct NamespacedName {
 
 impl NamespacedName {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -108,8 +111,7 @@ impl ServiceInfo {
 
     /// Whether any traffic to this port uses "Cluster" traffic policy.
     pub fn uses_cluster_endpoints(&self) -> bool {
-        !self.internal_policy_local
-            || (self.externally_accessible() && !self.external_policy_local)
+        !self.internal_policy_local || (self.externally_accessible() && !self.external_policy_local)
     }
 
     /// Whether any traffic to this port uses "Local" traffic policy.
@@ -153,7 +155,12 @@ pub fn skip_reason(svc: &Service, family: IpFamily) -> Option<SkipReason> {
 
 fn cluster_ip_for_family(svc: &Service, family: IpFamily) -> Option<IpAddr> {
     let spec = svc.spec.as_ref()?;
-    let mut candidates: Vec<&str> = spec.cluster_ips.iter().flatten().map(String::as_str).collect();
+    let mut candidates: Vec<&str> = spec
+        .cluster_ips
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     if candidates.is_empty() {
         candidates.extend(spec.cluster_ip.as_deref());
     }
@@ -185,14 +192,15 @@ pub fn service_ports(svc: &Service, family: IpFamily) -> Vec<(ServicePortName, S
         svc.metadata.name.clone().unwrap_or_default(),
     );
     let svc_type = spec.type_.as_deref().unwrap_or("ClusterIP");
-    let session_affinity_timeout = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
-        spec.session_affinity_config
-            .as_ref()
-            .and_then(|c| c.client_ip.as_ref())
-            .and_then(|c| c.timeout_seconds)
-            .and_then(|t| u32::try_from(t).ok())
-            .unwrap_or(DEFAULT_CLIENT_IP_AFFINITY_SECONDS)
-    });
+    let session_affinity_timeout =
+        (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .and_then(|t| u32::try_from(t).ok())
+                .unwrap_or(DEFAULT_CLIENT_IP_AFFINITY_SECONDS)
+        });
     let external_ips = parse_ips(spec.external_ips.clone().unwrap_or_default(), family);
     let load_balancer_vips = load_balancer_vips(svc, family);
     let load_balancer_source_ranges: Vec<Cidr> = spec
@@ -205,13 +213,16 @@ pub fn service_ports(svc: &Service, family: IpFamily) -> Vec<(ServicePortName, S
     // apiservice.ExternallyAccessible: LoadBalancer, NodePort, or ClusterIP with externalIPs.
     let externally_accessible_type = svc_type == "LoadBalancer"
         || svc_type == "NodePort"
-        || (svc_type == "ClusterIP" && !spec.external_ips.as_deref().unwrap_or_default().is_empty());
+        || (svc_type == "ClusterIP"
+            && !spec.external_ips.as_deref().unwrap_or_default().is_empty());
     let external_policy_local =
         externally_accessible_type && spec.external_traffic_policy.as_deref() == Some("Local");
     let internal_policy_local = spec.internal_traffic_policy.as_deref() == Some("Local");
     // apiservice.NeedsHealthCheck: LoadBalancer with Local external policy.
     let health_check_node_port = if svc_type == "LoadBalancer" && external_policy_local {
-        spec.health_check_node_port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0)
+        spec.health_check_node_port
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0)
     } else {
         0
     };
@@ -262,7 +273,11 @@ fn load_balancer_vips(svc: &Service, family: IpFamily) -> Vec<IpAddr> {
     if svc.spec.as_ref().and_then(|s| s.type_.as_deref()) != Some("LoadBalancer") {
         return Vec::new();
     }
-    let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref());
     parse_ips(
         ingress
             .into_iter()

@@ -39,11 +39,16 @@ pub fn categorize_endpoints(
     if endpoints.is_empty() {
         return out;
     }
-    let zone = node_labels.get(LABEL_TOPOLOGY_ZONE).map(String::as_str).unwrap_or("");
+    let zone = node_labels
+        .get(LABEL_TOPOLOGY_ZONE)
+        .map(String::as_str)
+        .unwrap_or("");
     let mut mode = TopologyMode::None;
     if svc.uses_cluster_endpoints() {
         mode = topology_mode(endpoints, node_name, zone);
-        out.cluster = filter(endpoints, |ep| ep.ready && available_for(ep, mode, node_name, zone));
+        out.cluster = filter(endpoints, |ep| {
+            ep.ready && available_for(ep, mode, node_name, zone)
+        });
         if out.cluster.is_empty() {
             out.cluster = filter(endpoints, |ep| ep.serving && ep.terminating);
         }

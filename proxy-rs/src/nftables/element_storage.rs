@@ -23,7 +23,12 @@ impl ElementStorage {
     }
 
     fn new(object: &'static str, name: &'static str) -> Self {
-        Self { object, name, elements: BTreeMap::new(), leftover: BTreeSet::new() }
+        Self {
+            object,
+            name,
+            elements: BTreeMap::new(),
+            leftover: BTreeSet::new(),
+        }
     }
 
     /// Full sync: flush the kernel container and forget what we knew.
@@ -45,7 +50,13 @@ impl ElementStorage {
         self.leftover = self.elements.keys().cloned().collect();
     }
 
-    pub fn ensure(&mut self, tx: &mut Transaction, key: String, value: Option<String>, comment: Option<String>) {
+    pub fn ensure(
+        &mut self,
+        tx: &mut Transaction,
+        key: String,
+        value: Option<String>,
+        comment: Option<String>,
+    ) {
         match self.elements.get(&key) {
             Some(existing) if *existing == value => {}
             Some(_) => {
@@ -57,7 +68,13 @@ impl ElementStorage {
         self.leftover.remove(&key);
     }
 
-    fn add(&mut self, tx: &mut Transaction, key: String, value: Option<String>, comment: Option<String>) {
+    fn add(
+        &mut self,
+        tx: &mut Transaction,
+        key: String,
+        value: Option<String>,
+        comment: Option<String>,
+    ) {
         tx.add_element(&Element {
             container: self.name.to_string(),
             key: key.clone(),

@@ -19,7 +19,10 @@ pub struct NftCli {
 
 impl NftCli {
     pub fn new(family: &'static str) -> Self {
-        Self { family, netns: None }
+        Self {
+            family,
+            netns: None,
+        }
     }
 
     /// Runs every command inside the network namespace at `path`
@@ -56,11 +59,16 @@ impl NftCli {
                 .await
                 .map_err(|e| Error::Nft(format!("writing nft script: {e}")))?;
         }
-        let out = child.wait_with_output().await.map_err(|e| Error::Nft(format!("waiting for nft: {e}")))?;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| Error::Nft(format!("waiting for nft: {e}")))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Nft(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+            Err(Error::Nft(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
         }
     }
 
@@ -74,7 +82,9 @@ impl NftCli {
     pub async fn list(&self, what: &str) -> Result<BTreeSet<String>, Error> {
         match self.output(&["list", what, self.family]).await {
             Ok(text) => Ok(parse_names(&text, what.trim_end_matches('s'))),
-            Err(Error::Nft(msg)) if msg.contains("No such file or directory") => Ok(BTreeSet::new()),
+            Err(Error::Nft(msg)) if msg.contains("No such file or directory") => {
+                Ok(BTreeSet::new())
+            }
             Err(e) => Err(e),
         }
     }
@@ -89,7 +99,9 @@ impl NftCli {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(Error::Nft(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+            Err(Error::Nft(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
         }
     }
 }
@@ -125,6 +137,9 @@ mod tests {
     fn parses_chain_listing() {
         let text = "table ip filter {\n\tchain INPUT {\n\t}\n}\ntable ip kube-proxy {\n\tchain services {\n\t}\n\tchain service-AB-ns/svc/tcp/p80 {\n\t}\n}\n";
         let names = parse_names(text, "chain");
-        assert_eq!(names.into_iter().collect::<Vec<_>>(), vec!["service-AB-ns/svc/tcp/p80", "services"]);
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            vec!["service-AB-ns/svc/tcp/p80", "services"]
+        );
     }
 }

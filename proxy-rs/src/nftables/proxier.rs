@@ -82,7 +82,9 @@ impl Proxier {
 
     fn queued(&self) {
         self.health.queued_update();
-        self.metrics.sync_proxy_rules_last_queued_timestamp.set(unix_now());
+        self.metrics
+            .sync_proxy_rules_last_queued_timestamp
+            .set(unix_now());
     }
 
     /// Returns true when a sync is needed.
@@ -147,7 +149,9 @@ impl Proxier {
     /// One sync. Errors leave the proxier needing a full sync.
     pub async fn sync(&mut self) -> Result<Option<SyncReport>, Error> {
         if !self.is_initialized() {
-            tracing::debug!("Not syncing nftables until Services and Endpoints have been received from master");
+            tracing::debug!(
+                "Not syncing nftables until Services and Endpoints have been received from master"
+            );
             return Ok(None);
         }
         let start = std::time::Instant::now();
@@ -158,7 +162,9 @@ impl Proxier {
         if full {
             self.metrics.sync_full_proxy_rules_duration.observe(elapsed);
         } else {
-            self.metrics.sync_partial_proxy_rules_duration.observe(elapsed);
+            self.metrics
+                .sync_partial_proxy_rules_duration
+                .observe(elapsed);
         }
         tracing::debug!(elapsed_seconds = elapsed, full, "SyncProxyRules complete");
         if result.is_err() {
@@ -216,22 +222,29 @@ impl Proxier {
         for chain in &out.stale_chains {
             self.stale_chains.entry(chain.clone()).or_insert(now);
         }
-        self.stale_chains.retain(|c, _| !out.active_chains.contains(c));
+        self.stale_chains
+            .retain(|c, _| !out.active_chains.contains(c));
         self.need_full_sync = false;
 
         for times in ep_update.last_change_trigger_times.values() {
             for t in times {
                 let latency = jiff::Timestamp::now().duration_since(*t).as_secs_f64();
-                self.metrics.network_programming_duration.observe(latency.max(0.0));
+                self.metrics
+                    .network_programming_duration
+                    .observe(latency.max(0.0));
             }
         }
         self.metrics
             .no_local_endpoints
-            .get_or_create(&TrafficPolicyLabel { traffic_policy: "internal".into() })
+            .get_or_create(&TrafficPolicyLabel {
+                traffic_policy: "internal".into(),
+            })
             .set(i64::try_from(out.no_local_endpoints_internal).unwrap_or(i64::MAX));
         self.metrics
             .no_local_endpoints
-            .get_or_create(&TrafficPolicyLabel { traffic_policy: "external".into() })
+            .get_or_create(&TrafficPolicyLabel {
+                traffic_policy: "external".into(),
+            })
             .set(i64::try_from(out.no_local_endpoints_external).unwrap_or(i64::MAX));
         self.health.updated();
         self.metrics.sync_proxy_rules_last_timestamp.set(unix_now());
@@ -240,7 +253,11 @@ impl Proxier {
         self.conntrack.execute(&deletions).await;
         self.svc_map = new_svcs;
         self.ep_map = new_eps;
-        Ok(SyncReport { full, script, conntrack_deletions: deletions })
+        Ok(SyncReport {
+            full,
+            script,
+            conntrack_deletions: deletions,
+        })
     }
 
     /// Deletes chains flushed at least a second ago, in their own transaction.

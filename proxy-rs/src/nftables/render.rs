@@ -11,8 +11,8 @@ use super::names::*;
 use super::setup::setup;
 use super::transaction::Transaction;
 use crate::model::{
-    Cidr, Endpoint, EndpointsMap, IpFamily, NamespacedName, ServiceInfo, ServicePortMap, ServicePortName,
-    categorize_endpoints,
+    Cidr, Endpoint, EndpointsMap, IpFamily, NamespacedName, ServiceInfo, ServicePortMap,
+    ServicePortName, categorize_endpoints,
 };
 use crate::proxy_util::{LocalDetector, NodePortAddresses, nft_family_keyword};
 
@@ -141,7 +141,11 @@ pub fn render(cfg: &NftConfig, state: &mut RendererState, input: &SyncInput<'_>)
     let mut ctx = Ctx {
         cfg,
         ip: nft_family_keyword(cfg.family),
-        addr_type: if cfg.family == IpFamily::V4 { "ipv4_addr" } else { "ipv6_addr" },
+        addr_type: if cfg.family == IpFamily::V4 {
+            "ipv4_addr"
+        } else {
+            "ipv6_addr"
+        },
         tx: Transaction::new(nft_family_keyword(cfg.family)),
         active_chains: BTreeSet::new(),
         active_affinity_sets: BTreeSet::new(),
@@ -154,7 +158,11 @@ pub fn render(cfg: &NftConfig, state: &mut RendererState, input: &SyncInput<'_>)
     }
     let mut no_local = (0, 0);
     for (spn, svc) in input.services {
-        let eps = input.endpoints.get(spn).map(Vec::as_slice).unwrap_or_default();
+        let eps = input
+            .endpoints
+            .get(spn)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let skip = !input.full && !input.updated.contains(&spn.service);
         let (internal, external) = render_service(&mut ctx, state, input, spn, svc, eps, skip);
         no_local.0 += usize::from(internal);
@@ -246,7 +254,9 @@ fn render_service(
     let no_local_external = cat.has_any && !has_external;
 
     let key = |addr: &IpAddr, port: u16| format!("{addr} . {proto} . {port}");
-    state.cluster_ips.ensure(&mut ctx.tx, svc.cluster_ip.to_string(), None, None);
+    state
+        .cluster_ips
+        .ensure(&mut ctx.tx, svc.cluster_ip.to_string(), None, None);
     if has_internal {
         state.service_ips.ensure(
             &mut ctx.tx,
@@ -282,7 +292,8 @@ fn render_service(
         }
     }
 
-    let uses_fw_chain = !svc.load_balancer_vips.is_empty() && !svc.load_balancer_source_ranges.is_empty();
+    let uses_fw_chain =
+        !svc.load_balancer_vips.is_empty() && !svc.load_balancer_source_ranges.is_empty();
     if uses_fw_chain {
         ctx.ensure_chain(&chains.firewall, skip);
     }
@@ -344,16 +355,21 @@ fn render_service(
     if has_internal {
         let base = format!("{ip} daddr {} {proto} dport {}", svc.cluster_ip, svc.port);
         if ctx.cfg.masquerade_all {
-            ctx.tx.add_rule(internal_chain, &format!("{base} jump {MARK_MASQ_CHAIN}"));
+            ctx.tx
+                .add_rule(internal_chain, &format!("{base} jump {MARK_MASQ_CHAIN}"));
         } else if ctx.cfg.local_detector.is_implemented() {
             let not_local = ctx.cfg.local_detector.if_not_local_nft(ctx.cfg.family);
-            ctx.tx.add_rule(internal_chain, &format!("{base} {not_local} jump {MARK_MASQ_CHAIN}"));
+            ctx.tx.add_rule(
+                internal_chain,
+                &format!("{base} {not_local} jump {MARK_MASQ_CHAIN}"),
+            );
         }
     }
 
     if uses_external_chain {
         if !svc.external_policy_local {
-            ctx.tx.add_rule(&chains.external, &format!("jump {MARK_MASQ_CHAIN}"));
+            ctx.tx
+                .add_rule(&chains.external, &format!("jump {MARK_MASQ_CHAIN}"));
         } else if uses_cluster_chain {
             // The short-circuit rules target the cluster-policy chain; when a
             // Service is Local for both policies that chain does not exist and
@@ -378,20 +394,29 @@ fn render_service(
             );
         }
         if has_external {
-            ctx.tx.add_rule(&chains.external, &format!("goto {external_policy_chain}"));
+            ctx.tx
+                .add_rule(&chains.external, &format!("goto {external_policy_chain}"));
         }
     }
 
     if uses_fw_chain {
-        let mut sources: Vec<String> = svc.load_balancer_source_ranges.iter().map(ToString::to_string).collect();
-        let allow_from_node = ctx
-            .cfg
-            .node_ip
-            .is_some_and(|n| svc.load_balancer_source_ranges.iter().any(|c| c.contains(n)));
+        let mut sources: Vec<String> = svc
+            .load_balancer_source_ranges
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let allow_from_node = ctx.cfg.node_ip.is_some_and(|n| {
+            svc.load_balancer_source_ranges
+                .iter()
+                .any(|c| c.contains(n))
+        });
         if allow_from_node {
             sources.extend(svc.load_balancer_vips.iter().map(ToString::to_string));
         }
-        ctx.tx.add_rule(&chains.firewall, &format!("{ip} saddr != {{ {} }} drop", sources.join(", ")));
+        ctx.tx.add_rule(
+            &chains.firewall,
+            &format!("{ip} saddr != {{ {} }} drop", sources.join(", ")),
+        );
     }
 
     if let Some(timeout) = svc.session_affinity_timeout {
@@ -401,7 +426,10 @@ fn render_service(
             ctx.tx.add_container(
                 "set",
                 &affinity_set(spn, ep),
-                &format!("type {} ; flags dynamic,timeout ; timeout {timeout}s", ctx.addr_type),
+                &format!(
+                    "type {} ; flags dynamic,timeout ; timeout {timeout}s",
+                    ctx.addr_type
+                ),
                 None,
             );
         }
@@ -417,11 +445,20 @@ fn render_service(
     for ep in &cat.all_reachable {
         let chain = endpoint_chain(spn, ep);
         // Hairpin: a backend reaching itself through the Service needs SNAT.
-        ctx.tx.add_rule(&chain, &format!("{ip} saddr {} jump {MARK_MASQ_CHAIN}", ep.ip));
+        ctx.tx.add_rule(
+            &chain,
+            &format!("{ip} saddr {} jump {MARK_MASQ_CHAIN}", ep.ip),
+        );
         if svc.session_affinity_timeout.is_some() {
-            ctx.tx.add_rule(&chain, &format!("update @{} {{ {ip} saddr }}", affinity_set(spn, ep)));
+            ctx.tx.add_rule(
+                &chain,
+                &format!("update @{} {{ {ip} saddr }}", affinity_set(spn, ep)),
+            );
         }
-        ctx.tx.add_rule(&chain, &format!("meta l4proto {proto} dnat to {}", ep.addr()));
+        ctx.tx.add_rule(
+            &chain,
+            &format!("meta l4proto {proto} dnat to {}", ep.addr()),
+        );
     }
     (no_local_internal, no_local_external)
 }
@@ -437,7 +474,12 @@ fn write_service_to_endpoint_rules(
         for ep in endpoints {
             ctx.tx.add_rule(
                 chain,
-                &format!("{} saddr @{} goto {}", ctx.ip, affinity_set(spn, ep), endpoint_chain(spn, ep)),
+                &format!(
+                    "{} saddr @{} goto {}",
+                    ctx.ip,
+                    affinity_set(spn, ep),
+                    endpoint_chain(spn, ep)
+                ),
             );
         }
     }
@@ -448,6 +490,10 @@ fn write_service_to_endpoint_rules(
         .collect();
     ctx.tx.add_rule(
         chain,
-        &format!("numgen random mod {} vmap {{ {} }}", endpoints.len(), elements.join(" , ")),
+        &format!(
+            "numgen random mod {} vmap {{ {} }}",
+            endpoints.len(),
+            elements.join(" , ")
+        ),
     );
 }

@@ -8,17 +8,18 @@ use super::transaction::Transaction;
 use crate::proxy_util::nft_family_keyword;
 
 /// (name, type, hook, priority). Filter chains run before DNAT so they see
-/// the original destination; nft 1.0.x only accepts numeric priorities for
-/// `dstnat ± n` on filter chains (dstnat = -100).
+/// the original destination. Upstream writes `dstnat - 10` etc.; nft 1.0.x
+/// only accepts the symbolic names on some hooks, so we write the numbers
+/// they stand for (dstnat = -100, srcnat = 100).
 const BASE_CHAINS: [(&str, &str, &str, &str); 8] = [
     (FILTER_PREROUTING, "filter", "prerouting", "-110"),
     (FILTER_INPUT, "filter", "input", "-110"),
     (FILTER_FORWARD, "filter", "forward", "-110"),
     (FILTER_OUTPUT, "filter", "output", "-110"),
     (FILTER_OUTPUT_POST_DNAT, "filter", "output", "-90"),
-    (NAT_PREROUTING, "nat", "prerouting", "dstnat"),
-    (NAT_OUTPUT, "nat", "output", "dstnat"),
-    (NAT_POSTROUTING, "nat", "postrouting", "srcnat"),
+    (NAT_PREROUTING, "nat", "prerouting", "-100"),
+    (NAT_OUTPUT, "nat", "output", "-100"),
+    (NAT_POSTROUTING, "nat", "postrouting", "100"),
 ];
 
 /// (destination chain, source base chain, match prefix).
@@ -26,7 +27,11 @@ const JUMP_CHAINS: [(&str, &str, &str); 11] = [
     // reject is only valid in input/forward/output hooks on older kernels.
     (NODEPORT_ENDPOINTS_CHECK_CHAIN, FILTER_INPUT, "ct state new"),
     (SERVICE_ENDPOINTS_CHECK_CHAIN, FILTER_INPUT, "ct state new"),
-    (SERVICE_ENDPOINTS_CHECK_CHAIN, FILTER_FORWARD, "ct state new"),
+    (
+        SERVICE_ENDPOINTS_CHECK_CHAIN,
+        FILTER_FORWARD,
+        "ct state new",
+    ),
     (SERVICE_ENDPOINTS_CHECK_CHAIN, FILTER_OUTPUT, "ct state new"),
     (FIREWALL_CHECK_CHAIN, FILTER_PREROUTING, "ct state new"),
     (FIREWALL_CHECK_CHAIN, FILTER_OUTPUT, "ct state new"),
@@ -34,11 +39,20 @@ const JUMP_CHAINS: [(&str, &str, &str); 11] = [
     (SERVICES_CHAIN, NAT_PREROUTING, ""),
     (MASQUERADING_CHAIN, NAT_POSTROUTING, ""),
     (CLUSTER_IPS_CHECK_CHAIN, FILTER_FORWARD, "ct state new"),
-    (CLUSTER_IPS_CHECK_CHAIN, FILTER_OUTPUT_POST_DNAT, "ct state new"),
+    (
+        CLUSTER_IPS_CHECK_CHAIN,
+        FILTER_OUTPUT_POST_DNAT,
+        "ct state new",
+    ),
 ];
 
 fn join(parts: &[&str]) -> String {
-    parts.iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ")
+    parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn setup(cfg: &NftConfig, state: &mut RendererState, tx: &mut Transaction) {
@@ -79,7 +93,12 @@ pub fn setup(cfg: &NftConfig, state: &mut RendererState, tx: &mut Transaction) {
         ensure(tx, dst);
         tx.add_rule(src, &join(&[prefix, "jump", dst]));
     }
-    for chain in [SERVICES_CHAIN, CLUSTER_IPS_CHECK_CHAIN, MASQUERADING_CHAIN, MARK_MASQ_CHAIN] {
+    for chain in [
+        SERVICES_CHAIN,
+        CLUSTER_IPS_CHECK_CHAIN,
+        MASQUERADING_CHAIN,
+        MARK_MASQ_CHAIN,
+    ] {
         ensure(tx, chain);
     }
 
@@ -88,7 +107,12 @@ pub fn setup(cfg: &NftConfig, state: &mut RendererState, tx: &mut Transaction) {
     tx.add_rule(MASQUERADING_CHAIN, &format!("mark set mark xor {mark}"));
     tx.add_rule(MASQUERADING_CHAIN, "masquerade fully-random");
 
-    tx.add_container("set", CLUSTER_IPS_SET, &format!("type {addr_type}"), Some("Active ClusterIPs"));
+    tx.add_container(
+        "set",
+        CLUSTER_IPS_SET,
+        &format!("type {addr_type}"),
+        Some("Active ClusterIPs"),
+    );
     tx.add_rule_with_comment(
         CLUSTER_IPS_CHECK_CHAIN,
         &format!("{ip} daddr @{CLUSTER_IPS_SET} reject"),
@@ -104,9 +128,16 @@ pub fn setup(cfg: &NftConfig, state: &mut RendererState, tx: &mut Transaction) {
     }
 
     // add+delete so the delete cannot fail when the set does not exist.
-    tx.add_container("set", NODEPORT_IPS_SET, &format!("type {addr_type}"), Some("IPs that accept NodePort traffic"));
+    tx.add_container(
+        "set",
+        NODEPORT_IPS_SET,
+        &format!("type {addr_type}"),
+        Some("IPs that accept NodePort traffic"),
+    );
     match &cfg.node_port_addresses {
-        crate::proxy_util::NodePortAddresses::MatchAll => tx.delete_container("set", NODEPORT_IPS_SET),
+        crate::proxy_util::NodePortAddresses::MatchAll => {
+            tx.delete_container("set", NODEPORT_IPS_SET)
+        }
         crate::proxy_util::NodePortAddresses::Ips(ips) => {
             tx.flush_container("set", NODEPORT_IPS_SET);
             for node_ip in ips {
@@ -136,7 +167,10 @@ pub fn setup(cfg: &NftConfig, state: &mut RendererState, tx: &mut Transaction) {
         "type inet_proto . inet_service : verdict",
         Some("vmap to drop or reject packets to service nodeports with no endpoints"),
     );
-    tx.add_chain_with_comment(REJECT_CHAIN, "helper for @no-endpoint-services / @no-endpoint-nodeports");
+    tx.add_chain_with_comment(
+        REJECT_CHAIN,
+        "helper for @no-endpoint-services / @no-endpoint-nodeports",
+    );
     tx.flush_chain(REJECT_CHAIN);
     tx.add_rule(REJECT_CHAIN, "reject");
     tx.add_rule(
@@ -177,7 +211,10 @@ pub fn setup(cfg: &NftConfig, state: &mut RendererState, tx: &mut Transaction) {
         "type inet_proto . inet_service : verdict",
         Some("NodePort traffic"),
     );
-    tx.add_rule(SERVICES_CHAIN, &format!("{ip} daddr . meta l4proto . th dport vmap @{SERVICE_IPS_MAP}"));
+    tx.add_rule(
+        SERVICES_CHAIN,
+        &format!("{ip} daddr . meta l4proto . th dport vmap @{SERVICE_IPS_MAP}"),
+    );
     let services_nodeport_match = if cfg.node_port_addresses.match_all() {
         format!("fib daddr type local {no_localhost}")
     } else {

@@ -29,7 +29,10 @@ fn quote(comment: &str) -> String {
 
 impl Transaction {
     pub fn new(family: &'static str) -> Self {
-        Self { family, ops: Vec::new() }
+        Self {
+            family,
+            ops: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -41,7 +44,8 @@ impl Transaction {
     }
 
     fn push(&mut self, verb: &str, object: &str, rest: &str) {
-        self.ops.push(format!("{verb} {object} {} {TABLE}{rest}", self.family));
+        self.ops
+            .push(format!("{verb} {object} {} {TABLE}{rest}", self.family));
     }
 
     pub fn add_table(&mut self, comment: &str) {
@@ -58,7 +62,11 @@ impl Transaction {
     }
 
     pub fn add_chain_with_comment(&mut self, name: &str, comment: &str) {
-        self.push("add", "chain", &format!(" {name} {{ comment {} ; }}", quote(comment)));
+        self.push(
+            "add",
+            "chain",
+            &format!(" {name} {{ comment {} ; }}", quote(comment)),
+        );
     }
 
     pub fn add_base_chain(&mut self, name: &str, kind: &str, hook: &str, priority: &str) {
@@ -82,7 +90,11 @@ impl Transaction {
     }
 
     pub fn add_rule_with_comment(&mut self, chain: &str, rule: &str, comment: &str) {
-        self.push("add", "rule", &format!(" {chain} {rule} comment {}", quote(comment)));
+        self.push(
+            "add",
+            "rule",
+            &format!(" {chain} {rule} comment {}", quote(comment)),
+        );
     }
 
     /// `add set` / `add map`; `spec` holds `type ...` plus flags/timeout.

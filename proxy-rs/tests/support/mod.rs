@@ -27,7 +27,9 @@ pub fn skip_reason() -> Option<String> {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -73,7 +75,11 @@ impl Netns {
         match self.command(args).output() {
             Ok(out) => (
                 out.status.success(),
-                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
             ),
             Err(e) => (false, e.to_string()),
         }
@@ -97,7 +103,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -126,7 +134,9 @@ impl Topology {
         let node = Netns::new("node");
         let client = Netns::new("client");
         // Create the pair inside the node namespace, then move one end.
-        node.exec(&["ip", "link", "add", "n0", "type", "veth", "peer", "name", "c0"]);
+        node.exec(&[
+            "ip", "link", "add", "n0", "type", "veth", "peer", "name", "c0",
+        ]);
         node.exec(&["ip", "link", "set", "c0", "netns", &client.name]);
         node.exec(&["ip", "addr", "add", "10.99.0.1/24", "dev", "n0"]);
         node.exec(&["ip", "link", "set", "n0", "up"]);
@@ -134,15 +144,22 @@ impl Topology {
         client.exec(&["ip", "link", "set", "c0", "up"]);
         client.exec(&["ip", "route", "add", "default", "via", "10.99.0.1"]);
         node.sysctl("net.ipv4.ip_forward", "1");
+        // Forwarding back out of n0 would send ICMP redirects, and their
+        // per-destination rate limit then swallows the reject's ICMP error.
+        node.sysctl("net.ipv4.conf.all.send_redirects", "0");
+        node.sysctl("net.ipv4.conf.n0.send_redirects", "0");
         // Lets the node route (and so filter-forward see) traffic to
         // unallocated service IPs; nothing ever leaves toward the client.
-        node.exec(&["ip", "route", "add", "172.30.0.0/16", "via", "10.99.0.2"]);
+        for range in ["172.30.0.0/16", "10.96.0.0/16"] {
+            node.exec(&["ip", "route", "add", range, "via", "10.99.0.2"]);
+        }
         Self { node, client }
     }
 
     /// Adds a backend address on the node's loopback and serves `reply` on it.
     pub fn backend(&self, ip: &str, port: u16, reply: &str) -> ChildGuard {
-        self.node.exec(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"]);
+        self.node
+            .exec(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"]);
         let guard = self.node.spawn(&[
             "socat",
             &format!("TCP-LISTEN:{port},bind={ip},fork,reuseaddr"),
@@ -163,10 +180,14 @@ impl Topology {
     pub fn connect(&self, ip: &str, port: u16) -> Result<String, String> {
         let (ok, out) = self.client.try_exec(&[
             "socat",
-            "-T3",
+            "-T2",
             "-",
-            &format!("TCP:{ip}:{port},connect-timeout=3"),
+            &format!("TCP:{ip}:{port},connect-timeout=1"),
         ]);
-        if ok { Ok(out.trim().to_string()) } else { Err(out) }
+        if ok {
+            Ok(out.trim().to_string())
+        } else {
+            Err(out)
+        }
     }
 }

@@ -200,7 +200,7 @@ impl Cache {
     pub fn add_or_update_node(&self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut inner = self.lock();
-        if !inner.nodes.get(&name).is_some_and(|n| n.node().is_some()) {
+        if inner.nodes.get(&name).is_none_or(|n| n.node().is_none()) {
             inner.node_set_changed = true;
         }
         inner.bump(&name).set_node(node);
@@ -234,7 +234,11 @@ impl Cache {
     }
 
     pub fn node_count(&self) -> usize {
-        self.lock().nodes.values().filter(|n| n.node().is_some()).count()
+        self.lock()
+            .nodes
+            .values()
+            .filter(|n| n.node().is_some())
+            .count()
     }
 
     /// Clone of one node's info (tests, debugging).
@@ -294,7 +298,10 @@ mod tests {
         assert_eq!(cache.assume_pod(p.clone()), Ok(()));
         assert!(cache.is_assumed("uid-p"));
         assert_eq!(cpu_on(&cache, "n1"), 1000);
-        assert!(matches!(cache.assume_pod(p.clone()), Err(CacheError::AlreadyPresent(_))));
+        assert!(matches!(
+            cache.assume_pod(p.clone()),
+            Err(CacheError::AlreadyPresent(_))
+        ));
 
         // The informer reports it bound to n2 instead: the cache follows the apiserver.
         let bound = on_node(pod_named("p", vec![container(&[("cpu", "1")])]), "n2");
@@ -302,7 +309,10 @@ mod tests {
         assert!(!cache.is_assumed("uid-p"));
         assert_eq!(cpu_on(&cache, "n1"), 0);
         assert_eq!(cpu_on(&cache, "n2"), 1000);
-        assert!(matches!(cache.forget_pod("uid-p"), Err(CacheError::NotAssumed(_))));
+        assert!(matches!(
+            cache.forget_pod("uid-p"),
+            Err(CacheError::NotAssumed(_))
+        ));
         cache.remove_pod(&bound);
         assert_eq!(cpu_on(&cache, "n2"), 0);
 
@@ -320,9 +330,17 @@ mod tests {
         cache.add_or_update_node(Arc::new(node("n1", "4", "8Gi", "110")));
         let p = on_node(pod_named("p", vec![container(&[("cpu", "1")])]), "n1");
         assert_eq!(cache.assume_pod(p), Ok(()));
-        assert!(cache.cleanup_expired_assumed_pods(now + Duration::from_secs(60)).is_empty());
+        assert!(
+            cache
+                .cleanup_expired_assumed_pods(now + Duration::from_secs(60))
+                .is_empty()
+        );
         cache.finish_binding("uid-p", now);
-        assert!(cache.cleanup_expired_assumed_pods(now + Duration::from_secs(10)).is_empty());
+        assert!(
+            cache
+                .cleanup_expired_assumed_pods(now + Duration::from_secs(10))
+                .is_empty()
+        );
         assert_eq!(
             cache.cleanup_expired_assumed_pods(now + Duration::from_secs(31)),
             vec!["default/p".to_string()]
@@ -334,7 +352,11 @@ mod tests {
         let p = on_node(pod_named("p", vec![]), "n1");
         assert_eq!(never.assume_pod(p), Ok(()));
         never.finish_binding("uid-p", now);
-        assert!(never.cleanup_expired_assumed_pods(now + Duration::from_secs(3600)).is_empty());
+        assert!(
+            never
+                .cleanup_expired_assumed_pods(now + Duration::from_secs(3600))
+                .is_empty()
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl Snapshot {
         match self.index.get(info.name()) {
             Some(i) => self.node_infos[*i] = info,
             None => {
-                self.index.insert(info.name().to_string(), self.node_infos.len());
+                self.index
+                    .insert(info.name().to_string(), self.node_infos.len());
                 self.node_infos.push(info);
             }
         }

@@ -116,7 +116,12 @@ pub fn node_update_actions(old: &Node, new: &Node) -> ActionType {
         a |= action::UPDATE_NODE_LABEL;
     }
     let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone());
-    let unsched = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let unsched = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+    };
     if taints(old) != taints(new) || unsched(old) != unsched(new) {
         a |= action::UPDATE_NODE_TAINT;
     }

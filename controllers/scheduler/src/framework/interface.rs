@@ -150,15 +150,24 @@ impl NodeToStatus {
     }
 }
 
+/// What a PostFilter plugin decided: a node to nominate and the pods to evict for it.
+#[derive(Debug, Clone, Default)]
+pub struct PostFilterResult {
+    pub nominated_node_name: Option<String>,
+    pub victims: Vec<Arc<Pod>>,
+}
+
 pub trait PostFilterPlugin: Send + Sync {
-    /// Returns the nominated node name (if any) and a status whose message becomes
-    /// `Diagnosis.post_filter_msg`.
+    /// Runs after no node fit; the status message becomes `Diagnosis.post_filter_msg`.
+    /// `nodes` is the cycle's snapshot and `fw` lets the plugin re-run filters.
     fn post_filter(
         &self,
         state: &CycleState,
         pod: &Pod,
         statuses: &NodeToStatus,
-    ) -> (Option<String>, Status);
+        nodes: &[Arc<NodeInfo>],
+        fw: &super::runtime::Framework,
+    ) -> (Option<PostFilterResult>, Status);
 }
 
 pub trait PreScorePlugin: Send + Sync {

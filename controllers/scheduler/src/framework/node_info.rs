@@ -242,7 +242,11 @@ mod tests {
             ("127.0.0.1", "TCP", 0, false),
         ];
         for (ip, proto, port, want) in cases {
-            assert_eq!(h.check_conflict(ip, proto, port), want, "{ip} {proto} {port}");
+            assert_eq!(
+                h.check_conflict(ip, proto, port),
+                want,
+                "{ip} {proto} {port}"
+            );
         }
     }
 }

@@ -284,7 +284,10 @@ mod tests {
     fn overhead_is_added() {
         let mut pod = pod_with(vec![container(&[("cpu", "100m")])]);
         if let Some(spec) = pod.spec.as_mut() {
-            spec.overhead = Some(BTreeMap::from([("cpu".to_string(), Quantity("250m".into()))]));
+            spec.overhead = Some(BTreeMap::from([(
+                "cpu".to_string(),
+                Quantity("250m".into()),
+            )]));
         }
         assert_eq!(pod_requests(&pod, false).milli_cpu, 350);
     }

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use super::cycle_state::CycleState;
 use super::events::{ClusterEvent, ClusterEventWithHint};
 use super::interface::{
-    MAX_NODE_SCORE, MIN_NODE_SCORE, NodeScore, NodeToStatus, Plugin, PreFilterResult,
-    QueuedPodView,
+    MAX_NODE_SCORE, MIN_NODE_SCORE, NodeScore, NodeToStatus, Plugin, PostFilterResult,
+    PreFilterResult, QueuedPodView,
 };
 use super::node_info::NodeInfo;
 use super::status::{Code, Status};
@@ -74,7 +74,12 @@ fn expand_point(
     multi: &PluginSet,
     instances: &HashMap<String, PluginRef>,
 ) -> Result<Vec<String>, Error> {
-    let disabled = |n: &str| explicit.disabled.iter().any(|d| d.name == n || d.name == "*");
+    let disabled = |n: &str| {
+        explicit
+            .disabled
+            .iter()
+            .any(|d| d.name == n || d.name == "*")
+    };
     let in_explicit = |n: &str| explicit.enabled.iter().any(|e| e.name == n);
     let mut part1 = Vec::new();
     let mut part2 = Vec::new();
@@ -121,9 +126,18 @@ fn expand_point(
 }
 
 impl Framework {
-    pub fn new(profile: &ProfileConfig, registry: &Registry, handle: &Handle) -> Result<Self, Error> {
+    pub fn new(
+        profile: &ProfileConfig,
+        registry: &Registry,
+        handle: &Handle,
+    ) -> Result<Self, Error> {
         let plugins = &profile.plugins;
-        let mut wanted: Vec<&str> = plugins.multi_point.enabled.iter().map(|p| p.name.as_str()).collect();
+        let mut wanted: Vec<&str> = plugins
+            .multi_point
+            .enabled
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         for ep in ExtensionPoint::ALL {
             wanted.extend(plugins.set(ep).enabled.iter().map(|p| p.name.as_str()));
         }
@@ -139,13 +153,20 @@ impl Framework {
         let mut points = HashMap::new();
         for ep in ExtensionPoint::ALL {
             let names = expand_point(ep, plugins.set(ep), &plugins.multi_point, &instances)?;
-            let list: Vec<PluginRef> = names.iter().filter_map(|n| instances.get(n).cloned()).collect();
+            let list: Vec<PluginRef> = names
+                .iter()
+                .filter_map(|n| instances.get(n).cloned())
+                .collect();
             points.insert(ep, list);
         }
         let mut score_weights = HashMap::new();
         for p in points.get(&ExtensionPoint::Score).into_iter().flatten() {
             let explicit = plugins.score.enabled.iter().find(|x| x.name == p.name());
-            let multi = plugins.multi_point.enabled.iter().find(|x| x.name == p.name());
+            let multi = plugins
+                .multi_point
+                .enabled
+                .iter()
+                .find(|x| x.name == p.name());
             let w = explicit
                 .and_then(|x| x.weight)
                 .or_else(|| multi.and_then(|x| x.weight))
@@ -316,15 +337,16 @@ impl Framework {
         state: &CycleState,
         pod: &Pod,
         statuses: &NodeToStatus,
-    ) -> (Option<String>, Status) {
+        nodes: &[Arc<NodeInfo>],
+    ) -> (Option<PostFilterResult>, Status) {
         let mut rejections = Vec::new();
         for p in self.plugins(ExtensionPoint::PostFilter) {
             let Some(pf) = p.as_post_filter() else {
                 continue;
             };
-            let (nominated, s) = pf.post_filter(state, pod, statuses);
+            let (result, s) = pf.post_filter(state, pod, statuses, nodes, self);
             if s.is_success() {
-                return (nominated, s);
+                return (result, s);
             }
             if !s.is_rejected() {
                 return (None, s.with_plugin(p.name()));
@@ -334,7 +356,12 @@ impl Framework {
         (None, Status::with_reasons(Code::Unschedulable, rejections))
     }
 
-    pub fn run_pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>]) -> Status {
+    pub fn run_pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+    ) -> Status {
         for p in self.plugins(ExtensionPoint::PreScore) {
             let Some(ps) = p.as_pre_score() else {
                 continue;
@@ -477,8 +504,13 @@ impl Framework {
     }
 
     /// Plugins whose registered events match `event`.
-    pub fn plugins_interested_in(&self, event: &ClusterEvent) -> impl Iterator<Item = &RegisteredEvent> {
-        self.events.iter().filter(move |r| r.event.event.matches(event))
+    pub fn plugins_interested_in(
+        &self,
+        event: &ClusterEvent,
+    ) -> impl Iterator<Item = &RegisteredEvent> {
+        self.events
+            .iter()
+            .filter(move |r| r.event.event.matches(event))
     }
 }
 
@@ -521,6 +553,10 @@ mod tests {
         );
         assert_eq!(fw.score_weights.get("TaintToleration"), Some(&3));
         assert_eq!(names(&fw, ExtensionPoint::Bind), ["DefaultBinder"]);
+        assert_eq!(
+            names(&fw, ExtensionPoint::PostFilter),
+            ["DefaultPreemption"]
+        );
         assert_eq!(names(&fw, ExtensionPoint::PreEnqueue), ["SchedulingGates"]);
     }
 
@@ -545,7 +581,11 @@ mod tests {
         assert!(names(&fw, ExtensionPoint::Filter).is_empty());
         assert_eq!(
             names(&fw, ExtensionPoint::Score),
-            ["NodeResourcesFit", "NodeAffinity", "NodeResourcesBalancedAllocation"]
+            [
+                "NodeResourcesFit",
+                "NodeAffinity",
+                "NodeResourcesBalancedAllocation"
+            ]
         );
         assert_eq!(fw.score_weights.get("NodeResourcesFit"), Some(&5));
     }
@@ -553,7 +593,11 @@ mod tests {
     #[test]
     fn unknown_plugin_is_an_error() {
         let mut profile = crate::config::ProfileConfig::default_profile();
-        profile.plugins.multi_point.enabled.push(Ref::new("NoSuchPlugin", None));
+        profile
+            .plugins
+            .multi_point
+            .enabled
+            .push(Ref::new("NoSuchPlugin", None));
         assert!(Framework::new(&profile, &Registry::in_tree(), &Handle::default()).is_err());
     }
 }

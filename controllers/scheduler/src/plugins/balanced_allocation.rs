@@ -6,7 +6,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
 use super::names;
-use super::resource_allocation::{ResourceAllocationScorer, ResourceSpec, Strategy, default_resources};
+use super::resource_allocation::{
+    ResourceAllocationScorer, ResourceSpec, Strategy, default_resources,
+};
 use crate::Error;
 use crate::framework::{CycleState, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status};
 
@@ -27,8 +29,9 @@ struct PreScoreState(Vec<i64>);
 impl BalancedAllocation {
     pub fn from_args(args: Option<&serde_json::Value>) -> Result<Self, Error> {
         let raw: RawArgs = match args {
-            Some(v) if !v.is_null() => serde_json::from_value(v.clone())
-                .map_err(|e| Error::InvalidConfig(format!("NodeResourcesBalancedAllocationArgs: {e}")))?,
+            Some(v) if !v.is_null() => serde_json::from_value(v.clone()).map_err(|e| {
+                Error::InvalidConfig(format!("NodeResourcesBalancedAllocationArgs: {e}"))
+            })?,
             _ => RawArgs::default(),
         };
         let resources = raw.resources.unwrap_or_else(default_resources);
@@ -78,7 +81,9 @@ mod tests {
 
     #[test]
     fn scores_balance_and_skips_best_effort() {
-        let Ok(b) = BalancedAllocation::from_args(None) else { panic!("rejected") };
+        let Ok(b) = BalancedAllocation::from_args(None) else {
+            panic!("rejected")
+        };
         let ni = NodeInfo::new(Arc::new(node("n", "4", "8Gi", "110")));
         let skewed = pod_named("p", vec![container(&[("cpu", "3"), ("memory", "2Gi")])]);
         let mut state = CycleState::new();

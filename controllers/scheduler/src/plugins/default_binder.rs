@@ -56,7 +56,12 @@ impl BindPlugin for DefaultBinder {
         let body = binding_for(pod, node);
         let api: Api<Pod> = Api::namespaced(client, ns);
         match api
-            .create_subresource::<Binding, serde_json::Value>("binding", name, &PostParams::default(), &body)
+            .create_subresource::<Binding, serde_json::Value>(
+                "binding",
+                name,
+                &PostParams::default(),
+                &body,
+            )
             .await
         {
             Ok(_) => Status::success(),

@@ -38,7 +38,11 @@ impl Plugin for NodePorts {
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
             ClusterEventWithHint {
-                event: ClusterEvent::new(EventResource::AssignedPod, action::DELETE, "AssignedPodDelete"),
+                event: ClusterEvent::new(
+                    EventResource::AssignedPod,
+                    action::DELETE,
+                    "AssignedPodDelete",
+                ),
                 has_hint: true,
             },
             ClusterEventWithHint {
@@ -62,7 +66,13 @@ impl Plugin for NodePorts {
         let freed = pod_host_ports(deleted);
         let overlap = wanted.iter().any(|(_, wp, wport)| {
             freed.iter().any(|(_, fp, fport)| {
-                let norm = |p: &str| if p.is_empty() { "TCP".to_string() } else { p.to_string() };
+                let norm = |p: &str| {
+                    if p.is_empty() {
+                        "TCP".to_string()
+                    } else {
+                        p.to_string()
+                    }
+                };
                 wport == fport && norm(wp) == norm(fp)
             })
         });
@@ -112,7 +122,10 @@ mod tests {
     #[test]
     fn filter_table() {
         let mut busy = NodeInfo::new(Arc::new(node("n", "1", "1Gi", "10")));
-        busy.add_pod(Arc::new(with_host_port(pod_named("e", vec![container(&[])]), 80)));
+        busy.add_pod(Arc::new(with_host_port(
+            pod_named("e", vec![container(&[])]),
+            80,
+        )));
         let cases = [(80, false), (81, true)];
         for (port, ok) in cases {
             let p = with_host_port(pod_named("p", vec![container(&[])]), port);

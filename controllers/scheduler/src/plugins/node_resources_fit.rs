@@ -88,9 +88,13 @@ impl NodeResourcesFit {
         let strategy = match strategy_type.as_str() {
             "LeastAllocated" => Strategy::LeastAllocated,
             "MostAllocated" => Strategy::MostAllocated,
-            "RequestedToCapacityRatio" => Strategy::RequestedToCapacityRatio(shape.unwrap_or_default()),
+            "RequestedToCapacityRatio" => {
+                Strategy::RequestedToCapacityRatio(shape.unwrap_or_default())
+            }
             other => {
-                return Err(Error::InvalidConfig(format!("scoring strategy {other} is not supported")));
+                return Err(Error::InvalidConfig(format!(
+                    "scoring strategy {other} is not supported"
+                )));
             }
         };
         Ok(NodeResourcesFit {
@@ -135,8 +139,18 @@ pub fn fits_request(
             });
         }
     };
-    check(req.milli_cpu, alloc.milli_cpu, used.milli_cpu, REASON_INSUFFICIENT_CPU);
-    check(req.memory, alloc.memory, used.memory, REASON_INSUFFICIENT_MEMORY);
+    check(
+        req.milli_cpu,
+        alloc.milli_cpu,
+        used.milli_cpu,
+        REASON_INSUFFICIENT_CPU,
+    );
+    check(
+        req.memory,
+        alloc.memory,
+        used.memory,
+        REASON_INSUFFICIENT_MEMORY,
+    );
     check(
         req.ephemeral_storage,
         alloc.ephemeral_storage,
@@ -207,7 +221,11 @@ impl Plugin for NodeResourcesFit {
         match (old, new) {
             // A deleted or shrunk pod frees resources only if it was running somewhere.
             (Some(EventObject::Pod(p)), None) | (_, Some(EventObject::Pod(p))) => {
-                let assigned = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
+                let assigned = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_some_and(|n| !n.is_empty());
                 if assigned || p.metadata.uid == pod.metadata.uid {
                     QueueingHint::Queue
                 } else {
@@ -249,7 +267,10 @@ fn resources_increased(req: &Resource, before: &NodeInfo, after: &NodeInfo) -> b
     (req.milli_cpu > 0 && a.milli_cpu > b.milli_cpu)
         || (req.memory > 0 && a.memory > b.memory)
         || (req.ephemeral_storage > 0 && a.ephemeral_storage > b.ephemeral_storage)
-        || req.scalar.iter().any(|(n, v)| *v > 0 && a.get(n) > b.get(n))
+        || req
+            .scalar
+            .iter()
+            .any(|(n, v)| *v > 0 && a.get(n) > b.get(n))
 }
 
 impl PreFilterPlugin for NodeResourcesFit {
@@ -259,7 +280,10 @@ impl PreFilterPlugin for NodeResourcesFit {
         pod: &Pod,
         _nodes: &[Arc<NodeInfo>],
     ) -> (Option<PreFilterResult>, Status) {
-        state.write(PRE_FILTER_STATE_KEY, PreFilterState(pod_requests(pod, false)));
+        state.write(
+            PRE_FILTER_STATE_KEY,
+            PreFilterState(pod_requests(pod, false)),
+        );
         (None, Status::success())
     }
 }
@@ -283,13 +307,19 @@ impl FilterPlugin for NodeResourcesFit {
         } else {
             crate::framework::Code::Unschedulable
         };
-        Status::with_reasons(code, insufficient.into_iter().map(|i| i.reason.into()).collect())
+        Status::with_reasons(
+            code,
+            insufficient.into_iter().map(|i| i.reason.into()).collect(),
+        )
     }
 }
 
 impl PreScorePlugin for NodeResourcesFit {
     fn pre_score(&self, state: &mut CycleState, pod: &Pod, _nodes: &[Arc<NodeInfo>]) -> Status {
-        state.write(PRE_SCORE_STATE_KEY, PreScoreState(self.scorer.pod_request_list(pod)));
+        state.write(
+            PRE_SCORE_STATE_KEY,
+            PreScoreState(self.scorer.pod_request_list(pod)),
+        );
         Status::success()
     }
 }
@@ -320,15 +350,52 @@ mod tests {
     #[test]
     fn filter_table() {
         let mut full = NodeInfo::new(Arc::new(node("n", "2", "4Gi", "1")));
-        full.add_pod(Arc::new(pod_named("e", vec![container(&[("cpu", "1500m"), ("memory", "1Gi")])])));
+        full.add_pod(Arc::new(pod_named(
+            "e",
+            vec![container(&[("cpu", "1500m"), ("memory", "1Gi")])],
+        )));
         let roomy = NodeInfo::new(Arc::new(node("n", "2", "4Gi", "110")));
-        let cases: Vec<(&str, &NodeInfo, Vec<(&str, &str)>, Option<(Code, &str)>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            &'a NodeInfo,
+            Vec<(&'a str, &'a str)>,
+            Option<(Code, &'a str)>,
+        );
+        let cases: Vec<Case> = vec![
             ("fits", &roomy, vec![("cpu", "1"), ("memory", "1Gi")], None),
-            ("too many pods and cpu", &full, vec![("cpu", "1")], Some((Code::Unschedulable, "Too many pods, Insufficient cpu"))),
-            ("more than allocatable is unresolvable", &roomy, vec![("cpu", "3")], Some((Code::UnschedulableAndUnresolvable, "Insufficient cpu"))),
-            ("memory", &roomy, vec![("memory", "5Gi")], Some((Code::UnschedulableAndUnresolvable, "Insufficient memory"))),
-            ("extended resource", &roomy, vec![("example.com/gpu", "1")], Some((Code::UnschedulableAndUnresolvable, "Insufficient example.com/gpu"))),
-            ("best effort on full node", &full, vec![], Some((Code::Unschedulable, "Too many pods"))),
+            (
+                "too many pods and cpu",
+                &full,
+                vec![("cpu", "1")],
+                Some((Code::Unschedulable, "Too many pods, Insufficient cpu")),
+            ),
+            (
+                "more than allocatable is unresolvable",
+                &roomy,
+                vec![("cpu", "3")],
+                Some((Code::UnschedulableAndUnresolvable, "Insufficient cpu")),
+            ),
+            (
+                "memory",
+                &roomy,
+                vec![("memory", "5Gi")],
+                Some((Code::UnschedulableAndUnresolvable, "Insufficient memory")),
+            ),
+            (
+                "extended resource",
+                &roomy,
+                vec![("example.com/gpu", "1")],
+                Some((
+                    Code::UnschedulableAndUnresolvable,
+                    "Insufficient example.com/gpu",
+                )),
+            ),
+            (
+                "best effort on full node",
+                &full,
+                vec![],
+                Some((Code::Unschedulable, "Too many pods")),
+            ),
         ];
         for (name, ni, reqs, want) in cases {
             let p = pod_named("p", vec![container(&reqs)]);
@@ -347,7 +414,8 @@ mod tests {
 
     #[test]
     fn ignored_extended_resources() {
-        let f = NodeResourcesFit::from_args(Some(&json!({"ignoredResourceGroups": ["example.com"]})));
+        let f =
+            NodeResourcesFit::from_args(Some(&json!({"ignoredResourceGroups": ["example.com"]})));
         let Ok(f) = f else { panic!("rejected") };
         let p = pod_named("p", vec![container(&[("example.com/gpu", "1")])]);
         let ni = NodeInfo::new(Arc::new(node("n", "2", "4Gi", "110")));
@@ -356,9 +424,17 @@ mod tests {
 
     #[test]
     fn args_select_strategy() {
-        let f = NodeResourcesFit::from_args(Some(&json!({"scoringStrategy": {"type": "MostAllocated"}})));
-        assert!(matches!(f.map(|f| f.scorer.strategy), Ok(Strategy::MostAllocated)));
-        assert!(NodeResourcesFit::from_args(Some(&json!({"scoringStrategy": {"type": "Nope"}}))).is_err());
+        let f = NodeResourcesFit::from_args(Some(
+            &json!({"scoringStrategy": {"type": "MostAllocated"}}),
+        ));
+        assert!(matches!(
+            f.map(|f| f.scorer.strategy),
+            Ok(Strategy::MostAllocated)
+        ));
+        assert!(
+            NodeResourcesFit::from_args(Some(&json!({"scoringStrategy": {"type": "Nope"}})))
+                .is_err()
+        );
     }
 
     #[test]
@@ -368,10 +444,21 @@ mod tests {
         let big = node("n", "4", "4Gi", "110");
         let ev = ClusterEvent::new(EventResource::Node, action::ADD, "");
         let f = fit();
-        assert_eq!(f.queueing_hint(&p, &ev, None, Some(EventObject::Node(&small))), QueueingHint::QueueSkip);
-        assert_eq!(f.queueing_hint(&p, &ev, None, Some(EventObject::Node(&big))), QueueingHint::Queue);
         assert_eq!(
-            f.queueing_hint(&p, &ev, Some(EventObject::Node(&big)), Some(EventObject::Node(&big))),
+            f.queueing_hint(&p, &ev, None, Some(EventObject::Node(&small))),
+            QueueingHint::QueueSkip
+        );
+        assert_eq!(
+            f.queueing_hint(&p, &ev, None, Some(EventObject::Node(&big))),
+            QueueingHint::Queue
+        );
+        assert_eq!(
+            f.queueing_hint(
+                &p,
+                &ev,
+                Some(EventObject::Node(&big)),
+                Some(EventObject::Node(&big))
+            ),
             QueueingHint::QueueSkip
         );
     }

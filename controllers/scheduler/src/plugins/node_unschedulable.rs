@@ -7,8 +7,8 @@ use super::names;
 use super::tolerations::tolerations_tolerate;
 use crate::framework::events::{EventResource, action};
 use crate::framework::{
-    ClusterEvent, ClusterEventWithHint, EventObject, FilterPlugin, NodeInfo, Plugin, QueueingHint,
-    Status, CycleState,
+    ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, NodeInfo, Plugin,
+    QueueingHint, Status,
 };
 
 pub const ERR_REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
@@ -23,7 +23,11 @@ fn pod_tolerates_unschedulable(pod: &Pod) -> bool {
         value: None,
         time_added: None,
     };
-    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or(&[]);
     tolerations_tolerate(tolerations, &taint)
 }
 
@@ -63,7 +67,11 @@ impl Plugin for NodeUnschedulable {
     ) -> QueueingHint {
         match new {
             Some(EventObject::Node(n)) => {
-                let unsched = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+                let unsched = n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.unschedulable)
+                    .unwrap_or(false);
                 if !unsched || pod_tolerates_unschedulable(pod) {
                     QueueingHint::Queue
                 } else {
@@ -87,7 +95,11 @@ impl FilterPlugin for NodeUnschedulable {
         let Some(n) = node.node() else {
             return Status::unresolvable("node not found");
         };
-        let unsched = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        let unsched = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
         if unsched && !pod_tolerates_unschedulable(pod) {
             return Status::unresolvable(ERR_REASON_UNSCHEDULABLE);
         }
@@ -110,7 +122,12 @@ mod tests {
         let plain = pod_named("p", vec![]);
         let tolerating = with_tolerations(
             pod_named("t", vec![]),
-            vec![toleration(TAINT_NODE_UNSCHEDULABLE, "Exists", "", "NoSchedule")],
+            vec![toleration(
+                TAINT_NODE_UNSCHEDULABLE,
+                "Exists",
+                "",
+                "NoSchedule",
+            )],
         );
         let cases = [
             (node("n", "1", "1Gi", "10"), &plain, true),
@@ -122,7 +139,10 @@ mod tests {
             assert_eq!(s.is_success(), ok);
             if !ok {
                 assert_eq!(s.message(), ERR_REASON_UNSCHEDULABLE);
-                assert_eq!(s.code(), crate::framework::Code::UnschedulableAndUnresolvable);
+                assert_eq!(
+                    s.code(),
+                    crate::framework::Code::UnschedulableAndUnresolvable
+                );
             }
         }
     }

@@ -48,8 +48,14 @@ mod tests {
             (&lo, t1, &lo, t0, false),
         ];
         for (a, ta, b, tb, want) in cases {
-            let va = QueuedPodView { pod: a, timestamp: ta };
-            let vb = QueuedPodView { pod: b, timestamp: tb };
+            let va = QueuedPodView {
+                pod: a,
+                timestamp: ta,
+            };
+            let vb = QueuedPodView {
+                pod: b,
+                timestamp: tb,
+            };
             assert_eq!(PrioritySort.less(&va, &vb), want);
         }
     }

@@ -13,8 +13,9 @@ pub struct Handle {
     pub client: Option<kube::Client>,
 }
 
-pub type PluginFactory =
-    Arc<dyn Fn(Option<&serde_json::Value>, &Handle) -> Result<Arc<dyn Plugin>, Error> + Send + Sync>;
+pub type PluginFactory = Arc<
+    dyn Fn(Option<&serde_json::Value>, &Handle) -> Result<Arc<dyn Plugin>, Error> + Send + Sync,
+>;
 
 /// Upstream default plugins we do not implement yet. A profile naming them still loads (so the
 /// upstream default configuration works); they are logged and left out.
@@ -25,10 +26,8 @@ pub const NOT_YET_IMPLEMENTED: &[&str] = &[
     names::VOLUME_ZONE,
     names::POD_TOPOLOGY_SPREAD,
     names::INTER_POD_AFFINITY,
-    names::DEFAULT_PREEMPTION,
     names::IMAGE_LOCALITY,
     names::DYNAMIC_RESOURCES,
-    names::NODE_AFFINITY,
 ];
 
 #[derive(Clone)]
@@ -43,26 +42,62 @@ fn simple(p: impl Plugin + 'static) -> PluginFactory {
 
 impl Registry {
     pub fn in_tree() -> Self {
-        let mut r = Registry { factories: HashMap::new() };
-        r.register(names::PRIORITY_SORT, simple(super::priority_sort::PrioritySort));
-        r.register(names::SCHEDULING_GATES, simple(super::scheduling_gates::SchedulingGates));
-        r.register(names::NODE_UNSCHEDULABLE, simple(super::node_unschedulable::NodeUnschedulable));
+        let mut r = Registry {
+            factories: HashMap::new(),
+        };
+        r.register(
+            names::PRIORITY_SORT,
+            simple(super::priority_sort::PrioritySort),
+        );
+        r.register(
+            names::SCHEDULING_GATES,
+            simple(super::scheduling_gates::SchedulingGates),
+        );
+        r.register(
+            names::NODE_UNSCHEDULABLE,
+            simple(super::node_unschedulable::NodeUnschedulable),
+        );
         r.register(names::NODE_NAME, simple(super::node_name::NodeName));
-        r.register(names::TAINT_TOLERATION, simple(super::taint_toleration::TaintToleration));
+        r.register(
+            names::TAINT_TOLERATION,
+            simple(super::taint_toleration::TaintToleration),
+        );
         r.register(names::NODE_PORTS, simple(super::node_ports::NodePorts));
         r.register(
+            names::NODE_AFFINITY,
+            Arc::new(|args, _| {
+                Ok(Arc::new(super::node_affinity::NodeAffinity::from_args(
+                    args,
+                )?))
+            }),
+        );
+        r.register(
             names::NODE_RESOURCES_FIT,
-            Arc::new(|args, _| Ok(Arc::new(super::node_resources_fit::NodeResourcesFit::from_args(args)?))),
+            Arc::new(|args, _| {
+                Ok(Arc::new(
+                    super::node_resources_fit::NodeResourcesFit::from_args(args)?,
+                ))
+            }),
         );
         r.register(
             names::NODE_RESOURCES_BALANCED_ALLOCATION,
             Arc::new(|args, _| {
-                Ok(Arc::new(super::balanced_allocation::BalancedAllocation::from_args(args)?))
+                Ok(Arc::new(
+                    super::balanced_allocation::BalancedAllocation::from_args(args)?,
+                ))
             }),
         );
         r.register(
+            names::DEFAULT_PREEMPTION,
+            simple(super::default_preemption::DefaultPreemption),
+        );
+        r.register(
             names::DEFAULT_BINDER,
-            Arc::new(|_, h| Ok(Arc::new(super::default_binder::DefaultBinder::new(h.client.clone())))),
+            Arc::new(|_, h| {
+                Ok(Arc::new(super::default_binder::DefaultBinder::new(
+                    h.client.clone(),
+                )))
+            }),
         );
         r
     }
@@ -82,10 +117,15 @@ impl Registry {
         match self.factories.get(name) {
             Some(f) => f(args, handle).map(Some),
             None if NOT_YET_IMPLEMENTED.contains(&name) => {
-                tracing::debug!(plugin = name, "upstream plugin not implemented yet; skipping");
+                tracing::debug!(
+                    plugin = name,
+                    "upstream plugin not implemented yet; skipping"
+                );
                 Ok(None)
             }
-            None => Err(Error::InvalidConfig(format!("plugin {name:?} does not exist"))),
+            None => Err(Error::InvalidConfig(format!(
+                "plugin {name:?} does not exist"
+            ))),
         }
     }
 }

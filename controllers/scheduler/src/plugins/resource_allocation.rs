@@ -4,7 +4,9 @@
 use serde::Deserialize;
 
 use crate::Error;
-use crate::framework::resource::{CPU, EPHEMERAL_STORAGE, MEMORY, is_scalar_resource_name, pod_requests};
+use crate::framework::resource::{
+    CPU, EPHEMERAL_STORAGE, MEMORY, is_scalar_resource_name, pod_requests,
+};
 use crate::framework::{MAX_NODE_SCORE, NodeInfo};
 use k8s_openapi::api::core::v1::Pod;
 
@@ -21,8 +23,14 @@ pub struct ResourceSpec {
 
 pub fn default_resources() -> Vec<ResourceSpec> {
     vec![
-        ResourceSpec { name: CPU.into(), weight: 1 },
-        ResourceSpec { name: MEMORY.into(), weight: 1 },
+        ResourceSpec {
+            name: CPU.into(),
+            weight: 1,
+        },
+        ResourceSpec {
+            name: MEMORY.into(),
+            weight: 1,
+        },
     ]
 }
 
@@ -51,7 +59,11 @@ pub struct ResourceAllocationScorer {
 }
 
 impl ResourceAllocationScorer {
-    pub fn new(strategy: Strategy, resources: Vec<ResourceSpec>, use_requested: bool) -> Result<Self, Error> {
+    pub fn new(
+        strategy: Strategy,
+        resources: Vec<ResourceSpec>,
+        use_requested: bool,
+    ) -> Result<Self, Error> {
         for r in &resources {
             if !(1..=100).contains(&r.weight) {
                 return Err(Error::InvalidConfig(format!(
@@ -63,23 +75,42 @@ impl ResourceAllocationScorer {
         if let Strategy::RequestedToCapacityRatio(shape) = &strategy {
             validate_shape(shape)?;
         }
-        Ok(ResourceAllocationScorer { strategy, resources, use_requested })
+        Ok(ResourceAllocationScorer {
+            strategy,
+            resources,
+            use_requested,
+        })
     }
 
     /// Pod requests in `resources` order (upstream `calculatePodResourceRequestList`).
     pub fn pod_request_list(&self, pod: &Pod) -> Vec<i64> {
         let r = pod_requests(pod, !self.use_requested);
-        self.resources.iter().map(|spec| r.get(&spec.name)).collect()
+        self.resources
+            .iter()
+            .map(|spec| r.get(&spec.name))
+            .collect()
     }
 
     /// Upstream `calculateResourceAllocatableRequest`.
-    fn allocatable_and_requested(&self, node: &NodeInfo, name: &str, pod_request: i64) -> (i64, i64) {
-        let requested = if self.use_requested { &node.requested } else { &node.non_zero_requested };
+    fn allocatable_and_requested(
+        &self,
+        node: &NodeInfo,
+        name: &str,
+        pod_request: i64,
+    ) -> (i64, i64) {
+        let requested = if self.use_requested {
+            &node.requested
+        } else {
+            &node.non_zero_requested
+        };
         if pod_request == 0 && is_scalar_resource_name(name) {
             return (0, 0);
         }
         match name {
-            CPU => (node.allocatable.milli_cpu, requested.milli_cpu + pod_request),
+            CPU => (
+                node.allocatable.milli_cpu,
+                requested.milli_cpu + pod_request,
+            ),
             MEMORY => (node.allocatable.memory, requested.memory + pod_request),
             EPHEMERAL_STORAGE => (
                 node.allocatable.ephemeral_storage,
@@ -98,8 +129,11 @@ impl ResourceAllocationScorer {
         let mut requested = vec![0_i64; n];
         let mut allocatable = vec![0_i64; n];
         for (i, spec) in self.resources.iter().enumerate() {
-            let (alloc, req) =
-                self.allocatable_and_requested(node, &spec.name, pod_requests.get(i).copied().unwrap_or(0));
+            let (alloc, req) = self.allocatable_and_requested(
+                node,
+                &spec.name,
+                pod_requests.get(i).copied().unwrap_or(0),
+            );
             if alloc == 0 {
                 continue;
             }
@@ -107,9 +141,15 @@ impl ResourceAllocationScorer {
             requested[i] = req;
         }
         match &self.strategy {
-            Strategy::LeastAllocated => self.weighted(&requested, &allocatable, least_requested_score),
-            Strategy::MostAllocated => self.weighted(&requested, &allocatable, most_requested_score),
-            Strategy::RequestedToCapacityRatio(shape) => self.ratio(&requested, &allocatable, shape),
+            Strategy::LeastAllocated => {
+                self.weighted(&requested, &allocatable, least_requested_score)
+            }
+            Strategy::MostAllocated => {
+                self.weighted(&requested, &allocatable, most_requested_score)
+            }
+            Strategy::RequestedToCapacityRatio(shape) => {
+                self.ratio(&requested, &allocatable, shape)
+            }
             Strategy::Balanced => balanced_score(&requested, &allocatable),
         }
     }
@@ -126,7 +166,12 @@ impl ResourceAllocationScorer {
         if weights == 0 { 0 } else { score / weights }
     }
 
-    fn ratio(&self, requested: &[i64], allocatable: &[i64], shape: &[UtilizationShapePoint]) -> i64 {
+    fn ratio(
+        &self,
+        requested: &[i64],
+        allocatable: &[i64],
+        shape: &[UtilizationShapePoint],
+    ) -> i64 {
         let scaled: Vec<UtilizationShapePoint> = shape
             .iter()
             .map(|p| UtilizationShapePoint {
@@ -160,11 +205,17 @@ impl ResourceAllocationScorer {
 
 fn validate_shape(shape: &[UtilizationShapePoint]) -> Result<(), Error> {
     if shape.is_empty() {
-        return Err(Error::InvalidConfig("requestedToCapacityRatio.shape: at least one point must be specified".into()));
+        return Err(Error::InvalidConfig(
+            "requestedToCapacityRatio.shape: at least one point must be specified".into(),
+        ));
     }
     for (i, p) in shape.iter().enumerate() {
-        if !(0..=100).contains(&p.utilization) || !(0..=MAX_CUSTOM_PRIORITY_SCORE).contains(&p.score) {
-            return Err(Error::InvalidConfig(format!("requestedToCapacityRatio.shape[{i}] out of range")));
+        if !(0..=100).contains(&p.utilization)
+            || !(0..=MAX_CUSTOM_PRIORITY_SCORE).contains(&p.score)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "requestedToCapacityRatio.shape[{i}] out of range"
+            )));
         }
         if i > 0 && shape[i - 1].utilization >= p.utilization {
             return Err(Error::InvalidConfig("requestedToCapacityRatio.shape: utilization values must be sorted in increasing order".into()));
@@ -182,7 +233,8 @@ fn broken_linear(shape: &[UtilizationShapePoint], p: i64) -> i64 {
             }
             let prev = shape[i - 1];
             return prev.score
-                + (pt.score - prev.score) * (p - prev.utilization) / (pt.utilization - prev.utilization);
+                + (pt.score - prev.score) * (p - prev.utilization)
+                    / (pt.utilization - prev.utilization);
         }
     }
     shape.last().map_or(0, |p| p.score)
@@ -215,7 +267,12 @@ fn balanced_score(requested: &[i64], allocatable: &[i64]) -> i64 {
         2 => ((fractions[0] - fractions[1]) / 2.0).abs(),
         n => {
             let mean = fractions.iter().sum::<f64>() / n as f64;
-            (fractions.iter().map(|f| (f - mean) * (f - mean)).sum::<f64>() / n as f64).sqrt()
+            (fractions
+                .iter()
+                .map(|f| (f - mean) * (f - mean))
+                .sum::<f64>()
+                / n as f64)
+                .sqrt()
         }
     };
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
@@ -224,12 +281,15 @@ fn balanced_score(requested: &[i64], allocatable: &[i64]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use crate::testing::{container, node, pod_named};
+    use std::sync::Arc;
 
     fn node_with(used_cpu: &str, used_mem: &str) -> NodeInfo {
         let mut ni = NodeInfo::new(Arc::new(node("n", "4", "8Gi", "110")));
-        ni.add_pod(Arc::new(pod_named("e", vec![container(&[("cpu", used_cpu), ("memory", used_mem)])])));
+        ni.add_pod(Arc::new(pod_named(
+            "e",
+            vec![container(&[("cpu", used_cpu), ("memory", used_mem)])],
+        )));
         ni
     }
 
@@ -238,8 +298,14 @@ mod tests {
         let pod = pod_named("p", vec![container(&[("cpu", "1"), ("memory", "2Gi")])]);
         let ni = node_with("1", "2Gi");
         let shape = vec![
-            UtilizationShapePoint { utilization: 0, score: 10 },
-            UtilizationShapePoint { utilization: 100, score: 0 },
+            UtilizationShapePoint {
+                utilization: 0,
+                score: 10,
+            },
+            UtilizationShapePoint {
+                utilization: 100,
+                score: 0,
+            },
         ];
         let cases = [
             (Strategy::LeastAllocated, false, 50),
@@ -248,8 +314,11 @@ mod tests {
             (Strategy::Balanced, true, 100),
         ];
         for (strategy, use_requested, want) in cases {
-            let s = ResourceAllocationScorer::new(strategy.clone(), default_resources(), use_requested);
-            let Ok(s) = s else { panic!("{strategy:?} rejected") };
+            let s =
+                ResourceAllocationScorer::new(strategy.clone(), default_resources(), use_requested);
+            let Ok(s) = s else {
+                panic!("{strategy:?} rejected")
+            };
             let reqs = s.pod_request_list(&pod);
             assert_eq!(s.score(&ni, &reqs), want, "{strategy:?}");
         }
@@ -267,17 +336,36 @@ mod tests {
         let s = ResourceAllocationScorer::new(Strategy::LeastAllocated, default_resources(), false);
         let Ok(s) = s else { panic!("rejected") };
         let best_effort = pod_named("p", vec![container(&[])]);
-        assert_eq!(s.pod_request_list(&best_effort), vec![100, 200 * 1024 * 1024]);
+        assert_eq!(
+            s.pod_request_list(&best_effort),
+            vec![100, 200 * 1024 * 1024]
+        );
     }
 
     #[test]
     fn invalid_weights_and_shapes() {
-        let bad = vec![ResourceSpec { name: "cpu".into(), weight: 0 }];
+        let bad = vec![ResourceSpec {
+            name: "cpu".into(),
+            weight: 0,
+        }];
         assert!(ResourceAllocationScorer::new(Strategy::LeastAllocated, bad, false).is_err());
         let unsorted = vec![
-            UtilizationShapePoint { utilization: 50, score: 1 },
-            UtilizationShapePoint { utilization: 10, score: 1 },
+            UtilizationShapePoint {
+                utilization: 50,
+                score: 1,
+            },
+            UtilizationShapePoint {
+                utilization: 10,
+                score: 1,
+            },
         ];
-        assert!(ResourceAllocationScorer::new(Strategy::RequestedToCapacityRatio(unsorted), default_resources(), false).is_err());
+        assert!(
+            ResourceAllocationScorer::new(
+                Strategy::RequestedToCapacityRatio(unsorted),
+                default_resources(),
+                false
+            )
+            .is_err()
+        );
     }
 }

@@ -48,7 +48,10 @@ impl PreEnqueuePlugin for SchedulingGates {
         match gates {
             Some(g) if !g.is_empty() => {
                 let names: Vec<&str> = g.iter().map(|g| g.name.as_str()).collect();
-                Status::unresolvable(format!("waiting for scheduling gates: [{}]", names.join(" ")))
+                Status::unresolvable(format!(
+                    "waiting for scheduling gates: [{}]",
+                    names.join(" ")
+                ))
             }
             _ => Status::success(),
         }
@@ -72,7 +75,10 @@ mod tests {
             ]);
         }
         let s = SchedulingGates.pre_enqueue(&p);
-        assert_eq!(s.code(), crate::framework::Code::UnschedulableAndUnresolvable);
+        assert_eq!(
+            s.code(),
+            crate::framework::Code::UnschedulableAndUnresolvable
+        );
         assert_eq!(s.message(), "waiting for scheduling gates: [a b]");
     }
 }

@@ -22,7 +22,10 @@ fn do_not_schedule(t: &Taint) -> bool {
 }
 
 fn tolerations(pod: &Pod) -> &[Toleration] {
-    pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or(&[])
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or(&[])
 }
 
 fn taints(node: &NodeInfo) -> &[Taint] {
@@ -93,7 +96,11 @@ impl Plugin for TaintToleration {
     ) -> QueueingHint {
         match new {
             Some(EventObject::Node(n)) => {
-                let taints = n.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
+                let taints = n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_deref())
+                    .unwrap_or(&[]);
                 if find_untolerated(taints, tolerations(pod), do_not_schedule).is_none() {
                     QueueingHint::Queue
                 } else {
@@ -119,7 +126,12 @@ impl PreScorePlugin for TaintToleration {
     fn pre_score(&self, state: &mut CycleState, pod: &Pod, _nodes: &[Arc<NodeInfo>]) -> Status {
         let prefer: Vec<Toleration> = tolerations(pod)
             .iter()
-            .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+            .filter(|t| {
+                matches!(
+                    t.effect.as_deref(),
+                    None | Some("") | Some("PreferNoSchedule")
+                )
+            })
             .cloned()
             .collect();
         state.write(PRE_SCORE_STATE_KEY, PreScoreState(prefer));
@@ -169,7 +181,12 @@ mod tests {
             (vec![taint("soft", "x", "PreferNoSchedule")], vec![], None),
             (
                 vec![cp.clone()],
-                vec![toleration("node-role.kubernetes.io/control-plane", "Exists", "", "NoSchedule")],
+                vec![toleration(
+                    "node-role.kubernetes.io/control-plane",
+                    "Exists",
+                    "",
+                    "NoSchedule",
+                )],
                 None,
             ),
         ];
@@ -180,7 +197,10 @@ mod tests {
                 None => assert!(s.is_success(), "{s}"),
                 Some(msg) => {
                     assert_eq!(s.message(), msg);
-                    assert_eq!(s.code(), crate::framework::Code::UnschedulableAndUnresolvable);
+                    assert_eq!(
+                        s.code(),
+                        crate::framework::Code::UnschedulableAndUnresolvable
+                    );
                 }
             }
         }
@@ -195,7 +215,10 @@ mod tests {
         let nodes = [
             ni(vec![]),
             ni(vec![taint("a", "", "PreferNoSchedule")]),
-            ni(vec![taint("a", "", "PreferNoSchedule"), taint("b", "", "PreferNoSchedule")]),
+            ni(vec![
+                taint("a", "", "PreferNoSchedule"),
+                taint("b", "", "PreferNoSchedule"),
+            ]),
             ni(vec![taint("ok", "", "PreferNoSchedule")]),
         ];
         let mut state = CycleState::new();

@@ -215,7 +215,12 @@ impl SchedulingQueue {
                 "UnscheduledPodUpdate",
             );
             let requeue = event.action != 0
-                && self.hints_allow(&p, &event, Some(EventObject::Pod(&old)), Some(EventObject::Pod(&new)));
+                && self.hints_allow(
+                    &p,
+                    &event,
+                    Some(EventObject::Pod(&old)),
+                    Some(EventObject::Pod(&new)),
+                );
             if requeue {
                 self.requeue(&mut inner, p, Instant::now());
             } else {
@@ -349,7 +354,11 @@ impl SchedulingQueue {
             .cloned()
             .collect();
         for p in candidates {
-            tracing::trace!(pod = p.uid(), event = event.label, "requeueing pod on cluster event");
+            tracing::trace!(
+                pod = p.uid(),
+                event = event.label,
+                "requeueing pod on cluster event"
+            );
             self.requeue(&mut inner, p, now);
         }
     }
@@ -379,7 +388,11 @@ impl SchedulingQueue {
             .cloned()
             .collect();
         for p in stale {
-            tracing::trace!(pod = p.uid(), event = UNSCHEDULABLE_TIMEOUT.label, "flushing pod");
+            tracing::trace!(
+                pod = p.uid(),
+                event = UNSCHEDULABLE_TIMEOUT.label,
+                "flushing pod"
+            );
             self.requeue(&mut inner, p, now);
         }
     }
@@ -392,14 +405,22 @@ impl SchedulingQueue {
             .remove(pod_uid)
             .or_else(|| inner.backoff.delete(pod_uid).map(|(_, p)| p));
         if let Some(p) = p {
-            tracing::trace!(pod = pod_uid, event = FORCE_ACTIVATE.label, "activating pod");
+            tracing::trace!(
+                pod = pod_uid,
+                event = FORCE_ACTIVATE.label,
+                "activating pod"
+            );
             self.move_to_active_or_gate(&mut inner, p);
         }
     }
 
     pub fn pending(&self) -> PendingCounts {
         let inner = self.lock();
-        let gated = inner.unschedulable.values().filter(|p| p.gated_by.is_some()).count();
+        let gated = inner
+            .unschedulable
+            .values()
+            .filter(|p| p.gated_by.is_some())
+            .count();
         PendingCounts {
             active: inner.active.len(),
             backoff: inner.backoff.len(),

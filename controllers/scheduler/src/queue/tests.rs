@@ -16,7 +16,9 @@ fn queue() -> SchedulingQueue {
 }
 
 async fn pop_name(q: &SchedulingQueue) -> Option<(String, QueuedPodInfo, u64)> {
-    let res = tokio::time::timeout(Duration::from_millis(10), q.pop()).await.ok()??;
+    let res = tokio::time::timeout(Duration::from_millis(10), q.pop())
+        .await
+        .ok()??;
     let name = res.0.pod.metadata.name.clone().unwrap_or_default();
     Some((name, res.0, res.1))
 }
@@ -92,12 +94,24 @@ async fn rejected_pod_moves_only_on_events_its_plugins_care_about() {
     let node_add = ClusterEvent::new(EventResource::Node, action::ADD, "NodeAdd");
     let small = node("small", "2", "4Gi", "110");
     q.move_all_to_active_or_backoff(&node_add, None, Some(EventObject::Node(&small)));
-    assert_eq!(q.pending().unschedulable, 1, "a node too small does not help");
+    assert_eq!(
+        q.pending().unschedulable,
+        1,
+        "a node too small does not help"
+    );
 
     let taint = ClusterEvent::new(EventResource::Node, action::UPDATE_NODE_TAINT, "NodeTaint");
     let big = node("big", "8", "4Gi", "110");
-    q.move_all_to_active_or_backoff(&taint, Some(EventObject::Node(&big)), Some(EventObject::Node(&big)));
-    assert_eq!(q.pending().unschedulable, 1, "NodeResourcesFit ignores taint changes");
+    q.move_all_to_active_or_backoff(
+        &taint,
+        Some(EventObject::Node(&big)),
+        Some(EventObject::Node(&big)),
+    );
+    assert_eq!(
+        q.pending().unschedulable,
+        1,
+        "NodeResourcesFit ignores taint changes"
+    );
 
     q.move_all_to_active_or_backoff(&node_add, None, Some(EventObject::Node(&big)));
     assert_eq!(q.pending().active, 1, "backoff already over -> activeQ");
@@ -110,7 +124,11 @@ async fn event_during_cycle_sends_pod_to_backoff() {
     let Some((_, p, cycle)) = pop_name(&q).await else {
         panic!("pod not popped");
     };
-    let ev = ClusterEvent::new(EventResource::AssignedPod, action::DELETE, "AssignedPodDelete");
+    let ev = ClusterEvent::new(
+        EventResource::AssignedPod,
+        action::DELETE,
+        "AssignedPodDelete",
+    );
     q.move_all_to_active_or_backoff(&ev, None, None);
     q.add_unschedulable_if_not_present(fit_rejected(p), cycle);
     assert_eq!(q.pending().backoff, 1);

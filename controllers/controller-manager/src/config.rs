@@ -1,0 +1,59 @@
+//! What the controllers need from the command line, decoupled from clap so
+//! tests and the binary build it the same way.
+
+/// `--concurrent-*-syncs`: workers per controller, upstream defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConcurrentSyncs {
+    pub replicaset: usize,
+    pub deployment: usize,
+    pub serviceaccount: usize,
+    pub endpointslice: usize,
+    pub namespace: usize,
+    pub garbage_collector: usize,
+    /// Upstream hard-codes one worker for the root CA publisher.
+    pub root_ca_publisher: usize,
+}
+
+impl Default for ConcurrentSyncs {
+    fn default() -> Self {
+        Self {
+            replicaset: 5,
+            deployment: 5,
+            serviceaccount: 1,
+            endpointslice: 5,
+            namespace: 10,
+            garbage_collector: 20,
+            root_ca_publisher: 1,
+        }
+    }
+}
+
+/// Everything [`crate::run`] needs.
+#[derive(Clone, Debug)]
+pub struct ControllerManagerConfig {
+    /// `--controllers` as given (default `["*"]`); aliases are accepted.
+    pub controllers: Vec<String>,
+    pub concurrent: ConcurrentSyncs,
+    /// Contents of `--root-ca-file`, or the client's CA bundle when unset.
+    pub root_ca: Option<Vec<u8>>,
+    /// `--cluster-name` (default `kubernetes`).
+    pub cluster_name: String,
+    /// `--enable-garbage-collector` (default true).
+    pub enable_garbage_collector: bool,
+    /// Upstream `--min-resync-period` (12h); informers resync handlers within
+    /// [min, 2*min). We only use it as the periodic full-resync interval.
+    pub min_resync_period: std::time::Duration,
+}
+
+impl Default for ControllerManagerConfig {
+    fn default() -> Self {
+        Self {
+            controllers: vec!["*".to_string()],
+            concurrent: ConcurrentSyncs::default(),
+            root_ca: None,
+            cluster_name: "kubernetes".to_string(),
+            enable_garbage_collector: true,
+            min_resync_period: std::time::Duration::from_secs(12 * 3600),
+        }
+    }
+}

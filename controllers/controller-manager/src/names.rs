@@ -1,0 +1,253 @@
+//! Upstream controller names (`cmd/kube-controller-manager/names`), their
+//! legacy aliases and the `--controllers` enable/disable rules
+//! (`controller-manager/app.IsControllerEnabled`).
+
+use std::collections::BTreeSet;
+
+use crate::error::Error;
+
+pub const REPLICASET_CONTROLLER: &str = "replicaset-controller";
+pub const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
+pub const SERVICEACCOUNT_CONTROLLER: &str = "serviceaccount-controller";
+pub const ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER: &str =
+    "root-ca-certificate-publisher-controller";
+pub const ENDPOINTSLICE_CONTROLLER: &str = "endpointslice-controller";
+pub const NAMESPACE_CONTROLLER: &str = "namespace-controller";
+pub const GARBAGE_COLLECTOR_CONTROLLER: &str = "garbage-collector-controller";
+
+/// One controller upstream knows about.
+#[derive(Clone, Copy, Debug)]
+pub struct KnownController {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub disabled_by_default: bool,
+}
+
+const fn on(name: &'static str, aliases: &'static [&'static str]) -> KnownController {
+    KnownController {
+        name,
+        aliases,
+        disabled_by_default: false,
+    }
+}
+
+const fn off(name: &'static str, aliases: &'static [&'static str]) -> KnownController {
+    KnownController {
+        name,
+        aliases,
+        disabled_by_default: true,
+    }
+}
+
+/// Every controller of upstream v1.36 `NewControllerDescriptors` (including
+/// feature-gated and cloud ones), so `--controllers` accepts and rejects
+/// exactly what upstream does even for controllers we do not run.
+pub const KNOWN_CONTROLLERS: &[KnownController] = &[
+    on("serviceaccount-token-controller", &["serviceaccount-token"]),
+    on("endpoints-controller", &["endpoint"]),
+    on(ENDPOINTSLICE_CONTROLLER, &["endpointslice"]),
+    on("endpointslice-mirroring-controller", &["endpointslicemirroring"]),
+    on("replicationcontroller-controller", &["replicationcontroller"]),
+    on("pod-garbage-collector-controller", &["podgc"]),
+    on("resourcequota-controller", &["resourcequota"]),
+    on(NAMESPACE_CONTROLLER, &["namespace"]),
+    on(SERVICEACCOUNT_CONTROLLER, &["serviceaccount"]),
+    on(GARBAGE_COLLECTOR_CONTROLLER, &["garbagecollector"]),
+    on("daemonset-controller", &["daemonset"]),
+    on("job-controller", &["job"]),
+    on(DEPLOYMENT_CONTROLLER, &["deployment"]),
+    on(REPLICASET_CONTROLLER, &["replicaset"]),
+    on(
+        "horizontal-pod-autoscaler-controller",
+        &["horizontalpodautoscaling"],
+    ),
+    on("disruption-controller", &["disruption"]),
+    on("statefulset-controller", &["statefulset"]),
+    on("cronjob-controller", &["cronjob"]),
+    on("certificatesigningrequest-signing-controller", &["csrsigning"]),
+    on(
+        "certificatesigningrequest-approving-controller",
+        &["csrapproving"],
+    ),
+    on("certificatesigningrequest-cleaner-controller", &["csrcleaner"]),
+    on("podcertificaterequest-cleaner-controller", &[]),
+    on("ttl-controller", &["ttl"]),
+    off("bootstrap-signer-controller", &["bootstrapsigner"]),
+    off("token-cleaner-controller", &["tokencleaner"]),
+    on("node-ipam-controller", &["nodeipam"]),
+    on("node-lifecycle-controller", &["nodelifecycle"]),
+    on("taint-eviction-controller", &[]),
+    on("device-taint-eviction-controller", &[]),
+    on(
+        "persistentvolume-binder-controller",
+        &["persistentvolume-binder"],
+    ),
+    on("persistentvolume-attach-detach-controller", &["attachdetach"]),
+    on(
+        "persistentvolume-expander-controller",
+        &["persistentvolume-expander"],
+    ),
+    on("clusterrole-aggregation-controller", &["clusterrole-aggregation"]),
+    on(
+        "persistentvolumeclaim-protection-controller",
+        &["pvc-protection"],
+    ),
+    on("persistentvolume-protection-controller", &["pv-protection"]),
+    on("podgroup-protection-controller", &[]),
+    on("ttl-after-finished-controller", &["ttl-after-finished"]),
+    on(
+        ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
+        &["root-ca-cert-publisher"],
+    ),
+    on(
+        "service-ca-certificate-publisher-controller",
+        &["service-ca-cert-publisher"],
+    ),
+    on(
+        "kube-apiserver-serving-clustertrustbundle-publisher-controller",
+        &[],
+    ),
+    on("ephemeral-volume-controller", &["ephemeral-volume"]),
+    on(
+        "storageversion-garbage-collector-controller",
+        &["storage-version-gc"],
+    ),
+    on("resourceclaim-controller", &["resource-claim-controller"]),
+    on("resourcepoolstatusrequest-controller", &[]),
+    on(
+        "legacy-serviceaccount-token-cleaner-controller",
+        &["legacy-service-account-token-cleaner"],
+    ),
+    on("validatingadmissionpolicy-status-controller", &[]),
+    on("volumeattributesclass-protection-controller", &[]),
+    on("service-cidr-controller", &[]),
+    on("storage-version-migrator-controller", &["svm"]),
+    off("selinux-warning-controller", &[]),
+    // Cloud-provider controllers (k8s.io/cloud-provider/names).
+    on("service-lb-controller", &["service"]),
+    on("node-route-controller", &["route"]),
+    on("cloud-node-lifecycle-controller", &["cloud-node-lifecycle"]),
+];
+
+/// Canonical name for a name or alias, if upstream knows it.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    KNOWN_CONTROLLERS
+        .iter()
+        .find(|c| c.name == name || c.aliases.contains(&name))
+        .map(|c| c.name)
+}
+
+/// The parsed `--controllers` list: aliases resolved, unknown names rejected
+/// with upstream's message.
+#[derive(Clone, Debug)]
+pub struct ControllerSelection {
+    /// Entries in order with aliases replaced by canonical names.
+    entries: Vec<String>,
+}
+
+impl ControllerSelection {
+    pub fn parse(controllers: &[String]) -> Result<Self, Error> {
+        let mut errors = Vec::new();
+        let mut entries = Vec::with_capacity(controllers.len());
+        for raw in controllers {
+            if raw == "*" {
+                entries.push(raw.clone());
+                continue;
+            }
+            let (prefix, bare) = match raw.strip_prefix('-') {
+                Some(rest) => ("-", rest),
+                None => ("", raw.as_str()),
+            };
+            match canonical_name(bare) {
+                Some(name) => entries.push(format!("{prefix}{name}")),
+                None => errors.push(format!("{bare:?} is not in the list of known controllers")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { entries })
+        } else {
+            Err(Error::UnknownControllers(errors.join(", ")))
+        }
+    }
+
+    /// Upstream `IsControllerEnabled`: the first explicit mention wins,
+    /// otherwise `*` enables everything not disabled by default.
+    pub fn is_enabled(&self, name: &str) -> bool {
+        let mut has_star = false;
+        for entry in &self.entries {
+            if entry == name {
+                return true;
+            }
+            if entry.strip_prefix('-') == Some(name) {
+                return false;
+            }
+            if entry == "*" {
+                has_star = true;
+            }
+        }
+        has_star
+            && !KNOWN_CONTROLLERS
+                .iter()
+                .any(|c| c.name == name && c.disabled_by_default)
+    }
+
+    /// Every known controller this selection enables.
+    pub fn enabled(&self) -> BTreeSet<&'static str> {
+        KNOWN_CONTROLLERS
+            .iter()
+            .map(|c| c.name)
+            .filter(|n| self.is_enabled(n))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(list: &[&str]) -> Result<ControllerSelection, Error> {
+        ControllerSelection::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn enablement_rules() {
+        let cases: &[(&[&str], &str, bool)] = &[
+            (&["*"], REPLICASET_CONTROLLER, true),
+            (&["*"], "bootstrap-signer-controller", false),
+            (&["*", "bootstrapsigner"], "bootstrap-signer-controller", true),
+            (&["*", "-replicaset"], REPLICASET_CONTROLLER, false),
+            (&["-deployment", "*"], DEPLOYMENT_CONTROLLER, false),
+            (&["deployment"], DEPLOYMENT_CONTROLLER, true),
+            (&["deployment"], REPLICASET_CONTROLLER, false),
+            (&[], REPLICASET_CONTROLLER, false),
+            (&["root-ca-cert-publisher"], ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER, true),
+            (&["garbage-collector-controller"], GARBAGE_COLLECTOR_CONTROLLER, true),
+        ];
+        for (list, name, want) in cases {
+            let s = sel(list).expect("known names");
+            assert_eq!(s.is_enabled(name), *want, "{list:?} {name}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_rejected_like_upstream() {
+        let err = sel(&["*", "-red-controller", "replicaset"]).expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "\"red-controller\" is not in the list of known controllers"
+        );
+    }
+
+    #[test]
+    fn star_enables_our_controllers() {
+        let enabled = sel(&["*"]).expect("star").enabled();
+        for name in [
+            REPLICASET_CONTROLLER,
+            DEPLOYMENT_CONTROLLER,
+            SERVICEACCOUNT_CONTROLLER,
+            ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
+        ] {
+            assert!(enabled.contains(name), "{name}");
+        }
+    }
+}

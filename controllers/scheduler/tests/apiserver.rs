@@ -1,0 +1,151 @@
+//! Runs the scheduler against a real etcd + kube-apiserver: two nodes, pods get bound, and an
+//! oversized pod gets the upstream FailedScheduling message and PodScheduled condition.
+//! Skips (printing why) when the binaries are not installed.
+
+// Shared test harness (owned by component-base); not every helper is used here.
+#[allow(dead_code)]
+#[path = "../../../component-base/tests/support/apiserver.rs"]
+mod apiserver;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube_scheduler::SchedulerConfig;
+use kube_scheduler::testing::{container, node, pod_named};
+use tokio_util::sync::CancellationToken;
+
+async fn create_node(client: &kube::Client, name: &str) {
+    let api: Api<Node> = Api::all(client.clone());
+    let n = node(name, "2", "4Gi", "110");
+    if let Err(e) = api.create(&PostParams::default(), &n).await {
+        panic!("creating node {name}: {e}");
+    }
+    // Admission taints new nodes not-ready; the node lifecycle controller would lift it once
+    // the kubelet reports Ready. Lifting it later also exercises requeueing on node updates.
+    let status = serde_json::json!({"status": n.status});
+    if let Err(e) = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+    {
+        panic!("setting node {name} status: {e}");
+    }
+}
+
+async fn make_ready(client: &kube::Client, name: &str) {
+    let api: Api<Node> = Api::all(client.clone());
+    let patch = serde_json::json!({"spec": {"taints": null}});
+    if let Err(e) = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        panic!("removing node {name} taints: {e}");
+    }
+}
+
+async fn create_pod(client: &kube::Client, name: &str, cpu: &str) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut p = pod_named(name, vec![container(&[("cpu", cpu)])]);
+    p.metadata.uid = None;
+    if let Err(e) = api.create(&PostParams::default(), &p).await {
+        panic!("creating pod {name}: {e}");
+    }
+}
+
+async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..150 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_pods_on_real_apiserver() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(server) = apiserver::TestApiServer::start().await else {
+        return;
+    };
+    let client = server.client().await;
+    let sa: ServiceAccount =
+        match serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}})) {
+            Ok(sa) => sa,
+            Err(e) => panic!("{e}"),
+        };
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    if let Err(e) = sas.create(&PostParams::default(), &sa).await {
+        panic!("creating default service account: {e}");
+    }
+    create_node(&client, "node-a").await;
+    create_node(&client, "node-b").await;
+
+    let shutdown = CancellationToken::new();
+    let runner = tokio::spawn(kube_scheduler::run(
+        client.clone(),
+        SchedulerConfig::default(),
+        shutdown.clone(),
+    ));
+
+    create_pod(&client, "small-1", "1").await;
+    create_pod(&client, "small-2", "1").await;
+    create_pod(&client, "huge", "3").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    make_ready(&client, "node-a").await;
+    make_ready(&client, "node-b").await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+    let bound = wait_for("both small pods bound", async || {
+        let a = pods.get("small-1").await.ok().and_then(|p| node_of(&p))?;
+        let b = pods.get("small-2").await.ok().and_then(|p| node_of(&p))?;
+        Some((a, b))
+    })
+    .await;
+    assert_ne!(bound.0, bound.1, "LeastAllocated spreads the two pods");
+
+    let message = wait_for("PodScheduled=False on the huge pod", async || {
+        let p = pods.get("huge").await.ok()?;
+        let c = p
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")?;
+        (c.status == "False").then_some((c.reason, c.message))
+    })
+    .await;
+    assert_eq!(message.0.as_deref(), Some("Unschedulable"));
+    assert_eq!(
+        message.1.as_deref(),
+        Some(
+            "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+        )
+    );
+
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let reasons = wait_for("Scheduled and FailedScheduling events", async || {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let reasons: Vec<(String, String)> = list
+            .items
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect();
+        let scheduled = reasons.iter().filter(|(r, _)| r == "Scheduled").count();
+        let failed = reasons.iter().any(|(r, _)| r == "FailedScheduling");
+        (scheduled == 2 && failed).then_some(reasons)
+    })
+    .await;
+    assert!(reasons.iter().any(|(r, n)| r == "Scheduled"
+        && (n == &format!("Successfully assigned default/small-1 to {}", bound.0))));
+
+    shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(10), runner).await {
+        Ok(Ok(Ok(()))) => {}
+        other => panic!("scheduler did not stop cleanly: {other:?}"),
+    }
+}

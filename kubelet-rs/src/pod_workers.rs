@@ -1,0 +1,238 @@
+//! One worker per pod, serialised (upstream `pod_workers.go`): each worker syncs its pod
+//! when woken (pod update, PLEG event) or on its resync timer, and on deletion kills the
+//! pod, writes the final status, removes it from the runtime and deletes the API object.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::kuberuntime::manager::{RuntimeManager, StartFailure, format_pod};
+use crate::status::generate::{StatusInputs, generate_pod_status};
+use crate::status::status_manager::StatusManager;
+
+/// Where statuses go: the status manager in production, a recorder in tests.
+#[async_trait::async_trait]
+pub trait StatusSink: Send + Sync + 'static {
+    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String>;
+    /// Called once the pod is terminated and removed from the runtime.
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String>;
+}
+
+#[async_trait::async_trait]
+impl StatusSink for StatusManager {
+    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String> {
+        StatusManager::set_pod_status(self, pod, status).await.map(drop).map_err(|e| e.to_string())
+    }
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.delete_pod(pod).await.map_err(|e| e.to_string())?;
+        }
+        self.forget(pod.metadata.uid.as_deref().unwrap_or_default());
+        Ok(())
+    }
+}
+
+/// What a worker needs besides its pod.
+pub struct WorkerContext {
+    pub manager: Arc<RuntimeManager>,
+    pub status: Arc<dyn StatusSink>,
+    pub runtime_name: String,
+    pub host_ips: Vec<String>,
+    pub resync: Duration,
+}
+
+struct Handle {
+    pod: watch::Sender<Option<Pod>>,
+    wake: Arc<Notify>,
+}
+
+/// The set of pod workers, keyed by pod uid.
+#[derive(Clone)]
+pub struct PodWorkers {
+    ctx: Arc<WorkerContext>,
+    workers: Arc<Mutex<HashMap<String, Handle>>>,
+    shutdown: CancellationToken,
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+impl PodWorkers {
+    pub fn new(ctx: WorkerContext, shutdown: CancellationToken) -> Self {
+        Self { ctx: Arc::new(ctx), workers: Arc::new(Mutex::new(HashMap::new())), shutdown }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `UpdatePod`: hands the newest pod to its worker, starting one if needed.
+    pub fn update_pod(&self, pod: Pod) {
+        let id = uid(&pod);
+        let mut workers = self.lock();
+        if let Some(h) = workers.get(&id) {
+            h.pod.send_replace(Some(pod));
+            h.wake.notify_one();
+            return;
+        }
+        let (tx, rx) = watch::channel(Some(pod));
+        let wake = Arc::new(Notify::new());
+        workers.insert(id.clone(), Handle { pod: tx, wake: wake.clone() });
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.worker_loop(rx, wake).await;
+            me.lock().remove(&id);
+        });
+    }
+
+    /// The pod disappeared from its source: terminate it with the pod's grace period.
+    pub fn remove_pod(&self, pod: &Pod) {
+        let mut gone = pod.clone();
+        if gone.metadata.deletion_timestamp.is_none() {
+            gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()));
+        }
+        self.update_pod(gone);
+    }
+
+    /// Wakes the worker of `uid` (PLEG saw a change).
+    pub fn wake(&self, uid: &str) {
+        if let Some(h) = self.lock().get(uid) {
+            h.wake.notify_one();
+        }
+    }
+
+    pub fn known_uids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    async fn worker_loop(&self, rx: watch::Receiver<Option<Pod>>, wake: Arc<Notify>) {
+        let mut reasons: BTreeMap<String, StartFailure> = BTreeMap::new();
+        loop {
+            let Some(pod) = rx.borrow().clone() else { return };
+            if pod.metadata.deletion_timestamp.is_some() {
+                self.terminate(&pod, &reasons).await;
+                return;
+            }
+            let wait = self.sync(&pod, &mut reasons).await;
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn status_for(&self, pod: &Pod, reasons: &BTreeMap<String, StartFailure>, terminal: bool) -> Option<(PodStatus, crate::kuberuntime::runtime_status::PodRuntimeStatus)> {
+        let rt = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(pod = %format_pod(pod), error = %e, "failed to read pod runtime status");
+                return None;
+            }
+        };
+        let status = generate_pod_status(&StatusInputs {
+            pod,
+            runtime: &rt,
+            reasons,
+            runtime_name: &self.ctx.runtime_name,
+            host_ips: &self.ctx.host_ips,
+            pod_is_terminal: terminal,
+            now: Timestamp::now(),
+        });
+        Some((status, rt))
+    }
+
+    /// `SyncPod`; returns how long to wait before the next resync.
+    async fn sync(&self, pod: &Pod, reasons: &mut BTreeMap<String, StartFailure>) -> Duration {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+        let Some((_, rt)) = self.status_for(pod, reasons, false).await else {
+            return Duration::from_secs(1);
+        };
+        let terminal_already = matches!(phase.as_deref(), Some("Succeeded" | "Failed"));
+        let mut retry = self.ctx.resync;
+        if !terminal_already {
+            let result = self.ctx.manager.sync_pod(pod, &rt).await;
+            for name in &result.started {
+                reasons.remove(name);
+            }
+            if let Some(e) = &result.error {
+                tracing::error!(pod = %format_pod(pod), error = %e, "Error syncing pod, skipping");
+                retry = Duration::from_secs(2);
+            }
+            if !result.failures.is_empty() {
+                retry = Duration::from_secs(2);
+            }
+            reasons.extend(result.failures);
+        }
+        let Some((mut status, rt)) = self.status_for(pod, reasons, false).await else {
+            return Duration::from_secs(1);
+        };
+        let phase = status.phase.clone().unwrap_or_default();
+        if (phase == "Succeeded" || phase == "Failed") && (!rt.sandboxes.is_empty() && rt.sandboxes.iter().any(|s| s.state == crate::cri::api::PodSandboxState::SandboxReady as i32)) {
+            // Terminal: stop the sandbox (containers are all done), keep the status.
+            if let Err(e) = self.ctx.manager.kill_pod(pod, &rt, Duration::from_secs(2)).await {
+                tracing::error!(pod = %format_pod(pod), error = %e, "killing terminal pod");
+            }
+            if let Some((s, _)) = self.status_for(pod, reasons, true).await {
+                status = s;
+            }
+        }
+        let mut with_status = pod.clone();
+        if let Err(e) = self.ctx.status.set_pod_status(&with_status, &status).await {
+            tracing::error!(pod = %format_pod(pod), error = %e, "failed to update pod status");
+            retry = retry.min(Duration::from_secs(2));
+        }
+        with_status.status = Some(status);
+        retry
+    }
+
+    /// Kill, final status, removal from the runtime, then deletion of the API object.
+    async fn terminate(&self, pod: &Pod, reasons: &BTreeMap<String, StartFailure>) {
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30)
+            .max(0) as u64;
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let rt = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(pod = %format_pod(pod), error = %e, "reading runtime status for termination");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            let killed = self.ctx.manager.kill_pod(pod, &rt, Duration::from_secs(grace)).await;
+            let final_status = self.status_for(pod, reasons, true).await;
+            let removed = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+                Ok(rt) => self.ctx.manager.remove_pod(&rt).await,
+                Err(e) => Err(e),
+            };
+            if let (Ok(()), Ok(()), Some((status, _))) = (killed, removed, final_status) {
+                if let Err(e) = self.ctx.status.set_pod_status(pod, &status).await {
+                    tracing::error!(pod = %format_pod(pod), error = %e, "writing final pod status");
+                }
+                if let Err(e) = self.ctx.status.pod_terminated(pod).await {
+                    tracing::error!(pod = %format_pod(pod), error = %e, "deleting terminated pod");
+                } else {
+                    self.ctx.manager.forget_pod(&uid(pod));
+                    return;
+                }
+            }
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Pod status: generation from runtime state (`generateAPIPodStatus`) and the status
+//! manager, the only writer of pod status.
+
+pub mod generate;
+pub mod phase;
+pub mod status_manager;

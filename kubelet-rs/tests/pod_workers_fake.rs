@@ -1,0 +1,221 @@
+//! Pod workers + runtime manager + status generation against the fake CRI.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
+use kubelet::cri::fake::FakeRuntime;
+use kubelet::cri::{self, ImageService, RuntimeService, api};
+use kubelet::kuberuntime::manager::{RuntimeManager, RuntimeSettings};
+use kubelet::pod_workers::{PodWorkers, StatusSink, WorkerContext};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct Recorder {
+    statuses: Mutex<Vec<PodStatus>>,
+    terminated: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl StatusSink for Recorder {
+    async fn set_pod_status(&self, _pod: &Pod, status: &PodStatus) -> Result<(), String> {
+        self.statuses.lock().map_err(|e| e.to_string())?.push(status.clone());
+        Ok(())
+    }
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
+        self.terminated.lock().map_err(|e| e.to_string())?.push(pod.metadata.uid.clone().unwrap_or_default());
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn last(&self) -> Option<PodStatus> {
+        self.statuses.lock().ok()?.last().cloned()
+    }
+}
+
+struct Harness {
+    fake: FakeRuntime,
+    recorder: Arc<Recorder>,
+    workers: PodWorkers,
+    _dir: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("cri.sock");
+    let fake = FakeRuntime::new();
+    fake.add_image("busybox:1.0");
+    let server = fake.serve(&socket).expect("serve fake CRI");
+    let channel = cri::connect(&socket).expect("channel");
+    let settings = RuntimeSettings {
+        log_root: dir.path().join("pods"),
+        memory_capacity: 8 << 30,
+        cpu_cfs_quota: true,
+        host_ips: vec!["192.168.1.10".into()],
+        ..Default::default()
+    };
+    let manager = RuntimeManager::new(
+        RuntimeService::new(channel.clone(), Duration::from_secs(5)),
+        ImageService::new(channel, Duration::from_secs(5)),
+        None,
+        settings,
+    );
+    let recorder = Arc::new(Recorder::default());
+    let shutdown = CancellationToken::new();
+    let workers = PodWorkers::new(
+        WorkerContext {
+            manager: Arc::new(manager),
+            status: recorder.clone(),
+            runtime_name: "fake".into(),
+            host_ips: vec!["192.168.1.10".into()],
+            resync: Duration::from_millis(200),
+        },
+        shutdown.clone(),
+    );
+    Harness { fake, recorder, workers, _dir: dir, _server: server, shutdown }
+}
+
+fn pod(uid: &str, restart_policy: &str, image: &str) -> Pod {
+    Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("pod-{uid}")),
+            namespace: Some("default".into()),
+            uid: Some(uid.into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some(restart_policy.into()),
+            node_name: Some("node-1".into()),
+            termination_grace_period_seconds: Some(1),
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some(image.into()),
+                command: Some(vec!["sh".into()]),
+                args: Some(vec!["-c".into(), "echo $(POD_NAME)".into()]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..100 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn phase(s: &PodStatus) -> &str {
+    s.phase.as_deref().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pod_runs_then_succeeds_and_is_removed_on_delete() {
+    let h = harness();
+    let p = pod("u1", "Never", "busybox:1.0");
+    h.workers.update_pod(p.clone());
+    let running = eventually("Running status", || h.recorder.last().filter(|s| phase(s) == "Running")).await;
+    assert_eq!(running.pod_ip.as_deref().map(|ip| ip.starts_with("10.88.0.")), Some(true));
+    assert_eq!(running.host_ip.as_deref(), Some("192.168.1.10"));
+    let calls = h.fake.calls();
+    assert!(calls.starts_with(&["RunPodSandbox".to_string(), "CreateContainer".into(), "StartContainer".into()]), "{calls:?}");
+
+    let sandbox = h.fake.sandboxes().first().cloned().expect("sandbox");
+    assert_eq!(sandbox.labels.get("io.kubernetes.pod.uid").map(String::as_str), Some("u1"));
+    let container = h.fake.containers().first().cloned().expect("container");
+    assert_eq!(container.log_path, "main/0.log");
+    assert_eq!(container.labels.get("io.kubernetes.container.name").map(String::as_str), Some("main"));
+
+    h.fake.exit_container(&container.id, 0);
+    h.workers.wake("u1");
+    let done = eventually("Succeeded status", || h.recorder.last().filter(|s| phase(s) == "Succeeded")).await;
+    let cs = done.container_statuses.unwrap_or_default();
+    assert_eq!(cs[0].state.clone().and_then(|s| s.terminated).map(|t| t.exit_code), Some(0));
+    // The terminal pod's sandbox is stopped.
+    eventually("sandbox stopped", || {
+        h.fake.sandboxes().iter().all(|s| s.state == api::PodSandboxState::SandboxNotready as i32).then_some(())
+    })
+    .await;
+
+    h.workers.remove_pod(&p);
+    eventually("pod terminated", || h.recorder.terminated.lock().ok()?.contains(&"u1".to_string()).then_some(())).await;
+    assert!(h.fake.sandboxes().is_empty());
+    assert!(h.fake.containers().is_empty());
+    h.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn failing_container_enters_crash_loop_backoff() {
+    let h = harness();
+    h.workers.update_pod(pod("u2", "Always", "busybox:1.0"));
+    let first = eventually("first container", || h.fake.containers().first().cloned()).await;
+    h.fake.exit_container(&first.id, 1);
+    h.workers.wake("u2");
+    // Restarted immediately once (the first failure starts the back-off clock)...
+    let second = eventually("restart", || {
+        h.fake.containers().into_iter().find(|c| c.id != first.id && c.state == api::ContainerState::ContainerRunning as i32)
+    })
+    .await;
+    assert_eq!(second.annotations.get("io.kubernetes.container.restartCount").map(String::as_str), Some("1"));
+    assert_eq!(second.log_path, "main/1.log");
+    h.fake.exit_container(&second.id, 1);
+    h.workers.wake("u2");
+    // ...then held in CrashLoopBackOff.
+    let status = eventually("CrashLoopBackOff", || {
+        h.recorder.last().filter(|s| {
+            s.container_statuses.iter().flatten().any(|c| {
+                c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+            })
+        })
+    })
+    .await;
+    let cs = &status.container_statuses.unwrap_or_default()[0];
+    assert_eq!(cs.restart_count, 1);
+    assert_eq!(cs.last_state.clone().and_then(|s| s.terminated).map(|t| t.exit_code), Some(1));
+    let message = cs.state.clone().and_then(|s| s.waiting).and_then(|w| w.message).unwrap_or_default();
+    assert!(message.starts_with("back-off 10s restarting failed container=main pod=pod-u2_default(u2)"), "{message}");
+    assert_eq!(phase(&status), "Running");
+    h.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn never_pull_policy_reports_err_image_never_pull() {
+    let h = harness();
+    let mut p = pod("u3", "Always", "absent:1.0");
+    if let Some(spec) = p.spec.as_mut() {
+        spec.containers[0].image_pull_policy = Some("Never".into());
+    }
+    h.workers.update_pod(p);
+    let status = eventually("ErrImageNeverPull", || {
+        h.recorder.last().filter(|s| {
+            s.container_statuses.iter().flatten().any(|c| {
+                c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("ErrImageNeverPull")
+            })
+        })
+    })
+    .await;
+    assert_eq!(phase(&status), "Pending");
+    let w = status.container_statuses.unwrap_or_default()[0].state.clone().and_then(|s| s.waiting).expect("waiting");
+    assert_eq!(w.message.as_deref(), Some("Container image \"absent:1.0\" is not present with pull policy of Never"));
+
+    let mut pull = pod("u4", "Always", "registry.invalid/does-not-exist:1.0");
+    pull.metadata.name = Some("pull".into());
+    h.workers.update_pod(pull);
+    eventually("ErrImagePull or ImagePullBackOff", || {
+        h.recorder.statuses.lock().ok()?.iter().find(|s| {
+            s.container_statuses.iter().flatten().any(|c| {
+                matches!(c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()), Some("ErrImagePull" | "ImagePullBackOff"))
+            })
+        }).cloned()
+    })
+    .await;
+    h.shutdown.cancel();
+}
