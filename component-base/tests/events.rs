@@ -139,11 +139,12 @@ impl FakeEvents {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                if st.stored.contains_key(&name) {
-                    status(409, "AlreadyExists")
-                } else {
-                    st.stored.insert(name, body.clone());
-                    reply(201, &body)
+                match st.stored.entry(name) {
+                    std::collections::hash_map::Entry::Occupied(_) => status(409, "AlreadyExists"),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(body.clone());
+                        reply(201, &body)
+                    }
                 }
             }
             (Method::PATCH, [_ns, "events", name]) => match st.stored.get_mut(*name) {
@@ -314,6 +315,9 @@ async fn ongoing_series_is_rewritten_by_the_30_minute_refresh() {
     let fake = FakeEvents::default();
     let (rec, _stop) = start(&fake);
     scheduled(&rec, "n");
+    // Let the create land first: a patch racing it would 404, fall back to a
+    // create that conflicts, and be retried 10s later (as upstream does).
+    sleep(Duration::from_millis(10)).await;
     scheduled(&rec, "n");
     // Keep the series alive: a repeat every 5 minutes (never idle for 6).
     for _ in 0..5 {
@@ -428,4 +432,19 @@ async fn recording_after_shutdown_is_harmless() {
     scheduled(&rec, "n");
     sleep(Duration::from_secs(1)).await;
     assert!(fake.seen().is_empty());
+}
+
+/// A repeat recorded right after the first may reach the server before the
+/// create: its patch 404s, its fallback create conflicts, and the retry
+/// patches the now existing event. Either way the server ends with count 2.
+#[tokio::test(start_paused = true)]
+async fn immediate_repeat_ends_as_a_series_of_two() {
+    let fake = FakeEvents::default();
+    let (rec, _stop) = start(&fake);
+    scheduled(&rec, "n");
+    scheduled(&rec, "n");
+    sleep(Duration::from_secs(15)).await;
+    let stored = fake.state().stored.values().cloned().collect::<Vec<_>>();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["series"]["count"], 2);
 }

@@ -20,29 +20,52 @@ use crate::nodestatus::{netaddr, register, setters};
 use crate::pod_workers::{PodWorkers, WorkerContext};
 use crate::status::status_manager::StatusManager;
 
-fn runtime_settings(config: &KubeletConfig, machine: &MachineInfo, host_ips: &[String]) -> RuntimeSettings {
+fn runtime_settings(
+    config: &KubeletConfig,
+    machine: &MachineInfo,
+    host_ips: &[String],
+) -> RuntimeSettings {
     let cfg = &config.configuration;
     let capacity = setters::capacity(machine, cfg.max_pods);
-    let allocatable = setters::allocatable(&capacity, &cfg.kube_reserved, &cfg.system_reserved, &cfg.eviction_hard);
+    let allocatable = setters::allocatable(
+        &capacity,
+        &cfg.kube_reserved,
+        &cfg.system_reserved,
+        &cfg.eviction_hard,
+    );
     RuntimeSettings {
         log_root: config.flags.pod_log_root.clone(),
-        cluster_dns: ClusterDns { servers: cfg.cluster_dns.clone(), domain: cfg.cluster_domain.clone() },
-        host_resolv: parse_resolv_conf(&std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default()),
+        cluster_dns: ClusterDns {
+            servers: cfg.cluster_dns.clone(),
+            domain: cfg.cluster_domain.clone(),
+        },
+        host_resolv: parse_resolv_conf(
+            &std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default(),
+        ),
         memory_capacity: machine.memory_capacity,
         cpu_cfs_quota: cfg.cpu_cfs_quota,
         host_ips: host_ips.to_vec(),
-        node_allocatable: setters::to_quantities(&allocatable).into_iter().map(|(k, v)| (k, v.0)).collect(),
+        node_allocatable: setters::to_quantities(&allocatable)
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect(),
         cgroups_per_qos: cfg.cgroups_per_qos,
         cgroup_root: cfg.cgroup_root.clone(),
     }
 }
 
-async fn register_until_done(client: &Client, config: &KubeletConfig, shutdown: &CancellationToken) {
+async fn register_until_done(
+    client: &Client,
+    config: &KubeletConfig,
+    shutdown: &CancellationToken,
+) {
     let mut delay = Duration::from_millis(100);
     loop {
         match register::register_node(client, config).await {
             Ok(_) => return,
-            Err(e) => tracing::error!(error = %e, node = %config.node_name, "Unable to register node with API server"),
+            Err(e) => {
+                tracing::error!(error = %e, node = %config.node_name, "Unable to register node with API server")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -53,7 +76,11 @@ async fn register_until_done(client: &Client, config: &KubeletConfig, shutdown: 
 }
 
 /// Runs the kubelet until `shutdown` is cancelled.
-pub async fn run(client: Client, config: KubeletConfig, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    client: Client,
+    config: KubeletConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let cfg = &config.configuration;
     let channel = cri::connect(&config.runtime_socket())?;
     let runtime = RuntimeService::new(channel.clone(), cfg.runtime_request_timeout);
@@ -70,11 +97,23 @@ pub async fn run(client: Client, config: KubeletConfig, shutdown: CancellationTo
     };
     let machine = MachineInfo::read(&config.flags.root_directory);
     let host_ips: Vec<String> = if config.flags.node_ips.is_empty() {
-        netaddr::detect_node_ip().into_iter().map(|ip| ip.to_string()).collect()
+        netaddr::detect_node_ip()
+            .into_iter()
+            .map(|ip| ip.to_string())
+            .collect()
     } else {
-        config.flags.node_ips.iter().map(|ip| ip.to_string()).collect()
+        config
+            .flags
+            .node_ips
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect()
     };
-    if let Err(e) = crate::cm::ensure_qos_cgroups(&crate::cm::CgroupLayout::detect(), &cfg.cgroup_root, cfg.cgroups_per_qos) {
+    if let Err(e) = crate::cm::ensure_qos_cgroups(
+        &crate::cm::CgroupLayout::detect(),
+        &cfg.cgroup_root,
+        cfg.cgroups_per_qos,
+    ) {
         tracing::warn!(error = %e, "creating QoS cgroups");
     }
 
@@ -90,9 +129,19 @@ pub async fn run(client: Client, config: KubeletConfig, shutdown: CancellationTo
         machine: machine.clone(),
     };
     tasks.spawn(updater.run(shutdown.clone()));
-    tasks.spawn(crate::nodelease::run(client.clone(), config.node_name.clone(), cfg.node_lease_duration_seconds, shutdown.clone()));
+    tasks.spawn(crate::nodelease::run(
+        client.clone(),
+        config.node_name.clone(),
+        cfg.node_lease_duration_seconds,
+        shutdown.clone(),
+    ));
 
-    let manager = Arc::new(RuntimeManager::new(runtime.clone(), images, Some(client.clone()), runtime_settings(&config, &machine, &host_ips)));
+    let manager = Arc::new(RuntimeManager::new(
+        runtime.clone(),
+        images,
+        Some(client.clone()),
+        runtime_settings(&config, &machine, &host_ips),
+    ));
     let workers = PodWorkers::new(
         WorkerContext {
             manager: manager.clone(),
@@ -110,27 +159,32 @@ pub async fn run(client: Client, config: KubeletConfig, shutdown: CancellationTo
         let workers = workers.clone();
         let known = known.clone();
         let mut seen: HashMap<String, Pod> = HashMap::new();
-        tasks.spawn(watch_pods(client.clone(), config.node_name.clone(), shutdown.clone(), move |update| match update {
-            PodUpdate::Upsert(pod) => {
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                seen.insert(uid, pod.clone());
-                workers.update_pod(pod);
-                if let Some(k) = known.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                    k.clone_from(&seen);
+        tasks.spawn(watch_pods(
+            client.clone(),
+            config.node_name.clone(),
+            shutdown.clone(),
+            move |update| match update {
+                PodUpdate::Upsert(pod) => {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    seen.insert(uid, pod.clone());
+                    workers.update_pod(pod);
+                    if let Some(k) = known.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        k.clone_from(&seen);
+                    }
                 }
-            }
-            PodUpdate::Removed(pod) => {
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                seen.remove(&uid);
-                workers.remove_pod(&pod);
-                if let Some(k) = known.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                    k.remove(&uid);
+                PodUpdate::Removed(pod) => {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    seen.remove(&uid);
+                    workers.remove_pod(&pod);
+                    if let Some(k) = known.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        k.remove(&uid);
+                    }
                 }
-            }
-            PodUpdate::Synced => {
-                *known.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen.clone());
-            }
-        }));
+                PodUpdate::Synced => {
+                    *known.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen.clone());
+                }
+            },
+        ));
     }
     {
         let wake = workers.clone();
@@ -143,12 +197,24 @@ pub async fn run(client: Client, config: KubeletConfig, shutdown: CancellationTo
             shutdown.clone(),
             move |uid| wake.wake(uid),
             move |snapshot| {
-                let Some(known) = known.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|k| k.keys().cloned().collect::<HashSet<_>>()) else {
+                let Some(known) = known
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .map(|k| k.keys().cloned().collect::<HashSet<_>>())
+                else {
                     return;
                 };
                 let active: HashSet<String> = house.known_uids().into_iter().collect();
-                for uid in snapshot.keys().filter(|u| !known.contains(*u) && !active.contains(*u)) {
-                    if !orphans_in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(uid.clone()) {
+                for uid in snapshot
+                    .keys()
+                    .filter(|u| !known.contains(*u) && !active.contains(*u))
+                {
+                    if !orphans_in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(uid.clone())
+                    {
                         continue;
                     }
                     let manager = manager.clone();
@@ -165,7 +231,10 @@ pub async fn run(client: Client, config: KubeletConfig, shutdown: CancellationTo
                                 tracing::warn!(uid = %uid, error = %e, "removing orphaned pod");
                             }
                         }
-                        in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&uid);
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&uid);
                     });
                 }
             },

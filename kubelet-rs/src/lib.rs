@@ -8,10 +8,10 @@ mod kubelet;
 pub mod kuberuntime;
 pub mod nodelease;
 pub mod nodestatus;
-// TEMP-OFF pub mod prober;
+pub mod prober;
 pub mod qos;
 pub mod resources;
-// TEMP-OFF pub mod volumemanager;
+pub mod volumemanager;
 
 pub use error::Error;
 pub use kubelet::run;

@@ -17,7 +17,13 @@ pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 pub const RENEW_INTERVAL_FRACTION: f64 = 0.25;
 
 /// The lease as the kubelet wants it, keeping the existing object's metadata.
-pub fn desired_lease(base: Option<Lease>, node_name: &str, duration_seconds: i32, node: Option<&Node>, now: jiff::Timestamp) -> Lease {
+pub fn desired_lease(
+    base: Option<Lease>,
+    node_name: &str,
+    duration_seconds: i32,
+    node: Option<&Node>,
+    now: jiff::Timestamp,
+) -> Lease {
     let mut lease = base.unwrap_or_else(|| Lease {
         metadata: kube::api::ObjectMeta {
             name: Some(node_name.into()),
@@ -31,10 +37,12 @@ pub fn desired_lease(base: Option<Lease>, node_name: &str, duration_seconds: i32
     spec.lease_duration_seconds = Some(duration_seconds);
     spec.renew_time = Some(MicroTime(now));
     // Owned by the Node so it is garbage-collected with it.
-    let has_owner = lease.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty());
-    if !has_owner
-        && let Some(uid) = node.and_then(|n| n.metadata.uid.clone())
-    {
+    let has_owner = lease
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| !o.is_empty());
+    if !has_owner && let Some(uid) = node.and_then(|n| n.metadata.uid.clone()) {
         lease.metadata.owner_references = Some(vec![OwnerReference {
             api_version: "v1".into(),
             kind: "Node".into(),
@@ -47,23 +55,40 @@ pub fn desired_lease(base: Option<Lease>, node_name: &str, duration_seconds: i32
 }
 
 /// Creates or renews the lease once.
-pub async fn renew_once(client: &Client, node_name: &str, duration_seconds: i32) -> Result<Lease, Error> {
+pub async fn renew_once(
+    client: &Client,
+    node_name: &str,
+    duration_seconds: i32,
+) -> Result<Lease, Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
     let nodes: Api<Node> = Api::all(client.clone());
     let node = nodes.get_opt(node_name).await?;
     let existing = leases.get_opt(node_name).await?;
     let creating = existing.is_none();
-    let lease = desired_lease(existing, node_name, duration_seconds, node.as_ref(), jiff::Timestamp::now());
+    let lease = desired_lease(
+        existing,
+        node_name,
+        duration_seconds,
+        node.as_ref(),
+        jiff::Timestamp::now(),
+    );
     let result = if creating {
         leases.create(&PostParams::default(), &lease).await
     } else {
-        leases.replace(node_name, &PostParams::default(), &lease).await
+        leases
+            .replace(node_name, &PostParams::default(), &lease)
+            .await
     };
     Ok(result?)
 }
 
 /// Renews every `duration * 0.25` until cancelled; retries sooner after a failure.
-pub async fn run(client: Client, node_name: String, duration_seconds: i32, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    node_name: String,
+    duration_seconds: i32,
+    shutdown: CancellationToken,
+) {
     let interval = Duration::from_secs_f64(f64::from(duration_seconds) * RENEW_INTERVAL_FRACTION);
     let mut retry = Duration::from_millis(200);
     loop {
@@ -107,7 +132,10 @@ mod tests {
         assert_eq!(spec.lease_duration_seconds, Some(40));
         assert_eq!(spec.renew_time, Some(MicroTime(now)));
         let owners = lease.metadata.owner_references.clone().unwrap_or_default();
-        assert_eq!((owners[0].kind.as_str(), owners[0].uid.as_str()), ("Node", "uid-n1"));
+        assert_eq!(
+            (owners[0].kind.as_str(), owners[0].uid.as_str()),
+            ("Node", "uid-n1")
+        );
         assert_eq!(lease.metadata.namespace.as_deref(), Some(LEASE_NAMESPACE));
     }
 }

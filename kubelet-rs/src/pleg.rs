@@ -19,12 +19,16 @@ pub async fn relist(runtime: &RuntimeService) -> Result<Snapshot, CriError> {
     let mut snap: Snapshot = HashMap::new();
     for sb in runtime.list_pod_sandbox(None).await? {
         if let Some(uid) = sb.labels.get(POD_UID) {
-            snap.entry(uid.clone()).or_default().insert(sb.id.clone(), sb.state);
+            snap.entry(uid.clone())
+                .or_default()
+                .insert(sb.id.clone(), sb.state);
         }
     }
     for c in runtime.list_containers(None).await? {
         if let Some(uid) = c.labels.get(POD_UID) {
-            snap.entry(uid.clone()).or_default().insert(c.id.clone(), c.state);
+            snap.entry(uid.clone())
+                .or_default()
+                .insert(c.id.clone(), c.state);
         }
     }
     Ok(snap)
@@ -79,7 +83,9 @@ mod tests {
         let mk = |pairs: &[(&str, &str, i32)]| {
             let mut s = Snapshot::new();
             for (uid, id, st) in pairs {
-                s.entry(uid.to_string()).or_default().insert(id.to_string(), *st);
+                s.entry(uid.to_string())
+                    .or_default()
+                    .insert(id.to_string(), *st);
             }
             s
         };

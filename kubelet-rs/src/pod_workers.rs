@@ -26,7 +26,10 @@ pub trait StatusSink: Send + Sync + 'static {
 #[async_trait::async_trait]
 impl StatusSink for StatusManager {
     async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String> {
-        StatusManager::set_pod_status(self, pod, status).await.map(drop).map_err(|e| e.to_string())
+        StatusManager::set_pod_status(self, pod, status)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
     async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
         if pod.metadata.deletion_timestamp.is_some() {
@@ -65,7 +68,11 @@ fn uid(pod: &Pod) -> String {
 
 impl PodWorkers {
     pub fn new(ctx: WorkerContext, shutdown: CancellationToken) -> Self {
-        Self { ctx: Arc::new(ctx), workers: Arc::new(Mutex::new(HashMap::new())), shutdown }
+        Self {
+            ctx: Arc::new(ctx),
+            workers: Arc::new(Mutex::new(HashMap::new())),
+            shutdown,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
@@ -83,7 +90,13 @@ impl PodWorkers {
         }
         let (tx, rx) = watch::channel(Some(pod));
         let wake = Arc::new(Notify::new());
-        workers.insert(id.clone(), Handle { pod: tx, wake: wake.clone() });
+        workers.insert(
+            id.clone(),
+            Handle {
+                pod: tx,
+                wake: wake.clone(),
+            },
+        );
         let me = self.clone();
         tokio::spawn(async move {
             me.worker_loop(rx, wake).await;
@@ -95,7 +108,9 @@ impl PodWorkers {
     pub fn remove_pod(&self, pod: &Pod) {
         let mut gone = pod.clone();
         if gone.metadata.deletion_timestamp.is_none() {
-            gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()));
+            gone.metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+            );
         }
         self.update_pod(gone);
     }
@@ -114,7 +129,9 @@ impl PodWorkers {
     async fn worker_loop(&self, rx: watch::Receiver<Option<Pod>>, wake: Arc<Notify>) {
         let mut reasons: BTreeMap<String, StartFailure> = BTreeMap::new();
         loop {
-            let Some(pod) = rx.borrow().clone() else { return };
+            let Some(pod) = rx.borrow().clone() else {
+                return;
+            };
             if pod.metadata.deletion_timestamp.is_some() {
                 self.terminate(&pod, &reasons).await;
                 return;
@@ -128,7 +145,15 @@ impl PodWorkers {
         }
     }
 
-    async fn status_for(&self, pod: &Pod, reasons: &BTreeMap<String, StartFailure>, terminal: bool) -> Option<(PodStatus, crate::kuberuntime::runtime_status::PodRuntimeStatus)> {
+    async fn status_for(
+        &self,
+        pod: &Pod,
+        reasons: &BTreeMap<String, StartFailure>,
+        terminal: bool,
+    ) -> Option<(
+        PodStatus,
+        crate::kuberuntime::runtime_status::PodRuntimeStatus,
+    )> {
         let rt = match self.ctx.manager.get_pod_status(&uid(pod)).await {
             Ok(rt) => rt,
             Err(e) => {
@@ -174,9 +199,20 @@ impl PodWorkers {
             return Duration::from_secs(1);
         };
         let phase = status.phase.clone().unwrap_or_default();
-        if (phase == "Succeeded" || phase == "Failed") && (!rt.sandboxes.is_empty() && rt.sandboxes.iter().any(|s| s.state == crate::cri::api::PodSandboxState::SandboxReady as i32)) {
+        if (phase == "Succeeded" || phase == "Failed")
+            && (!rt.sandboxes.is_empty()
+                && rt
+                    .sandboxes
+                    .iter()
+                    .any(|s| s.state == crate::cri::api::PodSandboxState::SandboxReady as i32))
+        {
             // Terminal: stop the sandbox (containers are all done), keep the status.
-            if let Err(e) = self.ctx.manager.kill_pod(pod, &rt, Duration::from_secs(2)).await {
+            if let Err(e) = self
+                .ctx
+                .manager
+                .kill_pod(pod, &rt, Duration::from_secs(2))
+                .await
+            {
                 tracing::error!(pod = %format_pod(pod), error = %e, "killing terminal pod");
             }
             if let Some((s, _)) = self.status_for(pod, reasons, true).await {
@@ -197,7 +233,11 @@ impl PodWorkers {
         let grace = pod
             .metadata
             .deletion_grace_period_seconds
-            .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
             .unwrap_or(30)
             .max(0) as u64;
         let mut delay = Duration::from_millis(500);
@@ -211,7 +251,11 @@ impl PodWorkers {
                     continue;
                 }
             };
-            let killed = self.ctx.manager.kill_pod(pod, &rt, Duration::from_secs(grace)).await;
+            let killed = self
+                .ctx
+                .manager
+                .kill_pod(pod, &rt, Duration::from_secs(grace))
+                .await;
             let final_status = self.status_for(pod, reasons, true).await;
             let removed = match self.ctx.manager.get_pod_status(&uid(pod)).await {
                 Ok(rt) => self.ctx.manager.remove_pod(&rt).await,

@@ -54,7 +54,10 @@ pub fn compute_pod_qos(pod: &Pod) -> &'static str {
     if requests.is_empty() && limits.is_empty() {
         return BEST_EFFORT;
     }
-    if guaranteed && requests.iter().all(|(k, v)| limits.get(k) == Some(v)) && requests.len() == limits.len() {
+    if guaranteed
+        && requests.iter().all(|(k, v)| limits.get(k) == Some(v))
+        && requests.len() == limits.len()
+    {
         return GUARANTEED;
     }
     BURSTABLE
@@ -98,7 +101,10 @@ pub fn container_oom_score_adjust(pod: &Pod, container: &Container, memory_capac
         _ => {}
     }
     let request = value(get(
-        container.resources.as_ref().and_then(|r| r.requests.as_ref()),
+        container
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref()),
         "memory",
     ));
     let adjust = if memory_capacity > 0 {
@@ -125,7 +131,12 @@ mod tests {
         if pairs.is_empty() {
             return None;
         }
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                .collect(),
+        )
     }
 
     fn container(req: &[(&str, &str)], lim: &[(&str, &str)]) -> Container {
@@ -142,7 +153,10 @@ mod tests {
 
     fn pod(containers: Vec<Container>) -> Pod {
         Pod {
-            spec: Some(PodSpec { containers, ..Default::default() }),
+            spec: Some(PodSpec {
+                containers,
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -153,16 +167,31 @@ mod tests {
             (vec![container(&[], &[])], BEST_EFFORT),
             (vec![container(&[("cpu", "100m")], &[])], BURSTABLE),
             (
-                vec![container(&[("cpu", "1"), ("memory", "1Gi")], &[("cpu", "1"), ("memory", "1Gi")])],
+                vec![container(
+                    &[("cpu", "1"), ("memory", "1Gi")],
+                    &[("cpu", "1"), ("memory", "1Gi")],
+                )],
                 GUARANTEED,
             ),
             // Limits only (no API defaulting applied): request count differs from limits.
-            (vec![container(&[], &[("cpu", "1"), ("memory", "1Gi")])], BURSTABLE),
-            (vec![container(&[("cpu", "500m")], &[("cpu", "1"), ("memory", "1Gi")])], BURSTABLE),
+            (
+                vec![container(&[], &[("cpu", "1"), ("memory", "1Gi")])],
+                BURSTABLE,
+            ),
+            (
+                vec![container(
+                    &[("cpu", "500m")],
+                    &[("cpu", "1"), ("memory", "1Gi")],
+                )],
+                BURSTABLE,
+            ),
             (vec![container(&[], &[("cpu", "1")])], BURSTABLE),
             (
                 vec![
-                    container(&[("cpu", "1"), ("memory", "1Gi")], &[("cpu", "1"), ("memory", "1Gi")]),
+                    container(
+                        &[("cpu", "1"), ("memory", "1Gi")],
+                        &[("cpu", "1"), ("memory", "1Gi")],
+                    ),
                     container(&[], &[]),
                 ],
                 BURSTABLE,
@@ -180,10 +209,19 @@ mod tests {
         let p = pod(vec![burstable.clone()]);
         assert_eq!(container_oom_score_adjust(&p, &burstable, 4 * gi), 750);
         let tiny = container(&[("cpu", "1m")], &[]);
-        assert_eq!(container_oom_score_adjust(&pod(vec![tiny.clone()]), &tiny, 4 * gi), 999);
+        assert_eq!(
+            container_oom_score_adjust(&pod(vec![tiny.clone()]), &tiny, 4 * gi),
+            999
+        );
         let huge = container(&[("memory", "8Gi")], &[]);
-        assert_eq!(container_oom_score_adjust(&pod(vec![huge.clone()]), &huge, 4 * gi), 3);
+        assert_eq!(
+            container_oom_score_adjust(&pod(vec![huge.clone()]), &huge, 4 * gi),
+            3
+        );
         let be = container(&[], &[]);
-        assert_eq!(container_oom_score_adjust(&pod(vec![be.clone()]), &be, 4 * gi), 1000);
+        assert_eq!(
+            container_oom_score_adjust(&pod(vec![be.clone()]), &be, 4 * gi),
+            1000
+        );
     }
 }

@@ -52,7 +52,10 @@ async fn sandbox_and_container_lifecycle_on_containerd() {
         .image_status(support::BUSYBOX_IMAGE)
         .await
         .expect("ImageStatus");
-    assert!(present.is_some(), "imported busybox image is visible through CRI");
+    assert!(
+        present.is_some(),
+        "imported busybox image is visible through CRI"
+    );
 
     let log_dir = containerd.dir.path().join("pods/default_cri-test_uid-1");
     std::fs::create_dir_all(&log_dir).expect("log dir");
@@ -106,9 +109,18 @@ async fn sandbox_and_container_lifecycle_on_containerd() {
 
     let listed = runtime.list_containers(None).await.expect("ListContainers");
     assert!(listed.iter().any(|c| c.id == id));
-    runtime.remove_container(&id).await.expect("RemoveContainer");
-    runtime.stop_pod_sandbox(&sandbox).await.expect("StopPodSandbox");
-    runtime.remove_pod_sandbox(&sandbox).await.expect("RemovePodSandbox");
+    runtime
+        .remove_container(&id)
+        .await
+        .expect("RemoveContainer");
+    runtime
+        .stop_pod_sandbox(&sandbox)
+        .await
+        .expect("StopPodSandbox");
+    runtime
+        .remove_pod_sandbox(&sandbox)
+        .await
+        .expect("RemovePodSandbox");
     let err = runtime
         .pod_sandbox_status(&sandbox)
         .await

@@ -1,38 +1,17 @@
 //! Pod workers + runtime manager + status generation against the fake CRI.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
 use kubelet::cri::fake::FakeRuntime;
 use kubelet::cri::{self, ImageService, RuntimeService, api};
 use kubelet::kuberuntime::manager::{RuntimeManager, RuntimeSettings};
-use kubelet::pod_workers::{PodWorkers, StatusSink, WorkerContext};
+use kubelet::pod_workers::{PodWorkers, WorkerContext};
+use support::Recorder;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Default)]
-struct Recorder {
-    statuses: Mutex<Vec<PodStatus>>,
-    terminated: Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl StatusSink for Recorder {
-    async fn set_pod_status(&self, _pod: &Pod, status: &PodStatus) -> Result<(), String> {
-        self.statuses.lock().map_err(|e| e.to_string())?.push(status.clone());
-        Ok(())
-    }
-    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
-        self.terminated.lock().map_err(|e| e.to_string())?.push(pod.metadata.uid.clone().unwrap_or_default());
-        Ok(())
-    }
-}
-
-impl Recorder {
-    fn last(&self) -> Option<PodStatus> {
-        self.statuses.lock().ok()?.last().cloned()
-    }
-}
 
 struct Harness {
     fake: FakeRuntime,
@@ -44,6 +23,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("kubelet=debug")
+        .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("cri.sock");
     let fake = FakeRuntime::new();
@@ -75,7 +58,14 @@ fn harness() -> Harness {
         },
         shutdown.clone(),
     );
-    Harness { fake, recorder, workers, _dir: dir, _server: server, shutdown }
+    Harness {
+        fake,
+        recorder,
+        workers,
+        _dir: dir,
+        _server: server,
+        shutdown,
+    }
 }
 
 fn pod(uid: &str, restart_policy: &str, image: &str) -> Pod {
@@ -122,31 +112,81 @@ async fn pod_runs_then_succeeds_and_is_removed_on_delete() {
     let h = harness();
     let p = pod("u1", "Never", "busybox:1.0");
     h.workers.update_pod(p.clone());
-    let running = eventually("Running status", || h.recorder.last().filter(|s| phase(s) == "Running")).await;
-    assert_eq!(running.pod_ip.as_deref().map(|ip| ip.starts_with("10.88.0.")), Some(true));
+    let running = eventually("Running status", || {
+        h.recorder.last().filter(|s| phase(s) == "Running")
+    })
+    .await;
+    assert_eq!(
+        running
+            .pod_ip
+            .as_deref()
+            .map(|ip| ip.starts_with("10.88.0.")),
+        Some(true)
+    );
     assert_eq!(running.host_ip.as_deref(), Some("192.168.1.10"));
     let calls = h.fake.calls();
-    assert!(calls.starts_with(&["RunPodSandbox".to_string(), "CreateContainer".into(), "StartContainer".into()]), "{calls:?}");
+    assert!(
+        calls.starts_with(&[
+            "RunPodSandbox".to_string(),
+            "CreateContainer".into(),
+            "StartContainer".into()
+        ]),
+        "{calls:?}"
+    );
 
     let sandbox = h.fake.sandboxes().first().cloned().expect("sandbox");
-    assert_eq!(sandbox.labels.get("io.kubernetes.pod.uid").map(String::as_str), Some("u1"));
+    assert_eq!(
+        sandbox
+            .labels
+            .get("io.kubernetes.pod.uid")
+            .map(String::as_str),
+        Some("u1")
+    );
     let container = h.fake.containers().first().cloned().expect("container");
     assert_eq!(container.log_path, "main/0.log");
-    assert_eq!(container.labels.get("io.kubernetes.container.name").map(String::as_str), Some("main"));
+    assert_eq!(
+        container
+            .labels
+            .get("io.kubernetes.container.name")
+            .map(String::as_str),
+        Some("main")
+    );
 
     h.fake.exit_container(&container.id, 0);
     h.workers.wake("u1");
-    let done = eventually("Succeeded status", || h.recorder.last().filter(|s| phase(s) == "Succeeded")).await;
+    let done = eventually("Succeeded status", || {
+        h.recorder.last().filter(|s| phase(s) == "Succeeded")
+    })
+    .await;
     let cs = done.container_statuses.unwrap_or_default();
-    assert_eq!(cs[0].state.clone().and_then(|s| s.terminated).map(|t| t.exit_code), Some(0));
+    assert_eq!(
+        cs[0]
+            .state
+            .clone()
+            .and_then(|s| s.terminated)
+            .map(|t| t.exit_code),
+        Some(0)
+    );
     // The terminal pod's sandbox is stopped.
     eventually("sandbox stopped", || {
-        h.fake.sandboxes().iter().all(|s| s.state == api::PodSandboxState::SandboxNotready as i32).then_some(())
+        h.fake
+            .sandboxes()
+            .iter()
+            .all(|s| s.state == api::PodSandboxState::SandboxNotready as i32)
+            .then_some(())
     })
     .await;
 
     h.workers.remove_pod(&p);
-    eventually("pod terminated", || h.recorder.terminated.lock().ok()?.contains(&"u1".to_string()).then_some(())).await;
+    eventually("pod terminated", || {
+        h.recorder
+            .terminated
+            .lock()
+            .ok()?
+            .contains(&"u1".to_string())
+            .then_some(())
+    })
+    .await;
     assert!(h.fake.sandboxes().is_empty());
     assert!(h.fake.containers().is_empty());
     h.shutdown.cancel();
@@ -161,10 +201,19 @@ async fn failing_container_enters_crash_loop_backoff() {
     h.workers.wake("u2");
     // Restarted immediately once (the first failure starts the back-off clock)...
     let second = eventually("restart", || {
-        h.fake.containers().into_iter().find(|c| c.id != first.id && c.state == api::ContainerState::ContainerRunning as i32)
+        h.fake
+            .containers()
+            .into_iter()
+            .find(|c| c.id != first.id && c.state == api::ContainerState::ContainerRunning as i32)
     })
     .await;
-    assert_eq!(second.annotations.get("io.kubernetes.container.restartCount").map(String::as_str), Some("1"));
+    assert_eq!(
+        second
+            .annotations
+            .get("io.kubernetes.container.restartCount")
+            .map(String::as_str),
+        Some("1")
+    );
     assert_eq!(second.log_path, "main/1.log");
     h.fake.exit_container(&second.id, 1);
     h.workers.wake("u2");
@@ -172,16 +221,34 @@ async fn failing_container_enters_crash_loop_backoff() {
     let status = eventually("CrashLoopBackOff", || {
         h.recorder.last().filter(|s| {
             s.container_statuses.iter().flatten().any(|c| {
-                c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+                c.state
+                    .as_ref()
+                    .and_then(|st| st.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
+                    == Some("CrashLoopBackOff")
             })
         })
     })
     .await;
-    let cs = &status.container_statuses.unwrap_or_default()[0];
+    let cs = &status.container_statuses.clone().unwrap_or_default()[0];
     assert_eq!(cs.restart_count, 1);
-    assert_eq!(cs.last_state.clone().and_then(|s| s.terminated).map(|t| t.exit_code), Some(1));
-    let message = cs.state.clone().and_then(|s| s.waiting).and_then(|w| w.message).unwrap_or_default();
-    assert!(message.starts_with("back-off 10s restarting failed container=main pod=pod-u2_default(u2)"), "{message}");
+    assert_eq!(
+        cs.last_state
+            .clone()
+            .and_then(|s| s.terminated)
+            .map(|t| t.exit_code),
+        Some(1)
+    );
+    let message = cs
+        .state
+        .clone()
+        .and_then(|s| s.waiting)
+        .and_then(|w| w.message)
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("back-off 10s restarting failed container=main pod=pod-u2_default(u2)"),
+        "{message}"
+    );
     assert_eq!(phase(&status), "Running");
     h.shutdown.cancel();
 }
@@ -197,24 +264,47 @@ async fn never_pull_policy_reports_err_image_never_pull() {
     let status = eventually("ErrImageNeverPull", || {
         h.recorder.last().filter(|s| {
             s.container_statuses.iter().flatten().any(|c| {
-                c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("ErrImageNeverPull")
+                c.state
+                    .as_ref()
+                    .and_then(|st| st.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
+                    == Some("ErrImageNeverPull")
             })
         })
     })
     .await;
     assert_eq!(phase(&status), "Pending");
-    let w = status.container_statuses.unwrap_or_default()[0].state.clone().and_then(|s| s.waiting).expect("waiting");
-    assert_eq!(w.message.as_deref(), Some("Container image \"absent:1.0\" is not present with pull policy of Never"));
+    let w = status.container_statuses.unwrap_or_default()[0]
+        .state
+        .clone()
+        .and_then(|s| s.waiting)
+        .expect("waiting");
+    assert_eq!(
+        w.message.as_deref(),
+        Some("Container image \"absent:1.0\" is not present with pull policy of Never")
+    );
 
     let mut pull = pod("u4", "Always", "registry.invalid/does-not-exist:1.0");
     pull.metadata.name = Some("pull".into());
     h.workers.update_pod(pull);
     eventually("ErrImagePull or ImagePullBackOff", || {
-        h.recorder.statuses.lock().ok()?.iter().find(|s| {
-            s.container_statuses.iter().flatten().any(|c| {
-                matches!(c.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref()), Some("ErrImagePull" | "ImagePullBackOff"))
+        h.recorder
+            .statuses
+            .lock()
+            .ok()?
+            .iter()
+            .find(|s| {
+                s.container_statuses.iter().flatten().any(|c| {
+                    matches!(
+                        c.state
+                            .as_ref()
+                            .and_then(|st| st.waiting.as_ref())
+                            .and_then(|w| w.reason.as_deref()),
+                        Some("ErrImagePull" | "ImagePullBackOff")
+                    )
+                })
             })
-        }).cloned()
+            .cloned()
     })
     .await;
     h.shutdown.cancel();

@@ -40,7 +40,6 @@ pub struct ModeSyncConfiguration {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConntrackConfiguration {

@@ -161,7 +161,11 @@ mod tests {
     use crate::model::{Endpoint, NamespacedName, ServiceInfo, ServicePortName};
 
     fn spn(p: Protocol) -> ServicePortName {
-        ServicePortName { service: NamespacedName::new("ns", "dns"), port: "dns".into(), protocol: p }
+        ServicePortName {
+            service: NamespacedName::new("ns", "dns"),
+            port: "dns".into(),
+            protocol: p,
+        }
     }
 
     fn svc(p: Protocol) -> ServiceInfo {
@@ -211,15 +215,30 @@ mod tests {
         // First endpoints: flush flows cached while the Service rejected.
         assert_eq!(
             plan(&s3, &e3, &s1, &e1),
-            BTreeSet::from([Deletion::ServicePort { ip: svc_ip, port: 53 }, Deletion::NodePort { port: 30053 }])
+            BTreeSet::from([
+                Deletion::ServicePort {
+                    ip: svc_ip,
+                    port: 53
+                },
+                Deletion::NodePort { port: 30053 }
+            ])
         );
         // An endpoint went away: flush flows NATed to it.
         assert_eq!(
             plan(&s1, &e1, &s2, &e2),
-            BTreeSet::from([Deletion::Nat { service_ip: svc_ip, endpoint_ip: "10.0.0.1".parse().unwrap() }])
+            BTreeSet::from([Deletion::Nat {
+                service_ip: svc_ip,
+                endpoint_ip: "10.0.0.1".parse().unwrap()
+            }])
         );
         // Service deleted.
-        assert_eq!(plan(&s2, &e2, &s0, &e0), BTreeSet::from([Deletion::ServicePort { ip: svc_ip, port: 53 }]));
+        assert_eq!(
+            plan(&s2, &e2, &s0, &e0),
+            BTreeSet::from([Deletion::ServicePort {
+                ip: svc_ip,
+                port: 53
+            }])
+        );
         // Nothing changed.
         assert!(plan(&s2, &e2, &s2, &e2).is_empty());
     }
@@ -234,7 +253,13 @@ mod tests {
 
     #[test]
     fn renders_conntrack_args() {
-        let d = Deletion::Nat { service_ip: "172.30.0.10".parse().unwrap(), endpoint_ip: "10.0.0.1".parse().unwrap() };
-        assert_eq!(d.args().join(" "), "-D -p udp --orig-dst 172.30.0.10 --dst-nat 10.0.0.1");
+        let d = Deletion::Nat {
+            service_ip: "172.30.0.10".parse().unwrap(),
+            endpoint_ip: "10.0.0.1".parse().unwrap(),
+        };
+        assert_eq!(
+            d.args().join(" "),
+            "-D -p udp --orig-dst 172.30.0.10 --dst-nat 10.0.0.1"
+        );
     }
 }

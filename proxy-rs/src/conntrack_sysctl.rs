@@ -27,8 +27,16 @@ pub fn plan(settings: &ConntrackSettings, cpus: u64) -> Vec<Write> {
     if per_core > 0 {
         let max = (per_core * cpus).max(min);
         // The kernel uses 4 entries per bucket; raise the hash table first.
-        out.push(Write { path: HASHSIZE, value: max / 4, only_raise: true });
-        out.push(Write { path: "net/netfilter/nf_conntrack_max", value: max, only_raise: false });
+        out.push(Write {
+            path: HASHSIZE,
+            value: max / 4,
+            only_raise: true,
+        });
+        out.push(Write {
+            path: "net/netfilter/nf_conntrack_max",
+            value: max,
+            only_raise: false,
+        });
     }
     let secs = |d: std::time::Duration| d.as_secs();
     if secs(settings.tcp_established_timeout) > 0 {
@@ -46,13 +54,25 @@ pub fn plan(settings: &ConntrackSettings, cpus: u64) -> Vec<Write> {
         });
     }
     if settings.tcp_be_liberal {
-        out.push(Write { path: "net/netfilter/nf_conntrack_tcp_be_liberal", value: 1, only_raise: false });
+        out.push(Write {
+            path: "net/netfilter/nf_conntrack_tcp_be_liberal",
+            value: 1,
+            only_raise: false,
+        });
     }
     if let Some(d) = settings.udp_timeout.filter(|d| secs(*d) > 0) {
-        out.push(Write { path: "net/netfilter/nf_conntrack_udp_timeout", value: secs(d), only_raise: false });
+        out.push(Write {
+            path: "net/netfilter/nf_conntrack_udp_timeout",
+            value: secs(d),
+            only_raise: false,
+        });
     }
     if let Some(d) = settings.udp_stream_timeout.filter(|d| secs(*d) > 0) {
-        out.push(Write { path: "net/netfilter/nf_conntrack_udp_timeout_stream", value: secs(d), only_raise: false });
+        out.push(Write {
+            path: "net/netfilter/nf_conntrack_udp_timeout_stream",
+            value: secs(d),
+            only_raise: false,
+        });
     }
     out
 }
@@ -61,8 +81,14 @@ pub fn plan(settings: &ConntrackSettings, cpus: u64) -> Vec<Write> {
 /// under `sys` (normally `/proc/sys` and `/sys`).
 pub fn apply(writes: &[Write], proc_sys: &Path, sys: &Path) {
     for w in writes {
-        let file: PathBuf = if w.path == HASHSIZE { sys.join(w.path) } else { proc_sys.join(w.path) };
-        let current = std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let file: PathBuf = if w.path == HASHSIZE {
+            sys.join(w.path)
+        } else {
+            proc_sys.join(w.path)
+        };
+        let current = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
         let needed = match current {
             Some(c) if w.only_raise => c < w.value,
             Some(c) => c != w.value,
@@ -73,7 +99,9 @@ pub fn apply(writes: &[Write], proc_sys: &Path, sys: &Path) {
         }
         match std::fs::write(&file, w.value.to_string()) {
             Ok(()) => tracing::info!(sysctl = w.path, value = w.value, "Set conntrack sysctl"),
-            Err(e) => tracing::warn!(sysctl = w.path, value = w.value, error = %e, "Failed to set conntrack sysctl"),
+            Err(e) => {
+                tracing::warn!(sysctl = w.path, value = w.value, error = %e, "Failed to set conntrack sysctl")
+            }
         }
     }
 }
@@ -98,12 +126,25 @@ mod tests {
     #[test]
     fn max_is_per_core_times_cpus_but_at_least_min() {
         let two = plan(&settings(), 2);
-        assert_eq!(two[1], Write { path: "net/netfilter/nf_conntrack_max", value: 131072, only_raise: false });
+        assert_eq!(
+            two[1],
+            Write {
+                path: "net/netfilter/nf_conntrack_max",
+                value: 131072,
+                only_raise: false
+            }
+        );
         assert_eq!(two[0].value, 32768);
         let eight = plan(&settings(), 8);
         assert_eq!(eight[1].value, 262144);
         assert_eq!(two.len(), 4);
-        let zero = plan(&ConntrackSettings { max_per_core: 0, ..settings() }, 8);
+        let zero = plan(
+            &ConntrackSettings {
+                max_per_core: 0,
+                ..settings()
+            },
+            8,
+        );
         assert!(zero.iter().all(|w| !w.path.ends_with("nf_conntrack_max")));
     }
 
@@ -117,8 +158,18 @@ mod tests {
         std::fs::write(proc_sys.join("net/netfilter/nf_conntrack_max"), "1000\n").unwrap();
         apply(&plan(&settings(), 2), &proc_sys, &sys);
         let read = |p: &Path| std::fs::read_to_string(p).unwrap();
-        assert_eq!(read(&sys.join(HASHSIZE)).trim(), "65536", "hash size is never lowered");
-        assert_eq!(read(&proc_sys.join("net/netfilter/nf_conntrack_max")), "131072");
-        assert_eq!(read(&proc_sys.join("net/netfilter/nf_conntrack_tcp_timeout_established")), "86400");
+        assert_eq!(
+            read(&sys.join(HASHSIZE)).trim(),
+            "65536",
+            "hash size is never lowered"
+        );
+        assert_eq!(
+            read(&proc_sys.join("net/netfilter/nf_conntrack_max")),
+            "131072"
+        );
+        assert_eq!(
+            read(&proc_sys.join("net/netfilter/nf_conntrack_tcp_timeout_established")),
+            "86400"
+        );
     }
 }

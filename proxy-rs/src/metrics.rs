@@ -54,54 +54,77 @@ impl Default for ProxyMetrics {
     }
 }
 
-impl ProxyMetrics {
-    /// Registers every metric; counter names get `_total` from the encoder.
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
+/// Calls `$($reg)+(name, help, metric)` for every metric, so the list of
+/// names lives in one place whatever registry receives them.
+macro_rules! each_metric {
+    ($m:expr, $($reg:tt)+) => {{
+        let m = $m;
+        $($reg)+(
             "kubeproxy_sync_proxy_rules_duration_seconds",
             "SyncProxyRules latency in seconds",
-            self.sync_proxy_rules_duration.clone(),
+            m.sync_proxy_rules_duration.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_sync_full_proxy_rules_duration_seconds",
             "SyncProxyRules latency in seconds for full resyncs",
-            self.sync_full_proxy_rules_duration.clone(),
+            m.sync_full_proxy_rules_duration.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_sync_partial_proxy_rules_duration_seconds",
             "SyncProxyRules latency in seconds for partial resyncs",
-            self.sync_partial_proxy_rules_duration.clone(),
+            m.sync_partial_proxy_rules_duration.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
             "The last time proxy rules were successfully synced",
-            self.sync_proxy_rules_last_timestamp.clone(),
+            m.sync_proxy_rules_last_timestamp.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
             "The last time a sync of proxy rules was queued",
-            self.sync_proxy_rules_last_queued_timestamp.clone(),
+            m.sync_proxy_rules_last_queued_timestamp.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_network_programming_duration_seconds",
             "In Cluster Network Programming Latency in seconds",
-            self.network_programming_duration.clone(),
+            m.network_programming_duration.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_sync_proxy_rules_nftables_sync_failures",
             "Number of nftables sync failures",
-            self.nftables_sync_failures.clone(),
+            m.nftables_sync_failures.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_sync_proxy_rules_nftables_cleanup_failures",
             "Number of nftables stale chain cleanup failures",
-            self.nftables_cleanup_failures.clone(),
+            m.nftables_cleanup_failures.clone(),
         );
-        registry.register(
+        $($reg)+(
             "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
             "Number of services with a Local traffic policy and no endpoints",
-            self.no_local_endpoints.clone(),
+            m.no_local_endpoints.clone(),
         );
+    }};
+}
+
+impl ProxyMetrics {
+    /// Registers every metric in `registry` (counter names get `_total`
+    /// from the encoder).
+    pub fn register(&self, registry: &mut Registry) {
+        each_metric!(self, registry.register);
+    }
+
+    /// The process-wide instance, registered once in component-base's
+    /// global registry (what the binary's `/metrics` serves).
+    pub fn global() -> ProxyMetrics {
+        static GLOBAL: std::sync::OnceLock<ProxyMetrics> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let m = ProxyMetrics::default();
+                each_metric!(&m, component_base::metrics::register);
+                m
+            })
+            .clone()
     }
 }
 
@@ -110,4 +133,29 @@ pub fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn exposes_upstream_names() {
+        let m = ProxyMetrics::default();
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        m.sync_proxy_rules_duration.observe(0.01);
+        m.nftables_sync_failures.inc();
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for name in [
+            "kubeproxy_sync_proxy_rules_duration_seconds_bucket",
+            "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+            "kubeproxy_network_programming_duration_seconds_bucket",
+            "kubeproxy_sync_proxy_rules_nftables_sync_failures_total 1",
+        ] {
+            assert!(text.contains(name), "{name} missing in:\n{text}");
+        }
+    }
 }

@@ -12,6 +12,7 @@ use component_base::args::{self, Normalized};
 use component_base::config::{ComponentConfig, ConfigError};
 use component_base::flags::{ClientDefaults, ClientFlags, LoggingFlags, duration_arg, go_bool_arg};
 use kube_proxy::KubeProxyConfiguration;
+use kube_proxy::config::{ConntrackConfiguration, DetectLocalConfiguration, ModeSyncConfiguration};
 
 pub const COMPONENT: &str = "kube-proxy";
 /// upstream v1alpha1 `clientConnection` defaults.
@@ -153,41 +154,55 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> (Options, Normalized) {
 
 /// The configuration the flags describe (before defaulting).
 pub fn config_from_flags(o: &Options) -> KubeProxyConfiguration {
-    let mut c = KubeProxyConfiguration::default();
-    c.bind_address = o.bind_address.clone().unwrap_or_default();
-    c.healthz_bind_address = o.healthz_bind_address.clone().unwrap_or_default();
-    c.metrics_bind_address = o.metrics_bind_address.clone().unwrap_or_default();
-    c.cluster_cidr = o.cluster_cidr.clone().unwrap_or_default();
-    c.hostname_override = o.hostname_override.clone().unwrap_or_default();
-    c.mode = o.proxy_mode.clone().unwrap_or_default();
-    c.node_port_addresses = o.nodeport_addresses.clone();
-    for mode in [&mut c.iptables, &mut c.nftables] {
-        mode.sync_period = o.iptables_sync_period;
-        mode.min_sync_period = o.iptables_min_sync_period;
-        mode.masquerade_bit = o.iptables_masquerade_bit;
-        mode.masquerade_all = Some(o.masquerade_all);
-    }
-    c.ipvs.sync_period = o.ipvs_sync_period;
-    c.ipvs.min_sync_period = o.ipvs_min_sync_period;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    // --iptables-* flags configure the nftables mode too, as upstream.
+    let rule_sync = ModeSyncConfiguration {
+        sync_period: o.iptables_sync_period,
+        min_sync_period: o.iptables_min_sync_period,
+        masquerade_bit: o.iptables_masquerade_bit,
+        masquerade_all: Some(o.masquerade_all),
+        ..ModeSyncConfiguration::default()
+    };
+    let mut ipvs = ModeSyncConfiguration {
+        sync_period: o.ipvs_sync_period,
+        min_sync_period: o.ipvs_min_sync_period,
+        ..ModeSyncConfiguration::default()
+    };
     if let Some(scheduler) = &o.ipvs_scheduler {
-        c.ipvs.other.insert(
+        ipvs.other.insert(
             "scheduler".into(),
             serde_json::Value::String(scheduler.clone()),
         );
     }
-    c.conntrack.max_per_core = o.conntrack_max_per_core;
-    c.conntrack.min = o.conntrack_min;
-    c.conntrack.tcp_established_timeout = o.conntrack_tcp_timeout_established;
-    c.conntrack.tcp_close_wait_timeout = o.conntrack_tcp_timeout_close_wait;
-    c.conntrack.tcp_be_liberal = o.conntrack_tcp_be_liberal;
-    c.conntrack.udp_timeout = o.conntrack_udp_timeout;
-    c.conntrack.udp_stream_timeout = o.conntrack_udp_timeout_stream;
-    c.config_sync_period = o.config_sync_period;
-    c.oom_score_adj = o.oom_score_adj;
-    c.detect_local_mode = o.detect_local_mode.clone().unwrap_or_default();
-    c.detect_local.bridge_interface = o.pod_bridge_interface.clone().unwrap_or_default();
-    c.detect_local.interface_name_prefix = o.pod_interface_name_prefix.clone().unwrap_or_default();
-    c
+    KubeProxyConfiguration {
+        bind_address: text(&o.bind_address),
+        healthz_bind_address: text(&o.healthz_bind_address),
+        metrics_bind_address: text(&o.metrics_bind_address),
+        cluster_cidr: text(&o.cluster_cidr),
+        hostname_override: text(&o.hostname_override),
+        mode: text(&o.proxy_mode),
+        node_port_addresses: o.nodeport_addresses.clone(),
+        iptables: rule_sync.clone(),
+        nftables: rule_sync,
+        ipvs,
+        conntrack: ConntrackConfiguration {
+            max_per_core: o.conntrack_max_per_core,
+            min: o.conntrack_min,
+            tcp_established_timeout: o.conntrack_tcp_timeout_established,
+            tcp_close_wait_timeout: o.conntrack_tcp_timeout_close_wait,
+            tcp_be_liberal: o.conntrack_tcp_be_liberal,
+            udp_timeout: o.conntrack_udp_timeout,
+            udp_stream_timeout: o.conntrack_udp_timeout_stream,
+        },
+        config_sync_period: o.config_sync_period,
+        oom_score_adj: o.oom_score_adj,
+        detect_local_mode: text(&o.detect_local_mode),
+        detect_local: DetectLocalConfiguration {
+            bridge_interface: text(&o.pod_bridge_interface),
+            interface_name_prefix: text(&o.pod_interface_name_prefix),
+        },
+        ..KubeProxyConfiguration::default()
+    }
 }
 
 fn parse_addr(what: &str, addr: &str) -> Result<SocketAddr, ConfigError> {

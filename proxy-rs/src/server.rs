@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::time::{Instant, sleep_until};
@@ -91,7 +92,11 @@ pub async fn run_in_netns(
     if netns.is_none() {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
         let writes = crate::conntrack_sysctl::plan(&config.conntrack, cpus);
-        crate::conntrack_sysctl::apply(&writes, std::path::Path::new("/proc/sys"), std::path::Path::new("/sys"));
+        crate::conntrack_sysctl::apply(
+            &writes,
+            std::path::Path::new("/proc/sys"),
+            std::path::Path::new("/sys"),
+        );
     }
     let cfg = NftConfig {
         family: IpFamily::V4,
@@ -143,11 +148,16 @@ async fn event_loop(
         .default_backoff()
         .boxed();
     let node_cfg = watcher::Config::default().fields(&format!("metadata.name={hostname}"));
-    let mut nodes = watcher(Api::<Node>::all(client), node_cfg)
+    let mut nodes = watcher(Api::<Node>::all(client.clone()), node_cfg)
+        .default_backoff()
+        .boxed();
+    let mut service_cidrs = watcher(Api::<ServiceCIDR>::all(client), watcher::Config::default())
         .default_backoff()
         .boxed();
     let (mut svc_store, mut slice_store, mut node_store) =
         (Store::default(), Store::default(), Store::default());
+    let mut cidr_store = Store::default();
+    let mut cidrs_by_object: BTreeMap<String, Vec<Cidr>> = BTreeMap::new();
 
     let mut limiter = RateLimiter::new(config.min_sync_period, BURST_SYNCS, Instant::now());
     let mut dirty = false;
@@ -196,6 +206,26 @@ async fn event_loop(
                 Ok(None) => return Ok(()),
                 Err(e) => tracing::warn!(error = %e, "Node watch failed; retrying with backoff"),
             },
+            ev = service_cidrs.try_next() => match ev {
+                Ok(Some(ev)) => {
+                    let changes = cidr_store.apply(ev);
+                    if !changes.is_empty() {
+                        for change in changes {
+                            match change {
+                                Change::Upsert(c) => { cidrs_by_object.insert(object_name(&c), service_cidr_ranges(&c)); }
+                                Change::Delete(c) => { cidrs_by_object.remove(&object_name(&c)); }
+                                Change::Synced => {}
+                            }
+                        }
+                        let mut all: Vec<Cidr> = cidrs_by_object.values().flatten().copied().collect();
+                        all.sort();
+                        all.dedup();
+                        dirty |= proxier.on_service_cidrs(all);
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "ServiceCIDR watch failed; retrying with backoff"),
+            },
             _ = sleep_until(next_sync) => {
                 let now = Instant::now();
                 if !dirty {
@@ -211,6 +241,20 @@ async fn event_loop(
             }
         }
     }
+}
+
+fn object_name(c: &ServiceCIDR) -> String {
+    c.metadata.name.clone().unwrap_or_default()
+}
+
+fn service_cidr_ranges(c: &ServiceCIDR) -> Vec<Cidr> {
+    c.spec
+        .as_ref()
+        .and_then(|s| s.cidrs.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.parse::<Cidr>().ok())
+        .collect()
 }
 
 fn node_name(config: &ProxyConfig) -> Result<String, Error> {

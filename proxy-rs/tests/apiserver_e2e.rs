@@ -11,10 +11,10 @@ mod support;
 
 use std::time::Duration;
 
+use component_base::config::ComponentConfig;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
-use component_base::config::ComponentConfig;
 use kube_proxy::KubeProxyConfiguration;
 use kube_proxy::{Handles, ProxyConfig};
 use serde_json::json;
@@ -49,7 +49,10 @@ async fn services_from_the_apiserver_are_proxied() {
         "status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}]}
     }))
     .unwrap();
-    Api::<Node>::all(client.clone()).create(&PostParams::default(), &node).await.expect("create node");
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create node");
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "web"},
@@ -57,7 +60,10 @@ async fn services_from_the_apiserver_are_proxied() {
                  "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30500}]}
     }))
     .unwrap();
-    services.create(&PostParams::default(), &svc).await.expect("create service");
+    services
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("create service");
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     let slice: EndpointSlice = serde_json::from_value(json!({
         "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
@@ -66,7 +72,10 @@ async fn services_from_the_apiserver_are_proxied() {
         "endpoints": [{"addresses": ["10.180.1.1"], "nodeName": "node-b", "conditions": {"ready": true}}]
     }))
     .unwrap();
-    slices.create(&PostParams::default(), &slice).await.expect("create slice");
+    slices
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create slice");
 
     let mut kpc = KubeProxyConfiguration {
         mode: "nftables".into(),
@@ -87,23 +96,56 @@ async fn services_from_the_apiserver_are_proxied() {
         Some(topo.node.path().into()),
     ));
 
-    eventually("ClusterIP to work", || topo.connect("10.96.0.50", 80).as_deref() == Ok("from-apiserver")).await;
-    assert_eq!(topo.connect(NODE_IP, 30500).as_deref(), Ok("from-apiserver"));
+    eventually("ClusterIP to work", || {
+        topo.connect("10.96.0.50", 80).as_deref() == Ok("from-apiserver")
+    })
+    .await;
+    assert_eq!(
+        topo.connect(NODE_IP, 30500).as_deref(),
+        Ok("from-apiserver")
+    );
     assert_eq!(handles.health.healthz().status, 200);
-
-    slices.delete("web-abc", &DeleteParams::default()).await.expect("delete slice");
-    eventually("reject without endpoints", || {
-        topo.connect("10.96.0.50", 80).is_err_and(|e| e.contains("Connection refused"))
+    // The apiserver's default ServiceCIDR reaches the fixed rules.
+    eventually("ServiceCIDR drop rule", || {
+        topo.node
+            .exec(&[
+                "nft",
+                "list",
+                "chain",
+                "ip",
+                "kube-proxy",
+                "cluster-ips-check",
+            ])
+            .contains("ip daddr 10.96.0.0/16 drop")
     })
     .await;
 
-    services.delete("web", &DeleteParams::default()).await.expect("delete service");
+    slices
+        .delete("web-abc", &DeleteParams::default())
+        .await
+        .expect("delete slice");
+    eventually("reject without endpoints", || {
+        topo.connect("10.96.0.50", 80)
+            .is_err_and(|e| e.contains("Connection refused"))
+    })
+    .await;
+
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete service");
     eventually("service rules removed", || {
-        !topo.node.exec(&["nft", "list", "table", "ip", "kube-proxy"]).contains("10.96.0.50")
+        !topo
+            .node
+            .exec(&["nft", "list", "table", "ip", "kube-proxy"])
+            .contains("10.96.0.50")
     })
     .await;
 
     shutdown.cancel();
     let result = tokio::time::timeout(Duration::from_secs(10), task).await;
-    assert!(matches!(result, Ok(Ok(Ok(())))), "run exits cleanly on shutdown: {result:?}");
+    assert!(
+        matches!(result, Ok(Ok(Ok(())))),
+        "run exits cleanly on shutdown: {result:?}"
+    );
 }

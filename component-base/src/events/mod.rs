@@ -240,7 +240,7 @@ async fn run_sink(
             _ = refresh.tick() => {
                 for (key, ev) in cache.series() {
                     if let Outcome::Recorded(written) = sink::record_event(&client, &ev).await {
-                        cache.replace(&key, written);
+                        cache.replace(&key, *written);
                     }
                 }
             }

@@ -8,7 +8,7 @@ use tracing::{debug, error};
 
 pub(super) enum Outcome {
     /// Written; the server's copy.
-    Recorded(Event),
+    Recorded(Box<Event>),
     /// Pointless to retry (rejected or malformed); already logged.
     GiveUp,
     /// The apiserver could not be reached (or a create raced); try later.
@@ -34,7 +34,7 @@ pub(super) async fn record_event(client: &kube::Client, event: &Event) -> Outcom
             .patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
             .await
         {
-            Ok(ev) => return Outcome::Recorded(ev),
+            Ok(ev) => return Outcome::Recorded(Box::new(ev)),
             // The event may have been deleted (or expired): create it anew.
             Err(kube::Error::Api(status)) if status.is_not_found() => {}
             Err(e) => return classify(e, is_series, &name),
@@ -43,7 +43,7 @@ pub(super) async fn record_event(client: &kube::Client, event: &Event) -> Outcom
     let mut fresh = event.clone();
     fresh.metadata.resource_version = None;
     match api.create(&PostParams::default(), &fresh).await {
-        Ok(ev) => Outcome::Recorded(ev),
+        Ok(ev) => Outcome::Recorded(Box::new(ev)),
         Err(e) => classify(e, is_series, &name),
     }
 }

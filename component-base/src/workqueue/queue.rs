@@ -127,6 +127,10 @@ where
         if st.shutting_down {
             return;
         }
+        // Like client-go, every delayed add counts as a retry.
+        if let Some(m) = &self.inner.metrics {
+            m.retries.inc();
+        }
         let now = Instant::now();
         if delay.is_zero() {
             self.add_locked(&mut st, item, now);
@@ -150,9 +154,6 @@ where
     /// Adds `item` after the rate limiter's delay for it.
     pub fn add_rate_limited(&self, item: T) {
         let delay = self.inner.limiter.when(&item);
-        if let Some(m) = &self.inner.metrics {
-            m.retries.inc();
-        }
         self.add_after(item, delay);
     }
 

@@ -473,18 +473,6 @@ pub(crate) mod testing {
         p
     }
 
-    pub fn owned_by(mut p: Pod, owner_uid: &str) -> Pod {
-        p.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "apps/v1".into(),
-            kind: "ReplicaSet".into(),
-            name: "owner".into(),
-            uid: owner_uid.into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }]);
-        p
-    }
-
     pub fn labels(mut p: Pod, pairs: &[(&str, &str)]) -> Pod {
         p.metadata.labels = Some(
             pairs

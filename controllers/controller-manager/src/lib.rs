@@ -8,10 +8,13 @@
 pub mod config;
 pub mod controller_utils;
 pub mod deployment;
+pub mod endpointslice;
 pub mod error;
 pub mod events;
+pub mod garbagecollector;
 pub mod informers;
 pub mod names;
+pub mod namespace;
 pub mod registry;
 pub mod replicaset;
 pub mod rootcacertpublisher;

@@ -20,8 +20,20 @@ pub struct ControllerDescriptor {
 pub fn descriptors() -> Vec<ControllerDescriptor> {
     vec![
         ControllerDescriptor {
+            name: names::ENDPOINTSLICE_CONTROLLER,
+            start: |ctx| Box::pin(crate::endpointslice::start(ctx)),
+        },
+        ControllerDescriptor {
+            name: names::NAMESPACE_CONTROLLER,
+            start: |ctx| Box::pin(crate::namespace::start(ctx)),
+        },
+        ControllerDescriptor {
             name: names::SERVICEACCOUNT_CONTROLLER,
             start: |ctx| Box::pin(crate::serviceaccount::start(ctx)),
+        },
+        ControllerDescriptor {
+            name: names::GARBAGE_COLLECTOR_CONTROLLER,
+            start: |ctx| Box::pin(crate::garbagecollector::start(ctx)),
         },
         ControllerDescriptor {
             name: names::REPLICASET_CONTROLLER,

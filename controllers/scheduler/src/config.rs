@@ -278,6 +278,8 @@ struct RawConfig {
     pod_max_backoff_seconds: Option<i64>,
     #[serde(default)]
     profiles: Vec<RawProfile>,
+    #[serde(default)]
+    extenders: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +342,12 @@ impl SchedulerConfig {
             return Err(invalid(
                 "podMaxBackoffSeconds must be greater than or equal to podInitialBackoffSeconds",
             ));
+        }
+        if !raw.extenders.is_empty() {
+            tracing::warn!(
+                count = raw.extenders.len(),
+                "scheduler extenders are not supported; ignoring them"
+            );
         }
         let mut profiles = Vec::new();
         for p in raw.profiles {

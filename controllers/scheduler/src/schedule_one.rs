@@ -150,7 +150,8 @@ impl Algorithm {
                 &subset
             }
         };
-        let feasible = self.find_nodes_that_pass_filters(fw, state, pod, &mut diagnosis, nodes)?;
+        let feasible =
+            self.find_nodes_that_pass_filters(fw, state, pod, &mut diagnosis, nodes, snapshot)?;
         let processed = feasible.len() + diagnosis.node_to_status.explicit.len();
         if !all.is_empty() {
             self.next_start_node_index = (self.next_start_node_index + processed) % all.len();
@@ -165,6 +166,7 @@ impl Algorithm {
         pod: &Pod,
         diagnosis: &mut Diagnosis,
         nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
     ) -> Result<Vec<Arc<NodeInfo>>, ScheduleError> {
         let n = nodes.len();
         if n == 0 {
@@ -187,7 +189,8 @@ impl Algorithm {
         let error: Mutex<Option<Status>> = Mutex::new(None);
         parallelize::until(self.parallelism, n, &stop, |i| {
             let ni = &nodes[(start + i) % n];
-            let s = fw.run_filter(state, pod, ni);
+            let s =
+                fw.run_filter_with_nominated(state, pod, ni, snapshot.nominated_pods(ni.name()));
             if s.is_success() {
                 let k = found.fetch_add(1, Ordering::SeqCst) + 1;
                 if k > to_find {

@@ -142,6 +142,8 @@ impl Scheduler {
             return Some(Attempt::Skipped);
         }
         self.shared.cache.update_snapshot(&mut self.snapshot);
+        self.snapshot
+            .set_nominated(self.shared.queue.nominated_pods());
         let mut state = CycleState::new();
         let result = self
             .algorithm
@@ -349,6 +351,9 @@ async fn handle_failure(
     };
     tracing::info!(pod = %key(&pod), %message, "unable to schedule pod; waiting");
     pinfo.pod = pod.clone();
+    if let Some(node) = nominated.as_deref() {
+        shared.queue.add_nominated(pod.clone(), node);
+    }
     shared.queue.add_unschedulable_if_not_present(pinfo, cycle);
     shared
         .reporter

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_scheduler::SchedulerConfig;
 use kube_scheduler::testing::{container, node, pod_named};
 use tokio_util::sync::CancellationToken;
@@ -143,9 +144,70 @@ async fn schedules_pods_on_real_apiserver() {
     assert!(reasons.iter().any(|(r, n)| r == "Scheduled"
         && (n == &format!("Successfully assigned default/small-1 to {}", bound.0))));
 
+    preempts_lower_priority_pod(&client, &pods).await;
+
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(10), runner).await {
         Ok(Ok(Ok(()))) => {}
         other => panic!("scheduler did not stop cleanly: {other:?}"),
     }
+}
+
+/// A high-priority pod that fits nowhere evicts one of the small pods (no kubelet here, so the
+/// test finishes the victim's graceful deletion itself) and then gets bound.
+async fn preempts_lower_priority_pod(client: &kube::Client, pods: &Api<Pod>) {
+    let classes: Api<PriorityClass> = Api::all(client.clone());
+    let pc: PriorityClass = match serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "high"}, "value": 1000
+    })) {
+        Ok(pc) => pc,
+        Err(e) => panic!("{e}"),
+    };
+    if let Err(e) = classes.create(&PostParams::default(), &pc).await {
+        panic!("creating priority class: {e}");
+    }
+    let mut vip = pod_named("vip", vec![container(&[("cpu", "1500m")])]);
+    vip.metadata.uid = None;
+    vip.spec
+        .get_or_insert_with(Default::default)
+        .priority_class_name = Some("high".into());
+    if let Err(e) = pods.create(&PostParams::default(), &vip).await {
+        panic!("creating vip pod: {e}");
+    }
+    let victim = wait_for("a small pod marked as preemption victim", async || {
+        for name in ["small-1", "small-2"] {
+            let p = pods.get(name).await.ok()?;
+            let marked = p.metadata.deletion_timestamp.is_some()
+                && p.status.as_ref()?.conditions.as_ref()?.iter().any(|c| {
+                    c.type_ == "DisruptionTarget"
+                        && c.reason.as_deref() == Some("PreemptionByScheduler")
+                });
+            if marked {
+                return Some(name);
+            }
+        }
+        None
+    })
+    .await;
+    let nominated = pods
+        .get("vip")
+        .await
+        .ok()
+        .and_then(|p| p.status?.nominated_node_name);
+    assert!(
+        nominated.is_some(),
+        "vip is nominated while its victim terminates"
+    );
+    // Stand in for the kubelet confirming the victim is gone.
+    if let Err(e) = pods
+        .delete(victim, &DeleteParams::default().grace_period(0))
+        .await
+    {
+        panic!("force-deleting victim: {e}");
+    }
+    let node = wait_for("vip bound", async || {
+        pods.get("vip").await.ok()?.spec?.node_name
+    })
+    .await;
+    assert_eq!(Some(node), nominated);
 }

@@ -262,6 +262,27 @@ async fn higher_priority_pod_preempts_and_is_nominated() {
         fakes.with(|r| r.preempted.clone()),
         vec![("low".to_string(), "a".to_string())]
     );
+
+    // The victim is gone; a lower-priority pod must not take the space the nominated pod
+    // preempted for.
+    if let Some(victim) = shared.pods.get("uid-low") {
+        on_pod_delete(&shared, &victim);
+    }
+    on_pod_apply(
+        &shared,
+        None,
+        Arc::new(pod_named("sneaky", vec![container(&[("cpu", "1500m")])])),
+    );
+    assert_eq!(
+        attempt(&mut s).await,
+        Some(Attempt::Failed {
+            reason: "Unschedulable",
+            message: "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.".into()
+        })
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    shared.queue.flush_backoff_completed();
+    assert_eq!(attempt(&mut s).await, Some(Attempt::Assumed("a".into())));
 }
 
 #[tokio::test]

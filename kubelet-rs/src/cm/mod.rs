@@ -25,7 +25,10 @@ pub struct CgroupError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
-    move |source| CgroupError { path: path.display().to_string(), source }
+    move |source| CgroupError {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl CgroupLayout {
@@ -43,8 +46,16 @@ impl CgroupLayout {
 /// The QoS cgroup names relative to the cgroup root.
 pub fn qos_cgroup_names(cgroup_root: &str) -> [String; 3] {
     let root = cgroup_root.trim_matches('/');
-    let base = if root.is_empty() { "kubepods".to_string() } else { format!("{root}/kubepods") };
-    [base.clone(), format!("{base}/burstable"), format!("{base}/besteffort")]
+    let base = if root.is_empty() {
+        "kubepods".to_string()
+    } else {
+        format!("{root}/kubepods")
+    };
+    [
+        base.clone(),
+        format!("{base}/burstable"),
+        format!("{base}/besteffort"),
+    ]
 }
 
 /// cpuset children start empty; copy the parent's cpus/mems so tasks can join.
@@ -68,7 +79,11 @@ fn create(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Creates the QoS hierarchy and sets best-effort cpu shares to the minimum (2).
-pub fn ensure_qos_cgroups(layout: &CgroupLayout, cgroup_root: &str, cgroups_per_qos: bool) -> Result<(), CgroupError> {
+pub fn ensure_qos_cgroups(
+    layout: &CgroupLayout,
+    cgroup_root: &str,
+    cgroups_per_qos: bool,
+) -> Result<(), CgroupError> {
     if !cgroups_per_qos {
         return Ok(());
     }
@@ -119,9 +134,22 @@ mod tests {
 
     #[test]
     fn names_under_root() {
-        assert_eq!(qos_cgroup_names(""), ["kubepods", "kubepods/burstable", "kubepods/besteffort"]);
-        assert_eq!(qos_cgroup_names("/"), ["kubepods", "kubepods/burstable", "kubepods/besteffort"]);
-        assert_eq!(qos_cgroup_names("/ferro"), ["ferro/kubepods", "ferro/kubepods/burstable", "ferro/kubepods/besteffort"]);
+        assert_eq!(
+            qos_cgroup_names(""),
+            ["kubepods", "kubepods/burstable", "kubepods/besteffort"]
+        );
+        assert_eq!(
+            qos_cgroup_names("/"),
+            ["kubepods", "kubepods/burstable", "kubepods/besteffort"]
+        );
+        assert_eq!(
+            qos_cgroup_names("/ferro"),
+            [
+                "ferro/kubepods",
+                "ferro/kubepods/burstable",
+                "ferro/kubepods/besteffort"
+            ]
+        );
     }
 
     #[test]
@@ -133,11 +161,24 @@ mod tests {
         std::fs::write(dir.path().join("cpuset/cpuset.cpus"), "0-1\n").expect("write");
         std::fs::write(dir.path().join("cpuset/cpuset.mems"), "0\n").expect("write");
         // A fake cgroupfs has no pre-created files in new dirs; emulate the kernel's empty cpuset files.
-        let layout = CgroupLayout::V1 { mount: dir.path().to_path_buf() };
+        let layout = CgroupLayout::V1 {
+            mount: dir.path().to_path_buf(),
+        };
         ensure_qos_cgroups(&layout, "", true).expect("created");
         assert!(dir.path().join("memory/kubepods/besteffort").is_dir());
-        assert_eq!(std::fs::read_to_string(dir.path().join("cpu/kubepods/besteffort/cpu.shares")).expect("shares"), "2");
-        assert_eq!(std::fs::read_to_string(dir.path().join("cpuset/kubepods/cpuset.cpus")).expect("cpus"), "0-1");
-        assert_eq!(std::fs::read_to_string(dir.path().join("cpuset/kubepods/burstable/cpuset.mems")).expect("mems"), "0");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cpu/kubepods/besteffort/cpu.shares"))
+                .expect("shares"),
+            "2"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cpuset/kubepods/cpuset.cpus")).expect("cpus"),
+            "0-1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cpuset/kubepods/burstable/cpuset.mems"))
+                .expect("mems"),
+            "0"
+        );
     }
 }

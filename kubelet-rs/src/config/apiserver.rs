@@ -2,8 +2,8 @@
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,12 @@ pub fn node_field_selector(node_name: &str) -> String {
 
 /// Watches pods of `node_name` until cancelled; the watcher re-lists and retries
 /// with back-off on its own.
-pub async fn watch_pods(client: Client, node_name: String, shutdown: CancellationToken, mut emit: impl FnMut(PodUpdate)) {
+pub async fn watch_pods(
+    client: Client,
+    node_name: String,
+    shutdown: CancellationToken,
+    mut emit: impl FnMut(PodUpdate),
+) {
     let pods: Api<Pod> = Api::all(client);
     let config = watcher::Config::default().fields(&node_field_selector(&node_name));
     let mut stream = watcher::watcher(pods, config).default_backoff().boxed();

@@ -154,7 +154,8 @@ impl RuntimeService {
         };
         let op = "PodSandboxStatus";
         let resp = call(op, self.t(), self.client.clone().pod_sandbox_status(req)).await?;
-        resp.status.ok_or(CriError::Incomplete { op, what: "status" })
+        resp.status
+            .ok_or(CriError::Incomplete { op, what: "status" })
     }
 
     pub async fn list_pod_sandbox(
@@ -253,7 +254,8 @@ impl RuntimeService {
         };
         let op = "ContainerStatus";
         let resp = call(op, self.t(), self.client.clone().container_status(req)).await?;
-        resp.status.ok_or(CriError::Incomplete { op, what: "status" })
+        resp.status
+            .ok_or(CriError::Incomplete { op, what: "status" })
     }
 
     /// Runs a command synchronously in a container (exec probes).

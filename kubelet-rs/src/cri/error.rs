@@ -14,7 +14,10 @@ pub enum CriError {
     #[error("CRI {op} timed out after {timeout:?}")]
     Timeout { op: &'static str, timeout: Duration },
     #[error("CRI {op} returned an incomplete response: {what}")]
-    Incomplete { op: &'static str, what: &'static str },
+    Incomplete {
+        op: &'static str,
+        what: &'static str,
+    },
 }
 
 impl CriError {

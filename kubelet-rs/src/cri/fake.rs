@@ -76,7 +76,11 @@ impl FakeRuntime {
 
     /// Container statuses currently known, by id.
     pub fn containers(&self) -> Vec<api::ContainerStatus> {
-        self.lock().containers.values().map(|(_, c)| c.clone()).collect()
+        self.lock()
+            .containers
+            .values()
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     pub fn sandboxes(&self) -> Vec<api::PodSandboxStatus> {
@@ -111,7 +115,10 @@ fn not_found(what: &str, id: &str) -> Status {
     Status::not_found(format!("{what} {id:?} not found"))
 }
 
-fn labels_match(labels: &std::collections::HashMap<String, String>, want: &std::collections::HashMap<String, String>) -> bool {
+fn labels_match(
+    labels: &std::collections::HashMap<String, String>,
+    want: &std::collections::HashMap<String, String>,
+) -> bool {
     want.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -170,7 +177,9 @@ impl RuntimeService for FakeRuntime {
         };
         s.sandboxes.insert(id.clone(), status);
         s.sandbox_configs.insert(id.clone(), config);
-        Ok(Response::new(api::RunPodSandboxResponse { pod_sandbox_id: id }))
+        Ok(Response::new(api::RunPodSandboxResponse {
+            pod_sandbox_id: id,
+        }))
     }
 
     async fn stop_pod_sandbox(
@@ -210,7 +219,11 @@ impl RuntimeService for FakeRuntime {
     ) -> Result<Response<api::PodSandboxStatusResponse>, Status> {
         let id = req.into_inner().pod_sandbox_id;
         let s = self.lock();
-        let status = s.sandboxes.get(&id).cloned().ok_or_else(|| not_found("sandbox", &id))?;
+        let status = s
+            .sandboxes
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("sandbox", &id))?;
         Ok(Response::new(api::PodSandboxStatusResponse {
             status: Some(status),
             ..Default::default()
@@ -252,10 +265,12 @@ impl RuntimeService for FakeRuntime {
             return Err(not_found("sandbox", &req.pod_sandbox_id));
         }
         let image = config.image.clone().unwrap_or_default().image;
+        // The kubelet passes the image id it resolved; accept names too.
         let image_ref = s
             .images
-            .get(&image)
-            .map(|i| i.id.clone())
+            .iter()
+            .find(|(name, i)| **name == image || i.id == image)
+            .map(|(_, i)| i.id.clone())
             .ok_or_else(|| not_found("image", &image))?;
         s.next_id += 1;
         let id = format!("container{}", s.next_id);
@@ -271,8 +286,11 @@ impl RuntimeService for FakeRuntime {
             log_path: config.log_path.clone(),
             ..Default::default()
         };
-        s.containers.insert(id.clone(), (req.pod_sandbox_id, status));
-        Ok(Response::new(api::CreateContainerResponse { container_id: id }))
+        s.containers
+            .insert(id.clone(), (req.pod_sandbox_id, status));
+        Ok(Response::new(api::CreateContainerResponse {
+            container_id: id,
+        }))
     }
 
     async fn start_container(
@@ -281,7 +299,10 @@ impl RuntimeService for FakeRuntime {
     ) -> Result<Response<api::StartContainerResponse>, Status> {
         let id = req.into_inner().container_id;
         let mut s = self.record("StartContainer");
-        let (_, c) = s.containers.get_mut(&id).ok_or_else(|| not_found("container", &id))?;
+        let (_, c) = s
+            .containers
+            .get_mut(&id)
+            .ok_or_else(|| not_found("container", &id))?;
         c.state = api::ContainerState::ContainerRunning as i32;
         c.started_at = now_ns();
         Ok(Response::new(api::StartContainerResponse {}))
@@ -347,7 +368,10 @@ impl RuntimeService for FakeRuntime {
     ) -> Result<Response<api::ContainerStatusResponse>, Status> {
         let id = req.into_inner().container_id;
         let s = self.lock();
-        let (_, c) = s.containers.get(&id).ok_or_else(|| not_found("container", &id))?;
+        let (_, c) = s
+            .containers
+            .get(&id)
+            .ok_or_else(|| not_found("container", &id))?;
         Ok(Response::new(api::ContainerStatusResponse {
             status: Some(c.clone()),
             ..Default::default()
@@ -387,7 +411,12 @@ impl ImageService for FakeRuntime {
             return Err(Status::not_found(format!("pull access denied for {name}")));
         }
         self.add_image(&name);
-        let image_ref = self.lock().images.get(&name).map(|i| i.id.clone()).unwrap_or_default();
+        let image_ref = self
+            .lock()
+            .images
+            .get(&name)
+            .map(|i| i.id.clone())
+            .unwrap_or_default();
         Ok(Response::new(api::PullImageResponse { image_ref }))
     }
 }

@@ -32,7 +32,11 @@ fn should_restart_on_failure(pod: &Pod) -> bool {
 }
 
 /// `ShouldContainerBeRestarted`.
-pub fn should_container_be_restarted(container: &Container, pod: &Pod, status: &PodRuntimeStatus) -> bool {
+pub fn should_container_be_restarted(
+    container: &Container,
+    pod: &Pod,
+    status: &PodRuntimeStatus,
+) -> bool {
     if pod.metadata.deletion_timestamp.is_some() {
         return false;
     }
@@ -64,7 +68,11 @@ fn pod_sandbox_changed(pod: &Pod, status: &PodRuntimeStatus) -> (bool, u32, Stri
     if ready > 1 || latest.state != api::PodSandboxState::SandboxReady as i32 {
         return (true, attempt + 1, latest.id.clone());
     }
-    let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
     let sandbox_host_net = latest
         .linux
         .as_ref()
@@ -104,11 +112,11 @@ pub fn find_next_init_container_to_run<'a>(
     if inits.is_empty() {
         return (None, None, true);
     }
-    if spec
-        .containers
-        .iter()
-        .any(|c| status.find(&c.name).is_some_and(|s| s.state == ContainerState::Running))
-    {
+    if spec.containers.iter().any(|c| {
+        status
+            .find(&c.name)
+            .is_some_and(|s| s.state == ContainerState::Running)
+    }) {
         return (None, None, true);
     }
     for (i, c) in inits.iter().enumerate().rev() {
@@ -119,7 +127,9 @@ pub fn find_next_init_container_to_run<'a>(
         }
     }
     for (i, c) in inits.iter().enumerate().rev() {
-        let Some(s) = status.find(&c.name) else { continue };
+        let Some(s) = status.find(&c.name) else {
+            continue;
+        };
         match s.state {
             ContainerState::Running => return (None, None, false),
             ContainerState::Exited if i == inits.len() - 1 => return (None, None, true),
@@ -151,7 +161,9 @@ pub fn compute_pod_actions(pod: &Pod, status: &PodRuntimeStatus) -> PodActions {
             .containers
             .iter()
             .enumerate()
-            .filter(|(_, c)| !(restart_policy(pod) == "OnFailure" && container_succeeded(c, status)))
+            .filter(|(_, c)| {
+                !(restart_policy(pod) == "OnFailure" && container_succeeded(c, status))
+            })
             .map(|(i, _)| i)
             .collect();
         if to_start.is_empty() && find_next_init_container_to_run(pod, status).2 {
@@ -193,7 +205,10 @@ pub fn compute_pod_actions(pod: &Pod, status: &PodRuntimeStatus) -> PodActions {
             changes.containers_to_start.push(idx);
             changes.containers_to_kill.insert(
                 cs.id.clone(),
-                (c.name.clone(), format!("Container {} definition changed, will be restarted", c.name)),
+                (
+                    c.name.clone(),
+                    format!("Container {} definition changed, will be restarted", c.name),
+                ),
             );
             continue;
         }
@@ -211,9 +226,17 @@ mod tests {
     use k8s_openapi::api::core::v1::PodSpec;
 
     fn pod(policy: &str, inits: &[&str], containers: &[&str]) -> Pod {
-        let mk = |n: &&str| Container { name: n.to_string(), image: Some("img".into()), ..Default::default() };
+        let mk = |n: &&str| Container {
+            name: n.to_string(),
+            image: Some("img".into()),
+            ..Default::default()
+        };
         Pod {
-            metadata: kube::api::ObjectMeta { name: Some("p".into()), uid: Some("u".into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some("p".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 restart_policy: Some(policy.into()),
                 init_containers: (!inits.is_empty()).then(|| inits.iter().map(mk).collect()),
@@ -227,16 +250,38 @@ mod tests {
     fn sandbox(ready: bool) -> api::PodSandboxStatus {
         api::PodSandboxStatus {
             id: "sb".into(),
-            metadata: Some(api::PodSandboxMetadata { attempt: 0, ..Default::default() }),
-            state: if ready { api::PodSandboxState::SandboxReady } else { api::PodSandboxState::SandboxNotready } as i32,
-            network: Some(api::PodSandboxNetworkStatus { ip: "10.0.0.2".into(), additional_ips: vec![] }),
+            metadata: Some(api::PodSandboxMetadata {
+                attempt: 0,
+                ..Default::default()
+            }),
+            state: if ready {
+                api::PodSandboxState::SandboxReady
+            } else {
+                api::PodSandboxState::SandboxNotready
+            } as i32,
+            network: Some(api::PodSandboxNetworkStatus {
+                ip: "10.0.0.2".into(),
+                additional_ips: vec![],
+            }),
             ..Default::default()
         }
     }
 
-    fn rec(pod: &Pod, name: &str, state: ContainerState, exit: i32, created: i64) -> ContainerRecord {
+    fn rec(
+        pod: &Pod,
+        name: &str,
+        state: ContainerState,
+        exit: i32,
+        created: i64,
+    ) -> ContainerRecord {
         let spec = pod.spec.clone().unwrap_or_default();
-        let c = spec.containers.iter().chain(spec.init_containers.iter().flatten()).find(|c| c.name == name).cloned().unwrap_or_default();
+        let c = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+            .cloned()
+            .unwrap_or_default();
         ContainerRecord {
             id: format!("{name}-{created}"),
             name: name.into(),
@@ -265,29 +310,44 @@ mod tests {
         assert_eq!(a.containers_to_start, vec![0, 1]);
 
         // Ready sandbox, a running, b exited: restart b (Always).
-        let st = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&p, "a", Running, 0, 1), rec(&p, "b", Exited, 1, 1)] };
+        let st = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&p, "a", Running, 0, 1), rec(&p, "b", Exited, 1, 1)],
+        };
         let a = compute_pod_actions(&p, &st);
         assert!(!a.create_sandbox && !a.kill_pod);
         assert_eq!(a.containers_to_start, vec![1]);
 
         // OnFailure: succeeded container stays down, failed restarts.
         let p2 = pod("OnFailure", &[], &["a", "b"]);
-        let st2 = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&p2, "a", Exited, 0, 1), rec(&p2, "b", Exited, 2, 1)] };
+        let st2 = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&p2, "a", Exited, 0, 1), rec(&p2, "b", Exited, 2, 1)],
+        };
         assert_eq!(compute_pod_actions(&p2, &st2).containers_to_start, vec![1]);
 
         // Never, all exited: nothing to start, kill the pod (sandbox).
         let p3 = pod("Never", &[], &["a"]);
-        let st3 = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&p3, "a", Exited, 1, 1)] };
+        let st3 = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&p3, "a", Exited, 1, 1)],
+        };
         let a = compute_pod_actions(&p3, &st3);
         assert!(a.kill_pod && a.containers_to_start.is_empty());
 
         // Never, sandbox died after containers ran: no new sandbox.
-        let st3b = PodRuntimeStatus { sandboxes: vec![sandbox(false)], containers: vec![rec(&p3, "a", Exited, 0, 1)] };
+        let st3b = PodRuntimeStatus {
+            sandboxes: vec![sandbox(false)],
+            containers: vec![rec(&p3, "a", Exited, 0, 1)],
+        };
         let a = compute_pod_actions(&p3, &st3b);
         assert!(!a.create_sandbox && a.kill_pod);
 
         // Sandbox not ready under Always: new sandbox with attempt+1.
-        let st4 = PodRuntimeStatus { sandboxes: vec![sandbox(false)], containers: vec![] };
+        let st4 = PodRuntimeStatus {
+            sandboxes: vec![sandbox(false)],
+            containers: vec![],
+        };
         let a = compute_pod_actions(&p, &st4);
         assert!(a.create_sandbox);
         assert_eq!(a.attempt, 1);
@@ -295,7 +355,10 @@ mod tests {
         // Spec change of a running container: kill and restart it.
         let mut changed = rec(&p, "a", Running, 0, 1);
         changed.hash = "deadbeef".into();
-        let st5 = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![changed, rec(&p, "b", Running, 0, 1)] };
+        let st5 = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![changed, rec(&p, "b", Running, 0, 1)],
+        };
         let a = compute_pod_actions(&p, &st5);
         assert_eq!(a.containers_to_start, vec![0]);
         assert!(a.containers_to_kill.contains_key("a-1"));
@@ -309,22 +372,43 @@ mod tests {
         assert_eq!(fresh.next_init_container_to_start, Some(0));
         assert!(fresh.containers_to_start.is_empty());
 
-        let st = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&p, "i1", Exited, 0, 1)] };
-        assert_eq!(compute_pod_actions(&p, &st).next_init_container_to_start, Some(1));
+        let st = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&p, "i1", Exited, 0, 1)],
+        };
+        assert_eq!(
+            compute_pod_actions(&p, &st).next_init_container_to_start,
+            Some(1)
+        );
 
-        let running = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&p, "i1", Running, 0, 1)] };
+        let running = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&p, "i1", Running, 0, 1)],
+        };
         let a = compute_pod_actions(&p, &running);
         assert_eq!(a.next_init_container_to_start, None);
         assert!(a.containers_to_start.is_empty());
 
-        let done = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&p, "i2", Exited, 0, 2), rec(&p, "i1", Exited, 0, 1)] };
+        let done = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&p, "i2", Exited, 0, 2), rec(&p, "i1", Exited, 0, 1)],
+        };
         assert_eq!(compute_pod_actions(&p, &done).containers_to_start, vec![0]);
 
         // Failed init under Never kills the pod; under Always retries it.
-        let failed = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&p, "i1", Exited, 1, 1)] };
-        assert_eq!(compute_pod_actions(&p, &failed).next_init_container_to_start, Some(0));
+        let failed = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&p, "i1", Exited, 1, 1)],
+        };
+        assert_eq!(
+            compute_pod_actions(&p, &failed).next_init_container_to_start,
+            Some(0)
+        );
         let pn = pod("Never", &["i1", "i2"], &["a"]);
-        let failed_n = PodRuntimeStatus { sandboxes: vec![sandbox(true)], containers: vec![rec(&pn, "i1", Exited, 1, 1)] };
+        let failed_n = PodRuntimeStatus {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![rec(&pn, "i1", Exited, 1, 1)],
+        };
         assert!(compute_pod_actions(&pn, &failed_n).kill_pod);
     }
 }

@@ -24,7 +24,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max, entries: HashMap::new() }
+        Self {
+            initial,
+            max,
+            entries: HashMap::new(),
+        }
     }
 
     pub fn crash_loop() -> Self {
@@ -43,13 +47,24 @@ impl Backoff {
 
     /// Records an event at `event`: first delay, or double the previous one.
     pub fn next(&mut self, key: &str, event: Timestamp) {
-        let expired = self.entries.get(key).is_none_or(|e| self.expired(event, e.last_update));
+        let expired = self
+            .entries
+            .get(key)
+            .is_none_or(|e| self.expired(event, e.last_update));
         let backoff = if expired {
             self.initial
         } else {
-            self.entries.get(key).map_or(self.initial, |e| (e.backoff * 2).min(self.max))
+            self.entries
+                .get(key)
+                .map_or(self.initial, |e| (e.backoff * 2).min(self.max))
         };
-        self.entries.insert(key.to_string(), Entry { backoff, last_update: event });
+        self.entries.insert(
+            key.to_string(),
+            Entry {
+                backoff,
+                last_update: event,
+            },
+        );
     }
 
     /// Whether `now` is still inside the back-off window that started at `event`.

@@ -25,7 +25,11 @@ pub struct ContainerParams<'a> {
 
 fn security_context(c: &Container, pod: &Pod) -> api::LinuxContainerSecurityContext {
     let sc = c.security_context.clone().unwrap_or_default();
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let psc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
     let caps = sc.capabilities.clone().unwrap_or_default();
     api::LinuxContainerSecurityContext {
         capabilities: Some(api::Capability {
@@ -34,8 +38,14 @@ fn security_context(c: &Container, pod: &Pod) -> api::LinuxContainerSecurityCont
             ..Default::default()
         }),
         privileged: sc.privileged.unwrap_or(false),
-        run_as_user: sc.run_as_user.or(psc.run_as_user).map(|v| api::Int64Value { value: v }),
-        run_as_group: sc.run_as_group.or(psc.run_as_group).map(|v| api::Int64Value { value: v }),
+        run_as_user: sc
+            .run_as_user
+            .or(psc.run_as_user)
+            .map(|v| api::Int64Value { value: v }),
+        run_as_group: sc
+            .run_as_group
+            .or(psc.run_as_group)
+            .map(|v| api::Int64Value { value: v }),
         readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
         no_new_privs: sc.allow_privilege_escalation == Some(false),
         supplemental_groups: psc.supplemental_groups.unwrap_or_default(),
@@ -43,7 +53,11 @@ fn security_context(c: &Container, pod: &Pod) -> api::LinuxContainerSecurityCont
     }
 }
 
-pub fn generate_container_config(pod: &Pod, c: &Container, p: &ContainerParams<'_>) -> api::ContainerConfig {
+pub fn generate_container_config(
+    pod: &Pod,
+    c: &Container,
+    p: &ContainerParams<'_>,
+) -> api::ContainerConfig {
     let (command, args) = expand_command(
         c.command.as_deref().unwrap_or_default(),
         c.args.as_deref().unwrap_or_default(),
@@ -65,7 +79,10 @@ pub fn generate_container_config(pod: &Pod, c: &Container, p: &ContainerParams<'
         envs: p
             .env
             .iter()
-            .map(|(k, v)| api::KeyValue { key: k.clone(), value: v.clone() })
+            .map(|(k, v)| api::KeyValue {
+                key: k.clone(),
+                value: v.clone(),
+            })
             .collect(),
         labels: labels::container_labels(pod, c, p.init),
         annotations: labels::container_annotations(pod, c, p.restart_count),
@@ -74,7 +91,12 @@ pub fn generate_container_config(pod: &Pod, c: &Container, p: &ContainerParams<'
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
         linux: Some(api::LinuxContainerConfig {
-            resources: Some(linux_container_resources(pod, c, p.memory_capacity, p.cpu_cfs_quota)),
+            resources: Some(linux_container_resources(
+                pod,
+                c,
+                p.memory_capacity,
+                p.cpu_cfs_quota,
+            )),
             security_context: Some(security_context(c, pod)),
         }),
         ..Default::default()

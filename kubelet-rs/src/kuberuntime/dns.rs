@@ -57,7 +57,10 @@ fn merge_options(base: Vec<String>, extra: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for opt in base.into_iter().chain(extra) {
         let name = opt.split(':').next().unwrap_or_default().to_string();
-        match out.iter().position(|o| o.split(':').next() == Some(name.as_str())) {
+        match out
+            .iter()
+            .position(|o| o.split(':').next() == Some(name.as_str()))
+        {
             Some(i) => out[i] = opt,
             None => out.push(opt),
         }
@@ -132,7 +135,10 @@ mod tests {
 
     fn pod(policy: Option<&str>, host_network: bool, extra: Option<PodDNSConfig>) -> Pod {
         Pod {
-            metadata: kube::api::ObjectMeta { namespace: Some("ns1".into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("ns1".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 dns_policy: policy.map(str::to_string),
                 host_network: Some(host_network),
@@ -145,18 +151,33 @@ mod tests {
 
     #[test]
     fn dns_policies() {
-        let cluster = ClusterDns { servers: vec!["10.96.0.10".into()], domain: "cluster.local".into() };
+        let cluster = ClusterDns {
+            servers: vec!["10.96.0.10".into()],
+            domain: "cluster.local".into(),
+        };
         let host = parse_resolv_conf("nameserver 1.1.1.1\nsearch corp.example.\noptions edns0\n");
         assert_eq!(host.searches, vec!["corp.example"]);
 
         let c = pod_dns(&pod(None, false, None), &cluster, &host);
         assert_eq!(c.servers, vec!["10.96.0.10"]);
-        assert_eq!(c.searches, vec!["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"]);
+        assert_eq!(
+            c.searches,
+            vec![
+                "ns1.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local",
+                "corp.example"
+            ]
+        );
         assert_eq!(c.options, vec!["ndots:5"]);
 
         let hostnet = pod_dns(&pod(None, true, None), &cluster, &host);
         assert_eq!(hostnet.servers, vec!["1.1.1.1"]);
-        let with_host_net = pod_dns(&pod(Some("ClusterFirstWithHostNet"), true, None), &cluster, &host);
+        let with_host_net = pod_dns(
+            &pod(Some("ClusterFirstWithHostNet"), true, None),
+            &cluster,
+            &host,
+        );
         assert_eq!(with_host_net.servers, vec!["10.96.0.10"]);
         let default = pod_dns(&pod(Some("Default"), false, None), &cluster, &host);
         assert_eq!(default.options, vec!["edns0"]);
@@ -165,17 +186,30 @@ mod tests {
             nameservers: Some(vec!["8.8.8.8".into()]),
             searches: Some(vec!["x.example".into()]),
             options: Some(vec![
-                PodDNSConfigOption { name: Some("ndots".into()), value: Some("2".into()) },
-                PodDNSConfigOption { name: Some("single-request".into()), value: None },
+                PodDNSConfigOption {
+                    name: Some("ndots".into()),
+                    value: Some("2".into()),
+                },
+                PodDNSConfigOption {
+                    name: Some("single-request".into()),
+                    value: None,
+                },
             ]),
         };
-        let none = pod_dns(&pod(Some("None"), false, Some(extra.clone())), &cluster, &host);
+        let none = pod_dns(
+            &pod(Some("None"), false, Some(extra.clone())),
+            &cluster,
+            &host,
+        );
         assert_eq!(none.servers, vec!["8.8.8.8"]);
         assert_eq!(none.options, vec!["ndots:2", "single-request"]);
         let merged = pod_dns(&pod(None, false, Some(extra)), &cluster, &host);
         assert_eq!(merged.servers, vec!["10.96.0.10", "8.8.8.8"]);
         assert_eq!(merged.options, vec!["ndots:2", "single-request"]);
-        assert_eq!(merged.searches.last().map(String::as_str), Some("x.example"));
+        assert_eq!(
+            merged.searches.last().map(String::as_str),
+            Some("x.example")
+        );
 
         let no_cluster = pod_dns(&pod(None, false, None), &ClusterDns::default(), &host);
         assert_eq!(no_cluster.servers, vec!["1.1.1.1"]);

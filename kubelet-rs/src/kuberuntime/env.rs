@@ -27,9 +27,17 @@ pub enum EnvError {
     #[error("secret \"{0}\" not found")]
     SecretNotFound(String),
     #[error("couldn't find key {key} in ConfigMap {namespace}/{name}")]
-    ConfigMapKey { key: String, namespace: String, name: String },
+    ConfigMapKey {
+        key: String,
+        namespace: String,
+        name: String,
+    },
     #[error("couldn't find key {key} in Secret {namespace}/{name}")]
-    SecretKey { key: String, namespace: String, name: String },
+    SecretKey {
+        key: String,
+        namespace: String,
+        name: String,
+    },
     #[error("unsupported fieldPath: {0}")]
     FieldPath(String),
     #[error("unsupported container resource: {0}")]
@@ -47,7 +55,9 @@ fn env_name(s: &str) -> String {
 pub fn service_env(services: &[&Service]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for svc in services {
-        let Some(spec) = svc.spec.as_ref() else { continue };
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
         let ip = spec.cluster_ip.clone().unwrap_or_default();
         if ip.is_empty() || ip == "None" {
             continue;
@@ -59,7 +69,10 @@ pub fn service_env(services: &[&Service]) -> BTreeMap<String, String> {
         out.insert(format!("{prefix}_SERVICE_PORT"), first.port.to_string());
         for p in &ports {
             if let Some(name) = p.name.as_deref().filter(|n| !n.is_empty()) {
-                out.insert(format!("{prefix}_SERVICE_PORT_{}", env_name(name)), p.port.to_string());
+                out.insert(
+                    format!("{prefix}_SERVICE_PORT_{}", env_name(name)),
+                    p.port.to_string(),
+                );
             }
         }
         for (i, p) in ports.iter().enumerate() {
@@ -182,12 +195,20 @@ pub fn resource_field_value(
         _ => return Err(EnvError::Resource(resource.to_string())),
     };
     let is_limit = resource.starts_with("limits.");
-    let mut milli = list.and_then(|l| l.get(name)).and_then(|q| parse_milli(&q.0));
+    let mut milli = list
+        .and_then(|l| l.get(name))
+        .and_then(|q| parse_milli(&q.0));
     if milli.is_none() && is_limit {
-        milli = inputs.node_allocatable.get(name).and_then(|q| parse_milli(q));
+        milli = inputs
+            .node_allocatable
+            .get(name)
+            .and_then(|q| parse_milli(q));
     }
     let milli = milli.unwrap_or(0);
-    let divisor_milli = divisor.and_then(parse_milli).filter(|d| *d != 0).unwrap_or(1000);
+    let divisor_milli = divisor
+        .and_then(parse_milli)
+        .filter(|d| *d != 0)
+        .unwrap_or(1000);
     let value = (milli + divisor_milli - 1).div_euclid(divisor_milli);
     Ok(value.to_string())
 }
@@ -226,7 +247,10 @@ pub fn make_environment_variables(
             match inputs.secrets.get(&r.name).cloned().flatten() {
                 Some(s) => {
                     for (k, v) in s.data.unwrap_or_default() {
-                        tmp.insert(format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
+                        tmp.insert(
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v.0).into_owned(),
+                        );
                     }
                 }
                 None if r.optional == Some(true) => {}
@@ -252,7 +276,12 @@ pub fn make_environment_variables(
                         .unwrap_or(container),
                     None => container,
                 };
-                resource_field_value(target, &r.resource, r.divisor.as_ref().map(|d| d.0.as_str()), inputs)?
+                resource_field_value(
+                    target,
+                    &r.resource,
+                    r.divisor.as_ref().map(|d| d.0.as_str()),
+                    inputs,
+                )?
             } else if let Some(r) = &from.config_map_key_ref {
                 let optional = r.optional == Some(true);
                 match inputs.config_maps.get(&r.name).cloned().flatten() {
@@ -353,7 +382,11 @@ mod tests {
     }
 
     fn env(name: &str, value: &str) -> EnvVar {
-        EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        }
     }
 
     fn field(name: &str, path: &str) -> EnvVar {
@@ -361,7 +394,10 @@ mod tests {
             name: name.into(),
             value: None,
             value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector { field_path: path.into(), api_version: None }),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: path.into(),
+                    api_version: None,
+                }),
                 ..Default::default()
             }),
         }
@@ -373,7 +409,10 @@ mod tests {
                 name: Some("dapi".into()),
                 namespace: Some("team".into()),
                 uid: Some("u-1".into()),
-                labels: Some(BTreeMap::from([("app".to_string(), "web".to_string()), ("tier".to_string(), "a\"b".to_string())])),
+                labels: Some(BTreeMap::from([
+                    ("app".to_string(), "web".to_string()),
+                    ("tier".to_string(), "a\"b".to_string()),
+                ])),
                 ..Default::default()
             },
             spec: Some(PodSpec {
@@ -390,12 +429,25 @@ mod tests {
     #[test]
     fn service_links_follow_enable_service_links() {
         let services = vec![
-            svc("default", "kubernetes", "10.96.0.1", &[(Some("https"), 443)]),
-            svc("team", "my-db", "10.96.0.20", &[(None, 5432), (Some("metrics"), 9187)]),
+            svc(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                &[(Some("https"), 443)],
+            ),
+            svc(
+                "team",
+                "my-db",
+                "10.96.0.20",
+                &[(None, 5432), (Some("metrics"), 9187)],
+            ),
             svc("team", "headless", "None", &[(None, 80)]),
             svc("other", "far", "10.96.0.30", &[(None, 80)]),
         ];
-        let c = Container { name: "c".into(), ..Default::default() };
+        let c = Container {
+            name: "c".into(),
+            ..Default::default()
+        };
         let with = service_env_for_pod(&test_pod(None, c.clone()), &services);
         assert_eq!(with["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
         assert_eq!(with["KUBERNETES_SERVICE_PORT"], "443");
@@ -422,7 +474,10 @@ mod tests {
             name: "c".into(),
             env_from: Some(vec![EnvFromSource {
                 prefix: Some("CM_".into()),
-                config_map_ref: Some(ConfigMapEnvSource { name: "cfg".into(), optional: None }),
+                config_map_ref: Some(ConfigMapEnvSource {
+                    name: "cfg".into(),
+                    optional: None,
+                }),
                 ..Default::default()
             }]),
             env: Some(vec![
@@ -438,7 +493,11 @@ mod tests {
                     name: "OPT".into(),
                     value: None,
                     value_from: Some(EnvVarSource {
-                        config_map_key_ref: Some(ConfigMapKeySelector { name: "nope".into(), key: "x".into(), optional: Some(true) }),
+                        config_map_key_ref: Some(ConfigMapKeySelector {
+                            name: "nope".into(),
+                            key: "x".into(),
+                            optional: Some(true),
+                        }),
                         ..Default::default()
                     }),
                 },
@@ -458,14 +517,24 @@ mod tests {
                     name: "CPU".into(),
                     value: None,
                     value_from: Some(EnvVarSource {
-                        resource_field_ref: Some(ResourceFieldSelector { resource: "requests.cpu".into(), divisor: None, container_name: None }),
+                        resource_field_ref: Some(ResourceFieldSelector {
+                            resource: "requests.cpu".into(),
+                            divisor: None,
+                            container_name: None,
+                        }),
                         ..Default::default()
                     }),
                 },
             ]),
             resources: Some(ResourceRequirements {
-                requests: Some(BTreeMap::from([("cpu".to_string(), Quantity("250m".into()))])),
-                limits: Some(BTreeMap::from([("memory".to_string(), Quantity("64Mi".into()))])),
+                requests: Some(BTreeMap::from([(
+                    "cpu".to_string(),
+                    Quantity("250m".into()),
+                )])),
+                limits: Some(BTreeMap::from([(
+                    "memory".to_string(),
+                    Quantity("64Mi".into()),
+                )])),
                 ..Default::default()
             }),
             ..Default::default()
@@ -473,10 +542,21 @@ mod tests {
         let pod = test_pod(None, container.clone());
         let inputs = EnvInputs {
             config_maps: BTreeMap::from([
-                ("cfg".to_string(), Some(ConfigMap { data: Some(BTreeMap::from([("k1".to_string(), "v1".to_string())])), ..Default::default() })),
+                (
+                    "cfg".to_string(),
+                    Some(ConfigMap {
+                        data: Some(BTreeMap::from([("k1".to_string(), "v1".to_string())])),
+                        ..Default::default()
+                    }),
+                ),
                 ("nope".to_string(), None),
             ]),
-            services: vec![svc("default", "kubernetes", "10.96.0.1", &[(Some("https"), 443)])],
+            services: vec![svc(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                &[(Some("https"), 443)],
+            )],
             pod_ips: vec!["10.88.0.5".into()],
             ..Default::default()
         };
@@ -494,7 +574,8 @@ mod tests {
         assert_eq!(got["CPU"], "1");
         assert_eq!(got["KUBERNETES_PORT_443_TCP_PORT"], "443");
 
-        let (cmd, args) = expand_command(&["echo".into()], &["$(POD)".into(), "$$(POD)".into()], &got);
+        let (cmd, args) =
+            expand_command(&["echo".into()], &["$(POD)".into(), "$$(POD)".into()], &got);
         assert_eq!(cmd, vec!["echo"]);
         assert_eq!(args, vec!["dapi", "$(POD)"]);
 

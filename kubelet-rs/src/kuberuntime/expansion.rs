@@ -9,7 +9,9 @@ const OPENER: u8 = b'(';
 const CLOSER: u8 = b')';
 
 /// Looks names up in each context in turn; unknown names expand to `$(name)`.
-pub fn mapping_for<'a>(contexts: &'a [&'a BTreeMap<String, String>]) -> impl Fn(&str) -> String + 'a {
+pub fn mapping_for<'a>(
+    contexts: &'a [&'a BTreeMap<String, String>],
+) -> impl Fn(&str) -> String + 'a {
     move |name| {
         contexts
             .iter()

@@ -32,7 +32,13 @@ fn meta(pod: &Pod) -> (String, String, String) {
 /// Pod labels plus the three kubelet labels.
 pub fn sandbox_labels(pod: &Pod) -> HashMap<String, String> {
     let (name, ns, uid) = meta(pod);
-    let mut labels: HashMap<String, String> = pod.metadata.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut labels: HashMap<String, String> = pod
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     labels.insert(POD_NAME.into(), name);
     labels.insert(POD_NAMESPACE.into(), ns);
     labels.insert(POD_UID.into(), uid);
@@ -48,14 +54,21 @@ pub fn container_labels(pod: &Pod, container: &Container, init: bool) -> HashMap
         (CONTAINER_NAME.to_string(), container.name.clone()),
         (
             CONTAINER_TYPE.to_string(),
-            if init { CONTAINER_TYPE_INIT } else { CONTAINER_TYPE_REGULAR }.to_string(),
+            if init {
+                CONTAINER_TYPE_INIT
+            } else {
+                CONTAINER_TYPE_REGULAR
+            }
+            .to_string(),
         ),
     ])
 }
 
 /// FNV-1a 32-bit, the hash upstream uses for container specs.
 fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// `HashContainer`: hash of the spec without resources (resizes don't restart).
@@ -66,19 +79,33 @@ pub fn hash_container(container: &Container) -> String {
     format!("{:x}", fnv32a(&json))
 }
 
-pub fn container_annotations(pod: &Pod, container: &Container, restart_count: i32) -> HashMap<String, String> {
+pub fn container_annotations(
+    pod: &Pod,
+    container: &Container,
+    restart_count: i32,
+) -> HashMap<String, String> {
     let mut a: HashMap<String, String> = HashMap::new();
     a.insert(CONTAINER_HASH.into(), hash_container(container));
     a.insert(CONTAINER_RESTART_COUNT.into(), restart_count.to_string());
     a.insert(
         TERMINATION_MESSAGE_PATH.into(),
-        container.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into()),
+        container
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into()),
     );
     a.insert(
         TERMINATION_MESSAGE_POLICY.into(),
-        container.termination_message_policy.clone().unwrap_or_else(|| "File".into()),
+        container
+            .termination_message_policy
+            .clone()
+            .unwrap_or_else(|| "File".into()),
     );
-    if let Some(g) = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds) {
+    if let Some(g) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+    {
         a.insert(POD_TERMINATION_GRACE_PERIOD.into(), g.to_string());
     }
     if let Some(ports) = container.ports.as_ref().filter(|p| !p.is_empty())

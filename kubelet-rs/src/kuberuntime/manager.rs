@@ -114,7 +114,12 @@ pub fn cgroup_parent(settings: &RuntimeSettings, pod: &Pod) -> String {
 }
 
 impl RuntimeManager {
-    pub fn new(runtime: RuntimeService, images: ImageService, client: Option<Client>, settings: RuntimeSettings) -> Self {
+    pub fn new(
+        runtime: RuntimeService,
+        images: ImageService,
+        client: Option<Client>,
+        settings: RuntimeSettings,
+    ) -> Self {
         Self {
             runtime,
             images,
@@ -130,7 +135,10 @@ impl RuntimeManager {
         let selector = HashMap::from([(labels::POD_UID.to_string(), uid.to_string())]);
         let sandboxes = self
             .runtime
-            .list_pod_sandbox(Some(api::PodSandboxFilter { label_selector: selector.clone(), ..Default::default() }))
+            .list_pod_sandbox(Some(api::PodSandboxFilter {
+                label_selector: selector.clone(),
+                ..Default::default()
+            }))
             .await?;
         let mut status = PodRuntimeStatus::default();
         for sb in sandboxes {
@@ -142,7 +150,10 @@ impl RuntimeManager {
         }
         let containers = self
             .runtime
-            .list_containers(Some(api::ContainerFilter { label_selector: selector, ..Default::default() }))
+            .list_containers(Some(api::ContainerFilter {
+                label_selector: selector,
+                ..Default::default()
+            }))
             .await?;
         for c in containers {
             match self.runtime.container_status(&c.id).await {
@@ -155,8 +166,15 @@ impl RuntimeManager {
     }
 
     /// Stops running containers (with the grace period) and every sandbox of the pod.
-    pub async fn kill_pod(&self, pod: &Pod, status: &PodRuntimeStatus, grace: Duration) -> Result<(), CriError> {
-        let kills = status.running().map(|c| self.runtime.stop_container(&c.id, grace));
+    pub async fn kill_pod(
+        &self,
+        pod: &Pod,
+        status: &PodRuntimeStatus,
+        grace: Duration,
+    ) -> Result<(), CriError> {
+        let kills = status
+            .running()
+            .map(|c| self.runtime.stop_container(&c.id, grace));
         for r in futures::future::join_all(kills).await {
             match r {
                 Err(e) if !e.is_not_found() => return Err(e),
@@ -194,7 +212,11 @@ impl RuntimeManager {
         let secs = pod
             .metadata
             .deletion_grace_period_seconds
-            .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
             .unwrap_or(30);
         Duration::from_secs(secs.max(2) as u64)
     }
@@ -219,7 +241,11 @@ impl RuntimeManager {
                 result.error = Some(format!("create pod log directory: {e}"));
                 return result;
             }
-            match self.runtime.run_pod_sandbox(sandbox_config.clone(), String::new()).await {
+            match self
+                .runtime
+                .run_pod_sandbox(sandbox_config.clone(), String::new())
+                .await
+            {
                 Ok(id) => sandbox_id = id,
                 Err(e) => {
                     result.error = Some(format!("Failed to create pod sandbox: {e}"));
@@ -227,18 +253,46 @@ impl RuntimeManager {
                 }
             }
             pod_ips = match self.runtime.pod_sandbox_status(&sandbox_id).await {
-                Ok(s) => PodRuntimeStatus { sandboxes: vec![s], containers: vec![] }.pod_ips(),
+                Ok(s) => PodRuntimeStatus {
+                    sandboxes: vec![s],
+                    containers: vec![],
+                }
+                .pod_ips(),
                 Err(_) => Vec::new(),
             };
         }
         let spec = pod.spec.clone().unwrap_or_default();
         let mut targets: Vec<(Container, bool)> = Vec::new();
         if let Some(i) = actions.next_init_container_to_start {
-            targets.extend(spec.init_containers.iter().flatten().nth(i).cloned().map(|c| (c, true)));
+            targets.extend(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .nth(i)
+                    .cloned()
+                    .map(|c| (c, true)),
+            );
         }
-        targets.extend(actions.containers_to_start.iter().filter_map(|i| spec.containers.get(*i).cloned()).map(|c| (c, false)));
+        targets.extend(
+            actions
+                .containers_to_start
+                .iter()
+                .filter_map(|i| spec.containers.get(*i).cloned())
+                .map(|c| (c, false)),
+        );
         for (c, init) in targets {
-            match self.start_container(pod, &c, init, status, &sandbox_id, &sandbox_config, &pod_ips).await {
+            match self
+                .start_container(
+                    pod,
+                    &c,
+                    init,
+                    status,
+                    &sandbox_id,
+                    &sandbox_config,
+                    &pod_ips,
+                )
+                .await
+            {
                 Ok(()) => result.started.push(c.name.clone()),
                 Err(f) => {
                     tracing::info!(pod = %format_pod(pod), container = %c.name, reason = %f.reason, message = %f.message, "container start failed");
@@ -249,13 +303,20 @@ impl RuntimeManager {
         result
     }
 
-    async fn apply_kills(&self, pod: &Pod, status: &PodRuntimeStatus, actions: &PodActions) -> Result<(), CriError> {
+    async fn apply_kills(
+        &self,
+        pod: &Pod,
+        status: &PodRuntimeStatus,
+        actions: &PodActions,
+    ) -> Result<(), CriError> {
         if actions.kill_pod {
             return self.kill_pod(pod, status, Self::grace_period(pod)).await;
         }
         for (id, (name, message)) in &actions.containers_to_kill {
             tracing::info!(pod = %format_pod(pod), container = %name, %message, "killing container");
-            self.runtime.stop_container(id, Self::grace_period(pod)).await?;
+            self.runtime
+                .stop_container(id, Self::grace_period(pod))
+                .await?;
         }
         Ok(())
     }
@@ -276,11 +337,17 @@ impl RuntimeManager {
     }
 
     /// `doBackOff`: refuses a restart inside the crash-loop window.
-    fn crash_loop_check(&self, pod: &Pod, c: &Container, previous: Option<&ContainerRecord>) -> Result<(), StartFailure> {
+    fn crash_loop_check(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        previous: Option<&ContainerRecord>,
+    ) -> Result<(), StartFailure> {
         let Some(prev) = previous.filter(|p| p.state == ContainerState::Exited) else {
             return Ok(());
         };
-        let finished = Timestamp::from_nanosecond(i128::from(prev.finished_at)).unwrap_or_else(|_| Timestamp::now());
+        let finished = Timestamp::from_nanosecond(i128::from(prev.finished_at))
+            .unwrap_or_else(|_| Timestamp::now());
         let key = Self::backoff_key(pod, c);
         let mut b = self.crash_backoff.lock().unwrap_or_else(|p| p.into_inner());
         if b.is_in_backoff_since(&key, finished, Timestamp::now()) {
@@ -300,7 +367,12 @@ impl RuntimeManager {
     }
 
     /// `EnsureImageExists`: returns the image ref to run.
-    async fn ensure_image(&self, pod: &Pod, c: &Container, sandbox: &api::PodSandboxConfig) -> Result<String, StartFailure> {
+    async fn ensure_image(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        sandbox: &api::PodSandboxConfig,
+    ) -> Result<String, StartFailure> {
         let image = c.image.clone().unwrap_or_default();
         let policy = effective_pull_policy(c);
         let present = self.images.image_status(&image).await.ok().flatten();
@@ -312,7 +384,9 @@ impl RuntimeManager {
         if policy == "Never" {
             return Err(StartFailure {
                 reason: ERR_IMAGE_NEVER_PULL.into(),
-                message: format!("Container image \"{image}\" is not present with pull policy of Never"),
+                message: format!(
+                    "Container image \"{image}\" is not present with pull policy of Never"
+                ),
             });
         }
         let key = format!("{}_{image}", pod_uid(pod));
@@ -326,10 +400,17 @@ impl RuntimeManager {
                 });
             }
         }
-        match self.images.pull_image(&image, None, Some(sandbox.clone())).await {
+        match self
+            .images
+            .pull_image(&image, None, Some(sandbox.clone()))
+            .await
+        {
             Ok(r) => Ok(r),
             Err(e) => {
-                self.image_backoff.lock().unwrap_or_else(|p| p.into_inner()).next(&key, now);
+                self.image_backoff
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .next(&key, now);
                 Err(StartFailure {
                     reason: ERR_IMAGE_PULL.into(),
                     message: format!("failed to pull and unpack image \"{image}\": {e}"),
@@ -338,7 +419,12 @@ impl RuntimeManager {
         }
     }
 
-    async fn env_inputs(&self, pod: &Pod, c: &Container, pod_ips: &[String]) -> Result<EnvInputs, StartFailure> {
+    async fn env_inputs(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        pod_ips: &[String],
+    ) -> Result<EnvInputs, StartFailure> {
         let mut inputs = EnvInputs {
             host_ips: self.settings.host_ips.clone(),
             pod_ips: pod_ips.to_vec(),
@@ -349,7 +435,10 @@ impl RuntimeManager {
             return Ok(inputs);
         };
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let fail = |e: kube::Error| StartFailure { reason: CREATE_CONTAINER_CONFIG_ERROR.into(), message: e.to_string() };
+        let fail = |e: kube::Error| StartFailure {
+            reason: CREATE_CONTAINER_CONFIG_ERROR.into(),
+            message: e.to_string(),
+        };
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
         let mut cm_names = Vec::new();
@@ -360,8 +449,14 @@ impl RuntimeManager {
         }
         for v in c.env.iter().flatten() {
             let from = v.value_from.as_ref();
-            cm_names.extend(from.and_then(|f| f.config_map_key_ref.as_ref()).map(|r| r.name.clone()));
-            secret_names.extend(from.and_then(|f| f.secret_key_ref.as_ref()).map(|r| r.name.clone()));
+            cm_names.extend(
+                from.and_then(|f| f.config_map_key_ref.as_ref())
+                    .map(|r| r.name.clone()),
+            );
+            secret_names.extend(
+                from.and_then(|f| f.secret_key_ref.as_ref())
+                    .map(|r| r.name.clone()),
+            );
         }
         for name in cm_names {
             let obj = cms.get_opt(&name).await.map_err(fail)?;
@@ -373,7 +468,9 @@ impl RuntimeManager {
         }
         for namespace in [ns.as_str(), "default"] {
             let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-            inputs.services.extend(api.list(&ListParams::default()).await.map_err(fail)?.items);
+            inputs
+                .services
+                .extend(api.list(&ListParams::default()).await.map_err(fail)?.items);
         }
         Ok(inputs)
     }
@@ -411,13 +508,24 @@ impl RuntimeManager {
             .runtime
             .create_container(sandbox_id, config, sandbox_config.clone())
             .await
-            .map_err(|e| StartFailure { reason: CREATE_CONTAINER_ERROR.into(), message: e.to_string() })?;
+            .map_err(|e| StartFailure {
+                reason: CREATE_CONTAINER_ERROR.into(),
+                message: e.to_string(),
+            })?;
         self.runtime
             .start_container(&id)
             .await
-            .map_err(|e| StartFailure { reason: RUN_CONTAINER_ERROR.into(), message: e.to_string() })?;
+            .map_err(|e| StartFailure {
+                reason: RUN_CONTAINER_ERROR.into(),
+                message: e.to_string(),
+            })?;
         // Keep only the previous instance (for lastState); older ones are garbage.
-        for old in status.containers.iter().filter(|o| o.name == c.name).skip(1) {
+        for old in status
+            .containers
+            .iter()
+            .filter(|o| o.name == c.name)
+            .skip(1)
+        {
             if let Err(e) = self.runtime.remove_container(&old.id).await {
                 tracing::debug!(error = %e, id = %old.id, "removing old container instance");
             }
@@ -427,8 +535,14 @@ impl RuntimeManager {
 
     /// Forgets back-off state of a pod that is gone.
     pub fn forget_pod(&self, uid: &str) {
-        self.crash_backoff.lock().unwrap_or_else(|p| p.into_inner()).forget(uid);
-        self.image_backoff.lock().unwrap_or_else(|p| p.into_inner()).forget(uid);
+        self.crash_backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(uid);
+        self.image_backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(uid);
     }
 }
 
@@ -438,11 +552,21 @@ mod tests {
 
     #[test]
     fn pull_policy_defaults() {
-        let c = |image: &str| Container { name: "c".into(), image: Some(image.into()), ..Default::default() };
+        let c = |image: &str| Container {
+            name: "c".into(),
+            image: Some(image.into()),
+            ..Default::default()
+        };
         assert_eq!(effective_pull_policy(&c("busybox")), "Always");
         assert_eq!(effective_pull_policy(&c("busybox:latest")), "Always");
         assert_eq!(effective_pull_policy(&c("busybox:1.36")), "IfNotPresent");
-        assert_eq!(effective_pull_policy(&c("localhost:5000/busybox")), "Always");
-        assert_eq!(effective_pull_policy(&c("busybox@sha256:abc")), "IfNotPresent");
+        assert_eq!(
+            effective_pull_policy(&c("localhost:5000/busybox")),
+            "Always"
+        );
+        assert_eq!(
+            effective_pull_policy(&c("busybox@sha256:abc")),
+            "IfNotPresent"
+        );
     }
 }

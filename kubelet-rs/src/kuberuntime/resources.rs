@@ -82,12 +82,21 @@ mod tests {
         let c = Container {
             name: "c".into(),
             resources: Some(ResourceRequirements {
-                limits: Some(BTreeMap::from([("cpu".to_string(), q("500m")), ("memory".to_string(), q("128Mi"))])),
+                limits: Some(BTreeMap::from([
+                    ("cpu".to_string(), q("500m")),
+                    ("memory".to_string(), q("128Mi")),
+                ])),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let pod = Pod { spec: Some(PodSpec { containers: vec![c.clone()], ..Default::default() }), ..Default::default() };
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![c.clone()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let r = linux_container_resources(&pod, &c, 8 << 30, true);
         assert_eq!(r.cpu_shares, 512);
         assert_eq!(r.cpu_quota, 50_000);

@@ -46,7 +46,11 @@ impl ContainerRecord {
         let labels = &status.labels;
         Self {
             id: status.id.clone(),
-            name: status.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+            name: status
+                .metadata
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
             state: ContainerState::from_cri(status.state),
             created_at: status.created_at,
             started_at: status.started_at,
@@ -54,14 +58,23 @@ impl ContainerRecord {
             exit_code: status.exit_code,
             reason: status.reason.clone(),
             message: status.message.clone(),
-            image: status.image.as_ref().map(|i| i.image.clone()).unwrap_or_default(),
+            image: status
+                .image
+                .as_ref()
+                .map(|i| i.image.clone())
+                .unwrap_or_default(),
             image_ref: status.image_ref.clone(),
             restart_count: ann
                 .get(super::labels::CONTAINER_RESTART_COUNT)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
-            hash: ann.get(super::labels::CONTAINER_HASH).cloned().unwrap_or_default(),
-            init: labels.get(super::labels::CONTAINER_TYPE).map(String::as_str)
+            hash: ann
+                .get(super::labels::CONTAINER_HASH)
+                .cloned()
+                .unwrap_or_default(),
+            init: labels
+                .get(super::labels::CONTAINER_TYPE)
+                .map(String::as_str)
                 == Some(super::labels::CONTAINER_TYPE_INIT),
         }
     }
@@ -77,8 +90,10 @@ pub struct PodRuntimeStatus {
 impl PodRuntimeStatus {
     /// Sorts newest first, the order every lookup relies on.
     pub fn normalise(mut self) -> Self {
-        self.sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-        self.containers.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        self.sandboxes
+            .sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        self.containers
+            .sort_by(|a, b| b.created_at.cmp(&a.created_at));
         self
     }
 
@@ -93,7 +108,9 @@ impl PodRuntimeStatus {
     }
 
     pub fn running(&self) -> impl Iterator<Item = &ContainerRecord> {
-        self.containers.iter().filter(|c| c.state == ContainerState::Running)
+        self.containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
     }
 
     /// IPs of the newest ready sandbox.

@@ -94,7 +94,13 @@ pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::Pod
         dns_config: (!host_network || !p.dns.servers.is_empty()).then(|| p.dns.clone()),
         port_mappings,
         labels: labels::sandbox_labels(pod),
-        annotations: pod.metadata.annotations.clone().unwrap_or_default().into_iter().collect::<HashMap<_, _>>(),
+        annotations: pod
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<HashMap<_, _>>(),
         linux: Some(api::LinuxPodSandboxConfig {
             cgroup_parent: p.cgroup_parent.clone(),
             security_context: Some(api::LinuxSandboxSecurityContext {

@@ -47,7 +47,10 @@ pub fn hugepage_size_name(dir_name: &str) -> Option<(String, i64)> {
         .strip_suffix("kB")?
         .parse()
         .ok()?;
-    Some((crate::nodestatus::quantity::format_binary_si(kb * 1024), kb * 1024))
+    Some((
+        crate::nodestatus::quantity::format_binary_si(kb * 1024),
+        kb * 1024,
+    ))
 }
 
 fn hugepages() -> BTreeMap<String, i64> {
@@ -84,10 +87,13 @@ fn fs_capacity(path: &Path) -> i64 {
 impl MachineInfo {
     /// Reads the host's facts; missing files give empty values, like cAdvisor.
     pub fn read(root_dir: &Path) -> Self {
-        let machine_id = [read_trim("/etc/machine-id"), read_trim("/var/lib/dbus/machine-id")]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .unwrap_or_default();
+        let machine_id = [
+            read_trim("/etc/machine-id"),
+            read_trim("/var/lib/dbus/machine-id"),
+        ]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
         let kernel_version = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().to_string())
             .unwrap_or_default();
@@ -102,7 +108,9 @@ impl MachineInfo {
             system_uuid: read_trim("/sys/class/dmi/id/product_uuid"),
             boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
             kernel_version,
-            os_image: parse_os_release(&std::fs::read_to_string("/etc/os-release").unwrap_or_default()),
+            os_image: parse_os_release(
+                &std::fs::read_to_string("/etc/os-release").unwrap_or_default(),
+            ),
             root_fs_capacity: fs_capacity(root_dir),
         }
     }
@@ -120,7 +128,10 @@ mod tests {
         let os = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
         assert_eq!(parse_os_release(os), "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(parse_os_release(""), "Linux");
-        assert_eq!(hugepage_size_name("hugepages-2048kB"), Some(("2Mi".into(), 2 * 1024 * 1024)));
+        assert_eq!(
+            hugepage_size_name("hugepages-2048kB"),
+            Some(("2Mi".into(), 2 * 1024 * 1024))
+        );
         assert_eq!(
             hugepage_size_name("hugepages-1048576kB"),
             Some(("1Gi".into(), 1024 * 1024 * 1024))

@@ -59,7 +59,8 @@ pub fn initial_node(config: &KubeletConfig) -> Node {
 
 /// Labels/annotations of `wanted` missing or different on `existing`, as a merge patch.
 pub fn reconcile_patch(existing: &Node, wanted: &Node) -> Option<serde_json::Value> {
-    let diff = |have: Option<&BTreeMap<String, String>>, want: Option<&BTreeMap<String, String>>| {
+    let diff = |have: Option<&BTreeMap<String, String>>,
+                want: Option<&BTreeMap<String, String>>| {
         let have = have.cloned().unwrap_or_default();
         want.into_iter()
             .flatten()
@@ -67,7 +68,10 @@ pub fn reconcile_patch(existing: &Node, wanted: &Node) -> Option<serde_json::Val
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect::<serde_json::Map<_, _>>()
     };
-    let labels = diff(existing.metadata.labels.as_ref(), wanted.metadata.labels.as_ref());
+    let labels = diff(
+        existing.metadata.labels.as_ref(),
+        wanted.metadata.labels.as_ref(),
+    );
     let annotations = diff(
         existing.metadata.annotations.as_ref(),
         wanted.metadata.annotations.as_ref(),
@@ -92,7 +96,11 @@ pub async fn register_node(client: &Client, config: &KubeletConfig) -> Result<No
             match reconcile_patch(&existing, &wanted) {
                 Some(patch) => {
                     let node = nodes
-                        .patch(&config.node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .patch(
+                            &config.node_name,
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
                         .await?;
                     tracing::info!(node = %config.node_name, "Reconciled existing node");
                     Ok(node)
@@ -135,7 +143,10 @@ mod tests {
 
         let mut existing = node.clone();
         assert!(reconcile_patch(&existing, &node).is_none());
-        existing.metadata.labels = Some(BTreeMap::from([(LABEL_OS.to_string(), "windows".to_string())]));
+        existing.metadata.labels = Some(BTreeMap::from([(
+            LABEL_OS.to_string(),
+            "windows".to_string(),
+        )]));
         let patch = reconcile_patch(&existing, &node).expect("labels differ");
         assert_eq!(patch["metadata"]["labels"][LABEL_OS], "linux");
         assert_eq!(patch["metadata"]["labels"]["role"], "edge");

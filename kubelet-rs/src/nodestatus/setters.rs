@@ -25,7 +25,10 @@ pub fn capacity(machine: &MachineInfo, max_pods: i32) -> ResourceMilli {
     c.insert("cpu".into(), machine.num_cores as i128 * 1000);
     c.insert("memory".into(), machine.memory_capacity as i128 * 1000);
     c.insert("pods".into(), max_pods as i128 * 1000);
-    c.insert("ephemeral-storage".into(), machine.root_fs_capacity as i128 * 1000);
+    c.insert(
+        "ephemeral-storage".into(),
+        machine.root_fs_capacity as i128 * 1000,
+    );
     for (size, bytes) in &machine.hugepages {
         c.insert(format!("hugepages-{size}"), *bytes as i128 * 1000);
     }
@@ -33,7 +36,11 @@ pub fn capacity(machine: &MachineInfo, max_pods: i32) -> ResourceMilli {
 }
 
 /// A hard eviction threshold for `signal` as milli-units of `capacity_milli`.
-fn eviction_reservation(eviction_hard: &BTreeMap<String, String>, signal: &str, capacity_milli: i128) -> i128 {
+fn eviction_reservation(
+    eviction_hard: &BTreeMap<String, String>,
+    signal: &str,
+    capacity_milli: i128,
+) -> i128 {
     let Some(v) = eviction_hard.get(signal) else {
         return 0;
     };
@@ -94,7 +101,11 @@ pub fn to_quantities(list: &ResourceMilli) -> BTreeMap<String, Quantity> {
 }
 
 /// `InternalIP`s from `--node-ip` (or the detected address) followed by `Hostname`.
-pub fn node_addresses(node_ips: &[IpAddr], detected: Option<IpAddr>, hostname: &str) -> Vec<NodeAddress> {
+pub fn node_addresses(
+    node_ips: &[IpAddr],
+    detected: Option<IpAddr>,
+    hostname: &str,
+) -> Vec<NodeAddress> {
     let ips: Vec<IpAddr> = if node_ips.is_empty() {
         detected.into_iter().collect()
     } else {
@@ -136,16 +147,39 @@ pub fn runtime_errors(status: Option<&api::RuntimeStatus>) -> Vec<String> {
 
 /// The four node conditions in upstream order, carrying transition times over from
 /// `previous` when the status did not change.
-pub fn conditions(previous: &[NodeCondition], not_ready: &[String], now: Timestamp) -> Vec<NodeCondition> {
+pub fn conditions(
+    previous: &[NodeCondition],
+    not_ready: &[String],
+    now: Timestamp,
+) -> Vec<NodeCondition> {
     let (ready_status, ready_reason, ready_message) = if not_ready.is_empty() {
-        ("True", "KubeletReady", "kubelet is posting ready status".to_string())
+        (
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status".to_string(),
+        )
     } else {
         ("False", "KubeletNotReady", not_ready.join(","))
     };
     let wanted = [
-        ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available".to_string()),
-        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure".to_string()),
-        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available".to_string()),
+        (
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available".to_string(),
+        ),
+        (
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure".to_string(),
+        ),
+        (
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available".to_string(),
+        ),
         ("Ready", ready_status, ready_reason, ready_message),
     ];
     wanted
@@ -169,7 +203,11 @@ pub fn conditions(previous: &[NodeCondition], not_ready: &[String], now: Timesta
 }
 
 /// `containerRuntimeVersion` is `<runtime name>://<version>`.
-pub fn node_info(machine: &MachineInfo, version: Option<&api::VersionResponse>, kubelet_version: &str) -> NodeSystemInfo {
+pub fn node_info(
+    machine: &MachineInfo,
+    version: Option<&api::VersionResponse>,
+    kubelet_version: &str,
+) -> NodeSystemInfo {
     NodeSystemInfo {
         machine_id: machine.machine_id.clone(),
         system_uuid: machine.system_uuid.clone(),
@@ -205,7 +243,12 @@ pub fn images(list: &[api::Image]) -> Vec<ContainerImage> {
         .into_iter()
         .take(MAX_NODE_STATUS_IMAGES)
         .map(|img| {
-            let names: Vec<String> = img.repo_digests.iter().chain(img.repo_tags.iter()).cloned().collect();
+            let names: Vec<String> = img
+                .repo_digests
+                .iter()
+                .chain(img.repo_tags.iter())
+                .cloned()
+                .collect();
             ContainerImage {
                 names: Some(names),
                 size_bytes: Some(img.size as i64),
@@ -219,7 +262,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -242,8 +288,16 @@ mod tests {
         assert_eq!(q["cpu"].0, "3700m");
         assert_eq!(q["pods"].0, "110");
         // 8Gi - 1Gi - 100Mi - 512Mi huge pages
-        assert_eq!(q["memory"].0, format_binary_si(8 * 1024 * 1024 * 1024 - 1024 * 1024 * 1024 - 100 * 1024 * 1024 - 512 * 1024 * 1024));
-        assert_eq!(q["ephemeral-storage"].0, format_binary_si(100 * 1024 * 1024 * 1024 - 10 * 1024 * 1024 * 1024));
+        assert_eq!(
+            q["memory"].0,
+            format_binary_si(
+                8 * 1024 * 1024 * 1024 - 1024 * 1024 * 1024 - 100 * 1024 * 1024 - 512 * 1024 * 1024
+            )
+        );
+        assert_eq!(
+            q["ephemeral-storage"].0,
+            format_binary_si(100 * 1024 * 1024 * 1024 - 10 * 1024 * 1024 * 1024)
+        );
         let capq = to_quantities(&cap);
         assert_eq!(capq["memory"].0, "8Gi");
         assert_eq!(capq["hugepages-2Mi"].0, "512Mi");
@@ -255,10 +309,16 @@ mod tests {
         let t0 = Timestamp::from_second(1_000).expect("valid");
         let t1 = Timestamp::from_second(2_000).expect("valid");
         let first = conditions(&[], &[], t0);
-        assert_eq!(first.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]);
+        assert_eq!(
+            first.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+        );
         let ready = &first[3];
         assert_eq!(ready.reason.as_deref(), Some("KubeletReady"));
-        assert_eq!(ready.message.as_deref(), Some("kubelet is posting ready status"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("kubelet is posting ready status")
+        );
         let second = conditions(&first, &[], t1);
         assert_eq!(second[3].last_transition_time, Some(Time(t0)));
         assert_eq!(second[3].last_heartbeat_time, Some(Time(t1)));
@@ -272,7 +332,11 @@ mod tests {
     fn runtime_errors_match_upstream_messages() {
         let status = api::RuntimeStatus {
             conditions: vec![
-                api::RuntimeCondition { r#type: "RuntimeReady".into(), status: true, ..Default::default() },
+                api::RuntimeCondition {
+                    r#type: "RuntimeReady".into(),
+                    status: true,
+                    ..Default::default()
+                },
                 api::RuntimeCondition {
                     r#type: "NetworkReady".into(),
                     status: false,
@@ -285,7 +349,10 @@ mod tests {
             runtime_errors(Some(&status)),
             vec!["container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:cni plugin not initialized".to_string()]
         );
-        assert_eq!(runtime_errors(None), vec!["container runtime is down".to_string()]);
+        assert_eq!(
+            runtime_errors(None),
+            vec!["container runtime is down".to_string()]
+        );
     }
 
     #[test]
@@ -294,8 +361,17 @@ mod tests {
         let other: IpAddr = "192.168.1.2".parse().expect("ip");
         let a = node_addresses(&[ip], Some(other), "node-a");
         assert_eq!(a.len(), 2);
-        assert_eq!((a[0].type_.as_str(), a[0].address.as_str()), ("InternalIP", "10.0.0.5"));
-        assert_eq!((a[1].type_.as_str(), a[1].address.as_str()), ("Hostname", "node-a"));
-        assert_eq!(node_addresses(&[], Some(other), "n")[0].address, "192.168.1.2");
+        assert_eq!(
+            (a[0].type_.as_str(), a[0].address.as_str()),
+            ("InternalIP", "10.0.0.5")
+        );
+        assert_eq!(
+            (a[1].type_.as_str(), a[1].address.as_str()),
+            ("Hostname", "node-a")
+        );
+        assert_eq!(
+            node_addresses(&[], Some(other), "n")[0].address,
+            "192.168.1.2"
+        );
     }
 }

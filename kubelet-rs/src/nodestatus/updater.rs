@@ -84,7 +84,11 @@ impl NodeStatusUpdater {
                     port: i32::from(cfg.port),
                 }),
             }),
-            node_info: Some(setters::node_info(&self.machine, version.as_ref(), KUBELET_VERSION)),
+            node_info: Some(setters::node_info(
+                &self.machine,
+                version.as_ref(),
+                KUBELET_VERSION,
+            )),
             images: Some(setters::images(&image_list)),
             ..previous.clone()
         }
@@ -94,7 +98,11 @@ impl NodeStatusUpdater {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let body = serde_json::json!({ "status": status });
         Ok(nodes
-            .patch_status(&self.config.node_name, &PatchParams::default(), &Patch::Merge(&body))
+            .patch_status(
+                &self.config.node_name,
+                &PatchParams::default(),
+                &Patch::Merge(&body),
+            )
             .await?)
     }
 

@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::phase::get_phase;
 use crate::kuberuntime::actions::should_container_be_restarted;
 use crate::kuberuntime::manager::StartFailure;
-use crate::kuberuntime::runtime_status::{ContainerRecord, ContainerState as RtState, PodRuntimeStatus};
+use crate::kuberuntime::runtime_status::{
+    ContainerRecord, ContainerState as RtState, PodRuntimeStatus,
+};
 use crate::qos::{compute_pod_qos, is_static_pod};
 
 pub const CONTAINER_CREATING: &str = "ContainerCreating";
@@ -20,7 +22,12 @@ pub const POD_INITIALIZING: &str = "PodInitializing";
 pub const POD_COMPLETED: &str = "PodCompleted";
 pub const CONTAINERS_NOT_READY: &str = "ContainersNotReady";
 pub const CONTAINERS_NOT_INITIALIZED: &str = "ContainersNotInitialized";
-const KUBELET_CONDITIONS: [&str; 4] = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"];
+const KUBELET_CONDITIONS: [&str; 4] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+];
 
 /// Inputs of one status computation.
 pub struct StatusInputs<'a> {
@@ -35,7 +42,10 @@ pub struct StatusInputs<'a> {
 }
 
 fn ts(ns: i64) -> Option<Time> {
-    (ns > 0).then(|| Timestamp::from_nanosecond(i128::from(ns)).ok()).flatten().map(Time)
+    (ns > 0)
+        .then(|| Timestamp::from_nanosecond(i128::from(ns)).ok())
+        .flatten()
+        .map(Time)
 }
 
 fn terminated(r: &ContainerRecord, runtime_name: &str) -> ContainerState {
@@ -55,13 +65,20 @@ fn terminated(r: &ContainerRecord, runtime_name: &str) -> ContainerState {
 
 fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     ContainerState {
-        waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message }),
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message,
+        }),
         ..Default::default()
     }
 }
 
 /// `convertToAPIContainerStatuses` for one list of spec containers.
-fn container_statuses(input: &StatusInputs<'_>, containers: &[Container], default_reason: &str) -> Vec<ContainerStatus> {
+fn container_statuses(
+    input: &StatusInputs<'_>,
+    containers: &[Container],
+    default_reason: &str,
+) -> Vec<ContainerStatus> {
     let mut out = Vec::new();
     for c in containers {
         let latest = input.runtime.find(&c.name);
@@ -84,7 +101,9 @@ fn container_statuses(input: &StatusInputs<'_>, containers: &[Container], defaul
                     status.ready = true;
                     status.started = Some(true);
                     ContainerState {
-                        running: Some(ContainerStateRunning { started_at: ts(r.started_at) }),
+                        running: Some(ContainerStateRunning {
+                            started_at: ts(r.started_at),
+                        }),
                         ..Default::default()
                     }
                 }
@@ -94,13 +113,19 @@ fn container_statuses(input: &StatusInputs<'_>, containers: &[Container], defaul
                     terminated: Some(ContainerStateTerminated {
                         exit_code: 137,
                         reason: Some("ContainerStatusUnknown".into()),
-                        message: Some("The container could not be located when the pod was terminated".into()),
+                        message: Some(
+                            "The container could not be located when the pod was terminated".into(),
+                        ),
                         ..Default::default()
                     }),
                     ..Default::default()
                 },
             });
-            if let Some(prev) = input.runtime.previous(&c.name).filter(|p| p.state == RtState::Exited) {
+            if let Some(prev) = input
+                .runtime
+                .previous(&c.name)
+                .filter(|p| p.state == RtState::Exited)
+            {
                 status.last_state = Some(terminated(prev, input.runtime_name));
             }
         }
@@ -108,7 +133,11 @@ fn container_statuses(input: &StatusInputs<'_>, containers: &[Container], defaul
         if should_container_be_restarted(c, input.pod, input.runtime)
             && let Some(f) = input.reasons.get(&c.name)
         {
-            if status.state.as_ref().is_some_and(|s| s.terminated.is_some()) {
+            if status
+                .state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some())
+            {
                 status.last_state = status.state.clone();
             }
             status.state = Some(waiting(&f.reason, Some(f.message.clone())));
@@ -118,7 +147,14 @@ fn container_statuses(input: &StatusInputs<'_>, containers: &[Container], defaul
     out
 }
 
-fn condition(previous: &[PodCondition], type_: &str, ok: bool, reason: Option<&str>, message: Option<String>, now: Timestamp) -> PodCondition {
+fn condition(
+    previous: &[PodCondition],
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+    now: Timestamp,
+) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     let prev = previous.iter().find(|c| c.type_ == type_);
     PodCondition {
@@ -147,12 +183,26 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
     let inits = spec.init_containers.clone().unwrap_or_default();
     let init_statuses = container_statuses(input, &inits, CONTAINER_CREATING);
-    let default_reason = if inits.is_empty() { CONTAINER_CREATING } else { POD_INITIALIZING };
+    let default_reason = if inits.is_empty() {
+        CONTAINER_CREATING
+    } else {
+        POD_INITIALIZING
+    };
     let statuses = container_statuses(input, &spec.containers, default_reason);
-    let mut phase = get_phase(&spec, &init_statuses, &statuses, input.pod_is_terminal, is_static_pod(pod));
+    let mut phase = get_phase(
+        &spec,
+        &init_statuses,
+        &statuses,
+        input.pod_is_terminal,
+        is_static_pod(pod),
+    );
     // A terminal phase never goes back.
     if let Some(p @ ("Succeeded" | "Failed")) = previous.phase.as_deref() {
-        phase = if p == "Succeeded" { "Succeeded" } else { "Failed" };
+        phase = if p == "Succeeded" {
+            "Succeeded"
+        } else {
+            "Failed"
+        };
     }
     let terminal = phase == "Succeeded" || phase == "Failed";
 
@@ -166,37 +216,97 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
         .zip(&init_statuses)
         .filter(|(c, s)| {
             c.restart_policy.as_deref() != Some("Always")
-                && !s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
+                && !s
+                    .state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_some_and(|t| t.exit_code == 0)
         })
         .map(|(c, _)| c.name.clone())
         .collect();
-    let unready: Vec<String> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.clone()).collect();
+    let unready: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.clone())
+        .collect();
     let now = input.now;
-    let mut conditions = vec![condition(&prev_conditions, "PodReadyToStartContainers", sandbox_ready, None, None, now)];
+    let mut conditions = vec![condition(
+        &prev_conditions,
+        "PodReadyToStartContainers",
+        sandbox_ready,
+        None,
+        None,
+        now,
+    )];
     conditions.push(if terminal && !inits.is_empty() {
-        condition(&prev_conditions, "Initialized", true, Some(POD_COMPLETED), None, now)
+        condition(
+            &prev_conditions,
+            "Initialized",
+            true,
+            Some(POD_COMPLETED),
+            None,
+            now,
+        )
     } else if not_initialized.is_empty() {
         condition(&prev_conditions, "Initialized", true, None, None, now)
     } else {
-        condition(&prev_conditions, "Initialized", false, Some(CONTAINERS_NOT_INITIALIZED), Some(format!("containers with incomplete status: {}", names_list(&not_initialized))), now)
+        condition(
+            &prev_conditions,
+            "Initialized",
+            false,
+            Some(CONTAINERS_NOT_INITIALIZED),
+            Some(format!(
+                "containers with incomplete status: {}",
+                names_list(&not_initialized)
+            )),
+            now,
+        )
     });
     for type_ in ["Ready", "ContainersReady"] {
         conditions.push(if terminal {
-            condition(&prev_conditions, type_, false, Some(POD_COMPLETED), None, now)
+            condition(
+                &prev_conditions,
+                type_,
+                false,
+                Some(POD_COMPLETED),
+                None,
+                now,
+            )
         } else if unready.is_empty() {
             condition(&prev_conditions, type_, true, None, None, now)
         } else {
-            condition(&prev_conditions, type_, false, Some(CONTAINERS_NOT_READY), Some(format!("containers with unready status: {}", names_list(&unready))), now)
+            condition(
+                &prev_conditions,
+                type_,
+                false,
+                Some(CONTAINERS_NOT_READY),
+                Some(format!(
+                    "containers with unready status: {}",
+                    names_list(&unready)
+                )),
+                now,
+            )
         });
     }
     // Conditions owned by others (PodScheduled, DisruptionTarget, readiness gates) are kept.
-    conditions.extend(prev_conditions.iter().filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str())).cloned());
+    conditions.extend(
+        prev_conditions
+            .iter()
+            .filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned(),
+    );
 
     let pod_ips = input.runtime.pod_ips();
     let pod_ips = if pod_ips.is_empty() && spec.host_network.unwrap_or(false) {
         input.host_ips.to_vec()
     } else if pod_ips.is_empty() {
-        previous.pod_ips.clone().unwrap_or_default().into_iter().map(|p| p.ip).collect()
+        previous
+            .pod_ips
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.ip)
+            .collect()
     } else {
         pod_ips
     };
@@ -206,11 +316,23 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
         container_statuses: Some(statuses),
         init_container_statuses: (!inits.is_empty()).then_some(init_statuses),
         pod_ip: pod_ips.first().cloned(),
-        pod_ips: (!pod_ips.is_empty()).then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        pod_ips: (!pod_ips.is_empty())
+            .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         host_ip: input.host_ips.first().cloned(),
-        host_ips: (!input.host_ips.is_empty()).then(|| input.host_ips.iter().map(|ip| HostIP { ip: ip.clone() }).collect()),
+        host_ips: (!input.host_ips.is_empty()).then(|| {
+            input
+                .host_ips
+                .iter()
+                .map(|ip| HostIP { ip: ip.clone() })
+                .collect()
+        }),
         start_time: previous.start_time.clone().or(Some(Time(now))),
-        qos_class: Some(previous.qos_class.clone().unwrap_or_else(|| compute_pod_qos(pod).to_string())),
+        qos_class: Some(
+            previous
+                .qos_class
+                .clone()
+                .unwrap_or_else(|| compute_pod_qos(pod).to_string()),
+        ),
         ..previous
     }
 }
@@ -223,14 +345,27 @@ mod tests {
 
     fn pod() -> Pod {
         Pod {
-            metadata: kube::api::ObjectMeta { name: Some("p".into()), namespace: Some("d".into()), uid: Some("u".into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("d".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
-                containers: vec![Container { name: "a".into(), image: Some("busybox".into()), ..Default::default() }],
+                containers: vec![Container {
+                    name: "a".into(),
+                    image: Some("busybox".into()),
+                    ..Default::default()
+                }],
                 restart_policy: Some("Always".into()),
                 ..Default::default()
             }),
             status: Some(PodStatus {
-                conditions: Some(vec![PodCondition { type_: "PodScheduled".into(), status: "True".into(), ..Default::default() }]),
+                conditions: Some(vec![PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                }]),
                 ..Default::default()
             }),
         }
@@ -238,9 +373,24 @@ mod tests {
 
     fn rec(state: RtState, exit: i32, created: i64, restart: i32) -> ContainerRecord {
         ContainerRecord {
-            id: format!("c{created}"), name: "a".into(), state, created_at: created, started_at: created, finished_at: created + 1,
-            exit_code: exit, reason: if exit == 0 { "Completed".into() } else { "Error".into() }, message: String::new(),
-            image: "busybox".into(), image_ref: "sha256:abc".into(), restart_count: restart, hash: String::new(), init: false,
+            id: format!("c{created}"),
+            name: "a".into(),
+            state,
+            created_at: created,
+            started_at: created,
+            finished_at: created + 1,
+            exit_code: exit,
+            reason: if exit == 0 {
+                "Completed".into()
+            } else {
+                "Error".into()
+            },
+            message: String::new(),
+            image: "busybox".into(),
+            image_ref: "sha256:abc".into(),
+            restart_count: restart,
+            hash: String::new(),
+            init: false,
         }
     }
 
@@ -248,7 +398,10 @@ mod tests {
         api::PodSandboxStatus {
             id: "sb".into(),
             state: api::PodSandboxState::SandboxReady as i32,
-            network: Some(api::PodSandboxNetworkStatus { ip: "10.88.0.7".into(), additional_ips: vec![] }),
+            network: Some(api::PodSandboxNetworkStatus {
+                ip: "10.88.0.7".into(),
+                additional_ips: vec![],
+            }),
             ..Default::default()
         }
     }
@@ -256,22 +409,42 @@ mod tests {
     #[test]
     fn running_pod_is_ready() {
         let p = pod();
-        let rt = PodRuntimeStatus { sandboxes: vec![sandbox()], containers: vec![rec(RtState::Running, 0, 10, 0)] };
+        let rt = PodRuntimeStatus {
+            sandboxes: vec![sandbox()],
+            containers: vec![rec(RtState::Running, 0, 10, 0)],
+        };
         let reasons = BTreeMap::new();
         let now = Timestamp::from_second(100).expect("ts");
-        let s = generate_pod_status(&StatusInputs { pod: &p, runtime: &rt, reasons: &reasons, runtime_name: "containerd", host_ips: &["192.168.0.2".into()], pod_is_terminal: false, now });
+        let s = generate_pod_status(&StatusInputs {
+            pod: &p,
+            runtime: &rt,
+            reasons: &reasons,
+            runtime_name: "containerd",
+            host_ips: &["192.168.0.2".into()],
+            pod_is_terminal: false,
+            now,
+        });
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.pod_ip.as_deref(), Some("10.88.0.7"));
         assert_eq!(s.host_ip.as_deref(), Some("192.168.0.2"));
         assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
-        let types: Vec<(String, String)> = s.conditions.clone().unwrap_or_default().into_iter().map(|c| (c.type_, c.status)).collect();
-        assert_eq!(types, vec![
-            ("PodReadyToStartContainers".to_string(), "True".to_string()),
-            ("Initialized".into(), "True".into()),
-            ("Ready".into(), "True".into()),
-            ("ContainersReady".into(), "True".into()),
-            ("PodScheduled".into(), "True".into()),
-        ]);
+        let types: Vec<(String, String)> = s
+            .conditions
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.type_, c.status))
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                ("PodReadyToStartContainers".to_string(), "True".to_string()),
+                ("Initialized".into(), "True".into()),
+                ("Ready".into(), "True".into()),
+                ("ContainersReady".into(), "True".into()),
+                ("PodScheduled".into(), "True".into()),
+            ]
+        );
         let cs = &s.container_statuses.unwrap_or_default()[0];
         assert!(cs.ready);
         assert_eq!(cs.container_id.as_deref(), Some("containerd://c10"));
@@ -280,18 +453,52 @@ mod tests {
     #[test]
     fn crash_loop_is_waiting_with_last_state() {
         let p = pod();
-        let rt = PodRuntimeStatus { sandboxes: vec![sandbox()], containers: vec![rec(RtState::Exited, 2, 20, 1), rec(RtState::Exited, 2, 10, 0)] };
-        let reasons = BTreeMap::from([("a".to_string(), StartFailure { reason: "CrashLoopBackOff".into(), message: "back-off 10s restarting failed container=a pod=p_d(u)".into() })]);
+        let rt = PodRuntimeStatus {
+            sandboxes: vec![sandbox()],
+            containers: vec![
+                rec(RtState::Exited, 2, 20, 1),
+                rec(RtState::Exited, 2, 10, 0),
+            ],
+        };
+        let reasons = BTreeMap::from([(
+            "a".to_string(),
+            StartFailure {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off 10s restarting failed container=a pod=p_d(u)".into(),
+            },
+        )]);
         let now = Timestamp::from_second(100).expect("ts");
-        let s = generate_pod_status(&StatusInputs { pod: &p, runtime: &rt, reasons: &reasons, runtime_name: "containerd", host_ips: &[], pod_is_terminal: false, now });
+        let s = generate_pod_status(&StatusInputs {
+            pod: &p,
+            runtime: &rt,
+            reasons: &reasons,
+            runtime_name: "containerd",
+            host_ips: &[],
+            pod_is_terminal: false,
+            now,
+        });
         let cs = &s.container_statuses.clone().unwrap_or_default()[0];
         let w = cs.state.clone().and_then(|s| s.waiting).expect("waiting");
         assert_eq!(w.reason.as_deref(), Some("CrashLoopBackOff"));
-        assert_eq!(cs.last_state.clone().and_then(|s| s.terminated).map(|t| t.exit_code), Some(2));
+        assert_eq!(
+            cs.last_state
+                .clone()
+                .and_then(|s| s.terminated)
+                .map(|t| t.exit_code),
+            Some(2)
+        );
         assert_eq!(cs.restart_count, 1);
         assert_eq!(s.phase.as_deref(), Some("Running"));
-        let ready = s.conditions.unwrap_or_default().into_iter().find(|c| c.type_ == "Ready").expect("ready");
+        let ready = s
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("ready");
         assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [a]"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [a]")
+        );
     }
 }

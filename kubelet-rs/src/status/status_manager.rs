@@ -18,9 +18,16 @@ pub struct StatusManager {
 
 /// Status with volatile times removed, for change detection.
 fn comparable(status: &PodStatus) -> PodStatus {
-    let strip = |c: &PodCondition| PodCondition { last_probe_time: None, last_transition_time: None, ..c.clone() };
+    let strip = |c: &PodCondition| PodCondition {
+        last_probe_time: None,
+        last_transition_time: None,
+        ..c.clone()
+    };
     PodStatus {
-        conditions: status.conditions.as_ref().map(|cs| cs.iter().map(strip).collect()),
+        conditions: status
+            .conditions
+            .as_ref()
+            .map(|cs| cs.iter().map(strip).collect()),
         ..status.clone()
     }
 }
@@ -41,14 +48,22 @@ fn key(pod: &Pod) -> (String, String, String) {
 
 impl StatusManager {
     pub fn new(client: Client) -> Self {
-        Self { client, written: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            written: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Patches the pod's status subresource if it changed. A 404/409 (pod gone or
     /// replaced under the same name) is not an error: there is nothing to update.
     pub async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<bool, Error> {
         let (ns, name, uid) = key(pod);
-        let known = self.written.lock().unwrap_or_else(|p| p.into_inner()).get(&uid).cloned();
+        let known = self
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&uid)
+            .cloned();
         let baseline = known.as_ref().or(pod.status.as_ref());
         if !status_differs(baseline, status) {
             return Ok(false);
@@ -56,10 +71,16 @@ impl StatusManager {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         // The uid in the body makes the apiserver reject a patch for a recreated pod.
         let body = serde_json::json!({"metadata": {"uid": uid}, "status": status});
-        match pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
+        match pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
             Ok(_) => {
                 tracing::debug!(pod = %format!("{ns}/{name}"), phase = ?status.phase, "Status for pod updated successfully");
-                self.written.lock().unwrap_or_else(|p| p.into_inner()).insert(uid, status.clone());
+                self.written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(uid, status.clone());
                 Ok(true)
             }
             Err(e) if is_api_status(&e, 404) || is_api_status(&e, 409) => Ok(false),
@@ -74,7 +95,10 @@ impl StatusManager {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let params = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         match pods.delete(&name, &params).await {
@@ -84,12 +108,18 @@ impl StatusManager {
             Err(e) if is_api_status(&e, 404) || is_api_status(&e, 409) => {}
             Err(e) => return Err(e.into()),
         }
-        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&uid);
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&uid);
         Ok(())
     }
 
     pub fn forget(&self, uid: &str) {
-        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 }
 
@@ -107,10 +137,20 @@ mod tests {
             last_transition_time: Some(Time(Timestamp::from_second(t).expect("ts"))),
             ..Default::default()
         };
-        let a = PodStatus { phase: Some("Running".into()), conditions: Some(vec![cond(1)]), ..Default::default() };
-        let b = PodStatus { conditions: Some(vec![cond(2)]), ..a.clone() };
+        let a = PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![cond(1)]),
+            ..Default::default()
+        };
+        let b = PodStatus {
+            conditions: Some(vec![cond(2)]),
+            ..a.clone()
+        };
         assert!(!status_differs(Some(&a), &b));
-        let c = PodStatus { phase: Some("Failed".into()), ..a.clone() };
+        let c = PodStatus {
+            phase: Some("Failed".into()),
+            ..a.clone()
+        };
         assert!(status_differs(Some(&a), &c));
         assert!(status_differs(None, &a));
     }

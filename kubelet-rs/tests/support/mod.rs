@@ -2,9 +2,14 @@
 //! image, so real-runtime tests need no registry.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod oci;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kubelet::pod_workers::StatusSink;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -121,7 +126,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("containerd socket never appeared; log:\n{}", self.log()))
+        Err(format!(
+            "containerd socket never appeared; log:\n{}",
+            self.log()
+        ))
     }
 
     pub fn log(&self) -> String {
@@ -135,7 +143,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         let src = work.join("pause.c");
         std::fs::write(&src, PAUSE_C).map_err(|e| e.to_string())?;
         let pause_bin = work.join("pause");
-        run(Command::new("gcc").args(["-static", "-Os", "-o"]).arg(&pause_bin).arg(&src))?;
+        run(Command::new("gcc")
+            .args(["-static", "-Os", "-o"])
+            .arg(&pause_bin)
+            .arg(&src))?;
         let pause_tar = oci::build_archive(
             &work.join("pause-image"),
             PAUSE_IMAGE,
@@ -149,7 +160,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             &work.join("busybox-image"),
             BUSYBOX_IMAGE,
             &[(busybox.as_path(), "bin/busybox")],
-            &[("bin/sh", "busybox"), ("bin/sleep", "busybox"), ("bin/echo", "busybox")],
+            &[
+                ("bin/sh", "busybox"),
+                ("bin/sleep", "busybox"),
+                ("bin/echo", "busybox"),
+            ],
             &["sh"],
         )?;
         self.import(&busybox_tar)
@@ -172,3 +187,35 @@ impl Drop for Containerd {
         let _ = self.child.wait();
     }
 }
+
+/// A status sink that records what the pod workers report.
+#[derive(Default)]
+pub struct Recorder {
+    pub statuses: Mutex<Vec<PodStatus>>,
+    pub terminated: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl StatusSink for Recorder {
+    async fn set_pod_status(&self, _pod: &Pod, status: &PodStatus) -> Result<(), String> {
+        self.statuses
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push(status.clone());
+        Ok(())
+    }
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
+        self.terminated
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push(pod.metadata.uid.clone().unwrap_or_default());
+        Ok(())
+    }
+}
+
+impl Recorder {
+    pub fn last(&self) -> Option<PodStatus> {
+        self.statuses.lock().ok()?.last().cloned()
+    }
+}
+

@@ -68,16 +68,22 @@ pub fn build_archive(
         "config": {"Entrypoint": entrypoint, "Env": ["PATH=/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     });
-    let (config_digest, config_size) =
-        put_blob(&blobs, &dir.join("config.json"), config.to_string().as_bytes())?;
+    let (config_digest, config_size) = put_blob(
+        &blobs,
+        &dir.join("config.json"),
+        config.to_string().as_bytes(),
+    )?;
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
     });
-    let (manifest_digest, manifest_size) =
-        put_blob(&blobs, &dir.join("manifest.json"), manifest.to_string().as_bytes())?;
+    let (manifest_digest, manifest_size) = put_blob(
+        &blobs,
+        &dir.join("manifest.json"),
+        manifest.to_string().as_bytes(),
+    )?;
     let index = serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
@@ -91,8 +97,11 @@ pub fn build_archive(
         }],
     });
     std::fs::write(layout.join("index.json"), index.to_string()).map_err(|e| e.to_string())?;
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .map_err(|e| e.to_string())?;
     let archive = dir.join("image.tar");
     let status = Command::new("tar")
         .arg("-C")

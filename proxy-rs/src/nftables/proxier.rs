@@ -80,7 +80,12 @@ impl Proxier {
         }
     }
 
+    /// Like upstream, a change only counts against health once the proxier
+    /// is initialized (before that, nothing is being synced yet).
     fn queued(&self) {
+        if !self.is_initialized() {
+            return;
+        }
         self.health.queued_update();
         self.metrics
             .sync_proxy_rules_last_queued_timestamp
@@ -136,6 +141,23 @@ impl Proxier {
     /// restart never programs a partial view.
     pub fn is_initialized(&self) -> bool {
         self.services_synced && self.slices_synced
+    }
+
+    /// ServiceCIDRs of our family changed (traffic to unallocated ClusterIPs
+    /// in them is dropped); part of the fixed rules, so a full sync follows.
+    pub fn on_service_cidrs(&mut self, cidrs: Vec<crate::model::Cidr>) -> bool {
+        let cidrs: Vec<_> = cidrs
+            .into_iter()
+            .filter(|c| self.cfg.family.matches(c.addr))
+            .collect();
+        if cidrs == self.cfg.service_cidrs {
+            return false;
+        }
+        tracing::debug!(?cidrs, "Updated ServiceCIDRs");
+        self.cfg.service_cidrs = cidrs;
+        self.need_full_sync = true;
+        self.queued();
+        self.is_initialized()
     }
 
     pub fn request_full_sync(&mut self) {

@@ -3,7 +3,7 @@
 
 pub mod snapshot;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,11 @@ struct Inner {
     nodes: HashMap<String, NodeInfo>,
     pods: HashMap<String, PodState>,
     generation: u64,
-    /// Nodes were added or removed since the last snapshot: rebuild the list.
+    /// Nodes were added or removed (or their images changed) since the last snapshot:
+    /// rebuild it, so every NodeInfo sees current image spread.
     node_set_changed: bool,
+    /// Image name -> nodes that have it.
+    image_nodes: HashMap<String, HashSet<String>>,
 }
 
 /// Thread-safe cache; every method holds the lock only briefly.
@@ -68,6 +71,43 @@ fn pod_key(pod: &Pod) -> String {
 }
 
 impl Inner {
+    fn set_node_images(&mut self, node: &str, old: &HashSet<String>, new: &HashSet<String>) {
+        for img in old.difference(new) {
+            if let Some(set) = self.image_nodes.get_mut(img) {
+                set.remove(node);
+                if set.is_empty() {
+                    self.image_nodes.remove(img);
+                }
+            }
+        }
+        for img in new.difference(old) {
+            self.image_nodes
+                .entry(img.clone())
+                .or_default()
+                .insert(node.to_string());
+        }
+        self.node_set_changed = true;
+    }
+
+    /// Copy of a NodeInfo for a snapshot, with its images' cluster-wide spread.
+    fn snapshot_copy(&self, info: &NodeInfo, total_nodes: usize) -> Arc<NodeInfo> {
+        let mut copy = info.clone();
+        copy.image_states = info
+            .image_sizes
+            .iter()
+            .map(|(name, size)| {
+                let num_nodes = self.image_nodes.get(name).map_or(0, HashSet::len);
+                let summary = crate::framework::node_info::ImageStateSummary {
+                    size: *size,
+                    num_nodes,
+                    total_nodes,
+                };
+                (name.clone(), summary)
+            })
+            .collect();
+        Arc::new(copy)
+    }
+
     fn bump(&mut self, node: &str) -> &mut NodeInfo {
         self.generation += 1;
         let generation = self.generation;
@@ -203,15 +243,24 @@ impl Cache {
         if inner.nodes.get(&name).is_none_or(|n| n.node().is_none()) {
             inner.node_set_changed = true;
         }
-        inner.bump(&name).set_node(node);
+        let info = inner.bump(&name);
+        let old_images: HashSet<String> = info.image_sizes.keys().cloned().collect();
+        info.set_node(node);
+        let new_images: HashSet<String> = info.image_sizes.keys().cloned().collect();
+        if old_images != new_images {
+            inner.set_node_images(&name, &old_images, &new_images);
+        }
     }
 
     pub fn remove_node(&self, name: &str) {
         let mut inner = self.lock();
         inner.node_set_changed = true;
         let info = inner.bump(name);
+        let old_images: HashSet<String> = info.image_sizes.keys().cloned().collect();
+        info.image_sizes.clear();
         info.remove_node();
-        if info.pods.is_empty() {
+        inner.set_node_images(name, &old_images, &HashSet::new());
+        if inner.nodes.get(name).is_some_and(|i| i.pods.is_empty()) {
             inner.nodes.remove(name);
         }
     }
@@ -251,22 +300,26 @@ impl Cache {
     pub fn update_snapshot(&self, snap: &mut Snapshot) {
         let mut inner = self.lock();
         if inner.node_set_changed {
+            let total = inner.nodes.values().filter(|n| n.node().is_some()).count();
             let mut infos: Vec<Arc<NodeInfo>> = inner
                 .nodes
                 .values()
                 .filter(|n| n.node().is_some())
-                .map(|n| Arc::new(n.clone()))
+                .map(|n| inner.snapshot_copy(n, total))
                 .collect();
             infos.sort_by(|a, b| a.name().cmp(b.name()));
+            let nominated = snap.take_nominated();
             *snap = Snapshot::from_node_infos(infos);
+            snap.set_nominated(nominated);
             snap.generation = inner.generation;
             inner.node_set_changed = false;
             return;
         }
         let since = snap.generation;
+        let total = snap.num_nodes();
         for info in inner.nodes.values() {
             if info.generation > since && info.node().is_some() {
-                snap.replace(Arc::new(info.clone()));
+                snap.replace(inner.snapshot_copy(info, total));
             }
         }
         snap.generation = inner.generation;
@@ -380,5 +433,42 @@ mod tests {
         cache.remove_node("b");
         cache.update_snapshot(&mut snap);
         assert_eq!(snap.num_nodes(), 1);
+    }
+
+    #[test]
+    fn snapshot_carries_image_spread() {
+        let with_image = |name: &str, image: &str| {
+            let mut n = node(name, "1", "1Gi", "10");
+            if let Some(s) = n.status.as_mut() {
+                s.images = Some(vec![k8s_openapi::api::core::v1::ContainerImage {
+                    names: Some(vec![image.to_string()]),
+                    size_bytes: Some(100),
+                }]);
+            }
+            Arc::new(n)
+        };
+        let cache = Cache::new(None);
+        cache.add_or_update_node(with_image("a", "nginx:1"));
+        cache.add_or_update_node(with_image("b", "nginx:1"));
+        cache.add_or_update_node(with_image("c", "redis:7"));
+        let mut snap = Snapshot::default();
+        cache.update_snapshot(&mut snap);
+        let state = snap
+            .get("a")
+            .and_then(|n| n.image_states.get("nginx:1").copied());
+        assert_eq!(
+            state.map(|s| (s.size, s.num_nodes, s.total_nodes)),
+            Some((100, 2, 3))
+        );
+        cache.add_or_update_node(with_image("c", "nginx:1"));
+        cache.update_snapshot(&mut snap);
+        let state = snap
+            .get("a")
+            .and_then(|n| n.image_states.get("nginx:1").copied());
+        assert_eq!(
+            state.map(|s| s.num_nodes),
+            Some(3),
+            "other nodes see the new spread"
+        );
     }
 }

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
+
 use crate::framework::NodeInfo;
 
 #[derive(Debug, Clone, Default)]
@@ -11,6 +13,8 @@ pub struct Snapshot {
     index: HashMap<String, usize>,
     /// Highest NodeInfo generation copied into this snapshot.
     pub generation: u64,
+    /// Pods nominated to each node by preemption, refreshed every cycle from the queue.
+    nominated: HashMap<String, Vec<Arc<Pod>>>,
 }
 
 impl Snapshot {
@@ -26,6 +30,7 @@ impl Snapshot {
             node_infos,
             index,
             generation,
+            nominated: HashMap::new(),
         }
     }
 
@@ -35,6 +40,19 @@ impl Snapshot {
 
     pub fn get(&self, name: &str) -> Option<&Arc<NodeInfo>> {
         self.index.get(name).map(|i| &self.node_infos[*i])
+    }
+
+    pub(crate) fn take_nominated(&mut self) -> HashMap<String, Vec<Arc<Pod>>> {
+        std::mem::take(&mut self.nominated)
+    }
+
+    pub fn set_nominated(&mut self, nominated: HashMap<String, Vec<Arc<Pod>>>) {
+        self.nominated = nominated;
+    }
+
+    /// Pods nominated to `node` (not yet bound there).
+    pub fn nominated_pods(&self, node: &str) -> &[Arc<Pod>] {
+        self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn num_nodes(&self) -> usize {

@@ -123,6 +123,14 @@ pub fn pod_host_ports(pod: &Pod) -> Vec<(String, String, i32)> {
         .collect()
 }
 
+/// An image on a node and how many nodes in the cluster have it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageStateSummary {
+    pub size: i64,
+    pub num_nodes: usize,
+    pub total_nodes: usize,
+}
+
 /// Node plus the pods assigned (or assumed) to it and their aggregated usage.
 #[derive(Debug, Clone, Default)]
 pub struct NodeInfo {
@@ -135,6 +143,9 @@ pub struct NodeInfo {
     pub used_ports: HostPortInfo,
     /// Image name -> size in bytes of images present on the node.
     pub image_sizes: HashMap<String, i64>,
+    /// Cluster-wide spread of this node's images, filled in by the cache when it copies the
+    /// NodeInfo into a snapshot (upstream `ImageStates`).
+    pub image_states: HashMap<String, ImageStateSummary>,
     /// Bumped on every change; the snapshot copies only NodeInfos newer than itself.
     pub generation: u64,
 }

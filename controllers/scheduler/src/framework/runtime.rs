@@ -331,6 +331,40 @@ impl Framework {
         Status::success()
     }
 
+    /// Upstream `RunFilterPluginsWithNominatedPods`: pods nominated to the node with priority at
+    /// least the pod's count as present (they preempted for that space); the pod must fit both
+    /// with and without them.
+    pub fn run_filter_with_nominated(
+        &self,
+        state: &CycleState,
+        pod: &Pod,
+        node: &NodeInfo,
+        nominated: &[Arc<Pod>],
+    ) -> Status {
+        let prio = crate::plugins::priority_sort::pod_priority(pod);
+        let relevant: Vec<&Arc<Pod>> = nominated
+            .iter()
+            .filter(|n| {
+                n.metadata.uid != pod.metadata.uid
+                    && crate::plugins::priority_sort::pod_priority(n) >= prio
+            })
+            .collect();
+        if !relevant.is_empty() {
+            let mut with = node.clone();
+            for n in relevant {
+                let mut placed = (**n).clone();
+                placed.spec.get_or_insert_with(Default::default).node_name =
+                    Some(node.name().to_string());
+                with.add_pod(Arc::new(placed));
+            }
+            let s = self.run_filter(state, pod, &with);
+            if !s.is_success() {
+                return s;
+            }
+        }
+        self.run_filter(state, pod, node)
+    }
+
     /// Upstream `RunPostFilterPlugins`: the first success wins; otherwise the rejection messages.
     pub fn run_post_filter(
         &self,
@@ -548,7 +582,8 @@ mod tests {
                 "TaintToleration",
                 "NodeAffinity",
                 "NodeResourcesFit",
-                "NodeResourcesBalancedAllocation"
+                "NodeResourcesBalancedAllocation",
+                "ImageLocality"
             ]
         );
         assert_eq!(fw.score_weights.get("TaintToleration"), Some(&3));
@@ -584,7 +619,8 @@ mod tests {
             [
                 "NodeResourcesFit",
                 "NodeAffinity",
-                "NodeResourcesBalancedAllocation"
+                "NodeResourcesBalancedAllocation",
+                "ImageLocality"
             ]
         );
         assert_eq!(fw.score_weights.get("NodeResourcesFit"), Some(&5));

@@ -26,7 +26,44 @@ pub const DISRUPTION_REASON: &str = "PreemptionByScheduler";
 const MIN_CANDIDATE_NODES_PERCENTAGE: usize = 10;
 const MIN_CANDIDATE_NODES_ABSOLUTE: usize = 100;
 
-pub struct DefaultPreemption;
+/// DefaultPreemptionArgs (defaults 10% / 100 nodes, as upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DefaultPreemption {
+    min_candidate_nodes_percentage: usize,
+    min_candidate_nodes_absolute: usize,
+}
+
+impl Default for DefaultPreemption {
+    fn default() -> Self {
+        DefaultPreemption {
+            min_candidate_nodes_percentage: MIN_CANDIDATE_NODES_PERCENTAGE,
+            min_candidate_nodes_absolute: MIN_CANDIDATE_NODES_ABSOLUTE,
+        }
+    }
+}
+
+impl DefaultPreemption {
+    pub fn from_args(args: Option<&serde_json::Value>) -> Result<Self, crate::Error> {
+        let a: DefaultPreemption = match args {
+            Some(v) if !v.is_null() => serde_json::from_value(v.clone())
+                .map_err(|e| crate::Error::InvalidConfig(format!("DefaultPreemptionArgs: {e}")))?,
+            _ => DefaultPreemption::default(),
+        };
+        if a.min_candidate_nodes_percentage > 100 {
+            return Err(crate::Error::InvalidConfig(
+                "DefaultPreemptionArgs.minCandidateNodesPercentage: not in valid range [0, 100]"
+                    .into(),
+            ));
+        }
+        if a.min_candidate_nodes_percentage == 0 && a.min_candidate_nodes_absolute == 0 {
+            return Err(crate::Error::InvalidConfig(
+                "DefaultPreemptionArgs: minCandidateNodesPercentage and minCandidateNodesAbsolute cannot both be zero".into(),
+            ));
+        }
+        Ok(a)
+    }
+}
 
 struct Candidate {
     node: String,
@@ -202,9 +239,9 @@ impl DefaultPreemption {
         let mut candidates = Vec::new();
         if !potential.is_empty() {
             let n = potential.len();
-            let wanted = (n * MIN_CANDIDATE_NODES_PERCENTAGE / 100)
-                .max(MIN_CANDIDATE_NODES_ABSOLUTE)
-                .min(n);
+            let wanted = (n * self.min_candidate_nodes_percentage / 100)
+                .max(self.min_candidate_nodes_absolute)
+                .clamp(1, n);
             let offset = rand::random_range(0..n);
             for i in 0..n {
                 let ni = potential[(offset + i) % n];
@@ -317,6 +354,23 @@ mod tests {
     }
 
     #[test]
+    fn args_are_validated() {
+        let a = DefaultPreemption::from_args(Some(
+            &serde_json::json!({"minCandidateNodesAbsolute": 5}),
+        ));
+        assert_eq!(
+            a.ok().map(|a| (
+                a.min_candidate_nodes_percentage,
+                a.min_candidate_nodes_absolute
+            )),
+            Some((10, 5))
+        );
+        let bad =
+            serde_json::json!({"minCandidateNodesPercentage": 0, "minCandidateNodesAbsolute": 0});
+        assert!(DefaultPreemption::from_args(Some(&bad)).is_err());
+    }
+
+    #[test]
     fn pick_prefers_lowest_highest_priority_then_fewest() {
         let c = |node: &str, prios: &[i32]| Candidate {
             node: node.into(),
@@ -336,8 +390,13 @@ mod tests {
         statuses
             .explicit
             .insert("n".into(), Status::unresolvable("Insufficient cpu"));
-        let (result, s) =
-            DefaultPreemption.post_filter(&CycleState::new(), &pod, &statuses, &[ni], &fw);
+        let (result, s) = DefaultPreemption::default().post_filter(
+            &CycleState::new(),
+            &pod,
+            &statuses,
+            &[ni],
+            &fw,
+        );
         assert_eq!(
             s.message(),
             "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."

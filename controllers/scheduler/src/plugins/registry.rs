@@ -26,7 +26,6 @@ pub const NOT_YET_IMPLEMENTED: &[&str] = &[
     names::VOLUME_ZONE,
     names::POD_TOPOLOGY_SPREAD,
     names::INTER_POD_AFFINITY,
-    names::IMAGE_LOCALITY,
     names::DYNAMIC_RESOURCES,
 ];
 
@@ -64,6 +63,10 @@ impl Registry {
         );
         r.register(names::NODE_PORTS, simple(super::node_ports::NodePorts));
         r.register(
+            names::IMAGE_LOCALITY,
+            simple(super::image_locality::ImageLocality),
+        );
+        r.register(
             names::NODE_AFFINITY,
             Arc::new(|args, _| {
                 Ok(Arc::new(super::node_affinity::NodeAffinity::from_args(
@@ -89,7 +92,11 @@ impl Registry {
         );
         r.register(
             names::DEFAULT_PREEMPTION,
-            simple(super::default_preemption::DefaultPreemption),
+            Arc::new(|args, _| {
+                Ok(Arc::new(
+                    super::default_preemption::DefaultPreemption::from_args(args)?,
+                ))
+            }),
         );
         r.register(
             names::DEFAULT_BINDER,

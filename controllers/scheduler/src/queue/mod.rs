@@ -82,6 +82,8 @@ struct Inner {
     /// Cycle of the last move request; a pod failing in an older-or-equal cycle may have missed
     /// the event, so it goes to backoff instead of unschedulablePods.
     move_request_cycle: Option<u64>,
+    /// Pods nominated to a node by preemption: uid -> (node, pod) (upstream `nominator`).
+    nominated: HashMap<String, (String, Arc<Pod>)>,
     closed: bool,
 }
 
@@ -122,6 +124,7 @@ impl SchedulingQueue {
                 in_flight: HashSet::new(),
                 scheduling_cycle: 0,
                 move_request_cycle: None,
+                nominated: HashMap::new(),
                 closed: false,
             }),
             notify: Notify::new(),
@@ -176,10 +179,48 @@ impl SchedulingQueue {
         }
     }
 
+    /// Records (or with an empty `node` clears) the pod's nomination.
+    pub fn add_nominated(&self, pod: Arc<Pod>, node: &str) {
+        let mut inner = self.lock();
+        Self::set_nominated(&mut inner, pod, node);
+    }
+
+    fn set_nominated(inner: &mut Inner, pod: Arc<Pod>, node: &str) {
+        let key = uid(&pod).to_string();
+        if node.is_empty() {
+            inner.nominated.remove(&key);
+        } else {
+            inner.nominated.insert(key, (node.to_string(), pod));
+        }
+    }
+
+    /// Nominated pods grouped by node, for the next cycle's snapshot.
+    pub fn nominated_pods(&self) -> HashMap<String, Vec<Arc<Pod>>> {
+        let inner = self.lock();
+        let mut out: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+        for (node, pod) in inner.nominated.values() {
+            out.entry(node.clone()).or_default().push(pod.clone());
+        }
+        out
+    }
+
+    /// A pod's own status may carry a nomination (e.g. from before a restart).
+    fn nominate_from_status(inner: &mut Inner, pod: &Arc<Pod>) {
+        let node = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .unwrap_or_default();
+        if !node.is_empty() {
+            Self::set_nominated(inner, pod.clone(), node);
+        }
+    }
+
     /// A new unscheduled pod (informer add).
     pub fn add(&self, pod: Arc<Pod>) {
         let now = Instant::now();
         let mut inner = self.lock();
+        Self::nominate_from_status(&mut inner, &pod);
         let key = uid(&pod).to_string();
         if inner.active.contains(&key)
             || inner.backoff.contains(&key)
@@ -196,6 +237,7 @@ impl SchedulingQueue {
     pub fn update(&self, new: Arc<Pod>) {
         let key = uid(&new).to_string();
         let mut inner = self.lock();
+        Self::nominate_from_status(&mut inner, &new);
         if let Some(mut p) = inner.active.get(&key).cloned() {
             p.pod = new;
             inner.active.add_or_update(key, p);
@@ -241,6 +283,7 @@ impl SchedulingQueue {
         inner.active.delete(key);
         inner.backoff.delete(key);
         inner.unschedulable.remove(key);
+        inner.nominated.remove(key);
     }
 
     /// Waits for the next pod to schedule; `None` once the queue is closed.

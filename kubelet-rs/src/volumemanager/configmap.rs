@@ -1,0 +1,107 @@
+//! configMap volume payload (upstream `pkg/volume/configmap` `MakePayload`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath};
+
+use super::atomic_writer::{FileProjection, Payload};
+
+fn mode_bits(mode: i32) -> u32 {
+    u32::try_from(mode).unwrap_or(0) & 0o7777
+}
+
+/// Files of a configMap volume: every key, or just `items`. `optional` tolerates missing keys.
+pub(crate) fn make_payload(
+    items: Option<&[KeyToPath]>,
+    config_map: &ConfigMap,
+    default_mode: i32,
+    optional: bool,
+) -> Result<Payload, String> {
+    let mut values: BTreeMap<&str, &[u8]> = BTreeMap::new();
+    for (k, v) in config_map.data.iter().flatten() {
+        values.insert(k, v.as_bytes());
+    }
+    for (k, v) in config_map.binary_data.iter().flatten() {
+        values.insert(k, &v.0);
+    }
+    let mut payload = Payload::new();
+    match items.filter(|i| !i.is_empty()) {
+        None => {
+            for (key, data) in values {
+                payload.insert(
+                    key.to_string(),
+                    FileProjection {
+                        data: data.to_vec(),
+                        mode: mode_bits(default_mode),
+                    },
+                );
+            }
+        }
+        Some(items) => {
+            for item in items {
+                let Some(data) = values.get(item.key.as_str()) else {
+                    if optional {
+                        continue;
+                    }
+                    return Err(format!(
+                        "configmap references non-existent config key: {}",
+                        item.key
+                    ));
+                };
+                payload.insert(
+                    item.path.clone(),
+                    FileProjection {
+                        data: data.to_vec(),
+                        mode: mode_bits(item.mode.unwrap_or(default_mode)),
+                    },
+                );
+            }
+        }
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cm() -> ConfigMap {
+        ConfigMap {
+            data: Some(BTreeMap::from([
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "2".to_string()),
+            ])),
+            ..Default::default()
+        }
+    }
+
+    fn item(key: &str, path: &str, mode: Option<i32>) -> KeyToPath {
+        KeyToPath {
+            key: key.into(),
+            path: path.into(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn projects_all_keys_or_items() {
+        let all = make_payload(None, &cm(), 0o644, false).unwrap_or_default();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(all["a"].mode, 0o644);
+
+        let items = [item("b", "dir/bee", Some(0o400))];
+        let some = make_payload(Some(&items), &cm(), 0o644, false).unwrap_or_default();
+        assert_eq!(some.len(), 1);
+        assert_eq!(some["dir/bee"], FileProjection { data: b"2".to_vec(), mode: 0o400 });
+    }
+
+    #[test]
+    fn missing_key_fails_unless_optional() {
+        let items = [item("zzz", "z", None)];
+        assert_eq!(
+            make_payload(Some(&items), &cm(), 0o644, false),
+            Err("configmap references non-existent config key: zzz".to_string())
+        );
+        assert_eq!(make_payload(Some(&items), &cm(), 0o644, true), Ok(Payload::new()));
+    }
+}

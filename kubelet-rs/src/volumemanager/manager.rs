@@ -1,0 +1,254 @@
+//! Sets up, refreshes and tears down a pod's volumes (upstream volume manager +
+//! `kubelet_volumes.go` orphan cleanup).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, HostPathVolumeSource, Pod, Secret, Volume};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::atomic_writer::{AtomicWriter, Payload};
+use super::container_mounts::{ContainerMountError, Mount, container_mounts, plugin_kind};
+use super::emptydir::{Medium, memory_size, setup_dir};
+use super::error::{VolumeError, VolumeErrors};
+use super::mount::{mount_points, unmount};
+use super::paths::{PluginKind, pod_dir, pod_volume_dir, pods_dir};
+use super::projected::{self, ProjectionContext};
+use super::source::ObjectSource;
+use super::token::TokenManager;
+use super::{DEFAULT_MODE, configmap, downwardapi, secret};
+
+#[derive(Debug, Clone)]
+pub struct VolumeManagerConfig {
+    /// `--root-dir` (default `/var/lib/kubelet`).
+    pub root_dir: PathBuf,
+    /// Node allocatable, for tmpfs sizes and downward-API limits without a container limit.
+    pub node_allocatable: BTreeMap<String, Quantity>,
+}
+
+/// Host directories of a pod's volumes, by volume name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodVolumes {
+    pub volumes: BTreeMap<String, PathBuf>,
+}
+
+pub struct VolumeManager {
+    config: VolumeManagerConfig,
+    objects: Arc<dyn ObjectSource>,
+    tokens: TokenManager,
+}
+
+fn pod_ref(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+impl VolumeManager {
+    pub fn new(config: VolumeManagerConfig, objects: Arc<dyn ObjectSource>) -> Self {
+        VolumeManager {
+            config,
+            objects,
+            tokens: TokenManager::default(),
+        }
+    }
+
+    pub fn root_dir(&self) -> &Path {
+        &self.config.root_dir
+    }
+
+    /// Mounts and (re)writes every volume of the pod. Idempotent: call it on every pod
+    /// sync and configMap/secret changes and token refreshes reach the files.
+    pub async fn setup_pod(&self, pod: &Pod) -> Result<PodVolumes, VolumeErrors> {
+        let mut result = PodVolumes::default();
+        let mut errors = Vec::new();
+        for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            match self.setup_volume(pod, volume).await {
+                Ok(path) => {
+                    result.volumes.insert(volume.name.clone(), path);
+                }
+                Err(message) => {
+                    let error = VolumeError::new(&volume.name, message);
+                    tracing::warn!(pod = %pod_ref(pod), %error, "volume setup failed");
+                    errors.push(error);
+                }
+            }
+        }
+        if errors.is_empty() { Ok(result) } else { Err(VolumeErrors(errors)) }
+    }
+
+    /// Mounts for CRI `CreateContainer`; call after a successful [`Self::setup_pod`].
+    pub fn container_mounts(&self, pod: &Pod, container: &Container) -> Result<Vec<Mount>, ContainerMountError> {
+        container_mounts(&self.config.root_dir, pod, container)
+    }
+
+    async fn setup_volume(&self, pod: &Pod, volume: &Volume) -> Result<PathBuf, String> {
+        if let Some(host) = &volume.host_path {
+            return setup_host_path(host);
+        }
+        let uid = pod.metadata.uid.as_deref().ok_or("pod has no uid")?;
+        let kind = plugin_kind(volume).ok_or("volume type is not supported by kubelet-rs")?;
+        let dir = pod_volume_dir(&self.config.root_dir, uid, kind, &volume.name);
+        let alloc = &self.config.node_allocatable;
+        let tmpfs = Medium::Memory(memory_size(pod, None, alloc));
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let payload = match kind {
+            PluginKind::EmptyDir => {
+                let spec = volume.empty_dir.as_ref().ok_or("missing emptyDir")?;
+                let medium = match spec.medium.as_deref().unwrap_or_default() {
+                    "" => Medium::Disk,
+                    "Memory" => Medium::Memory(memory_size(pod, spec.size_limit.as_ref(), alloc)),
+                    other => return Err(format!("emptyDir medium {other:?} is not supported by kubelet-rs")),
+                };
+                setup_dir(&dir, medium)?;
+                return Ok(dir);
+            }
+            PluginKind::ConfigMap => {
+                let spec = volume.config_map.as_ref().ok_or("missing configMap")?;
+                let optional = spec.optional == Some(true);
+                let found = self.objects.config_map(namespace, &spec.name).await.map_err(|e| e.to_string())?;
+                let cm = match found {
+                    Some(cm) => cm,
+                    None if optional => ConfigMap::default(),
+                    None => return Err(format!("configmap \"{}\" not found", spec.name)),
+                };
+                setup_dir(&dir, Medium::Disk)?;
+                let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
+                configmap::make_payload(spec.items.as_deref(), &cm, mode, optional)?
+            }
+            PluginKind::Secret => {
+                let spec = volume.secret.as_ref().ok_or("missing secret")?;
+                let optional = spec.optional == Some(true);
+                let name = spec.secret_name.clone().unwrap_or_default();
+                let found = self.objects.secret(namespace, &name).await.map_err(|e| e.to_string())?;
+                let found = match found {
+                    Some(s) => s,
+                    None if optional => Secret::default(),
+                    None => return Err(format!("secret \"{name}\" not found")),
+                };
+                setup_dir(&dir, tmpfs)?;
+                let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
+                secret::make_payload(spec.items.as_deref(), &found, mode, optional)?
+            }
+            PluginKind::DownwardApi => {
+                let spec = volume.downward_api.as_ref().ok_or("missing downwardAPI")?;
+                setup_dir(&dir, tmpfs)?;
+                let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
+                downwardapi::collect(spec.items.as_deref().unwrap_or_default(), pod, mode, alloc)?
+            }
+            PluginKind::Projected => {
+                let spec = volume.projected.as_ref().ok_or("missing projected")?;
+                let ctx = ProjectionContext {
+                    pod,
+                    objects: self.objects.as_ref(),
+                    tokens: &self.tokens,
+                    node_allocatable: alloc,
+                };
+                // Collect first so a failing source leaves no half-made volume behind.
+                let payload = projected::collect(spec, &ctx).await?;
+                setup_dir(&dir, tmpfs)?;
+                payload
+            }
+        };
+        write_payload(&dir, &payload, &format!("pod {} volume {}", pod_ref(pod), volume.name))?;
+        Ok(dir)
+    }
+
+    /// Unmounts everything below the pod's directory and removes it, forgetting its tokens.
+    pub fn teardown_pod(&self, pod_uid: &str) -> Result<(), VolumeError> {
+        let dir = pod_dir(&self.config.root_dir, pod_uid);
+        self.tokens.forget_pod(pod_uid);
+        let fail = |msg: String| VolumeError {
+            volume: pod_uid.to_string(),
+            message: msg,
+        };
+        let mut mounted: Vec<PathBuf> = mount_points()
+            .map_err(|e| fail(format!("cannot read mount table: {e}")))?
+            .into_iter()
+            .filter(|p| p.starts_with(&dir))
+            .collect();
+        // Deepest first, so nested mounts go before their parents.
+        mounted.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for path in &mounted {
+            unmount(path).map_err(|e| fail(format!("UnmountVolume.TearDown failed for {}: {e}", path.display())))?;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(fail(format!("failed to remove {}: {e}", dir.display()))),
+        }
+    }
+
+    /// Tears down pod directories of pods that are no longer known (upstream
+    /// `cleanupOrphanedPodDirs`). Returns the failures; the rest were removed.
+    pub fn cleanup_orphaned_pods(&self, active_pod_uids: &HashSet<String>) -> Vec<VolumeError> {
+        let entries = match std::fs::read_dir(pods_dir(&self.config.root_dir)) {
+            Ok(e) => e,
+            Err(_) => return Vec::new(), // nothing was ever set up
+        };
+        let mut errors = Vec::new();
+        for entry in entries.flatten() {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            if active_pod_uids.contains(&uid) {
+                continue;
+            }
+            tracing::info!(pod_uid = %uid, "cleaning up orphaned pod directory");
+            if let Err(e) = self.teardown_pod(&uid) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+fn write_payload(dir: &Path, payload: &Payload, context: &str) -> Result<(), String> {
+    AtomicWriter::new(dir, context)
+        .write(payload)
+        .map(|_| ())
+        .map_err(|e| format!("failed to write volume data in {}: {e}", dir.display()))
+}
+
+/// hostPath `type` checks (upstream `pkg/volume/hostpath`).
+fn setup_host_path(source: &HostPathVolumeSource) -> Result<PathBuf, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let path = PathBuf::from(&source.path);
+    let kind = source.type_.as_deref().unwrap_or_default();
+    let meta = std::fs::metadata(&path);
+    let fail = |what: &str| Err(format!("hostPath type check failed: {} is not a {what}", source.path));
+    match kind {
+        "" => {}
+        "DirectoryOrCreate" => {
+            if meta.is_err() {
+                std::fs::create_dir_all(&path).map_err(|e| format!("failed to create {}: {e}", source.path))?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .map_err(|e| e.to_string())?;
+            } else if !meta.as_ref().is_ok_and(|m| m.is_dir()) {
+                return fail("directory");
+            }
+        }
+        "FileOrCreate" => {
+            if meta.is_err() {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                }
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| format!("failed to create {}: {e}", source.path))?;
+            } else if !meta.as_ref().is_ok_and(|m| m.is_file()) {
+                return fail("file");
+            }
+        }
+        "Directory" if !meta.as_ref().is_ok_and(|m| m.is_dir()) => return fail("directory"),
+        "File" if !meta.as_ref().is_ok_and(|m| m.is_file()) => return fail("file"),
+        "Socket" if !meta.as_ref().is_ok_and(|m| m.file_type().is_socket()) => return fail("socket file"),
+        "CharDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()) => return fail("character device"),
+        "BlockDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_block_device()) => return fail("block device"),
+        _ => {}
+    }
+    Ok(path)
+}

@@ -1,0 +1,198 @@
+//! `kubelet::run` against a real etcd + kube-apiserver with the fake CRI: the node
+//! registers and turns Ready, the lease renews, a bound pod runs and its deletion
+//! completes through the status manager.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Container, Namespace, Node, Pod, PodSpec};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use kubelet::cri::fake::FakeRuntime;
+use kubelet::{KubeletConfig, KubeletConfiguration, KubeletFlags};
+use tokio_util::sync::CancellationToken;
+
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_registers_turns_ready_and_runs_a_pod() {
+    let Some(server) = support::apiserver::ApiServer::start().expect("start apiserver") else {
+        return;
+    };
+    let client = server.client().await.expect("apiserver ready");
+
+    let socket = server.dir.path().join("cri.sock");
+    let fake = FakeRuntime::new();
+    fake.add_image("busybox:1.0");
+    let _cri = fake.serve(&socket).expect("fake CRI");
+
+    let mut configuration = KubeletConfiguration::default();
+    configuration.container_runtime_endpoint = format!("unix://{}", socket.display());
+    configuration.cgroups_per_qos = false;
+    configuration.cluster_dns = vec!["10.96.0.10".into()];
+    configuration.cluster_domain = "cluster.local".into();
+    configuration.node_status_update_frequency = Duration::from_secs(1);
+    let flags = KubeletFlags {
+        hostname_override: Some("ferro-node-1".into()),
+        node_ips: vec!["127.0.0.1".parse().expect("ip")],
+        root_directory: server.dir.path().join("kubelet"),
+        pod_log_root: server.dir.path().join("pods"),
+        ..Default::default()
+    };
+    let config = KubeletConfig::from_component_config(configuration, flags);
+    let shutdown = CancellationToken::new();
+    let kubelet = tokio::spawn(kubelet::run(client.clone(), config, shutdown.clone()));
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = eventually("Ready node", 60, || {
+        let nodes = nodes.clone();
+        async move {
+            let node = nodes.get_opt("ferro-node-1").await.ok().flatten()?;
+            let ready = node
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(node)
+        }
+    })
+    .await;
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("kubernetes.io/hostname").map(String::as_str),
+        Some("ferro-node-1")
+    );
+    assert_eq!(
+        labels.get("kubernetes.io/os").map(String::as_str),
+        Some("linux")
+    );
+    let status = node.status.clone().unwrap_or_default();
+    let info = status.node_info.clone().unwrap_or_default();
+    assert_eq!(info.kubelet_version, "v1.36.0");
+    assert_eq!(info.container_runtime_version, "fake://0.0.1");
+    assert_eq!(
+        status
+            .capacity
+            .unwrap_or_default()
+            .get("pods")
+            .map(|q| q.0.as_str()),
+        Some("110")
+    );
+    assert_eq!(
+        status
+            .daemon_endpoints
+            .and_then(|d| d.kubelet_endpoint)
+            .map(|e| e.port),
+        Some(10250)
+    );
+    let ready = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready.reason.as_deref(), Some("KubeletReady"));
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("kubelet is posting ready status")
+    );
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = eventually("lease", 30, || {
+        let leases = leases.clone();
+        async move { leases.get_opt("ferro-node-1").await.ok().flatten() }
+    })
+    .await;
+    let spec = lease.spec.clone().unwrap_or_default();
+    assert_eq!(spec.holder_identity.as_deref(), Some("ferro-node-1"));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    let owners = lease.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owners.first().map(|o| o.kind.as_str()), Some("Node"));
+
+    // The default namespace exists once the apiserver's bootstrap controllers ran.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    eventually("default namespace", 30, || {
+        let namespaces = namespaces.clone();
+        async move { namespaces.get_opt("default").await.ok().flatten() }
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("hello".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some("ferro-node-1".into()),
+            termination_grace_period_seconds: Some(1),
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some("busybox:1.0".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    };
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let running = eventually("Running pod", 30, || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get_opt("hello").await.ok().flatten()?;
+            (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(p)
+        }
+    })
+    .await;
+    let st = running.status.unwrap_or_default();
+    assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(st.qos_class.as_deref(), Some("BestEffort"));
+    assert!(
+        st.conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+
+    pods.delete("hello", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    eventually("pod removed from the API", 30, || {
+        let pods = pods.clone();
+        async move {
+            pods.get_opt("hello")
+                .await
+                .ok()
+                .and_then(|p| p.is_none().then_some(()))
+        }
+    })
+    .await;
+    assert!(
+        fake.sandboxes().is_empty(),
+        "sandbox removed from the runtime"
+    );
+
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), kubelet).await;
+}
