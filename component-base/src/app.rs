@@ -4,11 +4,15 @@
 //!
 //! ```ignore
 //! fn main() -> std::process::ExitCode {
-//!     let opts = Options::parse_normalized();
-//!     component_base::app::main(&opts.logs, &opts.dropped, async move {
-//!         let app = App::init("kube-scheduler", &opts.client, defaults).await?;
+//!     let (opts, argv) = options::parse(std::env::args());
+//!     let logs = opts.logs.clone();
+//!     component_base::app::main(&logs, &argv, async move {
+//!         let mut app = App::init("kube-scheduler", &opts.client, CLIENT_DEFAULTS).await?;
+//!         let auth = delegating::build_filter(&opts.authn, &opts.authz, app.shutdown.clone()).await?;
+//!         let serving = SecureServingOptions::from_flags(&opts.serving, 10259, "kube-scheduler");
 //!         app.serve_secure(&serving, Some(auth), Router::new()).await?;
-//!         app.run(leader_election, |ctx| run_component(opts, ctx)).await
+//!         let leader = app::leader_election_config(&opts.leader_election, "kube-scheduler")?;
+//!         app.run(leader, |ctx| run_component(opts, ctx)).await
 //!     })
 //! }
 //! ```

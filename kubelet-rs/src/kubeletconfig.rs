@@ -100,7 +100,7 @@ pub struct KubeletConfiguration {
 }
 
 /// `authentication` section of the config file.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct KubeletAuthentication {
     pub x509: KubeletX509Authentication,
@@ -123,7 +123,7 @@ pub struct KubeletWebhookAuthentication {
     pub cache_ttl: Duration,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct KubeletAnonymousAuthentication {
     pub enabled: bool,
@@ -156,21 +156,6 @@ impl Default for KubeletWebhookAuthentication {
     }
 }
 
-impl Default for KubeletAnonymousAuthentication {
-    fn default() -> Self {
-        Self { enabled: false }
-    }
-}
-
-impl Default for KubeletAuthentication {
-    fn default() -> Self {
-        Self {
-            x509: KubeletX509Authentication::default(),
-            webhook: KubeletWebhookAuthentication::default(),
-            anonymous: KubeletAnonymousAuthentication::default(),
-        }
-    }
-}
 
 impl Default for KubeletWebhookAuthorization {
     fn default() -> Self {

@@ -60,7 +60,7 @@ async fn pod_runs_to_completion_on_containerd() {
                 name: "main".into(),
                 image: Some(support::BUSYBOX_IMAGE.into()),
                 command: Some(vec!["sh".into(), "-c".into()]),
-                args: Some(vec!["echo $(WHO) says $GREETING $$(WHO); exit 4".into()]),
+                args: Some(vec!["echo $(WHO) says $GREETING '$$(WHO)'; exit 4".into()]),
                 env: Some(vec![
                     EnvVar { name: "WHO".into(), value: Some("kubelet".into()), value_from: None },
                     EnvVar { name: "GREETING".into(), value: Some("hi-$(WHO)".into()), value_from: None },

@@ -16,6 +16,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::conntrack::Conntrack;
+use crate::healthcheck::ServiceHealthServer;
 use crate::informers::{Change, Store};
 use crate::model::{Cidr, IpFamily};
 use crate::nftables::exec::NftCli;
@@ -112,6 +113,10 @@ pub async fn run_in_netns(
         node_ip,
         service_cidrs: Vec::new(),
     };
+    let service_health_ips = match &cfg.node_port_addresses {
+        NodePortAddresses::MatchAll => Vec::new(),
+        NodePortAddresses::Ips(ips) => ips.clone(),
+    };
     let mut proxier = Proxier::new(
         cfg,
         match &netns {
@@ -123,6 +128,14 @@ pub async fn run_in_netns(
         handles.health.clone(),
         handles.metrics.clone(),
     );
+    // Health check node ports are node-level listeners; a proxier confined
+    // to another namespace (tests) does not open them in ours.
+    if netns.is_none() {
+        proxier = proxier.with_service_health(ServiceHealthServer::new(
+            service_health_ips,
+            handles.health.clone(),
+        ));
+    }
     if let Some(n) = &node {
         handles.health.sync_node(n);
         proxier.on_node_labels(labels(n));

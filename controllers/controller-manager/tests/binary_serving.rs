@@ -32,8 +32,12 @@ async fn serves_healthz_and_exits_cleanly_on_sigterm() {
         .await
         .expect("healthz");
     assert_eq!(body, "ok");
-    let (code, _) = https_get(addr, "/livez/ping", &[]).await.expect("livez");
-    assert_eq!(code, 200);
+    assert_eq!(https_get(addr, "/livez", &[]).await.expect("livez").0, 200);
+    // Only the exact always-allow paths skip authorization, as upstream.
+    assert_eq!(
+        https_get(addr, "/livez/ping", &[]).await.expect("livez").0,
+        403
+    );
     // --cert-dir keeps the generated pair on disk like upstream.
     assert!(dir.path().join("kube-controller-manager.crt").exists());
     let status = proc.terminate(Duration::from_secs(15)).expect("exits");

@@ -145,9 +145,17 @@ impl Scheduler {
         self.snapshot
             .set_nominated(self.shared.queue.nominated_pods());
         let mut state = CycleState::new();
-        let result = self
-            .algorithm
-            .schedule_pod(&fw, &mut state, &pod, &self.snapshot);
+        let (algorithm, snapshot) = (&mut self.algorithm, &self.snapshot);
+        let mut run = || algorithm.schedule_pod(&fw, &mut state, &pod, snapshot);
+        // Filtering runs on scoped threads and can take a while on big clusters; keep the
+        // runtime's other tasks (informers, binding) moving meanwhile.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let result = if multi_thread {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        };
         let host = match result {
             Ok(r) => r.suggested_host,
             Err(err) => {

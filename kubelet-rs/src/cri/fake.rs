@@ -356,7 +356,6 @@ impl RuntimeService for FakeRuntime {
                 labels: c.labels.clone(),
                 annotations: c.annotations.clone(),
                 image_id: c.image_ref.clone(),
-                ..Default::default()
             })
             .collect();
         Ok(Response::new(api::ListContainersResponse { containers }))

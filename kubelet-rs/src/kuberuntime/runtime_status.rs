@@ -91,9 +91,9 @@ impl PodRuntimeStatus {
     /// Sorts newest first, the order every lookup relies on.
     pub fn normalise(mut self) -> Self {
         self.sandboxes
-            .sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            .sort_by_key(|s| std::cmp::Reverse(s.created_at));
         self.containers
-            .sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            .sort_by_key(|c| std::cmp::Reverse(c.created_at));
         self
     }
 

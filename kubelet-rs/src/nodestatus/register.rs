@@ -120,13 +120,15 @@ mod tests {
 
     #[test]
     fn initial_node_has_labels_and_taints() {
-        let mut configuration = KubeletConfiguration::default();
-        configuration.register_with_taints = vec![Taint {
-            key: "dedicated".into(),
-            value: Some("infra".into()),
-            effect: "NoSchedule".into(),
-            time_added: None,
-        }];
+        let configuration = KubeletConfiguration {
+            register_with_taints: vec![Taint {
+                key: "dedicated".into(),
+                value: Some("infra".into()),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            }],
+            ..Default::default()
+        };
         let flags = KubeletFlags {
             hostname_override: Some("Worker-1".into()),
             node_labels: BTreeMap::from([("role".to_string(), "edge".to_string())]),

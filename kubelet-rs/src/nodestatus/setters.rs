@@ -238,7 +238,7 @@ pub fn go_arch() -> &'static str {
 /// Images by size, largest first, at most [`MAX_NODE_STATUS_IMAGES`].
 pub fn images(list: &[api::Image]) -> Vec<ContainerImage> {
     let mut sorted: Vec<&api::Image> = list.iter().collect();
-    sorted.sort_by(|a, b| b.size.cmp(&a.size));
+    sorted.sort_by_key(|img| std::cmp::Reverse(img.size));
     sorted
         .into_iter()
         .take(MAX_NODE_STATUS_IMAGES)

@@ -130,9 +130,13 @@ mod tests {
         let Ok(listener) = listener else { return };
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(1);
         drop(listener);
-        let (outcome, msg) = probe_grpc("127.0.0.1", i32::from(port), "", Duration::from_secs(1)).await;
+        let (outcome, msg) =
+            probe_grpc("127.0.0.1", i32::from(port), "", Duration::from_secs(1)).await;
         assert_eq!(outcome, ProbeOutcome::Failure);
-        assert!(msg.starts_with("error: failed to connect service at"), "{msg}");
+        assert!(
+            msg.starts_with("error: failed to connect service at"),
+            "{msg}"
+        );
     }
 
     #[test]

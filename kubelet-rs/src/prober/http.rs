@@ -154,7 +154,10 @@ async fn follow(first: Hop, headers: &[(String, String)]) -> Result<Response, St
             return Ok(response);
         }
         if requests_made >= MAX_REDIRECTS {
-            return Err(format!("Get \"{}\": stopped after 10 redirects", next.url()));
+            return Err(format!(
+                "Get \"{}\": stopped after 10 redirects",
+                next.url()
+            ));
         }
         hop = next;
     }
@@ -401,14 +404,38 @@ mod tests {
     fn classifies_status_codes() {
         let cases = [
             (200, ProbeOutcome::Success, "ok"),
-            (399, ProbeOutcome::Warning, "Probe terminated redirects, Response body: ok"),
-            (302, ProbeOutcome::Warning, "Probe terminated redirects, Response body: ok"),
-            (400, ProbeOutcome::Failure, "HTTP probe failed with statuscode: 400"),
-            (500, ProbeOutcome::Failure, "HTTP probe failed with statuscode: 500"),
-            (199, ProbeOutcome::Failure, "HTTP probe failed with statuscode: 199"),
+            (
+                399,
+                ProbeOutcome::Warning,
+                "Probe terminated redirects, Response body: ok",
+            ),
+            (
+                302,
+                ProbeOutcome::Warning,
+                "Probe terminated redirects, Response body: ok",
+            ),
+            (
+                400,
+                ProbeOutcome::Failure,
+                "HTTP probe failed with statuscode: 400",
+            ),
+            (
+                500,
+                ProbeOutcome::Failure,
+                "HTTP probe failed with statuscode: 500",
+            ),
+            (
+                199,
+                ProbeOutcome::Failure,
+                "HTTP probe failed with statuscode: 199",
+            ),
         ];
         for (status, outcome, msg) in cases {
-            assert_eq!(classify(status, b"ok"), (outcome, msg.to_string()), "{status}");
+            assert_eq!(
+                classify(status, b"ok"),
+                (outcome, msg.to_string()),
+                "{status}"
+            );
         }
     }
 

@@ -177,13 +177,18 @@ impl ProbeManager {
 
     /// Number of live workers of a pod (for tests and debugging).
     pub fn worker_count(&self, pod_uid: &str) -> usize {
-        self.lock()
-            .get(pod_uid)
-            .map_or(0, |e| e.workers.values().filter(|t| !t.is_cancelled()).count())
+        self.lock().get(pod_uid).map_or(0, |e| {
+            e.workers.values().filter(|t| !t.is_cancelled()).count()
+        })
     }
 
     /// `containerStatuses[].started` (upstream `UpdatePodStatus`).
-    pub fn container_started(&self, container: &Container, container_id: &str, running: bool) -> bool {
+    pub fn container_started(
+        &self,
+        container: &Container,
+        container_id: &str,
+        running: bool,
+    ) -> bool {
         running
             && (container.startup_probe.is_none()
                 || self.startup.get(container_id) == Some(ProbeResult::Success))

@@ -21,7 +21,11 @@ pub enum ProbeType {
 }
 
 impl ProbeType {
-    pub const ALL: [ProbeType; 3] = [ProbeType::Liveness, ProbeType::Readiness, ProbeType::Startup];
+    pub const ALL: [ProbeType; 3] = [
+        ProbeType::Liveness,
+        ProbeType::Readiness,
+        ProbeType::Startup,
+    ];
 
     /// Lower-case name (`liveness`), as in the `Killing` message and metrics labels.
     pub fn lower(self) -> &'static str {
@@ -108,7 +112,13 @@ pub async fn run_probe(
     container_id: &str,
 ) -> Result<(ProbeOutcome, String), String> {
     let timeout = Duration::from_secs(
-        u64::try_from(probe.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).max(1)).unwrap_or(1),
+        u64::try_from(
+            probe
+                .timeout_seconds
+                .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+                .max(1),
+        )
+        .unwrap_or(1),
     );
     if let Some(exec) = &probe.exec {
         let cmd = exec.command.clone().unwrap_or_default();
@@ -116,11 +126,7 @@ pub async fn run_probe(
     }
     if let Some(get) = &probe.http_get {
         let request = HttpProbeRequest {
-            scheme: get
-                .scheme
-                .as_deref()
-                .unwrap_or("HTTP")
-                .to_ascii_lowercase(),
+            scheme: get.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase(),
             host: host_or_pod_ip(get.host.as_deref(), target)?,
             port: resolve_port(&get.port, target)?,
             path: get.path.clone().unwrap_or_default(),
@@ -156,7 +162,12 @@ mod tests {
     struct NoExec;
     #[async_trait::async_trait]
     impl ContainerExec for NoExec {
-        async fn exec_sync(&self, _: &str, _: &[String], _: Duration) -> Result<ExecOutput, ExecError> {
+        async fn exec_sync(
+            &self,
+            _: &str,
+            _: &[String],
+            _: Duration,
+        ) -> Result<ExecOutput, ExecError> {
             Err(ExecError::Runtime("unused".into()))
         }
     }
@@ -176,9 +187,18 @@ mod tests {
             (IntOrString::Int(80), Ok(80)),
             (IntOrString::String("http".into()), Ok(8080)),
             (IntOrString::String("9090".into()), Ok(9090)),
-            (IntOrString::String("metrics".into()), Err("port metrics not found".to_string())),
-            (IntOrString::Int(0), Err("invalid port number: 0".to_string())),
-            (IntOrString::Int(70000), Err("invalid port number: 70000".to_string())),
+            (
+                IntOrString::String("metrics".into()),
+                Err("port metrics not found".to_string()),
+            ),
+            (
+                IntOrString::Int(0),
+                Err("invalid port number: 0".to_string()),
+            ),
+            (
+                IntOrString::Int(70000),
+                Err("invalid port number: 70000".to_string()),
+            ),
         ];
         for (port, want) in cases {
             assert_eq!(resolve_port(&port, &t), want, "{port:?}");

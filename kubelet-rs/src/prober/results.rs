@@ -66,10 +66,7 @@ impl ResultsManager {
     pub fn set(&self, container_id: &str, result: ProbeResult, pod_uid: &str) {
         let changed = {
             let mut cache = self.lock();
-            let previous = cache.insert(
-                container_id.to_string(),
-                (result, pod_uid.to_string()),
-            );
+            let previous = cache.insert(container_id.to_string(), (result, pod_uid.to_string()));
             previous.map(|(r, _)| r) != Some(result)
         };
         if changed {

@@ -28,7 +28,8 @@ pub struct ProbeSettings {
 
 impl ProbeSettings {
     pub fn from_probe(probe: &Probe) -> Self {
-        let positive = |v: Option<i32>, default: i32| u32::try_from(v.unwrap_or(default).max(1)).unwrap_or(1);
+        let positive =
+            |v: Option<i32>, default: i32| u32::try_from(v.unwrap_or(default).max(1)).unwrap_or(1);
         ProbeSettings {
             initial_delay_seconds: i64::from(probe.initial_delay_seconds.unwrap_or(0)),
             period: Duration::from_secs(u64::from(positive(probe.period_seconds, 10))),
@@ -49,7 +50,11 @@ pub struct ThresholdTracker {
 
 impl ThresholdTracker {
     /// Records `result`; returns it when it crossed its threshold and should be published.
-    pub fn observe(&mut self, result: ProbeResult, settings: &ProbeSettings) -> Option<ProbeResult> {
+    pub fn observe(
+        &mut self,
+        result: ProbeResult,
+        settings: &ProbeSettings,
+    ) -> Option<ProbeResult> {
         if self.last == Some(result) {
             self.run = self.run.saturating_add(1);
         } else {
@@ -147,7 +152,8 @@ impl Worker {
                 self.results.remove(&self.container_id);
             }
             self.container_id = c.container_id.clone();
-            self.results.set(&self.container_id, self.initial_value(), &self.pod_uid);
+            self.results
+                .set(&self.container_id, self.initial_value(), &self.pod_uid);
             self.on_hold = false;
         }
         if self.on_hold {
@@ -156,17 +162,20 @@ impl Worker {
         let started_at = match c.state {
             ContainerRunState::Running { started_at } => started_at,
             ContainerRunState::Waiting => {
-                self.results.set(&self.container_id, ProbeResult::Failure, &self.pod_uid);
+                self.results
+                    .set(&self.container_id, ProbeResult::Failure, &self.pod_uid);
                 return true;
             }
             ContainerRunState::Terminated { .. } => {
-                self.results.set(&self.container_id, ProbeResult::Failure, &self.pod_uid);
+                self.results
+                    .set(&self.container_id, ProbeResult::Failure, &self.pod_uid);
                 return !self.never_restarted;
             }
         };
         if status.deleting && matches!(self.probe_type, ProbeType::Liveness | ProbeType::Startup) {
             // Quiet shutdown: a terminating pod is not restarted for failed probes.
-            self.results.set(&self.container_id, ProbeResult::Success, &self.pod_uid);
+            self.results
+                .set(&self.container_id, ProbeResult::Success, &self.pod_uid);
             return false;
         }
         let running_for = jiff::Timestamp::now().duration_since(started_at).as_secs();
@@ -226,7 +235,10 @@ impl Worker {
         tracing::debug!(pod = %self.pod_name, container = %self.container_name, probe = %self.probe_type, error = %last_error, "probe errored");
         self.event(
             "Unhealthy",
-            format!("{} probe errored and resulted in unknown state: {last_error}", self.probe_type),
+            format!(
+                "{} probe errored and resulted in unknown state: {last_error}",
+                self.probe_type
+            ),
         );
         None
     }
@@ -235,12 +247,18 @@ impl Worker {
         match outcome {
             ProbeOutcome::Success => ProbeResult::Success,
             ProbeOutcome::Warning => {
-                self.event("ProbeWarning", format!("{} probe warning: {output}", self.probe_type));
+                self.event(
+                    "ProbeWarning",
+                    format!("{} probe warning: {output}", self.probe_type),
+                );
                 ProbeResult::Success
             }
             ProbeOutcome::Failure => {
                 tracing::debug!(pod = %self.pod_name, container = %self.container_name, probe = %self.probe_type, output, "probe failed");
-                self.event("Unhealthy", format!("{} probe failed: {output}", self.probe_type));
+                self.event(
+                    "Unhealthy",
+                    format!("{} probe failed: {output}", self.probe_type),
+                );
                 ProbeResult::Failure
             }
             ProbeOutcome::Unknown => ProbeResult::Failure,
@@ -277,12 +295,25 @@ mod tests {
         use ProbeResult::{Failure as F, Success as S};
         let cases: [(&[ProbeResult], u32, u32, &[Option<ProbeResult>]); 3] = [
             (&[F, F, F, F], 1, 3, &[None, None, Some(F), Some(F)]),
-            (&[F, S, F, F, F], 1, 3, &[None, Some(S), None, None, Some(F)]),
-            (&[S, S, F, S, S], 2, 1, &[None, Some(S), Some(F), None, Some(S)]),
+            (
+                &[F, S, F, F, F],
+                1,
+                3,
+                &[None, Some(S), None, None, Some(F)],
+            ),
+            (
+                &[S, S, F, S, S],
+                2,
+                1,
+                &[None, Some(S), Some(F), None, Some(S)],
+            ),
         ];
         for (inputs, success, failure, want) in cases {
             let mut t = ThresholdTracker::default();
-            let got: Vec<_> = inputs.iter().map(|r| t.observe(*r, &settings(success, failure))).collect();
+            let got: Vec<_> = inputs
+                .iter()
+                .map(|r| t.observe(*r, &settings(success, failure)))
+                .collect();
             assert_eq!(got, want, "{inputs:?}");
         }
     }
@@ -290,6 +321,12 @@ mod tests {
     #[test]
     fn fills_upstream_defaults() {
         let s = ProbeSettings::from_probe(&Probe::default());
-        assert_eq!(s, ProbeSettings { termination_grace_period_seconds: None, ..settings(1, 3) });
+        assert_eq!(
+            s,
+            ProbeSettings {
+                termination_grace_period_seconds: None,
+                ..settings(1, 3)
+            }
+        );
     }
 }

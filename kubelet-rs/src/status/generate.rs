@@ -216,11 +216,11 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
         .zip(&init_statuses)
         .filter(|(c, s)| {
             c.restart_policy.as_deref() != Some("Always")
-                && !s
+                && s
                     .state
                     .as_ref()
                     .and_then(|st| st.terminated.as_ref())
-                    .is_some_and(|t| t.exit_code == 0)
+                    .is_none_or(|t| t.exit_code != 0)
         })
         .map(|(c, _)| c.name.clone())
         .collect();

@@ -38,20 +38,26 @@ fn invalid(msg: String) -> io::Error {
 /// Upstream `validatePath`.
 fn validate_path(path: &str) -> io::Result<()> {
     if path.len() > MAX_PATH_LENGTH {
-        return Err(invalid(format!("invalid path: must be less than or equal to {MAX_PATH_LENGTH} characters")));
+        return Err(invalid(format!(
+            "invalid path: must be less than or equal to {MAX_PATH_LENGTH} characters"
+        )));
     }
     if Path::new(path).is_absolute() {
         return Err(invalid("invalid path: must be relative path".to_string()));
     }
     if path.starts_with("..") {
-        return Err(invalid("invalid path: must not start with '..'".to_string()));
+        return Err(invalid(
+            "invalid path: must not start with '..'".to_string(),
+        ));
     }
     for item in path.split('/') {
         if item == ".." {
             return Err(invalid("invalid path: must not contain '..'".to_string()));
         }
         if item.len() > MAX_FILE_NAME_LENGTH {
-            return Err(invalid(format!("invalid path: filenames must be less than or equal to {MAX_FILE_NAME_LENGTH} characters")));
+            return Err(invalid(format!(
+                "invalid path: filenames must be less than or equal to {MAX_FILE_NAME_LENGTH} characters"
+            )));
         }
     }
     Ok(())
@@ -87,7 +93,11 @@ fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) -> io::Result<()> 
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
         if entry.file_type()?.is_dir() {
             walk(&entry.path(), &rel, out)?;
         }
@@ -171,7 +181,9 @@ impl AtomicWriter {
 
     /// `..2006_01_02_15_04_05.<random>` like Go's `MkdirTemp` with upstream's pattern.
     fn new_timestamp_dir(&self) -> io::Result<PathBuf> {
-        let prefix = jiff::Timestamp::now().strftime("..%Y_%m_%d_%H_%M_%S.").to_string();
+        let prefix = jiff::Timestamp::now()
+            .strftime("..%Y_%m_%d_%H_%M_%S.")
+            .to_string();
         for _ in 0..100 {
             let dir = self
                 .target_dir
@@ -185,7 +197,10 @@ impl AtomicWriter {
                 Err(e) => return Err(e),
             }
         }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "cannot create a unique timestamp directory"))
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "cannot create a unique timestamp directory",
+        ))
     }
 
     /// Paths in the old data directory that the new payload no longer has.
@@ -224,10 +239,7 @@ impl AtomicWriter {
     }
 
     fn create_user_visible_links(&self, payload: &Payload) -> io::Result<()> {
-        let top: BTreeSet<&str> = payload
-            .keys()
-            .filter_map(|p| p.split('/').next())
-            .collect();
+        let top: BTreeSet<&str> = payload.keys().filter_map(|p| p.split('/').next()).collect();
         for name in top {
             let visible = self.target_dir.join(name);
             match std::fs::read_link(&visible) {

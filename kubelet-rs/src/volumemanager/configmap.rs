@@ -92,7 +92,13 @@ mod tests {
         let items = [item("b", "dir/bee", Some(0o400))];
         let some = make_payload(Some(&items), &cm(), 0o644, false).unwrap_or_default();
         assert_eq!(some.len(), 1);
-        assert_eq!(some["dir/bee"], FileProjection { data: b"2".to_vec(), mode: 0o400 });
+        assert_eq!(
+            some["dir/bee"],
+            FileProjection {
+                data: b"2".to_vec(),
+                mode: 0o400
+            }
+        );
     }
 
     #[test]
@@ -102,6 +108,9 @@ mod tests {
             make_payload(Some(&items), &cm(), 0o644, false),
             Err("configmap references non-existent config key: zzz".to_string())
         );
-        assert_eq!(make_payload(Some(&items), &cm(), 0o644, true), Ok(Payload::new()));
+        assert_eq!(
+            make_payload(Some(&items), &cm(), 0o644, true),
+            Ok(Payload::new())
+        );
     }
 }

@@ -83,16 +83,24 @@ fn expand(expr: &str, env: &HashMap<&str, &str>) -> String {
 fn check_sub_path(sub_path: &str) -> Result<(), ContainerMountError> {
     let path = Path::new(sub_path);
     if path.is_absolute() {
-        return Err(ContainerMountError(format!("error SubPath `{sub_path}` must not be an absolute path")));
+        return Err(ContainerMountError(format!(
+            "error SubPath `{sub_path}` must not be an absolute path"
+        )));
     }
     if path.components().any(|c| c == Component::ParentDir) {
-        return Err(ContainerMountError(format!("error SubPath `{sub_path}` must not contain '..'")));
+        return Err(ContainerMountError(format!(
+            "error SubPath `{sub_path}` must not contain '..'"
+        )));
     }
     Ok(())
 }
 
 /// Resolves the container's volume mounts; creates missing subPath directories.
-pub fn container_mounts(root: &Path, pod: &Pod, container: &Container) -> Result<Vec<Mount>, ContainerMountError> {
+pub fn container_mounts(
+    root: &Path,
+    pod: &Pod,
+    container: &Container,
+) -> Result<Vec<Mount>, ContainerMountError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let volumes: HashMap<&str, &Volume> = pod
         .spec
@@ -115,7 +123,10 @@ pub fn container_mounts(root: &Path, pod: &Pod, container: &Container) -> Result
             ))
         })?;
         let base = volume_host_path(root, uid, volume).ok_or_else(|| {
-            ContainerMountError(format!("volume \"{}\" has a type kubelet-rs does not support", vm.name))
+            ContainerMountError(format!(
+                "volume \"{}\" has a type kubelet-rs does not support",
+                vm.name
+            ))
         })?;
         let sub_path = match (&vm.sub_path, &vm.sub_path_expr) {
             (Some(p), _) if !p.is_empty() => p.clone(),
@@ -133,16 +144,28 @@ pub fn container_mounts(root: &Path, pod: &Pod, container: &Container) -> Result
                 })?;
             }
             // A symlink inside the volume must not lead the mount out of it.
-            let resolved = full.canonicalize().map_err(|e| ContainerMountError(format!("failed to resolve subPath {}: {e}", full.display())))?;
-            let base_resolved = base.canonicalize().map_err(|e| ContainerMountError(format!("failed to resolve {}: {e}", base.display())))?;
+            let resolved = full.canonicalize().map_err(|e| {
+                ContainerMountError(format!("failed to resolve subPath {}: {e}", full.display()))
+            })?;
+            let base_resolved = base.canonicalize().map_err(|e| {
+                ContainerMountError(format!("failed to resolve {}: {e}", base.display()))
+            })?;
             if !resolved.starts_with(&base_resolved) {
-                return Err(ContainerMountError(format!("subpath {:?} not within volume path {:?}", resolved, base_resolved)));
+                return Err(ContainerMountError(format!(
+                    "subpath {:?} not within volume path {:?}",
+                    resolved, base_resolved
+                )));
             }
             resolved
         };
         let forced_read_only = matches!(
             plugin_kind(volume),
-            Some(PluginKind::ConfigMap | PluginKind::Secret | PluginKind::DownwardApi | PluginKind::Projected)
+            Some(
+                PluginKind::ConfigMap
+                    | PluginKind::Secret
+                    | PluginKind::DownwardApi
+                    | PluginKind::Projected
+            )
         );
         let propagation = match vm.mount_propagation.as_deref() {
             Some("HostToContainer") => MountPropagation::HostToContainer,

@@ -28,7 +28,9 @@ fn go_quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -84,7 +86,11 @@ pub(crate) fn resource_value(
     let container = pod
         .spec
         .iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
         .find(|c| c.name == container_name)
         .ok_or_else(|| format!("container {container_name} not found"))?;
     let (kind, resource) = selector
@@ -100,7 +106,12 @@ pub(crate) fn resource_value(
         "requests" => resources
             .and_then(|r| r.requests.as_ref())
             .and_then(|l| l.get(resource)),
-        _ => return Err(format!("unsupported container resource : {}", selector.resource)),
+        _ => {
+            return Err(format!(
+                "unsupported container resource : {}",
+                selector.resource
+            ));
+        }
     };
     let milli = quantity.and_then(|q| parse_milli(&q.0)).unwrap_or(0);
     let divisor = selector
@@ -191,10 +202,16 @@ mod tests {
         let cases = [
             ("metadata.name", Ok("web".to_string())),
             ("metadata.namespace", Ok("ns".to_string())),
-            ("metadata.labels", Ok("a=\"say \\\"hi\\\"\"\nb=\"two\"".to_string())),
+            (
+                "metadata.labels",
+                Ok("a=\"say \\\"hi\\\"\"\nb=\"two\"".to_string()),
+            ),
             ("metadata.labels['b']", Ok("two".to_string())),
             ("metadata.annotations", Ok(String::new())),
-            ("spec.bogus", Err("unsupported fieldPath: spec.bogus".to_string())),
+            (
+                "spec.bogus",
+                Err("unsupported fieldPath: spec.bogus".to_string()),
+            ),
         ];
         for (path, want) in cases {
             assert_eq!(field_value(&p, path), want, "{path}");
@@ -218,7 +235,12 @@ mod tests {
             (sel("requests.cpu", Some("1m")), "0"),
         ];
         for (s, want) in cases {
-            assert_eq!(resource_value(&p, &s, &alloc), Ok(want.to_string()), "{}", s.resource);
+            assert_eq!(
+                resource_value(&p, &s, &alloc),
+                Ok(want.to_string()),
+                "{}",
+                s.resource
+            );
         }
     }
 }

@@ -109,8 +109,18 @@ mod tests {
         let mi = 1024 * 1024;
         let cases = [
             (pod(&[None]), None, &alloc, Some(1024 * mi)),
-            (pod(&[Some("64Mi"), Some("64Mi")]), None, &alloc, Some(128 * mi)),
-            (pod(&[Some("64Mi"), None]), Some(q("16Mi")), &alloc, Some(16 * mi)),
+            (
+                pod(&[Some("64Mi"), Some("64Mi")]),
+                None,
+                &alloc,
+                Some(128 * mi),
+            ),
+            (
+                pod(&[Some("64Mi"), None]),
+                Some(q("16Mi")),
+                &alloc,
+                Some(16 * mi),
+            ),
             (pod(&[Some("64Mi")]), Some(q("2Gi")), &alloc, Some(64 * mi)),
             (pod(&[None]), Some(q("8Mi")), &none, Some(8 * mi)),
             (pod(&[None]), None, &none, None),

@@ -77,11 +77,19 @@ impl VolumeManager {
                 }
             }
         }
-        if errors.is_empty() { Ok(result) } else { Err(VolumeErrors(errors)) }
+        if errors.is_empty() {
+            Ok(result)
+        } else {
+            Err(VolumeErrors(errors))
+        }
     }
 
     /// Mounts for CRI `CreateContainer`; call after a successful [`Self::setup_pod`].
-    pub fn container_mounts(&self, pod: &Pod, container: &Container) -> Result<Vec<Mount>, ContainerMountError> {
+    pub fn container_mounts(
+        &self,
+        pod: &Pod,
+        container: &Container,
+    ) -> Result<Vec<Mount>, ContainerMountError> {
         container_mounts(&self.config.root_dir, pod, container)
     }
 
@@ -101,7 +109,11 @@ impl VolumeManager {
                 let medium = match spec.medium.as_deref().unwrap_or_default() {
                     "" => Medium::Disk,
                     "Memory" => Medium::Memory(memory_size(pod, spec.size_limit.as_ref(), alloc)),
-                    other => return Err(format!("emptyDir medium {other:?} is not supported by kubelet-rs")),
+                    other => {
+                        return Err(format!(
+                            "emptyDir medium {other:?} is not supported by kubelet-rs"
+                        ));
+                    }
                 };
                 setup_dir(&dir, medium)?;
                 return Ok(dir);
@@ -109,7 +121,11 @@ impl VolumeManager {
             PluginKind::ConfigMap => {
                 let spec = volume.config_map.as_ref().ok_or("missing configMap")?;
                 let optional = spec.optional == Some(true);
-                let found = self.objects.config_map(namespace, &spec.name).await.map_err(|e| e.to_string())?;
+                let found = self
+                    .objects
+                    .config_map(namespace, &spec.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let cm = match found {
                     Some(cm) => cm,
                     None if optional => ConfigMap::default(),
@@ -123,7 +139,11 @@ impl VolumeManager {
                 let spec = volume.secret.as_ref().ok_or("missing secret")?;
                 let optional = spec.optional == Some(true);
                 let name = spec.secret_name.clone().unwrap_or_default();
-                let found = self.objects.secret(namespace, &name).await.map_err(|e| e.to_string())?;
+                let found = self
+                    .objects
+                    .secret(namespace, &name)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let found = match found {
                     Some(s) => s,
                     None if optional => Secret::default(),
@@ -153,7 +173,11 @@ impl VolumeManager {
                 payload
             }
         };
-        write_payload(&dir, &payload, &format!("pod {} volume {}", pod_ref(pod), volume.name))?;
+        write_payload(
+            &dir,
+            &payload,
+            &format!("pod {} volume {}", pod_ref(pod), volume.name),
+        )?;
         Ok(dir)
     }
 
@@ -173,7 +197,12 @@ impl VolumeManager {
         // Deepest first, so nested mounts go before their parents.
         mounted.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for path in &mounted {
-            unmount(path).map_err(|e| fail(format!("UnmountVolume.TearDown failed for {}: {e}", path.display())))?;
+            unmount(path).map_err(|e| {
+                fail(format!(
+                    "UnmountVolume.TearDown failed for {}: {e}",
+                    path.display()
+                ))
+            })?;
         }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -217,14 +246,23 @@ fn setup_host_path(source: &HostPathVolumeSource) -> Result<PathBuf, String> {
     let path = PathBuf::from(&source.path);
     let kind = source.type_.as_deref().unwrap_or_default();
     let meta = std::fs::metadata(&path);
-    let fail = |what: &str| Err(format!("hostPath type check failed: {} is not a {what}", source.path));
+    let fail = |what: &str| {
+        Err(format!(
+            "hostPath type check failed: {} is not a {what}",
+            source.path
+        ))
+    };
     match kind {
         "" => {}
         "DirectoryOrCreate" => {
             if meta.is_err() {
-                std::fs::create_dir_all(&path).map_err(|e| format!("failed to create {}: {e}", source.path))?;
-                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                    .map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| format!("failed to create {}: {e}", source.path))?;
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                )
+                .map_err(|e| e.to_string())?;
             } else if !meta.as_ref().is_ok_and(|m| m.is_dir()) {
                 return fail("directory");
             }
@@ -245,9 +283,15 @@ fn setup_host_path(source: &HostPathVolumeSource) -> Result<PathBuf, String> {
         }
         "Directory" if !meta.as_ref().is_ok_and(|m| m.is_dir()) => return fail("directory"),
         "File" if !meta.as_ref().is_ok_and(|m| m.is_file()) => return fail("file"),
-        "Socket" if !meta.as_ref().is_ok_and(|m| m.file_type().is_socket()) => return fail("socket file"),
-        "CharDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()) => return fail("character device"),
-        "BlockDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_block_device()) => return fail("block device"),
+        "Socket" if !meta.as_ref().is_ok_and(|m| m.file_type().is_socket()) => {
+            return fail("socket file");
+        }
+        "CharDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()) => {
+            return fail("character device");
+        }
+        "BlockDevice" if !meta.as_ref().is_ok_and(|m| m.file_type().is_block_device()) => {
+            return fail("block device");
+        }
         _ => {}
     }
     Ok(path)

@@ -28,7 +28,12 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 4 <= bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -51,7 +56,9 @@ pub(crate) fn parse_mount_points(mountinfo: &str) -> Vec<PathBuf> {
 
 /// Mount points of this process's mount namespace.
 pub(crate) fn mount_points() -> io::Result<Vec<PathBuf>> {
-    Ok(parse_mount_points(&std::fs::read_to_string("/proc/self/mountinfo")?))
+    Ok(parse_mount_points(&std::fs::read_to_string(
+        "/proc/self/mountinfo",
+    )?))
 }
 
 pub fn is_mount_point(path: &Path) -> io::Result<bool> {

@@ -62,11 +62,26 @@ mod tests {
     fn lays_out_like_upstream() {
         let root = Path::new("/var/lib/kubelet");
         let cases = [
-            (PluginKind::EmptyDir, "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/v"),
-            (PluginKind::ConfigMap, "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~configmap/v"),
-            (PluginKind::Secret, "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~secret/v"),
-            (PluginKind::DownwardApi, "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~downward-api/v"),
-            (PluginKind::Projected, "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~projected/v"),
+            (
+                PluginKind::EmptyDir,
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/v",
+            ),
+            (
+                PluginKind::ConfigMap,
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~configmap/v",
+            ),
+            (
+                PluginKind::Secret,
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~secret/v",
+            ),
+            (
+                PluginKind::DownwardApi,
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~downward-api/v",
+            ),
+            (
+                PluginKind::Projected,
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~projected/v",
+            ),
         ];
         for (kind, want) in cases {
             assert_eq!(pod_volume_dir(root, "u1", kind, "v"), PathBuf::from(want));

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ProjectedVolumeSource, Secret, ServiceAccountTokenProjection};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Pod, ProjectedVolumeSource, Secret, ServiceAccountTokenProjection,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -33,7 +35,14 @@ pub(crate) fn token_request(pod: &Pod, projection: &ServiceAccountTokenProjectio
     TokenRequest {
         metadata: ObjectMeta::default(),
         spec: Some(TokenRequestSpec {
-            audiences: Some(projection.audience.iter().filter(|a| !a.is_empty()).cloned().collect()),
+            audiences: Some(
+                projection
+                    .audience
+                    .iter()
+                    .filter(|a| !a.is_empty())
+                    .cloned()
+                    .collect(),
+            ),
             // The API defaults this to 3600; kube-api-access volumes ask for 3607.
             expiration_seconds: Some(projection.expiration_seconds.unwrap_or(3600)),
             bound_object_ref: Some(BoundObjectReference {
@@ -47,7 +56,10 @@ pub(crate) fn token_request(pod: &Pod, projection: &ServiceAccountTokenProjectio
     }
 }
 
-pub(crate) async fn collect(source: &ProjectedVolumeSource, ctx: &ProjectionContext<'_>) -> Result<Payload, String> {
+pub(crate) async fn collect(
+    source: &ProjectedVolumeSource,
+    ctx: &ProjectionContext<'_>,
+) -> Result<Payload, String> {
     let default_mode = source.default_mode.unwrap_or(DEFAULT_MODE as i32);
     let namespace = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut payload = Payload::new();
@@ -56,23 +68,40 @@ pub(crate) async fn collect(source: &ProjectedVolumeSource, ctx: &ProjectionCont
         let part = if let Some(s) = &projection.secret {
             let optional = s.optional == Some(true);
             match ctx.objects.secret(namespace, &s.name).await {
-                Ok(Some(found)) => secret::make_payload(s.items.as_deref(), &found, default_mode, optional),
-                Ok(None) if optional => secret::make_payload(s.items.as_deref(), &Secret::default(), default_mode, optional),
+                Ok(Some(found)) => {
+                    secret::make_payload(s.items.as_deref(), &found, default_mode, optional)
+                }
+                Ok(None) if optional => secret::make_payload(
+                    s.items.as_deref(),
+                    &Secret::default(),
+                    default_mode,
+                    optional,
+                ),
                 Ok(None) => Err(format!("secret \"{}\" not found", s.name)),
                 Err(e) => Err(e.to_string()),
             }
         } else if let Some(c) = &projection.config_map {
             let optional = c.optional == Some(true);
             match ctx.objects.config_map(namespace, &c.name).await {
-                Ok(Some(found)) => configmap::make_payload(c.items.as_deref(), &found, default_mode, optional),
-                Ok(None) if optional => {
-                    configmap::make_payload(c.items.as_deref(), &ConfigMap::default(), default_mode, optional)
+                Ok(Some(found)) => {
+                    configmap::make_payload(c.items.as_deref(), &found, default_mode, optional)
                 }
+                Ok(None) if optional => configmap::make_payload(
+                    c.items.as_deref(),
+                    &ConfigMap::default(),
+                    default_mode,
+                    optional,
+                ),
                 Ok(None) => Err(format!("configmap \"{}\" not found", c.name)),
                 Err(e) => Err(e.to_string()),
             }
         } else if let Some(d) = &projection.downward_api {
-            downwardapi::collect(d.items.as_deref().unwrap_or_default(), ctx.pod, default_mode, ctx.node_allocatable)
+            downwardapi::collect(
+                d.items.as_deref().unwrap_or_default(),
+                ctx.pod,
+                default_mode,
+                ctx.node_allocatable,
+            )
         } else if let Some(t) = &projection.service_account_token {
             service_account_token(t, default_mode, ctx, namespace).await
         } else if projection.cluster_trust_bundle.is_some() {
@@ -87,7 +116,11 @@ pub(crate) async fn collect(source: &ProjectedVolumeSource, ctx: &ProjectionCont
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(payload) } else { Err(aggregate(&errors)) }
+    if errors.is_empty() {
+        Ok(payload)
+    } else {
+        Err(aggregate(&errors))
+    }
 }
 
 async fn service_account_token(
@@ -152,6 +185,9 @@ mod tests {
         assert_eq!(spec.audiences, Some(vec![]));
         assert_eq!(spec.expiration_seconds, Some(3607));
         let bound = spec.bound_object_ref.unwrap_or_default();
-        assert_eq!((bound.kind.as_deref(), bound.uid.as_deref()), (Some("Pod"), Some("u1")));
+        assert_eq!(
+            (bound.kind.as_deref(), bound.uid.as_deref()),
+            (Some("Pod"), Some("u1"))
+        );
     }
 }

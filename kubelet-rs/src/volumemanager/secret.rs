@@ -66,12 +66,25 @@ mod tests {
     #[test]
     fn projects_secret_bytes() {
         let secret = Secret {
-            data: Some(BTreeMap::from([("tls.key".to_string(), ByteString(vec![0, 1, 2]))])),
+            data: Some(BTreeMap::from([(
+                "tls.key".to_string(),
+                ByteString(vec![0, 1, 2]),
+            )])),
             ..Default::default()
         };
         let all = make_payload(None, &secret, 0o600, false).unwrap_or_default();
-        assert_eq!(all["tls.key"], FileProjection { data: vec![0, 1, 2], mode: 0o600 });
-        let items = [KeyToPath { key: "nope".into(), path: "p".into(), mode: None }];
+        assert_eq!(
+            all["tls.key"],
+            FileProjection {
+                data: vec![0, 1, 2],
+                mode: 0o600
+            }
+        );
+        let items = [KeyToPath {
+            key: "nope".into(),
+            path: "p".into(),
+            mode: None,
+        }];
         assert_eq!(
             make_payload(Some(&items), &secret, 0o644, false),
             Err("references non-existent secret key: nope".to_string())

@@ -12,7 +12,11 @@ pub struct SourceError(pub String);
 /// Reads the API objects volumes are built from. `Ok(None)` means "not found".
 #[async_trait::async_trait]
 pub trait ObjectSource: Send + Sync {
-    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, SourceError>;
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMap>, SourceError>;
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, SourceError>;
     /// `POST /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token`.
     async fn request_token(
@@ -36,7 +40,11 @@ impl KubeObjectSource {
 
 #[async_trait::async_trait]
 impl ObjectSource for KubeObjectSource {
-    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, SourceError> {
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMap>, SourceError> {
         Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
             .await
@@ -57,7 +65,12 @@ impl ObjectSource for KubeObjectSource {
         request: &TokenRequest,
     ) -> Result<TokenRequest, SourceError> {
         Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
-            .create_subresource::<TokenRequest, TokenRequest>("token", service_account, &PostParams::default(), request)
+            .create_subresource::<TokenRequest, TokenRequest>(
+                "token",
+                service_account,
+                &PostParams::default(),
+                request,
+            )
             .await
             .map_err(|e| match e {
                 kube::Error::Api(status) => SourceError(status.message.clone()),

@@ -81,7 +81,10 @@ impl TokenManager {
         {
             return Ok(cached.clone());
         }
-        match source.request_token(namespace, service_account, request).await {
+        match source
+            .request_token(namespace, service_account, request)
+            .await
+        {
             Ok(fresh) => {
                 self.lock().insert(key, fresh.clone());
                 Ok(fresh)

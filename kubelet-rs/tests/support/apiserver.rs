@@ -100,7 +100,9 @@ impl ApiServer {
                 .arg("--service-account-issuer=https://kubernetes.default.svc")
                 .arg("--service-cluster-ip-range=10.96.0.0/16")
                 .arg("--authorization-mode=RBAC")
-                .arg("--enable-priority-and-fairness=false"),
+                .arg("--enable-priority-and-fairness=false")
+                // No controller-manager creates the default ServiceAccount here.
+                .arg("--disable-admission-plugins=ServiceAccount"),
             root.join("apiserver.log"),
         )?);
         let kubeconfig = root.join("kubeconfig");

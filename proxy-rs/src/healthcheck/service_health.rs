@@ -46,8 +46,16 @@ impl ServiceHealthServer {
     /// `node_ips` empty means every address (upstream listens on 0.0.0.0
     /// unless nodePortAddresses restricts it).
     pub fn new(node_ips: Vec<IpAddr>, proxier_health: ProxierHealth) -> Self {
-        let node_ips = if node_ips.is_empty() { vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)] } else { node_ips };
-        Self { node_ips, services: Arc::default(), proxier_health }
+        let node_ips = if node_ips.is_empty() {
+            vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+        } else {
+            node_ips
+        };
+        Self {
+            node_ips,
+            services: Arc::default(),
+            proxier_health,
+        }
     }
 
     /// Opens servers for new health check ports, closes unneeded ones.
@@ -68,9 +76,18 @@ impl ServiceHealthServer {
             match self.listen(nsn, *port) {
                 Ok(stop) => {
                     tracing::debug!(service = %nsn, port, "Opening healthcheck");
-                    services.insert(nsn.clone(), Instance { port: *port, endpoints: 0, stop });
+                    services.insert(
+                        nsn.clone(),
+                        Instance {
+                            port: *port,
+                            endpoints: 0,
+                            stop,
+                        },
+                    );
                 }
-                Err(e) => tracing::error!(service = %nsn, port, error = %e, "Failed to start healthcheck"),
+                Err(e) => {
+                    tracing::error!(service = %nsn, port, error = %e, "Failed to start healthcheck")
+                }
             }
         }
     }
@@ -92,8 +109,12 @@ impl ServiceHealthServer {
         }
         let stop = CancellationToken::new();
         for listener in listeners {
-            let (services, health, nsn, stop) =
-                (self.services.clone(), self.proxier_health.clone(), nsn.clone(), stop.clone());
+            let (services, health, nsn, stop) = (
+                self.services.clone(),
+                self.proxier_health.clone(),
+                nsn.clone(),
+                stop.clone(),
+            );
             let app = Router::new().fallback(move || {
                 let count = lock(&services).get(&nsn).map(|i| i.endpoints);
                 let healthy = health.is_healthy();
@@ -101,7 +122,8 @@ impl ServiceHealthServer {
                 async move { respond(&nsn, count, healthy) }
             });
             tokio::spawn(async move {
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+                let serve = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
                 if let Err(e) = serve.await {
                     tracing::error!(error = %e, "Healthcheck server closed");
                 }
@@ -124,11 +146,21 @@ fn respond(nsn: &NamespacedName, count: Option<usize>, healthy: bool) -> Respons
         tracing::error!(service = %nsn, "Received request for closed healthcheck");
         return StatusCode::OK.into_response();
     };
-    let status = if count != 0 && healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if count != 0 && healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let mut resp = (status, body(nsn, count, healthy)).into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
@@ -159,18 +191,30 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn get(port: u16) -> (u16, String) {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).await.unwrap();
         let status = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
         let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
-        assert!(buf.to_lowercase().contains("x-content-type-options: nosniff"), "{buf}");
+        assert!(
+            buf.to_lowercase()
+                .contains("x-content-type-options: nosniff"),
+            "{buf}"
+        );
         (status, body)
     }
 
     fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use super::transaction::Transaction;
 use crate::Error;
 use crate::conntrack::{self, Conntrack};
 use crate::healthcheck::ProxierHealth;
+use crate::healthcheck::service_health::{self, ServiceHealthServer};
 use crate::metrics::{ProxyMetrics, TrafficPolicyLabel, unix_now};
 use crate::model::{EndpointsChangeTracker, EndpointsMap, ServiceChangeTracker, ServicePortMap};
 use crate::proxy_util::nft_family_keyword;
@@ -47,6 +48,7 @@ pub struct Proxier {
     slices_synced: bool,
     health: ProxierHealth,
     metrics: ProxyMetrics,
+    service_health: Option<ServiceHealthServer>,
 }
 
 impl Proxier {
@@ -77,7 +79,14 @@ impl Proxier {
             slices_synced: false,
             health,
             metrics,
+            service_health: None,
         }
+    }
+
+    /// Serves health check node ports for Local-policy LoadBalancers.
+    pub fn with_service_health(mut self, server: ServiceHealthServer) -> Self {
+        self.service_health = Some(server);
+        self
     }
 
     /// Like upstream, a change only counts against health once the proxier
@@ -270,6 +279,11 @@ impl Proxier {
             .set(i64::try_from(out.no_local_endpoints_external).unwrap_or(i64::MAX));
         self.health.updated();
         self.metrics.sync_proxy_rules_last_timestamp.set(unix_now());
+
+        if let Some(server) = &self.service_health {
+            server.sync_services(&service_health::health_check_node_ports(&new_svcs));
+            server.sync_endpoints(&service_health::local_ready_endpoints(&new_eps));
+        }
 
         let deletions = conntrack::plan(&self.svc_map, &self.ep_map, &new_svcs, &new_eps);
         self.conntrack.execute(&deletions).await;

@@ -542,3 +542,107 @@ fn partial_sync_replaces_changed_map_elements() {
     );
     assert_eq!(out.stale_chains.len(), 2);
 }
+
+#[test]
+fn load_balancer_source_ranges_use_firewall_chain() {
+    let mut w = World::new();
+    let mut svc = service(
+        "ns1",
+        "lb",
+        json!({"type": "LoadBalancer", "clusterIP": "172.30.0.46",
+        "loadBalancerSourceRanges": ["203.0.113.0/24", "192.168.0.0/24"],
+        "ports": [{"name": "p80", "port": 80, "nodePort": 30083}]}),
+    );
+    svc.status =
+        serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "198.51.100.7"}]}}))
+            .unwrap();
+    w.svcs.update(&svc);
+    w.eps.update(
+        &slice(
+            "ns1",
+            "lb",
+            "lb-1",
+            &[("p80", "TCP", 80)],
+            &[("10.180.0.7", true, true, false, "node-b")],
+        ),
+        false,
+    );
+    let out = run(
+        &mut RendererState::default(),
+        &mut w,
+        true,
+        &BTreeSet::new(),
+    );
+    let ops = out.tx.ops();
+    let c = ServiceChains::new(&spn("lb", "p80", Protocol::Tcp));
+    assert_has(
+        ops,
+        &format!(
+            "add element ip kube-proxy service-ips {{ 198.51.100.7 . tcp . 80 : goto {} }}",
+            c.external
+        ),
+    );
+    assert_has(
+        ops,
+        &format!(
+            "add element ip kube-proxy firewall-ips {{ 198.51.100.7 . tcp . 80 : goto {} }}",
+            c.firewall
+        ),
+    );
+    // The node IP (192.168.0.10) is inside an allowed range, so the VIP is
+    // allowed as a source too (hairpin through a local VIP).
+    assert_has(
+        ops,
+        &format!(
+            "add rule ip kube-proxy {} ip saddr != {{ 203.0.113.0/24, 192.168.0.0/24, 198.51.100.7 }} drop",
+            c.firewall
+        ),
+    );
+}
+
+#[test]
+fn masquerade_all_marks_every_cluster_ip_packet() {
+    let mut w = World::new();
+    w.svcs.update(&service(
+        "ns1",
+        "m",
+        json!({"clusterIP": "172.30.0.47", "ports": [{"name": "p80", "port": 80}]}),
+    ));
+    w.eps.update(
+        &slice(
+            "ns1",
+            "m",
+            "m-1",
+            &[("p80", "TCP", 80)],
+            &[("10.180.0.8", true, true, false, "node-b")],
+        ),
+        false,
+    );
+    let (svcs, eps) = w.maps();
+    let cfg = NftConfig {
+        masquerade_all: true,
+        ..config()
+    };
+    let out = render(
+        &cfg,
+        &mut RendererState::default(),
+        &SyncInput {
+            services: &svcs,
+            endpoints: &eps,
+            node_name: "node-a",
+            node_labels: &BTreeMap::new(),
+            full: true,
+            updated: &BTreeSet::new(),
+            existing_chains: &BTreeSet::new(),
+            existing_sets: &BTreeSet::new(),
+        },
+    );
+    let c = ServiceChains::new(&spn("m", "p80", Protocol::Tcp));
+    assert_has(
+        out.tx.ops(),
+        &format!(
+            "add rule ip kube-proxy {} ip daddr 172.30.0.47 tcp dport 80 jump mark-for-masquerade",
+            c.cluster_policy
+        ),
+    );
+}

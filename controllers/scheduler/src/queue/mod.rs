@@ -387,6 +387,16 @@ impl SchedulingQueue {
         old: Option<EventObject<'_>>,
         new: Option<EventObject<'_>>,
     ) {
+        // Upstream `isEventOfInterest`: events no plugin registered for change nothing, and must
+        // not push failing in-flight pods to backoff either.
+        let interesting = event.resource == EventResource::Wildcard
+            || self
+                .profiles
+                .values()
+                .any(|fw| fw.plugins_interested_in(event).next().is_some());
+        if !interesting {
+            return;
+        }
         let now = Instant::now();
         let mut inner = self.lock();
         inner.move_request_cycle = Some(inner.scheduling_cycle);

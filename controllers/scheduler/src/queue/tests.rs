@@ -183,3 +183,17 @@ async fn delete_removes_from_every_queue_and_close_ends_pop() {
     q.close();
     assert!(matches!(waiter.await, Ok(true)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn uninteresting_event_does_not_send_failing_pod_to_backoff() {
+    let q = queue();
+    q.add(Arc::new(pod_named("p", vec![container(&[("cpu", "3")])])));
+    let Some((_, p, cycle)) = pop_name(&q).await else {
+        panic!("pod not popped");
+    };
+    // Every binding produces an AssignedPod add; no default plugin registered for it.
+    let ev = ClusterEvent::new(EventResource::AssignedPod, action::ADD, "AssignedPodAdd");
+    q.move_all_to_active_or_backoff(&ev, None, None);
+    q.add_unschedulable_if_not_present(fit_rejected(p), cycle);
+    assert_eq!(q.pending().unschedulable, 1);
+}

@@ -1,0 +1,77 @@
+//! Shared by the endpointslice, namespace and garbage-collector
+//! integration tests: a real apiserver (component-base's helper) and a
+//! controller context to start one controller on it.
+#![allow(dead_code)]
+
+#[path = "../../../../component-base/tests/support/apiserver.rs"]
+pub mod apiserver;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use component_base::events::EventBroadcaster;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube_controller_manager::ControllerManagerConfig;
+use kube_controller_manager::informers::SharedInformerFactory;
+use kube_controller_manager::runner::ControllerContext;
+use tokio_util::sync::CancellationToken;
+
+pub use apiserver::TestApiServer;
+
+/// A controller context on `client`; cancel the token to stop everything.
+pub fn context(client: &Client) -> (ControllerContext, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let ctx = ControllerContext {
+        client: client.clone(),
+        informers: Arc::new(SharedInformerFactory::new(client.clone(), shutdown.clone())),
+        config: Arc::new(ControllerManagerConfig::default()),
+        shutdown: shutdown.clone(),
+        events: Arc::new(EventBroadcaster::start(client.clone(), shutdown.clone())),
+    };
+    (ctx, shutdown)
+}
+
+/// Polls `check` until it yields `Some`, panicking with `what` after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Creates a namespace and its `default` ServiceAccount (pods need it).
+pub async fn create_namespace(client: &Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    if let Err(e) = namespaces.create(&PostParams::default(), &ns).await {
+        panic!("create namespace {name}: {e}");
+    }
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("default".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    if let Err(e) = sas.create(&PostParams::default(), &sa).await {
+        panic!("create default service account in {name}: {e}");
+    }
+}
