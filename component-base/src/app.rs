@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -54,6 +55,8 @@ pub enum AppError {
     LeaderElection(String),
     #[error("unsupported --leader-elect-resource-lock {0:?}: only \"leases\" is supported")]
     ResourceLock(String),
+    #[error("{0}")]
+    Component(String),
 }
 
 /// What the component's work future receives.
@@ -64,6 +67,22 @@ pub struct WorkContext {
     pub shutdown: CancellationToken,
     /// Add component health checks here (e.g. informer sync).
     pub health: HealthRegistry,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl WorkContext {
+    /// Records a fatal error of the component's work: once the work future
+    /// returns, the process exits non-zero with this message (upstream
+    /// components exit on such errors and let their supervisor restart them).
+    pub fn fail(&self, err: impl std::fmt::Display) {
+        if let Ok(mut slot) = self.failure.lock() {
+            slot.get_or_insert_with(|| err.to_string());
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|slot| slot.clone())
+    }
 }
 
 /// A started component: client, shutdown token, health checks.
@@ -220,7 +239,9 @@ impl App {
             client: self.client.clone(),
             shutdown: self.shutdown.clone(),
             health: self.health.clone(),
+            failure: Arc::default(),
         };
+        let failure = ctx.clone();
         let result = match leader {
             None => {
                 let shutdown = self.shutdown.clone();
@@ -232,6 +253,10 @@ impl App {
                 Ok(())
             }
             Some(cfg) => self.run_elected(cfg, ctx, work).await,
+        };
+        let result = match (result, failure.failure()) {
+            (Ok(()), Some(msg)) => Err(AppError::Component(msg)),
+            (result, _) => result,
         };
         self.shutdown.cancel();
         for server in self.servers {

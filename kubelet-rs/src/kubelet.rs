@@ -18,7 +18,20 @@ use crate::nodestatus::machine::MachineInfo;
 use crate::nodestatus::updater::NodeStatusUpdater;
 use crate::nodestatus::{netaddr, register, setters};
 use crate::pod_workers::{PodWorkers, WorkerContext};
+use crate::prober::{ProbeManager, ProbeType, ProberEvent};
 use crate::status::status_manager::StatusManager;
+use crate::volumemanager::{KubeObjectSource, VolumeManager, VolumeManagerConfig};
+
+fn allocatable(config: &KubeletConfig, machine: &MachineInfo) -> setters::ResourceMilli {
+    let cfg = &config.configuration;
+    let capacity = setters::capacity(machine, cfg.max_pods);
+    setters::allocatable(
+        &capacity,
+        &cfg.kube_reserved,
+        &cfg.system_reserved,
+        &cfg.eviction_hard,
+    )
+}
 
 fn runtime_settings(
     config: &KubeletConfig,
@@ -26,13 +39,7 @@ fn runtime_settings(
     host_ips: &[String],
 ) -> RuntimeSettings {
     let cfg = &config.configuration;
-    let capacity = setters::capacity(machine, cfg.max_pods);
-    let allocatable = setters::allocatable(
-        &capacity,
-        &cfg.kube_reserved,
-        &cfg.system_reserved,
-        &cfg.eviction_hard,
-    );
+    let allocatable = allocatable(config, machine);
     RuntimeSettings {
         log_root: config.flags.pod_log_root.clone(),
         cluster_dns: ClusterDns {
@@ -72,6 +79,51 @@ async fn register_until_done(
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(7));
+    }
+}
+
+/// Acts on the prober's verdicts: a failed liveness/startup probe kills the container
+/// (the pod worker then restarts it per restart policy).
+async fn handle_prober_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<ProberEvent>,
+    runtime: RuntimeService,
+    workers: PodWorkers,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = events.recv() => e,
+        };
+        match event {
+            None => return,
+            Some(ProberEvent::ContainerEvent {
+                pod_uid,
+                container_name,
+                event_type,
+                reason,
+                message,
+            }) => {
+                tracing::info!(pod_uid, container = %container_name, event_type, reason, %message, "probe event");
+            }
+            Some(ProberEvent::RestartContainer {
+                pod_uid,
+                container_name,
+                container_id,
+                message,
+                termination_grace_period_seconds,
+                ..
+            }) => {
+                tracing::info!(pod_uid, container = %container_name, %message, "Killing container");
+                let grace = Duration::from_secs(
+                    termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
+                );
+                if let Err(e) = runtime.stop_container(&container_id, grace).await {
+                    tracing::error!(pod_uid, container = %container_name, error = %e, "killing container after probe failure");
+                }
+                workers.wake(&pod_uid);
+            }
+        }
     }
 }
 
@@ -136,12 +188,22 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let manager = Arc::new(RuntimeManager::new(
+    let mut manager = RuntimeManager::new(
         runtime.clone(),
         images,
         Some(client.clone()),
         runtime_settings(&config, &machine, &host_ips),
-    ));
+    );
+    manager.volumes = Some(Arc::new(VolumeManager::new(
+        VolumeManagerConfig {
+            root_dir: config.flags.root_directory.clone(),
+            node_allocatable: setters::to_quantities(&allocatable(&config, &machine)),
+        },
+        Arc::new(KubeObjectSource::new(client.clone())),
+    )));
+    let manager = Arc::new(manager);
+    let (probes, prober_events) = ProbeManager::new();
+    let probes = Arc::new(probes);
     let workers = PodWorkers::new(
         WorkerContext {
             manager: manager.clone(),
@@ -149,6 +211,8 @@ pub async fn run(
             runtime_name,
             host_ips,
             resync: cfg.sync_frequency,
+            probes: Some(probes.clone()),
+            exec: Some(Arc::new(runtime.clone())),
         },
         shutdown.clone(),
     );
@@ -193,7 +257,7 @@ pub async fn run(
         let known = known.clone();
         let orphans_in_flight: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
         tasks.spawn(crate::pleg::run(
-            runtime,
+            runtime.clone(),
             shutdown.clone(),
             move |uid| wake.wake(uid),
             move |snapshot| {
@@ -239,6 +303,38 @@ pub async fn run(
                 }
             },
         ));
+    }
+    tasks.spawn(handle_prober_events(
+        prober_events,
+        runtime.clone(),
+        workers.clone(),
+        shutdown.clone(),
+    ));
+    for probe_type in [
+        ProbeType::Liveness,
+        ProbeType::Readiness,
+        ProbeType::Startup,
+    ] {
+        let mut updates = probes.results(probe_type).subscribe();
+        let workers = workers.clone();
+        let shutdown = shutdown.clone();
+        // A changed probe result re-syncs the pod so ready/started reach its status.
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    update = updates.recv() => match update {
+                        Ok(u) => workers.wake(&u.pod_uid),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            for uid in workers.known_uids() {
+                                workers.wake(&uid);
+                            }
+                        }
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
     }
     shutdown.cancelled().await;
     tasks.shutdown().await;

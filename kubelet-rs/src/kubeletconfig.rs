@@ -156,7 +156,6 @@ impl Default for KubeletWebhookAuthentication {
     }
 }
 
-
 impl Default for KubeletWebhookAuthorization {
     fn default() -> Self {
         Self {

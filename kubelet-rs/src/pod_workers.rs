@@ -12,6 +12,10 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::kuberuntime::manager::{RuntimeManager, StartFailure, format_pod};
+use crate::kuberuntime::runtime_status::PodRuntimeStatus;
+use crate::prober::{
+    ContainerExec, ContainerProbeStatus, ContainerRunState, PodProbeStatus, ProbeManager,
+};
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::status_manager::StatusManager;
 
@@ -47,6 +51,51 @@ pub struct WorkerContext {
     pub runtime_name: String,
     pub host_ips: Vec<String>,
     pub resync: Duration,
+    /// Probe workers and results; `None` runs pods without probes (every running
+    /// container counts as started and ready).
+    pub probes: Option<Arc<ProbeManager>>,
+    /// The runtime exec hook handed to exec probes.
+    pub exec: Option<Arc<dyn ContainerExec>>,
+}
+
+/// The prober's view of a generated status (`UpdatePodStatus` input).
+fn probe_status(pod: &Pod, status: &PodStatus, rt: &PodRuntimeStatus) -> PodProbeStatus {
+    let phase = status.phase.as_deref().unwrap_or_default();
+    let mut containers = HashMap::new();
+    for cs in status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+    {
+        let id = rt.find(&cs.name).map(|r| r.id.clone()).unwrap_or_default();
+        let state = cs.state.clone().unwrap_or_default();
+        let run = if let Some(r) = state.running {
+            ContainerRunState::Running {
+                started_at: r.started_at.map_or_else(Timestamp::now, |t| t.0),
+            }
+        } else if let Some(t) = state.terminated {
+            ContainerRunState::Terminated {
+                exit_code: t.exit_code,
+            }
+        } else {
+            ContainerRunState::Waiting
+        };
+        containers.insert(
+            cs.name.clone(),
+            ContainerProbeStatus {
+                container_id: id,
+                state: run,
+                started: cs.started,
+            },
+        );
+    }
+    PodProbeStatus {
+        terminal: phase == "Succeeded" || phase == "Failed",
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        pod_ip: status.pod_ip.clone(),
+        containers,
+    }
 }
 
 struct Handle {
@@ -128,6 +177,11 @@ impl PodWorkers {
 
     async fn worker_loop(&self, rx: watch::Receiver<Option<Pod>>, wake: Arc<Notify>) {
         let mut reasons: BTreeMap<String, StartFailure> = BTreeMap::new();
+        if let (Some(probes), Some(exec), Some(pod)) =
+            (&self.ctx.probes, &self.ctx.exec, rx.borrow().clone())
+        {
+            probes.add_pod(&pod, exec.clone());
+        }
         loop {
             let Some(pod) = rx.borrow().clone() else {
                 return;
@@ -161,6 +215,14 @@ impl PodWorkers {
                 return None;
             }
         };
+        let probes = self.ctx.probes.clone();
+        let readiness = move |c: &k8s_openapi::api::core::v1::Container, id: &str| match &probes {
+            Some(p) => {
+                let started = p.container_started(c, id, true);
+                (started, p.container_ready(c, id, true, started))
+            }
+            None => (true, true),
+        };
         let status = generate_pod_status(&StatusInputs {
             pod,
             runtime: &rt,
@@ -169,7 +231,11 @@ impl PodWorkers {
             host_ips: &self.ctx.host_ips,
             pod_is_terminal: terminal,
             now: Timestamp::now(),
+            probes: Some(&readiness),
         });
+        if let Some(p) = &self.ctx.probes {
+            p.update_pod_status(&uid(pod), probe_status(pod, &status, &rt));
+        }
         Some((status, rt))
     }
 
@@ -268,6 +334,10 @@ impl PodWorkers {
                 if let Err(e) = self.ctx.status.pod_terminated(pod).await {
                     tracing::error!(pod = %format_pod(pod), error = %e, "deleting terminated pod");
                 } else {
+                    self.ctx.manager.teardown_volumes(&uid(pod));
+                    if let Some(p) = &self.ctx.probes {
+                        p.remove_pod(&uid(pod));
+                    }
                     self.ctx.manager.forget_pod(&uid(pod));
                     return;
                 }

@@ -44,12 +44,15 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
     fake.add_image("busybox:1.0");
     let _cri = fake.serve(&socket).expect("fake CRI");
 
-    let mut configuration = KubeletConfiguration::default();
-    configuration.container_runtime_endpoint = format!("unix://{}", socket.display());
-    configuration.cgroups_per_qos = false;
-    configuration.cluster_dns = vec!["10.96.0.10".into()];
-    configuration.cluster_domain = "cluster.local".into();
-    configuration.node_status_update_frequency = Duration::from_secs(1);
+    let configuration = KubeletConfiguration {
+        container_runtime_endpoint: format!("unix://{}", socket.display()),
+        // Keep the host's cgroup tree untouched in this test.
+        cgroups_per_qos: false,
+        cluster_dns: vec!["10.96.0.10".into()],
+        cluster_domain: "cluster.local".into(),
+        node_status_update_frequency: Duration::from_secs(1),
+        ..Default::default()
+    };
     let flags = KubeletFlags {
         hostname_override: Some("ferro-node-1".into()),
         node_ips: vec!["127.0.0.1".parse().expect("ip")],

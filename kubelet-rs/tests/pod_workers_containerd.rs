@@ -18,10 +18,16 @@ async fn pod_runs_to_completion_on_containerd() {
     let Some(containerd) = support::Containerd::start().expect("start containerd") else {
         return;
     };
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("kubelet=debug").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("kubelet=debug")
+        .try_init();
     let channel = cri::connect(&containerd.socket).expect("channel");
     let runtime = RuntimeService::new(channel.clone(), Duration::from_secs(60));
-    runtime.wait_ready(Duration::from_secs(20)).await.expect("containerd ready");
+    runtime
+        .wait_ready(Duration::from_secs(20))
+        .await
+        .expect("containerd ready");
     let log_root = containerd.dir.path().join("pods");
     let settings = RuntimeSettings {
         log_root: log_root.clone(),
@@ -32,7 +38,12 @@ async fn pod_runs_to_completion_on_containerd() {
         cgroup_root: "/ferrokube-kubelet-test".into(),
         ..Default::default()
     };
-    let manager = RuntimeManager::new(runtime, ImageService::new(channel, Duration::from_secs(60)), None, settings);
+    let manager = RuntimeManager::new(
+        runtime,
+        ImageService::new(channel, Duration::from_secs(60)),
+        None,
+        settings,
+    );
     let recorder = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
     let workers = PodWorkers::new(
@@ -42,6 +53,8 @@ async fn pod_runs_to_completion_on_containerd() {
             runtime_name: "containerd".into(),
             host_ips: vec!["127.0.0.1".into()],
             resync: Duration::from_millis(300),
+            probes: None,
+            exec: None,
         },
         shutdown.clone(),
     );
@@ -62,8 +75,16 @@ async fn pod_runs_to_completion_on_containerd() {
                 command: Some(vec!["sh".into(), "-c".into()]),
                 args: Some(vec!["echo $(WHO) says $GREETING '$$(WHO)'; exit 4".into()]),
                 env: Some(vec![
-                    EnvVar { name: "WHO".into(), value: Some("kubelet".into()), value_from: None },
-                    EnvVar { name: "GREETING".into(), value: Some("hi-$(WHO)".into()), value_from: None },
+                    EnvVar {
+                        name: "WHO".into(),
+                        value: Some("kubelet".into()),
+                        value_from: None,
+                    },
+                    EnvVar {
+                        name: "GREETING".into(),
+                        value: Some("hi-$(WHO)".into()),
+                        value_from: None,
+                    },
                 ]),
                 ..Default::default()
             }],
@@ -74,37 +95,93 @@ async fn pod_runs_to_completion_on_containerd() {
     workers.update_pod(pod.clone());
     let mut failed = None;
     for _ in 0..150 {
-        if let Some(s) = recorder.last().filter(|s| s.phase.as_deref() == Some("Failed")) {
+        if let Some(s) = recorder
+            .last()
+            .filter(|s| s.phase.as_deref() == Some("Failed"))
+        {
             failed = Some(s);
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         workers.wake("9f0c6a1e-real-containerd");
     }
-    let status = failed.unwrap_or_else(|| panic!("pod never failed; last {:?}\n{}", recorder.last(), containerd.log()));
+    let status = failed.unwrap_or_else(|| {
+        panic!(
+            "pod never failed; last {:?}\n{}",
+            recorder.last(),
+            containerd.log()
+        )
+    });
     let cs = status.container_statuses.clone().unwrap_or_default();
-    let term = cs[0].state.clone().and_then(|s| s.terminated).expect("terminated");
+    let term = cs[0]
+        .state
+        .clone()
+        .and_then(|s| s.terminated)
+        .expect("terminated");
     assert_eq!(term.exit_code, 4);
     assert_eq!(term.reason.as_deref(), Some("Error"));
-    assert!(cs[0].container_id.as_deref().is_some_and(|id| id.starts_with("containerd://")));
+    assert!(
+        cs[0]
+            .container_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("containerd://"))
+    );
     assert!(cs[0].image_id.starts_with("sha256:"));
 
-    let log = std::fs::read_to_string(log_root.join("default_echo_9f0c6a1e-real-containerd/main/0.log")).expect("log file");
-    assert!(log.contains(" stdout F kubelet says hi-kubelet $(WHO)"), "{log:?}");
+    let log =
+        std::fs::read_to_string(log_root.join("default_echo_9f0c6a1e-real-containerd/main/0.log"))
+            .expect("log file");
+    assert!(
+        log.contains(" stdout F kubelet says hi-kubelet $(WHO)"),
+        "{log:?}"
+    );
 
     workers.remove_pod(&pod);
     for _ in 0..100 {
-        if recorder.terminated.lock().map(|t| !t.is_empty()).unwrap_or(false) {
+        if recorder
+            .terminated
+            .lock()
+            .map(|t| !t.is_empty())
+            .unwrap_or(false)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(recorder.terminated.lock().map(|t| !t.is_empty()).unwrap_or(false), "pod terminated");
+    assert!(
+        recorder
+            .terminated
+            .lock()
+            .map(|t| !t.is_empty())
+            .unwrap_or(false),
+        "pod terminated"
+    );
     shutdown.cancel();
     // The QoS parent dirs the runtime created stay behind; remove ours.
-    for controller in kubelet::cm::V1_CONTROLLERS.iter().chain(["blkio", "devices", "freezer", "net_cls", "perf_event", "systemd", "unified", "net_prio", "rdma", "misc"].iter()) {
-        let base = std::path::Path::new("/sys/fs/cgroup").join(controller).join("ferrokube-kubelet-test");
-        for sub in ["kubepods/besteffort/pod9f0c6a1e-real-containerd", "kubepods/besteffort", "kubepods", ""] {
+    for controller in kubelet::cm::V1_CONTROLLERS.iter().chain(
+        [
+            "blkio",
+            "devices",
+            "freezer",
+            "net_cls",
+            "perf_event",
+            "systemd",
+            "unified",
+            "net_prio",
+            "rdma",
+            "misc",
+        ]
+        .iter(),
+    ) {
+        let base = std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("ferrokube-kubelet-test");
+        for sub in [
+            "kubepods/besteffort/pod9f0c6a1e-real-containerd",
+            "kubepods/besteffort",
+            "kubepods",
+            "",
+        ] {
             let _ = std::fs::remove_dir(base.join(sub));
         }
     }

@@ -55,6 +55,8 @@ fn harness() -> Harness {
             runtime_name: "fake".into(),
             host_ips: vec!["192.168.1.10".into()],
             resync: Duration::from_millis(200),
+            probes: None,
+            exec: None,
         },
         shutdown.clone(),
     );
@@ -308,4 +310,102 @@ async fn never_pull_policy_reports_err_image_never_pull() {
     })
     .await;
     h.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn readiness_probe_drives_ready_condition() {
+    use k8s_openapi::api::core::v1::{ExecAction, Probe};
+    use kubelet::prober::ProbeManager;
+
+    let base = harness();
+    // Same fake runtime, but workers with a prober and the CRI exec hook.
+    let socket = base._dir.path().join("cri.sock");
+    let channel = cri::connect(&socket).expect("channel");
+    let runtime = RuntimeService::new(channel.clone(), Duration::from_secs(5));
+    let manager = RuntimeManager::new(
+        runtime.clone(),
+        ImageService::new(channel, Duration::from_secs(5)),
+        None,
+        RuntimeSettings {
+            log_root: base._dir.path().join("pods"),
+            ..Default::default()
+        },
+    );
+    let (probes, _events) = ProbeManager::new();
+    let probes = Arc::new(probes);
+    let recorder = Arc::new(Recorder::default());
+    let workers = PodWorkers::new(
+        WorkerContext {
+            manager: Arc::new(manager),
+            status: recorder.clone(),
+            runtime_name: "fake".into(),
+            host_ips: vec![],
+            resync: Duration::from_millis(200),
+            probes: Some(probes),
+            exec: Some(Arc::new(runtime)),
+        },
+        base.shutdown.clone(),
+    );
+    let probe = |cmd: &str| Probe {
+        exec: Some(ExecAction {
+            command: Some(vec![cmd.to_string()]),
+        }),
+        period_seconds: Some(1),
+        ..Default::default()
+    };
+    let mut ready = pod("u5", "Always", "busybox:1.0");
+    let mut unready = pod("u6", "Always", "busybox:1.0");
+    if let Some(spec) = ready.spec.as_mut() {
+        spec.containers[0].readiness_probe = Some(probe("true"));
+    }
+    if let Some(spec) = unready.spec.as_mut() {
+        spec.containers[0].readiness_probe = Some(probe("false"));
+    }
+    workers.update_pod(ready);
+    workers.update_pod(unready);
+    // Wait until both pods have reported a running container, then check readiness.
+    eventually("ready pod", || {
+        recorder
+            .statuses
+            .lock()
+            .ok()?
+            .iter()
+            .find(|s| {
+                s.conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+            .cloned()
+    })
+    .await;
+    let not_ready = eventually("unready pod with running container", || {
+        recorder
+            .statuses
+            .lock()
+            .ok()?
+            .iter()
+            .rev()
+            .find(|s| {
+                s.phase.as_deref() == Some("Running")
+                    && s.conditions
+                        .iter()
+                        .flatten()
+                        .any(|c| c.type_ == "ContainersReady" && c.status == "False")
+            })
+            .cloned()
+    })
+    .await;
+    let ready_cond = not_ready
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready_cond.reason.as_deref(), Some("ContainersNotReady"));
+    assert!(
+        base.fake.calls().iter().any(|c| c == "ExecSync"),
+        "exec probe went through CRI ExecSync"
+    );
+    base.shutdown.cancel();
 }

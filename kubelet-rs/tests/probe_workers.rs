@@ -147,16 +147,15 @@ async fn liveness_failure_requests_restart_after_threshold_then_holds() {
         manager.results(ProbeType::Liveness).get("cid-1"),
         Some(ProbeResult::Failure)
     );
-    let update = updates
-        .try_recv()
-        .map(|u| (u.container_id, u.result, u.pod_uid));
+    let mut published = Vec::new();
+    while let Ok(u) = updates.try_recv() {
+        published.push((u.container_id, u.result, u.pod_uid));
+    }
+    // The initial value (Success for liveness) first, then the failure past the threshold.
+    let cid = |r| ("cid-1".to_string(), r, "pod-1".to_string());
     assert_eq!(
-        update,
-        Ok((
-            "cid-1".to_string(),
-            ProbeResult::Failure,
-            "pod-1".to_string()
-        ))
+        published,
+        [cid(ProbeResult::Success), cid(ProbeResult::Failure)]
     );
 
     let got = drain(&mut events);

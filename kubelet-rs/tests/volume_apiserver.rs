@@ -63,6 +63,13 @@ async fn sets_up_real_token_configmap_and_secret_volumes() {
     let cms = Api::<ConfigMap>::namespaced(client.clone(), "default");
     // Normally published by kube-controller-manager's root-ca-cert-publisher.
     create(&cms, &config_map("kube-root-ca.crt", "ca.crt", "PEM DATA")).await;
+    // The OpenShift-built apiserver on this machine also projects this configMap into
+    // kube-api-access volumes (an OpenShift carry patch).
+    create(
+        &cms,
+        &config_map("openshift-service-ca.crt", "service-ca.crt", "SERVICE CA"),
+    )
+    .await;
     create(&cms, &config_map("app", "settings", "v1")).await;
     let secret = Secret {
         metadata: meta("creds"),

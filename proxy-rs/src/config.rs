@@ -207,6 +207,16 @@ pub enum ProxyMode {
     Ipvs,
 }
 
+impl std::fmt::Display for ProxyMode {
+    /// The names upstream's `--proxy-mode` and `/proxyMode` use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProxyMode::Nftables => "nftables",
+            ProxyMode::Ipvs => "ipvs",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DetectLocalMode {
     ClusterCidr,

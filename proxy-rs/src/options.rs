@@ -138,7 +138,6 @@ pub struct Options {
 /// Flags and config resolved into what the binary runs with.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub options: Options,
     /// Defaulted configuration, from `--config` or built from the flags.
     pub configuration: KubeProxyConfiguration,
     pub client: ClientFlags,
@@ -233,7 +232,6 @@ pub fn resolve(options: Options) -> Result<Resolved, ConfigError> {
     let healthz_addr = parse_addr("healthzBindAddress", &configuration.healthz_bind_address)?;
     let metrics_addr = parse_addr("metricsBindAddress", &configuration.metrics_bind_address)?;
     Ok(Resolved {
-        options,
         configuration,
         client,
         healthz_addr,

@@ -135,6 +135,10 @@ pub async fn run_in_netns(
             service_health_ips,
             handles.health.clone(),
         ));
+        let (setting, ips) = (config.node_port_addresses.clone(), node_ips.clone());
+        proxier = proxier.with_node_port_resolver(Box::new(move || {
+            NodePortAddresses::resolve(&setting, IpFamily::V4, &ips, &local_addresses())
+        }));
     }
     if let Some(n) = &node {
         handles.health.sync_node(n);

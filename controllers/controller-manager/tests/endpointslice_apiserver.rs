@@ -35,7 +35,10 @@ async fn running_pod(client: &Client, name: &str, ip: &str, port: i32) {
     }
     let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
         "conditions": [{"type": "Ready", "status": "True"}]}});
-    if let Err(e) = pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await {
+    if let Err(e) = pods
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+    {
         panic!("patch pod status {name}: {e}");
     }
 }
@@ -50,10 +53,19 @@ fn summary(slices: &[EndpointSlice]) -> Vec<(String, i32, bool)> {
     let mut out: Vec<(String, i32, bool)> = slices
         .iter()
         .flat_map(|s| {
-            let port = s.ports.as_ref().and_then(|p| p.first()).and_then(|p| p.port).unwrap_or(0);
+            let port = s
+                .ports
+                .as_ref()
+                .and_then(|p| p.first())
+                .and_then(|p| p.port)
+                .unwrap_or(0);
             s.endpoints.iter().flatten().map(move |e| {
                 let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false);
-                (e.addresses.first().cloned().unwrap_or_default(), port, ready)
+                (
+                    e.addresses.first().cloned().unwrap_or_default(),
+                    port,
+                    ready,
+                )
             })
         })
         .collect();
@@ -69,7 +81,9 @@ async fn service_pods_become_endpoint_slices() {
     let client = server.client().await;
     support::create_namespace(&client, "es").await;
     let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node = parse(json!({"metadata": {"name": "n1", "labels": {"topology.kubernetes.io/zone": "zone-a"}}}));
+    let node: Node = parse(
+        json!({"metadata": {"name": "n1", "labels": {"topology.kubernetes.io/zone": "zone-a"}}}),
+    );
     if let Err(e) = nodes.create(&PostParams::default(), &node).await {
         panic!("create node: {e}");
     }
@@ -88,7 +102,10 @@ async fn service_pods_become_endpoint_slices() {
     let controller = tokio::spawn(kube_controller_manager::endpointslice::start(ctx));
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), "es");
 
-    let want = vec![("10.244.0.5".to_string(), 8080, true), ("10.244.0.6".to_string(), 9090, true)];
+    let want = vec![
+        ("10.244.0.5".to_string(), 8080, true),
+        ("10.244.0.6".to_string(), 9090, true),
+    ];
     let got = support::wait_for("slices for both pods", LIMIT, || async {
         let s = slices(&api).await;
         (summary(&s) == want).then_some(s)
@@ -98,21 +115,37 @@ async fn service_pods_become_endpoint_slices() {
     assert_eq!(got.len(), 2);
     for s in &got {
         let labels = s.metadata.labels.clone().unwrap_or_default();
-        assert_eq!(labels.get("endpointslice.kubernetes.io/managed-by").map(String::as_str), Some("endpointslice-controller.k8s.io"));
+        assert_eq!(
+            labels
+                .get("endpointslice.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("endpointslice-controller.k8s.io")
+        );
         assert_eq!(labels.get("team").map(String::as_str), Some("a"));
         assert_eq!(s.address_type, "IPv4");
-        assert!(s.metadata.name.as_deref().is_some_and(|n| n.starts_with("web-")));
+        assert!(
+            s.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("web-"))
+        );
         let owner = s.metadata.owner_references.clone().unwrap_or_default();
         assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("Service"));
         let ep = &s.endpoints.clone().unwrap_or_default()[0];
         assert_eq!(ep.zone.as_deref(), Some("zone-a"));
         assert_eq!(ep.node_name.as_deref(), Some("n1"));
-        assert_eq!(ep.target_ref.as_ref().and_then(|t| t.kind.as_deref()), Some("Pod"));
+        assert_eq!(
+            ep.target_ref.as_ref().and_then(|t| t.kind.as_deref()),
+            Some("Pod")
+        );
     }
 
     // A pod goes away: its endpoint (and the now-empty slice) go too.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "es");
-    if let Err(e) = pods.delete("b", &DeleteParams::default().grace_period(0)).await {
+    if let Err(e) = pods
+        .delete("b", &DeleteParams::default().grace_period(0))
+        .await
+    {
         panic!("delete pod: {e}");
     }
     let want_a = vec![("10.244.0.5".to_string(), 8080, true)];
@@ -123,18 +156,28 @@ async fn service_pods_become_endpoint_slices() {
     .await;
 
     // Tampering: a deleted slice is recreated.
-    let name = slices(&api).await.first().and_then(|s| s.metadata.name.clone()).unwrap_or_default();
+    let name = slices(&api)
+        .await
+        .first()
+        .and_then(|s| s.metadata.name.clone())
+        .unwrap_or_default();
     if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
         panic!("delete slice: {e}");
     }
     support::wait_for("slice recreated", LIMIT, || async {
         let s = slices(&api).await;
-        (summary(&s) == want_a && s.iter().all(|x| x.metadata.name.as_deref() != Some(name.as_str()))).then_some(())
+        (summary(&s) == want_a
+            && s.iter()
+                .all(|x| x.metadata.name.as_deref() != Some(name.as_str())))
+        .then_some(())
     })
     .await;
 
     // No pods left: a placeholder slice with no endpoints remains.
-    if let Err(e) = pods.delete("a", &DeleteParams::default().grace_period(0)).await {
+    if let Err(e) = pods
+        .delete("a", &DeleteParams::default().grace_period(0))
+        .await
+    {
         panic!("delete pod: {e}");
     }
     support::wait_for("placeholder slice", LIMIT, || async {

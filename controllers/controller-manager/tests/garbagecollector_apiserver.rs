@@ -75,7 +75,10 @@ async fn collects_orphans_and_foreground_dependents() {
     let owner = config_map(&cms, "owner-bg", None).await;
     config_map(&cms, "dep-bg", Some(&owner)).await;
     delete_with(&cms, "owner-bg", &DeleteParams::default()).await;
-    support::wait_for("background dependent deleted", LIMIT, || gone(&cms, "dep-bg")).await;
+    support::wait_for("background dependent deleted", LIMIT, || {
+        gone(&cms, "dep-bg")
+    })
+    .await;
 
     // Orphan: the owner goes, the dependent stays without the reference.
     let owner = config_map(&cms, "owner-orphan", None).await;
@@ -93,14 +96,20 @@ async fn collects_orphans_and_foreground_dependents() {
     let owner = config_map(&cms, "owner-fg", None).await;
     config_map(&cms, "dep-fg", Some(&owner)).await;
     delete_with(&cms, "owner-fg", &DeleteParams::foreground()).await;
-    support::wait_for("foreground dependent deleted", LIMIT, || gone(&cms, "dep-fg")).await;
+    support::wait_for("foreground dependent deleted", LIMIT, || {
+        gone(&cms, "dep-fg")
+    })
+    .await;
     support::wait_for("foreground owner deleted", LIMIT, || gone(&cms, "owner-fg")).await;
 
     // An owner that never existed (wrong UID) is dangling: dependent deleted.
     let mut ghost = config_map(&cms, "ghost-owner", None).await;
     ghost.metadata.uid = Some("00000000-0000-0000-0000-000000000000".into());
     config_map(&cms, "dep-ghost", Some(&ghost)).await;
-    support::wait_for("dependent of a dangling owner deleted", LIMIT, || gone(&cms, "dep-ghost")).await;
+    support::wait_for("dependent of a dangling owner deleted", LIMIT, || {
+        gone(&cms, "dep-ghost")
+    })
+    .await;
     assert!(cms.get_opt("ghost-owner").await.ok().flatten().is_some());
 
     shutdown.cancel();
@@ -186,7 +195,11 @@ async fn deleting_a_deployment_cascades_unless_orphaned() {
     assert!(rs.metadata.owner_references.unwrap_or_default().is_empty());
     let pod = pods.get_opt("kept-pod").await.ok().flatten();
     let pod = pod.unwrap_or_else(|| panic!("pod must survive orphaning"));
-    assert_eq!(pod.metadata.owner_references.map(|r| r.len()), Some(1), "pod still owned by the replicaset");
+    assert_eq!(
+        pod.metadata.owner_references.map(|r| r.len()),
+        Some(1),
+        "pod still owned by the replicaset"
+    );
 
     shutdown.cancel();
     let _ = gc.await;

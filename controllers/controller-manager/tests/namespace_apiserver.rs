@@ -21,8 +21,18 @@ fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
 }
 
 fn condition(ns: &Namespace, ty: &str) -> Option<(String, String, String)> {
-    let c = ns.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == ty)?;
-    Some((c.status.clone(), c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()))
+    let c = ns
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == ty)?;
+    Some((
+        c.status.clone(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    ))
 }
 
 #[tokio::test]
@@ -42,7 +52,13 @@ async fn deleted_namespace_is_emptied_and_finalized() {
             panic!("create configmap: {e}");
         }
     }
-    if let Err(e) = secrets.create(&PostParams::default(), &parse(json!({"metadata": {"name": "s"}}))).await {
+    if let Err(e) = secrets
+        .create(
+            &PostParams::default(),
+            &parse(json!({"metadata": {"name": "s"}})),
+        )
+        .await
+    {
         panic!("create secret: {e}");
     }
 
@@ -66,15 +82,30 @@ async fn deleted_namespace_is_emptied_and_finalized() {
     );
     assert_eq!(
         condition(&ns, "NamespaceContentRemaining").map(|c| (c.1, c.2)),
-        Some(("SomeResourcesRemain".into(), "Some resources are remaining: configmaps. has 1 resource instances".into()))
+        Some((
+            "SomeResourcesRemain".into(),
+            "Some resources are remaining: configmaps. has 1 resource instances".into()
+        ))
     );
-    assert_eq!(condition(&ns, "NamespaceDeletionDiscoveryFailure").map(|c| c.0), Some("False".into()));
-    assert!(secrets.get_opt("s").await.ok().flatten().is_none(), "secret deleted");
-    assert!(cms.get_opt("plain").await.ok().flatten().is_none(), "plain configmap deleted");
+    assert_eq!(
+        condition(&ns, "NamespaceDeletionDiscoveryFailure").map(|c| c.0),
+        Some("False".into())
+    );
+    assert!(
+        secrets.get_opt("s").await.ok().flatten().is_none(),
+        "secret deleted"
+    );
+    assert!(
+        cms.get_opt("plain").await.ok().flatten().is_none(),
+        "plain configmap deleted"
+    );
 
     // Release the hold: the namespace is finalized and disappears.
     let release = json!({"metadata": {"finalizers": null}});
-    if let Err(e) = cms.patch("held", &PatchParams::default(), &Patch::Merge(&release)).await {
+    if let Err(e) = cms
+        .patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+    {
         panic!("release finalizer: {e}");
     }
     support::wait_for("namespace gone", LIMIT, || async {

@@ -33,14 +33,17 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
         .await
 }
 
-/// WIRE-UP POINT: the scheduler library's `run` goes here (it receives the
-/// resolved options, including the `--config` JSON, and the context with the
-/// client, shutdown token and health registry).
+/// Runs the scheduler while this process leads; a fatal error (e.g. an
+/// invalid `--config`) ends the process non-zero like upstream.
 async fn run_component(resolved: Resolved, ctx: WorkContext) {
-    tracing::info!(
-        config = ?resolved.options.config,
-        has_component_config = resolved.component_config.is_some(),
-        "kube-scheduler is running (scheduling loop not wired yet)"
-    );
-    ctx.shutdown.cancelled().await;
+    let config = match resolved.component_config {
+        Some(value) => match kube_scheduler::SchedulerConfig::from_component_config(value) {
+            Ok(config) => config,
+            Err(err) => return ctx.fail(format_args!("invalid scheduler configuration: {err}")),
+        },
+        None => kube_scheduler::SchedulerConfig::default(),
+    };
+    if let Err(err) = kube_scheduler::run(ctx.client.clone(), config, ctx.shutdown.clone()).await {
+        ctx.fail(format_args!("scheduler failed: {err}"));
+    }
 }

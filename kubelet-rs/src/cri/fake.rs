@@ -361,6 +361,32 @@ impl RuntimeService for FakeRuntime {
         Ok(Response::new(api::ListContainersResponse { containers }))
     }
 
+    /// Exec probes: `true` exits 0, anything else exits 1.
+    async fn exec_sync(
+        &self,
+        req: Request<api::ExecSyncRequest>,
+    ) -> Result<Response<api::ExecSyncResponse>, Status> {
+        let req = req.into_inner();
+        let s = self.record("ExecSync");
+        let running = s
+            .containers
+            .get(&req.container_id)
+            .is_some_and(|(_, c)| c.state == api::ContainerState::ContainerRunning as i32);
+        if !running {
+            return Err(not_found("running container", &req.container_id));
+        }
+        let ok = req.cmd.first().map(String::as_str) == Some("true");
+        Ok(Response::new(api::ExecSyncResponse {
+            stdout: Vec::new(),
+            stderr: if ok {
+                Vec::new()
+            } else {
+                b"probe failed".to_vec()
+            },
+            exit_code: if ok { 0 } else { 1 },
+        }))
+    }
+
     async fn container_status(
         &self,
         req: Request<api::ContainerStatusRequest>,

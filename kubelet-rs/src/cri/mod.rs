@@ -8,6 +8,7 @@ pub mod api {
 
 mod client;
 mod error;
+mod exec;
 pub mod fake;
 
 pub use client::{

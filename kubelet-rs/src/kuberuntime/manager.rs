@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -20,6 +20,7 @@ use super::labels;
 use super::runtime_status::{ContainerRecord, ContainerState, PodRuntimeStatus};
 use super::sandbox::{SandboxParams, generate_pod_sandbox_config, pod_log_dir};
 use crate::cri::{CriError, ImageService, RuntimeService, api};
+use crate::volumemanager::{MountPropagation, VolumeManager};
 
 pub const ERR_IMAGE_PULL: &str = "ErrImagePull";
 pub const IMAGE_PULL_BACKOFF: &str = "ImagePullBackOff";
@@ -64,8 +65,30 @@ pub struct RuntimeManager {
     pub images: ImageService,
     pub client: Option<Client>,
     pub settings: RuntimeSettings,
+    /// Pod volumes; without one, pods with volumes are still started (tests, no mounts).
+    pub volumes: Option<Arc<VolumeManager>>,
     crash_backoff: Mutex<Backoff>,
     image_backoff: Mutex<Backoff>,
+}
+
+/// Volume mounts → CRI mounts.
+fn cri_mounts(mounts: Vec<crate::volumemanager::Mount>) -> Vec<api::Mount> {
+    mounts
+        .into_iter()
+        .map(|m| api::Mount {
+            container_path: m.container_path,
+            host_path: m.host_path.display().to_string(),
+            readonly: m.read_only,
+            propagation: match m.propagation {
+                MountPropagation::Private => api::MountPropagation::PropagationPrivate,
+                MountPropagation::HostToContainer => {
+                    api::MountPropagation::PropagationHostToContainer
+                }
+                MountPropagation::Bidirectional => api::MountPropagation::PropagationBidirectional,
+            } as i32,
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// `format.Pod`: `name_namespace(uid)`.
@@ -125,6 +148,7 @@ impl RuntimeManager {
             images,
             client,
             settings,
+            volumes: None,
             crash_backoff: Mutex::new(Backoff::crash_loop()),
             image_backoff: Mutex::new(Backoff::crash_loop()),
         }
@@ -231,6 +255,13 @@ impl RuntimeManager {
             return result;
         }
         if actions.kill_pod && !actions.create_sandbox {
+            return result;
+        }
+        if let Some(volumes) = &self.volumes
+            && let Err(e) = volumes.setup_pod(pod).await
+        {
+            // Upstream keeps the pod in ContainerCreating and reports FailedMount.
+            result.error = Some(format!("Unable to attach or mount volumes: {e}"));
             return result;
         }
         let mut sandbox_id = actions.sandbox_id.clone();
@@ -503,7 +534,14 @@ impl RuntimeManager {
             cpu_cfs_quota: self.settings.cpu_cfs_quota,
             image_ref: &image_ref,
         };
-        let config = generate_container_config(pod, c, &params);
+        let mut config = generate_container_config(pod, c, &params);
+        if let Some(volumes) = &self.volumes {
+            let mounts = volumes.container_mounts(pod, c).map_err(|e| StartFailure {
+                reason: CREATE_CONTAINER_CONFIG_ERROR.into(),
+                message: e.to_string(),
+            })?;
+            config.mounts = cri_mounts(mounts);
+        }
         let id = self
             .runtime
             .create_container(sandbox_id, config, sandbox_config.clone())
@@ -531,6 +569,15 @@ impl RuntimeManager {
             }
         }
         Ok(())
+    }
+
+    /// Unmounts and deletes the pod's volumes once its containers are gone.
+    pub fn teardown_volumes(&self, uid: &str) {
+        if let Some(volumes) = &self.volumes
+            && let Err(e) = volumes.teardown_pod(uid)
+        {
+            tracing::warn!(uid, error = %e, "tearing down pod volumes");
+        }
     }
 
     /// Forgets back-off state of a pod that is gone.

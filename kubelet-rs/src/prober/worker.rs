@@ -293,7 +293,9 @@ mod tests {
     #[test]
     fn thresholds_need_consecutive_results() {
         use ProbeResult::{Failure as F, Success as S};
-        let cases: [(&[ProbeResult], u32, u32, &[Option<ProbeResult>]); 3] = [
+        // (observed results, successThreshold, failureThreshold, published after each)
+        type Case<'a> = (&'a [ProbeResult], u32, u32, &'a [Option<ProbeResult>]);
+        let cases: [Case; 3] = [
             (&[F, F, F, F], 1, 3, &[None, None, Some(F), Some(F)]),
             (
                 &[F, S, F, F, F],

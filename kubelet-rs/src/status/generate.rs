@@ -39,7 +39,13 @@ pub struct StatusInputs<'a> {
     pub host_ips: &'a [String],
     pub pod_is_terminal: bool,
     pub now: Timestamp,
+    /// (started, ready) of a running container from its probes; `None`: no probes
+    /// known, a running container is started and ready.
+    pub probes: Option<&'a ProbeReadiness>,
 }
+
+/// Answers (started, ready) for a running container with the given runtime id.
+pub type ProbeReadiness = dyn Fn(&Container, &str) -> (bool, bool) + Send + Sync;
 
 fn ts(ns: i64) -> Option<Time> {
     (ns > 0)
@@ -98,8 +104,9 @@ fn container_statuses(
             status.restart_count = r.restart_count;
             status.state = Some(match r.state {
                 RtState::Running => {
-                    status.ready = true;
-                    status.started = Some(true);
+                    let (started, ready) = input.probes.map_or((true, true), |f| f(c, &r.id));
+                    status.ready = ready;
+                    status.started = Some(started);
                     ContainerState {
                         running: Some(ContainerStateRunning {
                             started_at: ts(r.started_at),
@@ -216,8 +223,7 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
         .zip(&init_statuses)
         .filter(|(c, s)| {
             c.restart_policy.as_deref() != Some("Always")
-                && s
-                    .state
+                && s.state
                     .as_ref()
                     .and_then(|st| st.terminated.as_ref())
                     .is_none_or(|t| t.exit_code != 0)
@@ -423,6 +429,7 @@ mod tests {
             host_ips: &["192.168.0.2".into()],
             pod_is_terminal: false,
             now,
+            probes: None,
         });
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.pod_ip.as_deref(), Some("10.88.0.7"));
@@ -476,6 +483,7 @@ mod tests {
             host_ips: &[],
             pod_is_terminal: false,
             now,
+            probes: None,
         });
         let cs = &s.container_statuses.clone().unwrap_or_default()[0];
         let w = cs.state.clone().and_then(|s| s.waiting).expect("waiting");

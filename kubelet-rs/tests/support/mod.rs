@@ -218,4 +218,3 @@ impl Recorder {
         self.statuses.lock().ok()?.last().cloned()
     }
 }
-

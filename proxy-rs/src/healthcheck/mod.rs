@@ -2,6 +2,7 @@
 //! health behind `:10256`, and per-Service health check node ports for
 //! `externalTrafficPolicy: Local` LoadBalancers.
 
+pub mod http;
 pub mod proxier_health;
 pub mod service_health;
 

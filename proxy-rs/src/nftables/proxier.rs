@@ -18,7 +18,7 @@ use crate::healthcheck::ProxierHealth;
 use crate::healthcheck::service_health::{self, ServiceHealthServer};
 use crate::metrics::{ProxyMetrics, TrafficPolicyLabel, unix_now};
 use crate::model::{EndpointsChangeTracker, EndpointsMap, ServiceChangeTracker, ServicePortMap};
-use crate::proxy_util::nft_family_keyword;
+use crate::proxy_util::{NodePortAddresses, nft_family_keyword};
 
 /// How long a flushed chain must stay unreferenced before we delete it.
 const STALE_CHAIN_DELAY: Duration = Duration::from_secs(1);
@@ -49,7 +49,11 @@ pub struct Proxier {
     health: ProxierHealth,
     metrics: ProxyMetrics,
     service_health: Option<ServiceHealthServer>,
+    node_port_resolver: Option<NodePortResolver>,
 }
+
+/// Re-reads which addresses accept NodePorts (interfaces change at runtime).
+pub type NodePortResolver = Box<dyn Fn() -> NodePortAddresses + Send + Sync>;
 
 impl Proxier {
     pub fn new(
@@ -80,7 +84,14 @@ impl Proxier {
             health,
             metrics,
             service_health: None,
+            node_port_resolver: None,
         }
+    }
+
+    /// Re-resolves `nodePortAddresses` on every full sync, as upstream does.
+    pub fn with_node_port_resolver(mut self, resolver: NodePortResolver) -> Self {
+        self.node_port_resolver = Some(resolver);
+        self
     }
 
     /// Serves health check node ports for Local-policy LoadBalancers.
@@ -217,6 +228,9 @@ impl Proxier {
         updated.extend(ep_update.updated_services.iter().cloned());
 
         self.delete_stale_chains().await;
+        if full && let Some(resolve) = &self.node_port_resolver {
+            self.cfg.node_port_addresses = resolve();
+        }
 
         let existing_chains = self.nft.list("chains").await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "Failed to list nftables chains: stale chains will not be deleted");

@@ -27,11 +27,10 @@ pub fn should_pod_be_in_endpoints(pod: &Pod) -> bool {
     if matches!(phase, Some("Failed") | Some("Succeeded")) {
         return false;
     }
-    let has_ip = status.is_some_and(|s| {
+    status.is_some_and(|s| {
         s.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
             || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
-    });
-    has_ip
+    })
 }
 
 /// Upstream `FindPort`: a numeric targetPort is used as is; a named one is
@@ -103,7 +102,7 @@ pub fn endpoint_addresses(pod: &Pod, address_type: &str) -> Vec<String> {
         ips.push(ip);
     }
     ips.into_iter()
-        .filter_map(|ip| parse_ip_sloppy(ip))
+        .filter_map(parse_ip_sloppy)
         .filter(|ip| match address_type {
             ADDRESS_TYPE_IPV6 => ip.is_ipv6(),
             ADDRESS_TYPE_IPV4 => ip.is_ipv4(),
@@ -260,7 +259,10 @@ mod tests {
         // "dns" is UDP in the pod but TCP in the service: not served.
         assert_eq!(
             got,
-            vec![(Some("http".into()), Some(8080)), (Some("metrics".into()), Some(9090))]
+            vec![
+                (Some("http".into()), Some(8080)),
+                (Some("metrics".into()), Some(9090))
+            ]
         );
         let other = with_ports(pod("b"), &[("web", 8081, "TCP")]);
         assert_eq!(endpoint_ports(&service, &other)[0].port, Some(8081));
@@ -271,8 +273,14 @@ mod tests {
         let cases = [
             (pod("a"), false),
             (with_ip(pod("a"), "10.0.0.1"), true),
-            (crate::controller_utils::testing::phase(with_ip(pod("a"), "10.0.0.1"), "Succeeded"), false),
-            (crate::controller_utils::testing::phase(with_ip(pod("a"), "10.0.0.1"), "Failed"), false),
+            (
+                crate::controller_utils::testing::phase(with_ip(pod("a"), "10.0.0.1"), "Succeeded"),
+                false,
+            ),
+            (
+                crate::controller_utils::testing::phase(with_ip(pod("a"), "10.0.0.1"), "Failed"),
+                false,
+            ),
         ];
         for (p, want) in cases {
             assert_eq!(should_pod_be_in_endpoints(&p), want);
@@ -288,10 +296,26 @@ mod tests {
         // (pod, publishNotReady) -> (ready, serving, terminating)
         let cases = [
             (with_ip(pod("a"), "10.0.0.1"), false, (false, false, false)),
-            (ready_since(with_ip(pod("a"), "10.0.0.1"), 1), false, (true, true, false)),
-            (terminating(ready_since(with_ip(pod("a"), "10.0.0.1"), 1)), false, (false, true, true)),
-            (terminating(with_ip(pod("a"), "10.0.0.1")), false, (false, false, true)),
-            (terminating(with_ip(pod("a"), "10.0.0.1")), true, (true, false, true)),
+            (
+                ready_since(with_ip(pod("a"), "10.0.0.1"), 1),
+                false,
+                (true, true, false),
+            ),
+            (
+                terminating(ready_since(with_ip(pod("a"), "10.0.0.1"), 1)),
+                false,
+                (false, true, true),
+            ),
+            (
+                terminating(with_ip(pod("a"), "10.0.0.1")),
+                false,
+                (false, false, true),
+            ),
+            (
+                terminating(with_ip(pod("a"), "10.0.0.1")),
+                true,
+                (true, false, true),
+            ),
             (with_ip(pod("a"), "10.0.0.1"), true, (true, false, false)),
         ];
         for (p, publish, (ready, serving, term)) in cases {
@@ -301,7 +325,10 @@ mod tests {
             }
             let ep = pod_to_endpoint(&p, None, &service, ADDRESS_TYPE_IPV4);
             let c = ep.conditions.unwrap_or_default();
-            assert_eq!((c.ready, c.serving, c.terminating), (Some(ready), Some(serving), Some(term)));
+            assert_eq!(
+                (c.ready, c.serving, c.terminating),
+                (Some(ready), Some(serving), Some(term))
+            );
             assert_eq!(ep.addresses, vec!["10.0.0.1".to_string()]);
         }
     }
@@ -326,13 +353,23 @@ mod tests {
         assert_eq!(ep.zone.as_deref(), Some("zone-a"));
         assert_eq!(ep.hostname.as_deref(), Some("host-a"));
         let target = ep.target_ref.unwrap_or_default();
-        assert_eq!((target.kind.as_deref(), target.name.as_deref()), (Some("Pod"), Some("a")));
-        assert!(pod_to_endpoint(&p, None, &svc(vec![]), ADDRESS_TYPE_IPV6).addresses.is_empty());
+        assert_eq!(
+            (target.kind.as_deref(), target.name.as_deref()),
+            (Some("Pod"), Some("a"))
+        );
+        assert!(
+            pod_to_endpoint(&p, None, &svc(vec![]), ADDRESS_TYPE_IPV6)
+                .addresses
+                .is_empty()
+        );
     }
 
     #[test]
     fn sloppy_ipv4_is_canonicalised() {
         let p = with_ip(pod("a"), "010.000.000.001");
-        assert_eq!(endpoint_addresses(&p, ADDRESS_TYPE_IPV4), vec!["10.0.0.1".to_string()]);
+        assert_eq!(
+            endpoint_addresses(&p, ADDRESS_TYPE_IPV4),
+            vec!["10.0.0.1".to_string()]
+        );
     }
 }

@@ -7,13 +7,14 @@ pub mod endpoint;
 pub mod reconcile;
 #[cfg(test)]
 mod tests;
+pub mod tracker;
+pub mod trigger_time;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use component_base::workqueue::RateLimitingQueue;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -21,13 +22,16 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller_utils::Key;
 use crate::error::Error;
+use crate::events::{EventSink, EventSpec};
 use crate::informers::{Change, Subscription};
 use crate::names::ENDPOINTSLICE_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
-use reconcile::{Action, CONTROLLER_NAME, DEFAULT_MAX_ENDPOINTS_PER_SLICE, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, State};
-
-/// Retry delay when pods wait for their Node to appear in the cache.
-const MISSING_NODE_RETRY: Duration = Duration::from_secs(1);
+use reconcile::{
+    Action, CONTROLLER_NAME, DEFAULT_MAX_ENDPOINTS_PER_SLICE, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
+    State,
+};
+use tracker::SliceTracker;
+use trigger_time::TriggerTimeTracker;
 
 struct Controller {
     client: Client,
@@ -37,9 +41,9 @@ struct Controller {
     slices: Store<EndpointSlice>,
     queue: RateLimitingQueue<Key>,
     max_endpoints: usize,
-    /// When the last change that affects a service was observed; stamped
-    /// into `endpoints.kubernetes.io/last-change-trigger-time`.
-    trigger_times: Mutex<HashMap<Key, String>>,
+    trigger_times: Mutex<TriggerTimeTracker>,
+    tracker: Mutex<SliceTracker>,
+    events: EventSink,
 }
 
 pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
@@ -47,8 +51,12 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let pod_inf = ctx.informers.informer::<Pod>();
     let node_inf = ctx.informers.informer::<Node>();
     let slice_inf = ctx.informers.informer::<EndpointSlice>();
-    let (svc_rx, pod_rx, node_rx, slice_rx) =
-        (svc_inf.subscribe(), pod_inf.subscribe(), node_inf.subscribe(), slice_inf.subscribe());
+    let (svc_rx, pod_rx, node_rx, slice_rx) = (
+        svc_inf.subscribe(),
+        pod_inf.subscribe(),
+        node_inf.subscribe(),
+        slice_inf.subscribe(),
+    );
     let ctl = Arc::new(Controller {
         client: ctx.client.clone(),
         services: svc_inf.store().clone(),
@@ -57,7 +65,9 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         slices: slice_inf.store().clone(),
         queue: RateLimitingQueue::new("endpoint_slice"),
         max_endpoints: DEFAULT_MAX_ENDPOINTS_PER_SLICE,
-        trigger_times: Mutex::new(HashMap::new()),
+        trigger_times: Mutex::new(TriggerTimeTracker::default()),
+        tracker: Mutex::new(SliceTracker::default()),
+        events: EventSink::new(&ctx.events, ENDPOINTSLICE_CONTROLLER),
     });
     tokio::select! {
         _ = ctx.shutdown.cancelled() => return Ok(()),
@@ -83,15 +93,14 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     Ok(())
 }
 
-fn now_rfc3339() -> String {
-    jiff::Timestamp::now().to_string()
-}
-
 fn selector_matches(service: &Service, labels: Option<&BTreeMap<String, String>>) -> bool {
     let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
     };
-    !selector.is_empty() && selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 async fn watch_services(ctl: Arc<Controller>, mut rx: Subscription<Service>) {
@@ -136,17 +145,33 @@ async fn watch_nodes(ctl: Arc<Controller>, mut rx: Subscription<Node>) {
 /// A managed slice changed or vanished behind our back: resync its service.
 async fn watch_slices(ctl: Arc<Controller>, mut rx: Subscription<EndpointSlice>) {
     while let Some(change) = rx.recv().await {
-        match change {
-            Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s) => {
-                let labels = s.metadata.labels.as_ref();
-                let managed = labels.and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(CONTROLLER_NAME);
-                if let (true, Some(svc)) = (managed, labels.and_then(|l| l.get(LABEL_SERVICE_NAME))) {
-                    ctl.queue.add(Key::new(s.metadata.namespace.as_deref(), svc));
+        let slice = match change {
+            Change::Added(s) | Change::Updated { new: s, .. } => s,
+            Change::Deleted(s) => {
+                if let (Some(svc), Some(uid)) = (service_key(&s), s.metadata.uid.as_deref()) {
+                    ctl.tracker().handle_deletion(&svc, uid);
                 }
+                s
             }
-            Change::Resync => ctl.enqueue_all(),
+            Change::Resync => {
+                ctl.enqueue_all();
+                continue;
+            }
+        };
+        if let Some(svc) = service_key(&slice) {
+            ctl.queue.add(svc);
         }
     }
+}
+
+/// The service a slice managed by this controller belongs to.
+fn service_key(slice: &EndpointSlice) -> Option<Key> {
+    let labels = slice.metadata.labels.as_ref()?;
+    if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(CONTROLLER_NAME) {
+        return None;
+    }
+    let service = labels.get(LABEL_SERVICE_NAME)?;
+    Some(Key::new(slice.metadata.namespace.as_deref(), service))
 }
 
 impl Controller {
@@ -157,16 +182,14 @@ impl Controller {
     }
 
     fn trigger(&self, key: Key) {
-        if let Ok(mut times) = self.trigger_times.lock() {
-            times.insert(key.clone(), now_rfc3339());
-        }
         self.queue.add(key);
     }
 
     fn forget_trigger(&self, key: &Key) {
-        if let Ok(mut times) = self.trigger_times.lock() {
-            times.remove(key);
+        if let Ok(mut tracker) = self.trigger_times.lock() {
+            tracker.delete_service(key);
         }
+        self.tracker().delete_service(key);
     }
 
     fn enqueue_for_pod(&self, pod: &Pod, old: Option<&Pod>) {
@@ -190,64 +213,125 @@ impl Controller {
             return Ok(None);
         };
         let spec = service.spec.as_ref();
-        let no_selector = spec.and_then(|s| s.selector.as_ref()).is_none_or(BTreeMap::is_empty);
+        let no_selector = spec
+            .and_then(|s| s.selector.as_ref())
+            .is_none_or(BTreeMap::is_empty);
         if no_selector || spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
             return Ok(None);
         }
         let pods = self.pods.state();
-        let slices = self.slices.state();
-        let trigger_time = self.trigger_times.lock().ok().and_then(|mut t| t.remove(key));
+        let all_slices = self.slices.state();
+        // Slices being deleted no longer count (upstream
+        // `dropEndpointSlicesPendingDeletion`).
+        let slices: Vec<&EndpointSlice> = all_slices
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| s.metadata.namespace.as_deref() == Some(ns))
+            .filter(|s| service_key(s).as_ref() == Some(key))
+            .filter(|s| s.metadata.deletion_timestamp.is_none())
+            .collect();
+        if self.tracker().stale(key, &slices) {
+            return Err(Error::Controller {
+                name: ENDPOINTSLICE_CONTROLLER,
+                reason: format!("EndpointSlice informer cache is out of date for service {key}"),
+            });
+        }
+        let uids: BTreeMap<String, String> = slices
+            .iter()
+            .filter_map(|s| Some((s.metadata.name.clone()?, s.metadata.uid.clone()?)))
+            .collect();
+        let selected: Vec<&Pod> = pods
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+            .filter(|p| selector_matches(&service, p.metadata.labels.as_ref()))
+            .collect();
+        let trigger_time = self
+            .trigger_times
+            .lock()
+            .ok()
+            .and_then(|mut t| t.compute(key, &service, &selected))
+            .map(trigger_time::format_rfc3339_nano);
         let node_lookup = |name: &str| self.nodes.get(&ObjectRef::new(name)).map(|n| (*n).clone());
         let plan = reconcile::reconcile(&State {
             service: &service,
-            pods: pods
-                .iter()
-                .map(AsRef::as_ref)
-                .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-                .filter(|p| selector_matches(&service, p.metadata.labels.as_ref()))
-                .collect(),
-            slices: slices
-                .iter()
-                .map(AsRef::as_ref)
-                .filter(|s| s.metadata.namespace.as_deref() == Some(ns))
-                .filter(|s| {
-                    let l = s.metadata.labels.as_ref();
-                    l.and_then(|l| l.get(LABEL_SERVICE_NAME)) == Some(&key.name)
-                        && l.and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(CONTROLLER_NAME)
-                })
-                .collect(),
+            pods: selected,
+            slices,
             node: &node_lookup,
             max_endpoints: self.max_endpoints,
             trigger_time,
         });
-        self.apply(ns, plan.actions).await?;
-        if !plan.pods_missing_node.is_empty() {
-            tracing::info!(service = %key, pods = ?plan.pods_missing_node, "skipping pods for service, Node not found");
-            return Ok(Some(MISSING_NODE_RETRY));
+        let mut result = self.apply(key, &uids, plan.actions).await;
+        if result.is_ok() && !plan.pods_missing_node.is_empty() {
+            tracing::info!(service = %key, pods = ?plan.pods_missing_node, "skipping Pods for Service, Node not found");
+            result = Err(Error::InvalidObject {
+                object: format!("service {key}"),
+                reason: format!("skipping Pods {:?}: Node Not Found", plan.pods_missing_node),
+            });
         }
-        Ok(None)
+        if let Err(err) = &result {
+            let message = format!("Error updating Endpoint Slices for Service {key}: {err}");
+            let spec = EventSpec::warning("FailedToUpdateEndpointSlices", message);
+            self.events.publish(&object_reference(&service), &spec);
+        }
+        result.map(|()| None)
     }
 
-    async fn apply(&self, ns: &str, actions: Vec<Action>) -> Result<(), Error> {
+    fn tracker(&self) -> std::sync::MutexGuard<'_, SliceTracker> {
+        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn apply(
+        &self,
+        key: &Key,
+        uids: &BTreeMap<String, String>,
+        actions: Vec<Action>,
+    ) -> Result<(), Error> {
+        let ns = key.namespace.as_deref().unwrap_or_default();
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
         for action in actions {
             match action {
-                Action::Create(slice) => match api.create(&PostParams::default(), &slice).await.map_err(Error::from) {
-                    Ok(_) => {}
+                Action::Create(slice) => match api
+                    .create(&PostParams::default(), &slice)
+                    .await
+                    .map_err(Error::from)
+                {
+                    Ok(created) => self.tracker().update(key, &created),
                     Err(err) if err.is_namespace_terminating() => return Ok(()),
                     Err(err) => return Err(err),
                 },
                 Action::Update(slice) => {
                     let name = slice.metadata.name.clone().unwrap_or_default();
-                    api.replace(&name, &PostParams::default(), &slice).await?;
+                    let updated = api.replace(&name, &PostParams::default(), &slice).await?;
+                    self.tracker().update(key, &updated);
                 }
-                Action::Delete(name) => match api.delete(&name, &DeleteParams::default()).await.map_err(Error::from) {
-                    Ok(_) => {}
+                Action::Delete(name) => match api
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map_err(Error::from)
+                {
+                    Ok(_) => {
+                        if let Some(uid) = uids.get(&name) {
+                            self.tracker().expect_deletion(key, uid);
+                        }
+                    }
                     Err(err) if err.is_not_found() => {}
                     Err(err) => return Err(err),
                 },
             }
         }
         Ok(())
+    }
+}
+
+fn object_reference(service: &Service) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        namespace: service.metadata.namespace.clone(),
+        name: service.metadata.name.clone(),
+        uid: service.metadata.uid.clone(),
+        resource_version: service.metadata.resource_version.clone(),
+        ..Default::default()
     }
 }

@@ -84,7 +84,11 @@ pub fn address_types(service: &Service) -> BTreeSet<&'static str> {
         let v6 = spec
             .and_then(|s| s.cluster_ip.as_deref())
             .is_some_and(|ip| ip.contains(':'));
-        types.insert(if v6 { ADDRESS_TYPE_IPV6 } else { ADDRESS_TYPE_IPV4 });
+        types.insert(if v6 {
+            ADDRESS_TYPE_IPV6
+        } else {
+            ADDRESS_TYPE_IPV4
+        });
         return types;
     }
     // Headless without families yet: assume dual stack, as upstream.
@@ -94,8 +98,12 @@ pub fn address_types(service: &Service) -> BTreeSet<&'static str> {
 
 /// Upstream `setEndpointSliceLabels`: the service's labels minus reserved
 /// keys, plus the reserved ones; `true` when the slice's copy differs.
-pub fn slice_labels(slice: Option<&EndpointSlice>, service: &Service) -> (BTreeMap<String, String>, bool) {
-    let reserved = |k: &str| k == LABEL_SERVICE_NAME || k == LABEL_MANAGED_BY || k == LABEL_HEADLESS;
+pub fn slice_labels(
+    slice: Option<&EndpointSlice>,
+    service: &Service,
+) -> (BTreeMap<String, String>, bool) {
+    let reserved =
+        |k: &str| k == LABEL_SERVICE_NAME || k == LABEL_MANAGED_BY || k == LABEL_HEADLESS;
     let unreserved = |m: Option<&BTreeMap<String, String>>| -> BTreeMap<String, String> {
         m.into_iter()
             .flatten()
@@ -144,7 +152,9 @@ fn endpoint_key(ep: &Endpoint) -> String {
         "{}|{}|{}/{}",
         addrs.join(","),
         ep.hostname.as_deref().unwrap_or_default(),
-        target.and_then(|t| t.namespace.as_deref()).unwrap_or_default(),
+        target
+            .and_then(|t| t.namespace.as_deref())
+            .unwrap_or_default(),
         target.and_then(|t| t.name.as_deref()).unwrap_or_default()
     )
 }
@@ -166,9 +176,12 @@ fn endpoints_equal_beyond_hash(a: &Endpoint, b: &Endpoint) -> bool {
 
 fn owned_by(slice: &EndpointSlice, service: &Service) -> bool {
     let uid = service.metadata.uid.as_deref();
-    slice.metadata.owner_references.iter().flatten().any(|o| {
-        Some(o.uid.as_str()) == uid && o.kind == "Service" && o.api_version == "v1"
-    })
+    slice
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(o.uid.as_str()) == uid && o.kind == "Service" && o.api_version == "v1")
 }
 
 /// Upstream `newEndpointSlice` (without endpoints).
@@ -195,9 +208,14 @@ pub fn reconcile(state: &State) -> Plan {
     let mut by_type: BTreeMap<&str, Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in &state.slices {
         if types.contains(slice.address_type.as_str()) {
-            by_type.entry(slice.address_type.as_str()).or_default().push(slice);
+            by_type
+                .entry(slice.address_type.as_str())
+                .or_default()
+                .push(slice);
         } else {
-            plan.actions.push(Action::Delete(slice.metadata.name.clone().unwrap_or_default()));
+            plan.actions.push(Action::Delete(
+                slice.metadata.name.clone().unwrap_or_default(),
+            ));
         }
     }
     for address_type in types {
@@ -214,7 +232,11 @@ struct Desired {
     endpoints: BTreeMap<String, Endpoint>,
 }
 
-fn desired_by_port_map(state: &State, address_type: &str, plan: &mut Plan) -> BTreeMap<String, Desired> {
+fn desired_by_port_map(
+    state: &State,
+    address_type: &str,
+    plan: &mut Plan,
+) -> BTreeMap<String, Desired> {
     let publish_not_ready = state
         .service
         .spec
@@ -227,14 +249,21 @@ fn desired_by_port_map(state: &State, address_type: &str, plan: &mut Plan) -> BT
             continue;
         }
         let ports = endpoint_ports(state.service, pod);
-        let entry = desired.entry(port_map_key(&ports)).or_insert_with(|| Desired {
-            ports,
-            endpoints: BTreeMap::new(),
-        });
-        let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or_default();
+        let entry = desired
+            .entry(port_map_key(&ports))
+            .or_insert_with(|| Desired {
+                ports,
+                endpoints: BTreeMap::new(),
+            });
+        let node_name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or_default();
         let node = (state.node)(node_name);
         if node.is_none() && !publish_not_ready {
-            plan.pods_missing_node.push(pod.metadata.name.clone().unwrap_or_default());
+            plan.pods_missing_node
+                .push(pod.metadata.name.clone().unwrap_or_default());
             continue;
         }
         let ep = pod_to_endpoint(pod, node.as_ref(), state.service, address_type);
@@ -245,7 +274,12 @@ fn desired_by_port_map(state: &State, address_type: &str, plan: &mut Plan) -> BT
     desired
 }
 
-fn reconcile_address_type(state: &State, address_type: &str, existing: Vec<&EndpointSlice>, plan: &mut Plan) {
+fn reconcile_address_type(
+    state: &State,
+    address_type: &str,
+    existing: Vec<&EndpointSlice>,
+    plan: &mut Plan,
+) {
     let mut to_create = Vec::new();
     let mut to_update = Vec::new();
     let mut to_delete: Vec<EndpointSlice> = Vec::new();
@@ -298,10 +332,16 @@ fn is_placeholder_equal(existing: &EndpointSlice, placeholder: &EndpointSlice) -
 type Triple = (Vec<EndpointSlice>, Vec<EndpointSlice>, Vec<EndpointSlice>);
 
 /// Upstream `reconcileByPortMapping`.
-fn reconcile_port_mapping(state: &State, existing: Vec<&EndpointSlice>, want: &Desired, address_type: &str) -> Triple {
+fn reconcile_port_mapping(
+    state: &State,
+    existing: Vec<&EndpointSlice>,
+    want: &Desired,
+    address_type: &str,
+) -> Triple {
     let mut remaining = want.endpoints.clone();
     let mut by_name: BTreeMap<String, EndpointSlice> = BTreeMap::new();
-    let (mut unchanged, mut to_update, mut to_delete) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut unchanged, mut to_update, mut to_delete) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for slice in existing {
         let name = slice.metadata.name.clone().unwrap_or_default();
         let old = slice.endpoints.as_deref().unwrap_or_default();
@@ -335,7 +375,9 @@ fn reconcile_port_mapping(state: &State, existing: Vec<&EndpointSlice>, want: &D
     let pop = |slice: &mut EndpointSlice, remaining: &mut BTreeMap<String, Endpoint>| {
         let eps = slice.endpoints.get_or_insert_with(Vec::new);
         while eps.len() < max {
-            let Some((_, ep)) = remaining.pop_first() else { break };
+            let Some((_, ep)) = remaining.pop_first() else {
+                break;
+            };
             eps.push(ep);
         }
     };
@@ -371,7 +413,12 @@ fn reconcile_port_mapping(state: &State, existing: Vec<&EndpointSlice>, want: &D
             }
         }
     }
-    let pick = |names: &BTreeSet<String>| names.iter().filter_map(|n| by_name.get(n).cloned()).collect();
+    let pick = |names: &BTreeSet<String>| {
+        names
+            .iter()
+            .filter_map(|n| by_name.get(n).cloned())
+            .collect()
+    };
     (to_create, pick(&to_update), pick(&to_delete))
 }
 
@@ -381,10 +428,17 @@ fn slice_len(slice: &EndpointSlice) -> usize {
 
 /// Upstream `getSliceToFill`: the unchanged slice that ends up closest to
 /// full when `count` endpoints are added.
-fn slice_to_fill(by_name: &BTreeMap<String, EndpointSlice>, unchanged: &BTreeSet<String>, count: usize, max: usize) -> Option<String> {
+fn slice_to_fill(
+    by_name: &BTreeMap<String, EndpointSlice>,
+    unchanged: &BTreeSet<String>,
+    count: usize,
+    max: usize,
+) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
     for name in unchanged {
-        let Some(slice) = by_name.get(name) else { continue };
+        let Some(slice) = by_name.get(name) else {
+            continue;
+        };
         let used = count + slice_len(slice);
         if used > max {
             continue;
@@ -409,7 +463,9 @@ fn finalize(
 ) {
     let mut i = 0;
     while i < to_delete.len() && !to_create.is_empty() {
-        let same_type = to_create.last().is_some_and(|c| c.address_type == to_delete[i].address_type);
+        let same_type = to_create
+            .last()
+            .is_some_and(|c| c.address_type == to_delete[i].address_type);
         if same_type && owned_by(&to_delete[i], state.service) {
             let old = to_delete.remove(i);
             if let Some(mut slice) = to_create.pop() {
@@ -434,9 +490,11 @@ fn finalize(
         slice
     };
     if state.service.metadata.deletion_timestamp.is_none() {
-        plan.actions.extend(to_create.into_iter().map(|s| Action::Create(stamp(s))));
+        plan.actions
+            .extend(to_create.into_iter().map(|s| Action::Create(stamp(s))));
     }
-    plan.actions.extend(to_update.into_iter().map(|s| Action::Update(stamp(s))));
+    plan.actions
+        .extend(to_update.into_iter().map(|s| Action::Update(stamp(s))));
     plan.actions.extend(
         to_delete
             .into_iter()

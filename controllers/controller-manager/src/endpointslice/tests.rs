@@ -14,7 +14,13 @@ fn service(cluster_ip: &str) -> Service {
             name: Some("web".into()),
             namespace: Some("ns".into()),
             uid: Some("svc-uid".into()),
-            labels: Some([("app".to_string(), "web".to_string()), (LABEL_MANAGED_BY.to_string(), "x".to_string())].into()),
+            labels: Some(
+                [
+                    ("app".to_string(), "web".to_string()),
+                    (LABEL_MANAGED_BY.to_string(), "x".to_string()),
+                ]
+                .into(),
+            ),
             ..Default::default()
         },
         spec: Some(ServiceSpec {
@@ -75,7 +81,10 @@ fn apply(mut slices: Vec<EndpointSlice>, p: &Plan) -> Vec<EndpointSlice> {
                 slices.push(s);
             }
             Action::Update(s) => {
-                if let Some(slot) = slices.iter_mut().find(|x| x.metadata.name == s.metadata.name) {
+                if let Some(slot) = slices
+                    .iter_mut()
+                    .find(|x| x.metadata.name == s.metadata.name)
+                {
                     *slot = s.clone();
                 }
             }
@@ -86,7 +95,10 @@ fn apply(mut slices: Vec<EndpointSlice>, p: &Plan) -> Vec<EndpointSlice> {
 }
 
 fn count(slices: &[EndpointSlice]) -> Vec<usize> {
-    let mut v: Vec<usize> = slices.iter().map(|s| s.endpoints.as_ref().map_or(0, Vec::len)).collect();
+    let mut v: Vec<usize> = slices
+        .iter()
+        .map(|s| s.endpoints.as_ref().map_or(0, Vec::len))
+        .collect();
     v.sort();
     v
 }
@@ -101,17 +113,31 @@ fn new_service_gets_one_labelled_owned_slice() {
     assert_eq!(slice.metadata.generate_name.as_deref(), Some("web-"));
     assert_eq!(slice.address_type, "IPv4");
     let labels = slice.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(labels.get(LABEL_SERVICE_NAME).map(String::as_str), Some("web"));
-    assert_eq!(labels.get(LABEL_MANAGED_BY).map(String::as_str), Some(CONTROLLER_NAME));
+    assert_eq!(
+        labels.get(LABEL_SERVICE_NAME).map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(
+        labels.get(LABEL_MANAGED_BY).map(String::as_str),
+        Some(CONTROLLER_NAME)
+    );
     assert_eq!(labels.get("app").map(String::as_str), Some("web"));
     assert!(!labels.contains_key(LABEL_HEADLESS));
     let owner = &slice.metadata.owner_references.clone().unwrap_or_default()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("Service", "svc-uid", Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("Service", "svc-uid", Some(true))
+    );
     assert_eq!(owner.block_owner_deletion, Some(true));
     assert_eq!(slice.endpoints.as_ref().map(Vec::len), Some(2));
     assert_eq!(slice.ports.as_ref().and_then(|p| p[0].port), Some(8080));
     let annotations = slice.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(annotations.get(LAST_CHANGE_TRIGGER_TIME).map(String::as_str), Some("2026-11-23T20:00:00Z"));
+    assert_eq!(
+        annotations
+            .get(LAST_CHANGE_TRIGGER_TIME)
+            .map(String::as_str),
+        Some("2026-11-23T20:00:00Z")
+    );
 }
 
 #[test]
@@ -121,7 +147,14 @@ fn headless_label_and_placeholder_without_pods() {
     let [Action::Create(slice)] = p.actions.as_slice() else {
         panic!("want placeholder, got {:?}", p.actions);
     };
-    assert!(slice.metadata.labels.clone().unwrap_or_default().contains_key(LABEL_HEADLESS));
+    assert!(
+        slice
+            .metadata
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .contains_key(LABEL_HEADLESS)
+    );
     assert!(slice.endpoints.as_deref().unwrap_or_default().is_empty());
     // The placeholder is stable: a second sync changes nothing.
     let slices = apply(Vec::new(), &p);
@@ -141,7 +174,11 @@ fn packs_into_slices_of_max_and_fills_before_creating() {
     // 30 more pods go into the partly full slice, no new slice.
     let more: Vec<Pod> = (0..280).map(ip_pod).collect();
     let p = plan(&svc, &more, &slices, 100);
-    assert!(p.actions.iter().all(|a| matches!(a, Action::Update(_))), "{:?}", p.actions);
+    assert!(
+        p.actions.iter().all(|a| matches!(a, Action::Update(_))),
+        "{:?}",
+        p.actions
+    );
     assert_eq!(p.actions.len(), 1);
     let slices = apply(slices, &p);
     assert_eq!(count(&slices), vec![80, 100, 100]);
@@ -182,12 +219,20 @@ fn pods_with_different_named_port_numbers_get_separate_slices() {
         }
         p
     };
-    let p = plan(&svc, &[with_port(0, 8080), with_port(1, 9090), with_port(2, 8080)], &[], 100);
+    let p = plan(
+        &svc,
+        &[with_port(0, 8080), with_port(1, 9090), with_port(2, 8080)],
+        &[],
+        100,
+    );
     let mut ports: Vec<(Option<i32>, usize)> = p
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::Create(s) => Some((s.ports.as_ref().and_then(|p| p[0].port), s.endpoints.as_ref().map_or(0, Vec::len))),
+            Action::Create(s) => Some((
+                s.ports.as_ref().and_then(|p| p[0].port),
+                s.endpoints.as_ref().map_or(0, Vec::len),
+            )),
             _ => None,
         })
         .collect();
@@ -210,7 +255,14 @@ fn tampered_and_foreign_slices_are_repaired() {
     let [Action::Update(fixed)] = p.actions.as_slice() else {
         panic!("{:?}", p.actions);
     };
-    assert_eq!(fixed.endpoints.as_ref().and_then(|e| e[0].conditions.as_ref()).and_then(|c| c.ready), Some(true));
+    assert_eq!(
+        fixed
+            .endpoints
+            .as_ref()
+            .and_then(|e| e[0].conditions.as_ref())
+            .and_then(|c| c.ready),
+        Some(true)
+    );
     // A slice owned by another service object (old UID) is recycled by name.
     let mut foreign = slices[0].clone();
     foreign.metadata.name = Some("web-old".into());
@@ -218,7 +270,11 @@ fn tampered_and_foreign_slices_are_repaired() {
         refs[0].uid = "other".into();
     }
     let p = plan(&svc, &pods, &[foreign], 100);
-    assert!(p.actions.contains(&Action::Delete("web-old".into())), "{:?}", p.actions);
+    assert!(
+        p.actions.contains(&Action::Delete("web-old".into())),
+        "{:?}",
+        p.actions
+    );
 }
 
 #[test]
@@ -239,14 +295,23 @@ fn pods_on_unknown_nodes_are_skipped_and_reported() {
 #[test]
 fn address_types_follow_families_then_cluster_ip() {
     let mut svc = service("fd00::10");
-    assert_eq!(address_types(&svc).into_iter().collect::<Vec<_>>(), vec!["IPv4"]);
+    assert_eq!(
+        address_types(&svc).into_iter().collect::<Vec<_>>(),
+        vec!["IPv4"]
+    );
     if let Some(spec) = svc.spec.as_mut() {
         spec.ip_families = None;
     }
-    assert_eq!(address_types(&svc).into_iter().collect::<Vec<_>>(), vec!["IPv6"]);
+    assert_eq!(
+        address_types(&svc).into_iter().collect::<Vec<_>>(),
+        vec!["IPv6"]
+    );
     let mut headless = service("None");
     if let Some(spec) = headless.spec.as_mut() {
         spec.ip_families = None;
     }
-    assert_eq!(address_types(&headless).into_iter().collect::<Vec<_>>(), vec!["IPv4", "IPv6"]);
+    assert_eq!(
+        address_types(&headless).into_iter().collect::<Vec<_>>(),
+        vec!["IPv4", "IPv6"]
+    );
 }

@@ -39,12 +39,20 @@ pub enum Decision {
 
 /// Upstream `attemptToDeleteItem` after owners were classified. `owners`
 /// pairs every owner reference with its state.
-pub fn decide(item: &Node, owners: &[(OwnerReference, OwnerState)], has_dependents: bool) -> Decision {
+pub fn decide(
+    item: &Node,
+    owners: &[(OwnerReference, OwnerState)],
+    has_dependents: bool,
+) -> Decision {
     if owners.is_empty() {
         return Decision::Nothing;
     }
     let uids = |state: OwnerState| -> Vec<String> {
-        owners.iter().filter(|(_, s)| *s == state).map(|(r, _)| r.uid.clone()).collect()
+        owners
+            .iter()
+            .filter(|(_, s)| *s == state)
+            .map(|(r, _)| r.uid.clone())
+            .collect()
     };
     let solid = uids(OwnerState::Solid);
     let dangling = uids(OwnerState::Dangling);
@@ -60,7 +68,10 @@ pub fn decide(item: &Node, owners: &[(OwnerReference, OwnerState)], has_dependen
     if !waiting.is_empty() && has_dependents {
         let blocking: Vec<String> = owners
             .iter()
-            .filter(|(r, s)| *s == OwnerState::WaitingForDependentsDeletion && r.block_owner_deletion == Some(true))
+            .filter(|(r, s)| {
+                *s == OwnerState::WaitingForDependentsDeletion
+                    && r.block_owner_deletion == Some(true)
+            })
             .map(|(r, _)| r.uid.clone())
             .collect();
         return Decision::UnblockAndDeleteForeground(blocking);
@@ -92,7 +103,10 @@ pub fn blocking_dependents<'a>(owner_uid: &str, dependents: &[&'a Node]) -> Vec<
 
 /// Owner references without the given UIDs.
 pub fn without_owners(refs: &[OwnerReference], uids: &[String]) -> Vec<OwnerReference> {
-    refs.iter().filter(|r| !uids.contains(&r.uid)).cloned().collect()
+    refs.iter()
+        .filter(|r| !uids.contains(&r.uid))
+        .cloned()
+        .collect()
 }
 
 /// Owner references with `blockOwnerDeletion=false` for the given UIDs
@@ -111,7 +125,11 @@ pub fn unblocked(refs: &[OwnerReference], uids: &[String]) -> Vec<OwnerReference
 
 /// Finalizers without `finalizer`.
 pub fn without_finalizer(finalizers: &[String], finalizer: &str) -> Vec<String> {
-    finalizers.iter().filter(|f| *f != finalizer).cloned().collect()
+    finalizers
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,21 +165,68 @@ mod tests {
         let a = oref("a", true);
         let b = oref("b", false);
         let it = item(&[], vec![a.clone(), b.clone()]);
-        let cases: Vec<(Node, Vec<(OwnerReference, OwnerState)>, bool, Decision)> = vec![
+        type Case = (Node, Vec<(OwnerReference, OwnerState)>, bool, Decision);
+        let cases: Vec<Case> = vec![
             (it.clone(), vec![], false, Decision::Nothing),
-            (it.clone(), vec![(a.clone(), Solid), (b.clone(), Solid)], false, Decision::Nothing),
+            (
+                it.clone(),
+                vec![(a.clone(), Solid), (b.clone(), Solid)],
+                false,
+                Decision::Nothing,
+            ),
             // One owner left: only the dangling reference goes.
-            (it.clone(), vec![(a.clone(), Solid), (b.clone(), Dangling)], false, Decision::RemoveOwnerReferences(vec!["b".into()])),
-            (it.clone(), vec![(a.clone(), Solid), (b.clone(), WaitingForDependentsDeletion)], false, Decision::RemoveOwnerReferences(vec!["b".into()])),
+            (
+                it.clone(),
+                vec![(a.clone(), Solid), (b.clone(), Dangling)],
+                false,
+                Decision::RemoveOwnerReferences(vec!["b".into()]),
+            ),
+            (
+                it.clone(),
+                vec![
+                    (a.clone(), Solid),
+                    (b.clone(), WaitingForDependentsDeletion),
+                ],
+                false,
+                Decision::RemoveOwnerReferences(vec!["b".into()]),
+            ),
             // All owners gone: background delete.
-            (it.clone(), vec![(a.clone(), Dangling), (b.clone(), Dangling)], true, Decision::Delete(Propagation::Background)),
+            (
+                it.clone(),
+                vec![(a.clone(), Dangling), (b.clone(), Dangling)],
+                true,
+                Decision::Delete(Propagation::Background),
+            ),
             // Owner deleting in foreground, item has its own dependents.
-            (it.clone(), vec![(a.clone(), WaitingForDependentsDeletion), (b.clone(), Dangling)], true, Decision::UnblockAndDeleteForeground(vec!["a".into()])),
+            (
+                it.clone(),
+                vec![
+                    (a.clone(), WaitingForDependentsDeletion),
+                    (b.clone(), Dangling),
+                ],
+                true,
+                Decision::UnblockAndDeleteForeground(vec!["a".into()]),
+            ),
             // ... without dependents: plain delete.
-            (it.clone(), vec![(a.clone(), WaitingForDependentsDeletion)], false, Decision::Delete(Propagation::Background)),
+            (
+                it.clone(),
+                vec![(a.clone(), WaitingForDependentsDeletion)],
+                false,
+                Decision::Delete(Propagation::Background),
+            ),
             // The item's own finalizers pick the policy.
-            (item(&[FINALIZER_ORPHAN], vec![a.clone()]), vec![(a.clone(), Dangling)], false, Decision::Delete(Propagation::Orphan)),
-            (item(&[FINALIZER_FOREGROUND], vec![a.clone()]), vec![(a.clone(), Dangling)], false, Decision::Delete(Propagation::Foreground)),
+            (
+                item(&[FINALIZER_ORPHAN], vec![a.clone()]),
+                vec![(a.clone(), Dangling)],
+                false,
+                Decision::Delete(Propagation::Orphan),
+            ),
+            (
+                item(&[FINALIZER_FOREGROUND], vec![a.clone()]),
+                vec![(a.clone(), Dangling)],
+                false,
+                Decision::Delete(Propagation::Foreground),
+            ),
         ];
         for (i, (node, owners, has_deps, want)) in cases.into_iter().enumerate() {
             assert_eq!(decide(&node, &owners, has_deps), want, "case {i}");
@@ -174,7 +239,10 @@ mod tests {
         let mut free = item(&[], vec![oref("owner", false)]);
         free.uid = "free".into();
         let got = blocking_dependents("owner", &[&blocking, &free]);
-        assert_eq!(got.iter().map(|n| n.uid.as_str()).collect::<Vec<_>>(), vec!["dep"]);
+        assert_eq!(
+            got.iter().map(|n| n.uid.as_str()).collect::<Vec<_>>(),
+            vec!["dep"]
+        );
         assert!(blocking_dependents("owner", &[&free]).is_empty());
     }
 
@@ -182,7 +250,13 @@ mod tests {
     fn reference_and_finalizer_edits() {
         let refs = vec![oref("a", true), oref("b", true)];
         assert_eq!(without_owners(&refs, &["a".into()]), vec![oref("b", true)]);
-        assert_eq!(unblocked(&refs, &["b".into()]), vec![oref("a", true), oref("b", false)]);
-        assert_eq!(without_finalizer(&["orphan".into(), "x".into()], FINALIZER_ORPHAN), vec!["x".to_string()]);
+        assert_eq!(
+            unblocked(&refs, &["b".into()]),
+            vec![oref("a", true), oref("b", false)]
+        );
+        assert_eq!(
+            without_finalizer(&["orphan".into(), "x".into()], FINALIZER_ORPHAN),
+            vec!["x".to_string()]
+        );
     }
 }

@@ -93,7 +93,11 @@ impl Graph {
 
     /// UIDs of every node of `resource`, to diff a relist against.
     pub fn uids_of(&self, resource: &str) -> Vec<String> {
-        self.nodes.values().filter(|n| n.resource == resource).map(|n| n.uid.clone()).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.resource == resource)
+            .map(|n| n.uid.clone())
+            .collect()
     }
 
     /// An object was added or updated.
@@ -101,7 +105,10 @@ impl Graph {
         let mut work = BTreeSet::new();
         let old = self.nodes.remove(&node.uid);
         let old_owners = old.as_ref().map(|o| o.owners.clone()).unwrap_or_default();
-        for removed in old_owners.iter().filter(|o| !node.owners.iter().any(|n| n.uid == o.uid)) {
+        for removed in old_owners
+            .iter()
+            .filter(|o| !node.owners.iter().any(|n| n.uid == o.uid))
+        {
             if let Some(set) = self.dependents.get_mut(&removed.uid) {
                 set.remove(&node.uid);
             }
@@ -109,17 +116,28 @@ impl Graph {
         // An owner waiting for this dependent may proceed once the
         // reference is gone or no longer blocks (upstream
         // `addUnblockedOwnersToDeleteQueue`).
-        for before in old_owners.iter().filter(|o| o.block_owner_deletion == Some(true)) {
+        for before in old_owners
+            .iter()
+            .filter(|o| o.block_owner_deletion == Some(true))
+        {
             let still_blocks = node
                 .owners
                 .iter()
                 .any(|n| n.uid == before.uid && n.block_owner_deletion == Some(true));
-            if !still_blocks && self.nodes.get(&before.uid).is_some_and(Node::deleting_dependents) {
+            if !still_blocks
+                && self
+                    .nodes
+                    .get(&before.uid)
+                    .is_some_and(Node::deleting_dependents)
+            {
                 work.insert(Work::AttemptToDelete(before.uid.clone()));
             }
         }
         for owner in &node.owners {
-            self.dependents.entry(owner.uid.clone()).or_default().insert(node.uid.clone());
+            self.dependents
+                .entry(owner.uid.clone())
+                .or_default()
+                .insert(node.uid.clone());
             // Owners never observed may not exist: verify (virtual node).
             if old.is_none() && !self.nodes.contains_key(&owner.uid) {
                 work.insert(Work::AttemptToDelete(node.uid.clone()));
@@ -159,11 +177,19 @@ impl Graph {
                     self.dependents.remove(&owner.uid);
                 }
             }
-            if self.nodes.get(&owner.uid).is_some_and(Node::deleting_dependents) {
+            if self
+                .nodes
+                .get(&owner.uid)
+                .is_some_and(Node::deleting_dependents)
+            {
                 work.insert(Work::AttemptToDelete(owner.uid.clone()));
             }
         }
-        if self.dependents.get(uid).is_none_or(|d| d.iter().all(|x| !self.nodes.contains_key(x))) {
+        if self
+            .dependents
+            .get(uid)
+            .is_none_or(|d| d.iter().all(|x| !self.nodes.contains_key(x)))
+        {
             self.dependents.remove(uid);
         }
         work.into_iter().collect()
@@ -206,12 +232,21 @@ mod tests {
     #[test]
     fn unseen_owner_is_verified_and_owner_removal_wakes_dependents() {
         let mut g = Graph::default();
-        assert_eq!(g.observe(node("dep", vec![oref("owner", false)])), vec![Work::AttemptToDelete("dep".into())]);
+        assert_eq!(
+            g.observe(node("dep", vec![oref("owner", false)])),
+            vec![Work::AttemptToDelete("dep".into())]
+        );
         assert!(g.observe(node("owner", vec![])).is_empty());
-        assert!(g.observe(node("dep2", vec![oref("owner", true)])).is_empty());
+        assert!(
+            g.observe(node("dep2", vec![oref("owner", true)]))
+                .is_empty()
+        );
         assert_eq!(
             g.remove("owner"),
-            vec![Work::AttemptToDelete("dep".into()), Work::AttemptToDelete("dep2".into())]
+            vec![
+                Work::AttemptToDelete("dep".into()),
+                Work::AttemptToDelete("dep2".into())
+            ]
         );
         assert_eq!(g.dependents("owner").len(), 2);
     }
@@ -224,13 +259,19 @@ mod tests {
         let fg = deleting(node("owner", vec![]), FINALIZER_FOREGROUND);
         assert_eq!(
             g.observe(fg.clone()),
-            vec![Work::AttemptToDelete("dep".into()), Work::AttemptToDelete("owner".into())]
+            vec![
+                Work::AttemptToDelete("dep".into()),
+                Work::AttemptToDelete("owner".into())
+            ]
         );
         assert!(g.observe(fg).is_empty());
         // The blocking dependent goes away: the owner may drop its finalizer.
         assert_eq!(g.remove("dep"), vec![Work::AttemptToDelete("owner".into())]);
         let orphan = deleting(node("other", vec![]), FINALIZER_ORPHAN);
-        assert_eq!(g.observe(orphan), vec![Work::AttemptToOrphan("other".into())]);
+        assert_eq!(
+            g.observe(orphan),
+            vec![Work::AttemptToOrphan("other".into())]
+        );
     }
 
     #[test]
@@ -238,7 +279,10 @@ mod tests {
         let mut g = Graph::default();
         g.observe(deleting(node("owner", vec![]), FINALIZER_FOREGROUND));
         g.observe(node("dep", vec![oref("owner", true)]));
-        assert_eq!(g.observe(node("dep", vec![])), vec![Work::AttemptToDelete("owner".into())]);
+        assert_eq!(
+            g.observe(node("dep", vec![])),
+            vec![Work::AttemptToDelete("owner".into())]
+        );
         assert!(g.dependents("owner").is_empty());
     }
 }

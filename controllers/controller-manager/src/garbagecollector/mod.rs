@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use component_base::workqueue::RateLimitingQueue;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
-use kube::core::PartialObjectMeta;
 use kube::Client;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
+use kube::core::PartialObjectMeta;
 
 use crate::controller_utils::Key;
 use crate::error::Error;
@@ -58,7 +60,10 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         _ = ctx.shutdown.cancelled() => return Ok(()),
         _ = synced.wait(INITIAL_SYNC_TIMEOUT) => {}
     }
-    tracing::info!(nodes = collector.graph().len(), "garbage collector: all resource monitors have synced");
+    tracing::info!(
+        nodes = collector.graph().len(),
+        "garbage collector: all resource monitors have synced"
+    );
     let workers = ctx.config.concurrent.garbage_collector;
     let (del, orph) = (Arc::clone(&collector), Arc::clone(&collector));
     tokio::join!(
@@ -88,7 +93,9 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
 
 impl Collector {
     fn graph(&self) -> std::sync::MutexGuard<'_, Graph> {
-        self.graph.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.graph
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn resource(&self, key: &str) -> Option<Resource> {
@@ -119,14 +126,19 @@ impl Collector {
 
     /// The live object behind a graph node, `None` when it is gone or was
     /// replaced by another object of the same name.
-    async fn live(&self, node: &Node) -> Result<Option<(Api<DynamicObject>, PartialObjectMeta<DynamicObject>)>, Error> {
+    async fn live(
+        &self,
+        node: &Node,
+    ) -> Result<Option<(Api<DynamicObject>, PartialObjectMeta<DynamicObject>)>, Error> {
         let Some(resource) = self.resource(&node.resource) else {
             tracing::debug!(resource = %node.resource, "resource no longer served; skipping");
             return Ok(None);
         };
         let api = self.api_for(&resource, node.namespace.as_deref());
         match api.get_metadata_opt(&node.name).await? {
-            Some(meta) if meta.metadata.uid.as_deref() == Some(node.uid.as_str()) => Ok(Some((api, meta))),
+            Some(meta) if meta.metadata.uid.as_deref() == Some(node.uid.as_str()) => {
+                Ok(Some((api, meta)))
+            }
             _ => Ok(None),
         }
     }
@@ -177,11 +189,18 @@ impl Collector {
     }
 
     /// Upstream `processDeletingDependentsItem`.
-    async fn process_deleting_dependents(&self, api: &Api<DynamicObject>, owner: &Node) -> Result<(), Error> {
+    async fn process_deleting_dependents(
+        &self,
+        api: &Api<DynamicObject>,
+        owner: &Node,
+    ) -> Result<(), Error> {
         let blocking: Vec<Node> = {
             let graph = self.graph();
             let deps = graph.dependents(&owner.uid);
-            decide::blocking_dependents(&owner.uid, &deps).into_iter().cloned().collect()
+            decide::blocking_dependents(&owner.uid, &deps)
+                .into_iter()
+                .cloned()
+                .collect()
         };
         if blocking.is_empty() {
             return remove_finalizer(api, &owner.name, &owner.uid, FINALIZER_FOREGROUND).await;
@@ -193,11 +212,22 @@ impl Collector {
     }
 
     /// Upstream `isDangling` + `classifyReferences` for one reference.
-    async fn owner_state(&self, owner: &OwnerReference, dependent: &Node) -> Result<OwnerState, Error> {
+    async fn owner_state(
+        &self,
+        owner: &OwnerReference,
+        dependent: &Node,
+    ) -> Result<OwnerState, Error> {
         let Some(resource) = self.owner_resource(owner) else {
             return Err(Error::InvalidObject {
-                object: format!("{}/{}", dependent.namespace.as_deref().unwrap_or_default(), dependent.name),
-                reason: format!("owner {} {} is of an unknown or uninformable kind", owner.api_version, owner.kind),
+                object: format!(
+                    "{}/{}",
+                    dependent.namespace.as_deref().unwrap_or_default(),
+                    dependent.name
+                ),
+                reason: format!(
+                    "owner {} {} is of an unknown or uninformable kind",
+                    owner.api_version, owner.kind
+                ),
             });
         };
         // A cluster-scoped dependent cannot be owned by a namespaced object.
@@ -212,8 +242,17 @@ impl Collector {
             return Ok(OwnerState::Dangling);
         }
         let foreground = meta.metadata.deletion_timestamp.is_some()
-            && meta.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER_FOREGROUND);
-        Ok(if foreground { OwnerState::WaitingForDependentsDeletion } else { OwnerState::Solid })
+            && meta
+                .metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == FINALIZER_FOREGROUND);
+        Ok(if foreground {
+            OwnerState::WaitingForDependentsDeletion
+        } else {
+            OwnerState::Solid
+        })
     }
 
     /// Upstream `attemptToOrphanWorker`: strip references to the owner from
@@ -228,7 +267,9 @@ impl Collector {
             (owner, deps)
         };
         for dep in &dependents {
-            let Some((api, live)) = self.live(dep).await? else { continue };
+            let Some((api, live)) = self.live(dep).await? else {
+                continue;
+            };
             let refs = live.metadata.owner_references.clone().unwrap_or_default();
             if !refs.iter().any(|r| r.uid == uid) {
                 continue;
@@ -264,14 +305,23 @@ async fn patch_meta(
             "resourceVersion": live.metadata.resource_version,
         }
     });
-    match api.patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::from) {
+    match api
+        .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::from)
+    {
         Ok(_) => Ok(()),
         Err(err) if err.is_not_found() => Ok(()),
         Err(err) => Err(err),
     }
 }
 
-async fn remove_finalizer(api: &Api<DynamicObject>, name: &str, uid: &str, finalizer: &str) -> Result<(), Error> {
+async fn remove_finalizer(
+    api: &Api<DynamicObject>,
+    name: &str,
+    uid: &str,
+    finalizer: &str,
+) -> Result<(), Error> {
     let Some(live) = api.get_metadata_opt(name).await? else {
         return Ok(());
     };

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::WatchStreamExt;
 use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -35,14 +35,20 @@ impl SyncGate {
             }
         };
         if tokio::time::timeout(limit, all).await.is_err() {
-            tracing::warn!(?limit, "timed out waiting for all garbage collector monitors to sync; starting anyway");
+            tracing::warn!(
+                ?limit,
+                "timed out waiting for all garbage collector monitors to sync; starting anyway"
+            );
         }
     }
 }
 
 /// Runs discovery once, starts monitors, and keeps re-syncing them in the
 /// background until `shutdown`.
-pub async fn run_discovery_loop(collector: Arc<Collector>, shutdown: CancellationToken) -> SyncGate {
+pub async fn run_discovery_loop(
+    collector: Arc<Collector>,
+    shutdown: CancellationToken,
+) -> SyncGate {
     let mut monitors: HashMap<String, CancellationToken> = HashMap::new();
     let pending = sync_monitors(&collector, &mut monitors, &shutdown).await;
     tokio::spawn(async move {
@@ -86,15 +92,28 @@ async fn sync_monitors(
         }
         let stop = shutdown.child_token();
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(run_monitor(Arc::clone(collector), resource.api.clone(), stop.clone(), tx));
+        tokio::spawn(run_monitor(
+            Arc::clone(collector),
+            resource.api.clone(),
+            stop.clone(),
+            tx,
+        ));
         monitors.insert(key.clone(), stop);
         pending.push(rx);
     }
-    *collector.resources.write().unwrap_or_else(|p| p.into_inner()) = table;
+    *collector
+        .resources
+        .write()
+        .unwrap_or_else(|p| p.into_inner()) = table;
     pending
 }
 
-async fn run_monitor(collector: Arc<Collector>, ar: ApiResource, stop: CancellationToken, synced: watch::Sender<bool>) {
+async fn run_monitor(
+    collector: Arc<Collector>,
+    ar: ApiResource,
+    stop: CancellationToken,
+    synced: watch::Sender<bool>,
+) {
     let key = resource_key(&ar);
     // `Api<PartialObjectMeta<_>>` makes metadata-only list/watch requests.
     let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(collector.client.clone(), &ar);
@@ -120,7 +139,9 @@ async fn run_monitor(collector: Arc<Collector>, ar: ApiResource, stop: Cancellat
                 Vec::new()
             }
             Event::InitApply(obj) | Event::Apply(obj) => {
-                let Some(node) = Node::from_meta(&key, &obj.metadata) else { continue };
+                let Some(node) = Node::from_meta(&key, &obj.metadata) else {
+                    continue;
+                };
                 if let Some(seen) = relisted.as_mut() {
                     seen.insert(node.uid.clone());
                 }
@@ -133,7 +154,11 @@ async fn run_monitor(collector: Arc<Collector>, ar: ApiResource, stop: Cancellat
             Event::InitDone => {
                 let seen = relisted.take().unwrap_or_default();
                 let mut graph = collector.graph();
-                let gone: Vec<String> = graph.uids_of(&key).into_iter().filter(|u| !seen.contains(u)).collect();
+                let gone: Vec<String> = graph
+                    .uids_of(&key)
+                    .into_iter()
+                    .filter(|u| !seen.contains(u))
+                    .collect();
                 let work = gone.iter().flat_map(|uid| graph.remove(uid)).collect();
                 drop(graph);
                 let _ = synced.send(true);

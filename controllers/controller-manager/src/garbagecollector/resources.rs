@@ -40,14 +40,18 @@ pub fn group_of(api_version: &str) -> &str {
 impl ResourceTable {
     pub fn insert(&mut self, resource: Resource) {
         let key = resource_key(&resource.api);
-        self.by_group_kind
-            .insert((resource.api.group.clone(), resource.api.kind.clone()), key.clone());
+        self.by_group_kind.insert(
+            (resource.api.group.clone(), resource.api.kind.clone()),
+            key.clone(),
+        );
         self.by_key.insert(key, resource);
     }
 
     /// The resource an owner reference points at, if discovery knows it.
     pub fn for_owner(&self, api_version: &str, kind: &str) -> Option<&Resource> {
-        let key = self.by_group_kind.get(&(group_of(api_version).to_string(), kind.to_string()))?;
+        let key = self
+            .by_group_kind
+            .get(&(group_of(api_version).to_string(), kind.to_string()))?;
         self.by_key.get(key)
     }
 
@@ -60,7 +64,9 @@ impl ResourceTable {
         let mut table = Self::default();
         for (api, operations, namespaced) in found {
             let has = |v: &str| operations.iter().any(|o| o == v);
-            let ignored = IGNORED_RESOURCES.iter().any(|(g, r)| api.group == *g && api.plural == *r);
+            let ignored = IGNORED_RESOURCES
+                .iter()
+                .any(|(g, r)| api.group == *g && api.plural == *r);
             if ignored || !(has(verbs::LIST) && has(verbs::WATCH) && has(verbs::DELETE)) {
                 continue;
             }
@@ -97,7 +103,11 @@ mod tests {
         ApiResource {
             group: group.into(),
             version: version.into(),
-            api_version: if group.is_empty() { version.into() } else { format!("{group}/{version}") },
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
             kind: kind.into(),
             plural: plural.into(),
         }
@@ -105,17 +115,39 @@ mod tests {
 
     #[test]
     fn keeps_watchable_deletable_resources_and_maps_owner_refs() {
-        let all: Vec<String> = ["list", "watch", "delete", "get"].iter().map(|s| s.to_string()).collect();
+        let all: Vec<String> = ["list", "watch", "delete", "get"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let table = ResourceTable::from_discovered(vec![
-            (ar("apps", "v1", "Deployment", "deployments"), all.clone(), true),
+            (
+                ar("apps", "v1", "Deployment", "deployments"),
+                all.clone(),
+                true,
+            ),
             (ar("", "v1", "Event", "events"), all.clone(), true),
-            (ar("", "v1", "Binding", "bindings"), vec!["create".into()], true),
+            (
+                ar("", "v1", "Binding", "bindings"),
+                vec!["create".into()],
+                true,
+            ),
             (ar("", "v1", "Node", "nodes"), all, false),
         ]);
-        assert_eq!(table.by_key.keys().collect::<Vec<_>>(), vec!["/v1/nodes", "apps/v1/deployments"]);
+        assert_eq!(
+            table.by_key.keys().collect::<Vec<_>>(),
+            vec!["/v1/nodes", "apps/v1/deployments"]
+        );
         // Owner references may name another served version of the group.
-        assert_eq!(table.for_owner("apps/v1beta2", "Deployment").map(|r| r.namespaced), Some(true));
-        assert_eq!(table.for_owner("v1", "Node").map(|r| r.namespaced), Some(false));
+        assert_eq!(
+            table
+                .for_owner("apps/v1beta2", "Deployment")
+                .map(|r| r.namespaced),
+            Some(true)
+        );
+        assert_eq!(
+            table.for_owner("v1", "Node").map(|r| r.namespaced),
+            Some(false)
+        );
         assert!(table.for_owner("v1", "Event").is_none());
         assert!(table.for_owner("example.com/v1", "Widget").is_none());
     }

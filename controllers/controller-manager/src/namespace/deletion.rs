@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{NamespaceCondition, NamespaceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use jiff::Timestamp;
 
 /// The finalizer this controller owns (`v1.FinalizerKubernetes`).
 pub const FINALIZER_KUBERNETES: &str = "kubernetes";
@@ -22,11 +22,31 @@ pub const FINALIZERS_REMAINING: &str = "NamespaceFinalizersRemaining";
 
 /// Condition types in upstream order with their all-clear reason/message.
 const CONDITION_TYPES: [(&str, &str, &str); 5] = [
-    (DISCOVERY_FAILURE, "ResourcesDiscovered", "All resources successfully discovered"),
-    (GV_PARSING_FAILURE, "ParsedGroupVersions", "All legacy kube types successfully parsed"),
-    (CONTENT_FAILURE, "ContentDeleted", "All content successfully deleted, may be waiting on finalization"),
-    (CONTENT_REMAINING, "ContentRemoved", "All content successfully removed"),
-    (FINALIZERS_REMAINING, "ContentHasNoFinalizers", "All content-preserving finalizers finished"),
+    (
+        DISCOVERY_FAILURE,
+        "ResourcesDiscovered",
+        "All resources successfully discovered",
+    ),
+    (
+        GV_PARSING_FAILURE,
+        "ParsedGroupVersions",
+        "All legacy kube types successfully parsed",
+    ),
+    (
+        CONTENT_FAILURE,
+        "ContentDeleted",
+        "All content successfully deleted, may be waiting on finalization",
+    ),
+    (
+        CONTENT_REMAINING,
+        "ContentRemoved",
+        "All content successfully removed",
+    ),
+    (
+        FINALIZERS_REMAINING,
+        "ContentHasNoFinalizers",
+        "All content-preserving finalizers finished",
+    ),
 ];
 
 /// What was left of the namespace's content after one pass
@@ -66,7 +86,11 @@ pub fn resource_outcome(
     }
     let remaining = leftover_finalizers.len();
     if estimate != 0 {
-        let outcome = ResourceOutcome { estimate_seconds: estimate, remaining, remaining_by_finalizer: by_finalizer };
+        let outcome = ResourceOutcome {
+            estimate_seconds: estimate,
+            remaining,
+            remaining_by_finalizer: by_finalizer,
+        };
         return (outcome, None);
     }
     if !by_finalizer.is_empty() {
@@ -77,8 +101,13 @@ pub fn resource_outcome(
         };
         return (outcome, None);
     }
-    let outcome = ResourceOutcome { estimate_seconds: estimate, remaining, ..Default::default() };
-    let err = format!("unexpected items still remain in namespace: {namespace} for gvr: {resource}");
+    let outcome = ResourceOutcome {
+        estimate_seconds: estimate,
+        remaining,
+        ..Default::default()
+    };
+    let err =
+        format!("unexpected items still remain in namespace: {namespace} for gvr: {resource}");
     (outcome, Some(err))
 }
 
@@ -87,7 +116,8 @@ impl ContentTotals {
         if outcome.remaining == 0 {
             return;
         }
-        self.remaining_by_resource.insert(resource.to_string(), outcome.remaining);
+        self.remaining_by_resource
+            .insert(resource.to_string(), outcome.remaining);
         for (f, n) in &outcome.remaining_by_finalizer {
             if *n > 0 {
                 *self.remaining_by_finalizer.entry(f.clone()).or_insert(0) += n;
@@ -106,11 +136,19 @@ pub struct PodGrace {
 /// Upstream `estimateGracefulTermination` for pods: the longest grace
 /// period of non-terminal pods, or 0 once that long has passed since the
 /// namespace was deleted.
-pub fn estimate_for_pods(pods: &[PodGrace], namespace_deleted_at: Timestamp, now: Timestamp) -> i64 {
+pub fn estimate_for_pods(
+    pods: &[PodGrace],
+    namespace_deleted_at: Timestamp,
+    now: Timestamp,
+) -> i64 {
     let estimate = pods
         .iter()
         .filter(|p| !p.terminal)
-        .map(|p| p.deletion_grace_period_seconds.or(p.termination_grace_period_seconds).unwrap_or(0))
+        .map(|p| {
+            p.deletion_grace_period_seconds
+                .or(p.termination_grace_period_seconds)
+                .unwrap_or(0)
+        })
         .max()
         .unwrap_or(0);
     let elapsed = now.as_second() - namespace_deleted_at.as_second();
@@ -124,7 +162,11 @@ pub fn requeue_after_seconds(estimate: i64) -> u64 {
 
 /// Upstream `finalizeNamespace`: the spec finalizers without ours, sorted and de-duplicated.
 pub fn finalizers_after_finalize(finalizers: &[String]) -> Vec<String> {
-    let mut rest: Vec<String> = finalizers.iter().filter(|f| *f != FINALIZER_KUBERNETES).cloned().collect();
+    let mut rest: Vec<String> = finalizers
+        .iter()
+        .filter(|f| *f != FINALIZER_KUBERNETES)
+        .cloned()
+        .collect();
     rest.sort();
     rest.dedup();
     rest
@@ -140,11 +182,16 @@ pub struct ConditionUpdater {
 
 impl ConditionUpdater {
     pub fn discovery_failed(&mut self, message: String) {
-        self.new_conditions.push((DISCOVERY_FAILURE.into(), "DiscoveryFailed".into(), message));
+        self.new_conditions
+            .push((DISCOVERY_FAILURE.into(), "DiscoveryFailed".into(), message));
     }
 
     pub fn group_version_failed(&mut self, message: String) {
-        self.new_conditions.push((GV_PARSING_FAILURE.into(), "GroupVersionParsingFailed".into(), message));
+        self.new_conditions.push((
+            GV_PARSING_FAILURE.into(),
+            "GroupVersionParsingFailed".into(),
+            message,
+        ));
     }
 
     pub fn delete_content_failed(&mut self, message: String) {
@@ -177,7 +224,10 @@ impl ConditionUpdater {
             self.new_conditions.push((
                 FINALIZERS_REMAINING.into(),
                 "SomeFinalizersRemain".into(),
-                format!("Some content in the namespace has finalizers remaining: {}", parts.join(", ")),
+                format!(
+                    "Some content in the namespace has finalizers remaining: {}",
+                    parts.join(", ")
+                ),
             ));
         }
     }
@@ -185,22 +235,29 @@ impl ConditionUpdater {
     /// Upstream `Update`: writes all five conditions into `status`;
     /// `true` when anything changed (the runner then writes the status).
     pub fn update(mut self, status: &mut NamespaceStatus, now: Timestamp) -> bool {
-        if !self.new_conditions.iter().any(|c| c.0 == CONTENT_FAILURE) && !self.delete_content_errors.is_empty() {
+        if !self.new_conditions.iter().any(|c| c.0 == CONTENT_FAILURE)
+            && !self.delete_content_errors.is_empty()
+        {
             let mut msgs = self.delete_content_errors.clone();
             msgs.sort();
             self.new_conditions.push((
                 CONTENT_FAILURE.into(),
                 "ContentDeletionFailed".into(),
-                format!("Failed to delete all resource types, {} remaining: {}", msgs.len(), msgs.join(", ")),
+                format!(
+                    "Failed to delete all resource types, {} remaining: {}",
+                    msgs.len(),
+                    msgs.join(", ")
+                ),
             ));
         }
         let conditions = status.conditions.get_or_insert_with(Vec::new);
         let mut changed = false;
         for (ty, ok_reason, ok_message) in CONDITION_TYPES {
-            let (cond_status, reason, message) = match self.new_conditions.iter().find(|c| c.0 == ty) {
-                Some((_, reason, message)) => ("True", reason.as_str(), message.as_str()),
-                None => ("False", ok_reason, ok_message),
-            };
+            let (cond_status, reason, message) =
+                match self.new_conditions.iter().find(|c| c.0 == ty) {
+                    Some((_, reason, message)) => ("True", reason.as_str(), message.as_str()),
+                    None => ("False", ok_reason, ok_message),
+                };
             match conditions.iter_mut().find(|c| c.type_ == ty) {
                 None => {
                     conditions.push(NamespaceCondition {
@@ -251,7 +308,10 @@ mod tests {
         assert!(ConditionUpdater::default().update(&mut status, ts(1)));
         assert_eq!(status.conditions.as_ref().map(Vec::len), Some(5));
         let c = find(&status, CONTENT_REMAINING);
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some("ContentRemoved")));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some("ContentRemoved"))
+        );
         // Nothing changes on a second identical pass.
         assert!(!ConditionUpdater::default().update(&mut status, ts(2)));
     }
@@ -262,8 +322,12 @@ mod tests {
         let (pods, err) = resource_outcome("pods", "team", &[vec![], vec![]], 30);
         assert_eq!(err, None);
         totals.add("pods.", &pods);
-        let (cms, err) = resource_outcome("configmaps", "team", &[vec!["example.com/keep".into()]], 0);
-        assert_eq!((cms.estimate_seconds, err), (FINALIZER_ESTIMATE_SECONDS, None));
+        let (cms, err) =
+            resource_outcome("configmaps", "team", &[vec!["example.com/keep".into()]], 0);
+        assert_eq!(
+            (cms.estimate_seconds, err),
+            (FINALIZER_ESTIMATE_SECONDS, None)
+        );
         totals.add("configmaps.", &cms);
         let mut updater = ConditionUpdater::default();
         updater.content_totals(&totals);
@@ -276,16 +340,26 @@ mod tests {
         assert_eq!(c.reason.as_deref(), Some("SomeResourcesRemain"));
         assert_eq!(
             c.message.as_deref(),
-            Some("Some resources are remaining: configmaps. has 1 resource instances, pods. has 2 resource instances")
+            Some(
+                "Some resources are remaining: configmaps. has 1 resource instances, pods. has 2 resource instances"
+            )
         );
         let f = find(&status, FINALIZERS_REMAINING);
         assert_eq!(
             f.message.as_deref(),
-            Some("Some content in the namespace has finalizers remaining: example.com/keep in 1 resource instances")
+            Some(
+                "Some content in the namespace has finalizers remaining: example.com/keep in 1 resource instances"
+            )
         );
         let d = find(&status, CONTENT_FAILURE);
-        assert_eq!(d.message.as_deref(), Some("Failed to delete all resource types, 2 remaining: boom a, boom b"));
-        assert_eq!(find(&status, DISCOVERY_FAILURE).reason.as_deref(), Some("DiscoveryFailed"));
+        assert_eq!(
+            d.message.as_deref(),
+            Some("Failed to delete all resource types, 2 remaining: boom a, boom b")
+        );
+        assert_eq!(
+            find(&status, DISCOVERY_FAILURE).reason.as_deref(),
+            Some("DiscoveryFailed")
+        );
         assert_eq!(find(&status, GV_PARSING_FAILURE).status, "False");
     }
 
@@ -293,16 +367,34 @@ mod tests {
     fn leftovers_without_finalizers_or_estimate_are_an_error() {
         let (outcome, err) = resource_outcome("secrets", "team", &[vec![]], 0);
         assert_eq!(outcome.remaining, 1);
-        assert_eq!(err.as_deref(), Some("unexpected items still remain in namespace: team for gvr: secrets"));
-        assert_eq!(resource_outcome("secrets", "team", &[], 0), (ResourceOutcome::default(), None));
+        assert_eq!(
+            err.as_deref(),
+            Some("unexpected items still remain in namespace: team for gvr: secrets")
+        );
+        assert_eq!(
+            resource_outcome("secrets", "team", &[], 0),
+            (ResourceOutcome::default(), None)
+        );
     }
 
     #[test]
     fn pod_estimate_uses_longest_grace_until_it_has_passed() {
         let pods = [
-            PodGrace { terminal: false, termination_grace_period_seconds: Some(30), deletion_grace_period_seconds: None },
-            PodGrace { terminal: false, termination_grace_period_seconds: Some(30), deletion_grace_period_seconds: Some(45) },
-            PodGrace { terminal: true, termination_grace_period_seconds: Some(600), deletion_grace_period_seconds: None },
+            PodGrace {
+                terminal: false,
+                termination_grace_period_seconds: Some(30),
+                deletion_grace_period_seconds: None,
+            },
+            PodGrace {
+                terminal: false,
+                termination_grace_period_seconds: Some(30),
+                deletion_grace_period_seconds: Some(45),
+            },
+            PodGrace {
+                terminal: true,
+                termination_grace_period_seconds: Some(600),
+                deletion_grace_period_seconds: None,
+            },
         ];
         assert_eq!(estimate_for_pods(&pods, ts(100), ts(110)), 45);
         assert_eq!(estimate_for_pods(&pods, ts(100), ts(145)), 0);
@@ -313,7 +405,12 @@ mod tests {
 
     #[test]
     fn finalize_removes_only_kubernetes() {
-        let got = finalizers_after_finalize(&["kubernetes".into(), "z/x".into(), "a/b".into(), "a/b".into()]);
+        let got = finalizers_after_finalize(&[
+            "kubernetes".into(),
+            "z/x".into(),
+            "a/b".into(),
+            "a/b".into(),
+        ]);
         assert_eq!(got, vec!["a/b".to_string(), "z/x".to_string()]);
     }
 }

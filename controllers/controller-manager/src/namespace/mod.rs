@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use component_base::workqueue::RateLimitingQueue;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::{Discovery, Scope, verbs};
-use kube::Client;
 
 use crate::controller_utils::Key;
 use crate::error::Error;
@@ -43,7 +43,11 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     for ns in informer.store().state() {
         ctl.enqueue_if_deleting(&ns);
     }
-    tokio::spawn(watch_namespaces(Arc::clone(&ctl), changes, informer.store().clone()));
+    tokio::spawn(watch_namespaces(
+        Arc::clone(&ctl),
+        changes,
+        informer.store().clone(),
+    ));
     let sync_ctl = Arc::clone(&ctl);
     run_workers(
         NAMESPACE_CONTROLLER,
@@ -68,7 +72,10 @@ async fn watch_namespaces(
         match change {
             Change::Added(ns) | Change::Updated { new: ns, .. } => ctl.enqueue_if_deleting(&ns),
             Change::Deleted(_) => {}
-            Change::Resync => store.state().iter().for_each(|ns| ctl.enqueue_if_deleting(ns)),
+            Change::Resync => store
+                .state()
+                .iter()
+                .for_each(|ns| ctl.enqueue_if_deleting(ns)),
         }
     }
 }
@@ -98,7 +105,10 @@ impl Deletable {
 impl Controller {
     fn enqueue_if_deleting(&self, ns: &Namespace) {
         if ns.metadata.deletion_timestamp.is_some() {
-            self.queue.add(Key::new(None, ns.metadata.name.as_deref().unwrap_or_default()));
+            self.queue.add(Key::new(
+                None,
+                ns.metadata.name.as_deref().unwrap_or_default(),
+            ));
         }
     }
 
@@ -113,17 +123,29 @@ impl Controller {
         };
         if ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating") {
             ns.status.get_or_insert_with(Default::default).phase = Some("Terminating".into());
-            ns = api.replace_status(name, &PostParams::default(), &ns).await?;
+            ns = api
+                .replace_status(name, &PostParams::default(), &ns)
+                .await?;
         }
-        let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.clone()).unwrap_or_default();
+        let finalizers = ns
+            .spec
+            .as_ref()
+            .and_then(|s| s.finalizers.clone())
+            .unwrap_or_default();
         if finalizers.is_empty() {
             return Ok(None);
         }
         let (estimate, result) = self.delete_all_content(&api, &mut ns, deleted_at.0).await;
         result?;
         if estimate > 0 {
-            tracing::debug!(namespace = name, estimate, "content remains in namespace; requeueing");
-            return Ok(Some(Duration::from_secs(deletion::requeue_after_seconds(estimate))));
+            tracing::debug!(
+                namespace = name,
+                estimate,
+                "content remains in namespace; requeueing"
+            );
+            return Ok(Some(Duration::from_secs(deletion::requeue_after_seconds(
+                estimate,
+            ))));
         }
         self.finalize(&api, ns).await?;
         Ok(None)
@@ -136,7 +158,11 @@ impl Controller {
             let spec = ns.spec.get_or_insert_with(Default::default);
             let current = spec.finalizers.clone().unwrap_or_default();
             spec.finalizers = Some(deletion::finalizers_after_finalize(&current));
-            match api.replace_subresource("finalize", &name, &PostParams::default(), &ns).await.map_err(Error::from) {
+            match api
+                .replace_subresource("finalize", &name, &PostParams::default(), &ns)
+                .await
+                .map_err(Error::from)
+            {
                 Ok(_) => return Ok(()),
                 Err(err) if err.is_not_found() => return Ok(()),
                 Err(err) if err.is_conflict() => match api.get_opt(&name).await? {
@@ -200,7 +226,8 @@ impl Controller {
         let mut estimate = 0;
         // Pods go first (OrderedNamespaceDeletion, GA): nothing else is
         // touched while pods that may still use it are terminating.
-        let (pods, rest): (Vec<&Deletable>, Vec<&Deletable>) = resources.iter().partition(|r| r.is_pods());
+        let (pods, rest): (Vec<&Deletable>, Vec<&Deletable>) =
+            resources.iter().partition(|r| r.is_pods());
         let mut pods_remain = false;
         for (phase, batch) in [pods, rest].into_iter().enumerate() {
             for res in batch {
@@ -223,14 +250,19 @@ impl Controller {
             updater.content_totals(&totals);
         }
         let status = ns.status.get_or_insert_with(Default::default);
-        if updater.update(status, jiff::Timestamp::now()) {
-            if let Err(err) = api.replace_status(&name, &PostParams::default(), &*ns).await {
-                tracing::warn!(namespace = %name, error = %err, "couldn't update status condition for namespace");
-            }
+        if updater.update(status, jiff::Timestamp::now())
+            && let Err(err) = api
+                .replace_status(&name, &PostParams::default(), &*ns)
+                .await
+        {
+            tracing::warn!(namespace = %name, error = %err, "couldn't update status condition for namespace");
         }
         let result = match errors.len() {
             0 => Ok(()),
-            count => Err(Error::Multiple { count, first: errors.remove(0) }),
+            count => Err(Error::Multiple {
+                count,
+                first: errors.remove(0),
+            }),
         };
         (estimate, result)
     }
@@ -251,43 +283,70 @@ impl Controller {
             0
         };
         let with_estimate = |msg: String| {
-            let outcome = ResourceOutcome { estimate_seconds: estimate, ..Default::default() };
+            let outcome = ResourceOutcome {
+                estimate_seconds: estimate,
+                ..Default::default()
+            };
             (outcome, Some(msg))
         };
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &res.resource);
         let mut collection_done = false;
         if res.delete_collection {
-            match api.delete_collection(&DeleteParams::background(), &ListParams::default()).await.map_err(Error::from) {
+            match api
+                .delete_collection(&DeleteParams::background(), &ListParams::default())
+                .await
+                .map_err(Error::from)
+            {
                 Ok(_) => collection_done = true,
                 Err(err) if is_method_not_supported(&err) => {}
                 Err(err) => return with_estimate(err.to_string()),
             }
         }
         if !res.list {
-            return (ResourceOutcome { estimate_seconds: estimate, ..Default::default() }, None);
+            return (
+                ResourceOutcome {
+                    estimate_seconds: estimate,
+                    ..Default::default()
+                },
+                None,
+            );
         }
         if !collection_done {
-            let items = match api.list_metadata(&ListParams::default()).await.map_err(Error::from) {
+            let items = match api
+                .list_metadata(&ListParams::default())
+                .await
+                .map_err(Error::from)
+            {
                 Ok(list) => list.items,
                 Err(err) if is_method_not_supported(&err) => Vec::new(),
                 Err(err) => return with_estimate(err.to_string()),
             };
             for item in items {
                 let item_name = item.metadata.name.unwrap_or_default();
-                match api.delete(&item_name, &DeleteParams::background()).await.map_err(Error::from) {
+                match api
+                    .delete(&item_name, &DeleteParams::background())
+                    .await
+                    .map_err(Error::from)
+                {
                     Ok(_) => {}
                     Err(err) if is_method_not_supported(&err) => {}
                     Err(err) => return with_estimate(err.to_string()),
                 }
             }
         }
-        let leftovers = match api.list_metadata(&ListParams::default()).await.map_err(Error::from) {
+        let leftovers = match api
+            .list_metadata(&ListParams::default())
+            .await
+            .map_err(Error::from)
+        {
             Ok(list) => list.items,
             Err(err) if is_method_not_supported(&err) => Vec::new(),
             Err(err) => return with_estimate(err.to_string()),
         };
-        let finalizers: Vec<Vec<String>> =
-            leftovers.into_iter().map(|i| i.metadata.finalizers.unwrap_or_default()).collect();
+        let finalizers: Vec<Vec<String>> = leftovers
+            .into_iter()
+            .map(|i| i.metadata.finalizers.unwrap_or_default())
+            .collect();
         deletion::resource_outcome(&res.display(), ns, &finalizers, estimate)
     }
 
@@ -301,11 +360,18 @@ impl Controller {
                 let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
                 PodGrace {
                     terminal: matches!(phase, Some("Succeeded") | Some("Failed")),
-                    termination_grace_period_seconds: p.spec.as_ref().and_then(|s| s.termination_grace_period_seconds),
+                    termination_grace_period_seconds: p
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds),
                     deletion_grace_period_seconds: p.metadata.deletion_grace_period_seconds,
                 }
             })
             .collect();
-        Ok(deletion::estimate_for_pods(&graces, deleted_at, jiff::Timestamp::now()))
+        Ok(deletion::estimate_for_pods(
+            &graces,
+            deleted_at,
+            jiff::Timestamp::now(),
+        ))
     }
 }
