@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod error;
 pub mod exec;
 pub mod netns;
+pub mod objects;
 pub mod reach;
 pub mod wait;
 pub mod workloads;

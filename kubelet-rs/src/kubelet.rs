@@ -304,6 +304,16 @@ pub async fn run(
             },
         ));
     }
+    if !cfg.static_pod_path.is_empty() {
+        tasks.spawn(crate::config::static_pods::run(
+            client.clone(),
+            std::path::PathBuf::from(&cfg.static_pod_path),
+            config.node_name.clone(),
+            cfg.file_check_frequency,
+            workers.clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(handle_prober_events(
         prober_events,
         runtime.clone(),

@@ -283,7 +283,7 @@ impl Default for KubeletFlags {
             node_ips: Vec::new(),
             node_labels: BTreeMap::new(),
             root_directory: PathBuf::from("/var/lib/kubelet"),
-            pod_infra_container_image: "registry.k8s.io/pause:3.10".into(),
+            pod_infra_container_image: "registry.k8s.io/pause:3.10.2".into(),
             pod_log_root: PathBuf::from("/var/log/pods"),
         }
     }

@@ -11,6 +11,7 @@ pub mod nodestatus;
 pub mod prober;
 pub mod qos;
 pub mod resources;
+pub mod server;
 pub mod volumemanager;
 
 pub use error::Error;

@@ -2,6 +2,7 @@
 //! over HTTPS on :10250 and `/healthz` over HTTP on 127.0.0.1:10248 → the
 //! kubelet.
 
+mod node_config;
 mod options;
 
 use std::net::SocketAddr;
@@ -9,14 +10,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use component_base::app::{self, App, AppError, WorkContext};
 use component_base::auth::authn::{CaVerifier, CachedTokenReviewer, KubeTokenReviewer};
 use component_base::auth::authz::{CachedAccessReviewer, KubeAccessReviewer};
-use component_base::auth::{
-    Attributes, AuthFilter, Authenticator, Authorizer, ResourceAttributes, UserInfo,
-};
+use component_base::auth::{AuthFilter, Authenticator, Authorizer};
 use component_base::flags::ClientFlags;
 use component_base::serving::{CertSource, SecureServingOptions};
 
@@ -46,7 +43,7 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
         kube_api_content_type: o.kube_api_content_type.clone(),
     };
     let mut app = App::init(COMPONENT, &client_flags, options::CLIENT_DEFAULTS).await?;
-    let node_name = node_name(o.hostname_override.as_deref());
+    let node_name = resolved.kubelet.node_name.clone();
     let s = &resolved.serving;
     let auth = kubelet_auth(s, &app.client, &node_name)?;
     let serving = SecureServingOptions {
@@ -78,39 +75,17 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
         .await
 }
 
-/// WIRE-UP POINT: the kubelet library's `run` goes here (it receives the
-/// flags, the type-checked `--config` JSON for `kubelet::config`, the node
-/// name, and the context with the client, shutdown token and health
-/// registry). Its API routes (`/pods`, `/containerLogs`, exec) belong in the
-/// `Router` passed to `serve_secure` above.
+/// Runs the node agent; a fatal error ends the process non-zero like
+/// upstream (systemd restarts it).
 async fn run_component(resolved: Resolved, node_name: String, ctx: WorkContext) {
-    tracing::info!(
-        node = %node_name,
-        config = ?resolved.options.config,
-        has_config_file = resolved.config_file.is_some(),
-        "kubelet is running (node agent not wired yet)"
-    );
-    ctx.shutdown.cancelled().await;
-}
-
-/// upstream `nodeutil.GetHostname`: the override or the hostname, lower-cased.
-fn node_name(hostname_override: Option<&str>) -> String {
-    let raw = hostname_override
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .or_else(|| {
-            nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-        })
-        .unwrap_or_default();
-    raw.trim().to_lowercase()
+    tracing::info!(node = %node_name, "Starting kubelet");
+    if let Err(err) = kubelet::run(ctx.client.clone(), resolved.kubelet, ctx.shutdown.clone()).await {
+        ctx.fail(format_args!("kubelet failed: {err}"));
+    }
 }
 
 /// The kubelet's authenticator/authorizer (upstream `BuildAuth`).
-/// Kept here until the kubelet library has its server module, so :10250
-/// already enforces upstream authentication and authorization.
+/// The `nodes/*` attribute mapping and denial body live in `kubelet::server::auth`.
 fn kubelet_auth(
     s: &KubeletServing,
     client: &kube::Client,
@@ -158,69 +133,9 @@ fn kubelet_auth(
             )));
         }
     };
-    let node = node_name.to_string();
-    Ok(AuthFilter::new(authenticator, authorizer)
-        .with_attributes(move |user, method, uri| kubelet_attributes(&node, user, method, uri))
-        .with_forbidden(kubelet_forbidden))
-}
-
-/// upstream kubelet `GetRequestAttributes`: `nodes/<subresource>` with the
-/// verb from the method (coarse mapping; fine-grained authz comes with the
-/// kubelet server module).
-fn kubelet_attributes(
-    node: &str,
-    user: &UserInfo,
-    method: &http::Method,
-    uri: &http::Uri,
-) -> Attributes {
-    let verb = match *method {
-        http::Method::POST => "create",
-        http::Method::GET => "get",
-        http::Method::PUT => "update",
-        http::Method::PATCH => "patch",
-        http::Method::DELETE => "delete",
-        _ => "",
-    };
-    let path = uri.path();
-    let is_sub = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    let subresource = if is_sub("/stats") {
-        "stats"
-    } else if is_sub("/metrics") {
-        "metrics"
-    } else if is_sub("/logs") {
-        "log"
-    } else if is_sub("/checkpoint") {
-        "checkpoint"
-    } else {
-        "proxy"
-    };
-    Attributes {
-        user: user.clone(),
-        verb: verb.to_string(),
-        path: path.to_string(),
-        resource: Some(ResourceAttributes {
-            version: "v1".to_string(),
-            resource: "nodes".to_string(),
-            subresource: subresource.to_string(),
-            name: node.to_string(),
-            ..ResourceAttributes::default()
-        }),
-    }
-}
-
-/// upstream kubelet's denial body.
-fn kubelet_forbidden(attrs: &Attributes, _reason: &str) -> Response {
-    let (resource, subresource) = attrs
-        .resource
-        .as_ref()
-        .map(|r| (r.resource.as_str(), r.subresource.as_str()))
-        .unwrap_or_default();
-    (
-        StatusCode::FORBIDDEN,
-        format!(
-            "Forbidden (user={}, verb={}, resource={}, subresource={})\n",
-            attrs.user.name, attrs.verb, resource, subresource
-        ),
-    )
-        .into_response()
+    Ok(kubelet::server::kubelet_auth_filter(
+        node_name,
+        authenticator,
+        authorizer,
+    ))
 }

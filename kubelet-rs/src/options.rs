@@ -121,7 +121,7 @@ pub struct Options {
     /// Specified image will not be pruned by the image garbage collector.
     #[arg(
         long = "pod-infra-container-image",
-        default_value = "registry.k8s.io/pause:3.10",
+        default_value = "registry.k8s.io/pause:3.10.2",
         value_name = "string"
     )]
     pub pod_infra_container_image: String,
@@ -313,9 +313,9 @@ pub struct KubeletServing {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub options: Options,
-    /// The whole `--config` file (type-checked), for `kubelet::config`.
-    pub config_file: Option<serde_json::Value>,
     pub serving: KubeletServing,
+    /// What the kubelet library runs with (config file + flags).
+    pub kubelet: kubelet::KubeletConfig,
 }
 
 /// Parses argv (normalised first; see `component_base::args`).
@@ -348,13 +348,13 @@ pub fn resolve(options: Options, matches: &clap::ArgMatches) -> Result<Resolved,
         ),
         None => None,
     };
-    let serving = resolve_serving(&options, view.as_ref(), |id| {
-        args::set_on_command_line(matches, id)
-    });
+    let set_on_cli = |id: &str| args::set_on_command_line(matches, id);
+    let serving = resolve_serving(&options, view.as_ref(), set_on_cli);
+    let kubelet = crate::node_config::kubelet_config(&options, config_file.as_ref(), set_on_cli)?;
     Ok(Resolved {
         options,
-        config_file,
         serving,
+        kubelet,
     })
 }
 

@@ -36,7 +36,8 @@ impl StatusSink for StatusManager {
             .map_err(|e| e.to_string())
     }
     async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
-        if pod.metadata.deletion_timestamp.is_some() {
+        // Mirror pods of static pods are removed by the file source, not here.
+        if pod.metadata.deletion_timestamp.is_some() && !crate::qos::is_static_pod(pod) {
             self.delete_pod(pod).await.map_err(|e| e.to_string())?;
         }
         self.forget(pod.metadata.uid.as_deref().unwrap_or_default());
@@ -285,12 +286,10 @@ impl PodWorkers {
                 status = s;
             }
         }
-        let mut with_status = pod.clone();
-        if let Err(e) = self.ctx.status.set_pod_status(&with_status, &status).await {
+        if let Err(e) = self.ctx.status.set_pod_status(pod, &status).await {
             tracing::error!(pod = %format_pod(pod), error = %e, "failed to update pod status");
             retry = retry.min(Duration::from_secs(2));
         }
-        with_status.status = Some(status);
         retry
     }
 

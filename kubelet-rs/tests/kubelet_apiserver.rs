@@ -44,6 +44,13 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
     fake.add_image("busybox:1.0");
     let _cri = fake.serve(&socket).expect("fake CRI");
 
+    let manifests = server.dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).expect("manifests dir");
+    std::fs::write(
+        manifests.join("web.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\nspec:\n  containers:\n  - name: c\n    image: busybox:1.0\n",
+    )
+    .expect("manifest");
     let configuration = KubeletConfiguration {
         container_runtime_endpoint: format!("unix://{}", socket.display()),
         // Keep the host's cgroup tree untouched in this test.
@@ -51,6 +58,8 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
         cluster_dns: vec!["10.96.0.10".into()],
         cluster_domain: "cluster.local".into(),
         node_status_update_frequency: Duration::from_secs(1),
+        static_pod_path: manifests.display().to_string(),
+        file_check_frequency: Duration::from_secs(1),
         ..Default::default()
     };
     let flags = KubeletFlags {
@@ -192,8 +201,43 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
     })
     .await;
     assert!(
-        fake.sandboxes().is_empty(),
-        "sandbox removed from the runtime"
+        !fake
+            .sandboxes()
+            .iter()
+            .any(|s| s.metadata.as_ref().is_some_and(|m| m.name == "hello")),
+        "sandbox removed from the runtime: {:?}",
+        fake.sandboxes()
+    );
+
+    // The static pod runs from the file and is mirrored into the API with its status.
+    let mirror = eventually("running mirror pod", 30, || {
+        let pods = pods.clone();
+        async move {
+            let p = pods
+                .get_opt("static-web-ferro-node-1")
+                .await
+                .ok()
+                .flatten()?;
+            (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(p)
+        }
+    })
+    .await;
+    let annotations = mirror.metadata.annotations.clone().unwrap_or_default();
+    assert!(annotations.contains_key("kubernetes.io/config.mirror"));
+    assert_eq!(
+        annotations
+            .get("kubernetes.io/config.source")
+            .map(String::as_str),
+        Some("file")
+    );
+    assert_eq!(
+        mirror
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .first()
+            .map(|o| o.kind.clone()),
+        Some("Node".to_string())
     );
 
     shutdown.cancel();

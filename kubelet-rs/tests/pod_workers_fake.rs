@@ -409,3 +409,51 @@ async fn readiness_probe_drives_ready_condition() {
     );
     base.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn pre_stop_exec_hook_runs_before_stop() {
+    use k8s_openapi::api::core::v1::{ExecAction, Lifecycle, LifecycleHandler};
+
+    let h = harness();
+    let mut p = pod("u7", "Always", "busybox:1.0");
+    if let Some(spec) = p.spec.as_mut() {
+        spec.containers[0].lifecycle = Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec!["true".into()]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    h.workers.update_pod(p.clone());
+    eventually("running container", || {
+        h.fake
+            .containers()
+            .into_iter()
+            .find(|c| c.state == api::ContainerState::ContainerRunning as i32)
+    })
+    .await;
+    h.workers.remove_pod(&p);
+    eventually("pod terminated", || {
+        h.recorder
+            .terminated
+            .lock()
+            .ok()?
+            .contains(&"u7".to_string())
+            .then_some(())
+    })
+    .await;
+    let calls = h.fake.calls();
+    let exec = calls
+        .iter()
+        .position(|c| c == "ExecSync")
+        .expect("preStop ran through ExecSync");
+    let stop = calls
+        .iter()
+        .position(|c| c == "StopContainer")
+        .expect("container stopped");
+    assert!(exec < stop, "preStop before StopContainer: {calls:?}");
+    h.shutdown.cancel();
+}

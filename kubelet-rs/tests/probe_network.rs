@@ -248,3 +248,76 @@ async fn run_probe_resolves_pod_ip_and_named_ports() {
         Err("port grpc not found".to_string())
     );
 }
+
+/// A one-shot HTTPS server with a self-signed certificate made by `openssl`.
+async fn serve_tls_once(dir: &std::path::Path) -> Option<u16> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=probe-test",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(dir)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        println!("SKIP: openssl could not make a test certificate");
+        return None;
+    }
+    let cert = CertificateDer::from_pem_file(dir.join("cert.pem")).ok()?;
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).ok()?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .ok()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+    let port = listener.local_addr().ok()?.port();
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut tls) = acceptor.accept(tcp).await else {
+            return;
+        };
+        let mut buf = vec![0u8; 4096];
+        let _ = tls.read(&mut buf).await;
+        let reply = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecure";
+        let _ = tls.write_all(reply.as_bytes()).await;
+        let _ = tls.shutdown().await;
+    });
+    Some(port)
+}
+
+#[tokio::test]
+async fn https_probe_skips_certificate_verification() {
+    let Ok(tmp) = tempfile::tempdir() else {
+        panic!("tempdir")
+    };
+    let Some(port) = serve_tls_once(tmp.path()).await else {
+        return;
+    };
+    let mut req = request(port, "/");
+    req.scheme = "https".into();
+    let got = probe_http(&req, Duration::from_secs(2)).await;
+    assert_eq!(got, (ProbeOutcome::Success, "secure".to_string()));
+}

@@ -164,6 +164,7 @@ async fn run_watch<K: Informable>(
         };
         match next {
             Some(Ok(event)) => {
+                tracing::trace!(%kind, "watch event");
                 for change in apply_event(&mut writer, &mut relist, &event) {
                     // No receivers is fine: controllers may not have subscribed yet.
                     let _ = tx.send(change);

@@ -90,13 +90,21 @@ fn revision_of(meta: &kube::api::ObjectMeta) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deployment_rolls_out_against_real_apiserver() {
+    // `RUST_LOG=kube_controller_manager=debug` shows the controllers' work.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let Some(server) = apiserver::TestApiServer::start().await else {
         return;
     };
     let client = server.client().await;
     let root_ca = std::fs::read(server.pki_dir().join("ca.crt")).ok();
     let shutdown = CancellationToken::new();
+    // Only the controllers under test (others have their own tests).
+    let controllers = ["replicaset", "deployment", "serviceaccount", "root-ca-cert-publisher"];
     let config = ControllerManagerConfig {
+        controllers: controllers.iter().map(|c| c.to_string()).collect(),
         root_ca: root_ca.clone(),
         ..Default::default()
     };

@@ -123,6 +123,8 @@ async fn service_pods_become_endpoint_slices() {
         );
         assert_eq!(labels.get("team").map(String::as_str), Some("a"));
         assert_eq!(s.address_type, "IPv4");
+        let annotations = s.metadata.annotations.clone().unwrap_or_default();
+        assert!(annotations.contains_key("endpoints.kubernetes.io/last-change-trigger-time"));
         assert!(
             s.metadata
                 .name
@@ -140,8 +142,29 @@ async fn service_pods_become_endpoint_slices() {
         );
     }
 
-    // A pod goes away: its endpoint (and the now-empty slice) go too.
+    // No kubelet: a gracefully deleted pod stays terminating, and its
+    // endpoint says so (ready=false, serving=true, terminating=true).
     let pods: Api<Pod> = Api::namespaced(client.clone(), "es");
+    if let Err(e) = pods.delete("b", &DeleteParams::default()).await {
+        panic!("delete pod gracefully: {e}");
+    }
+    let terminating = support::wait_for("terminating endpoint", LIMIT, || async {
+        let s = slices(&api).await;
+        let ep = s
+            .iter()
+            .flat_map(|x| x.endpoints.iter().flatten())
+            .find(|e| e.addresses.first().map(String::as_str) == Some("10.244.0.6"))
+            .cloned()?;
+        let c = ep.conditions.clone().unwrap_or_default();
+        (c.terminating == Some(true)).then_some(c)
+    })
+    .await;
+    assert_eq!(
+        (terminating.ready, terminating.serving),
+        (Some(false), Some(true))
+    );
+
+    // A pod goes away: its endpoint (and the now-empty slice) go too.
     if let Err(e) = pods
         .delete("b", &DeleteParams::default().grace_period(0))
         .await

@@ -41,6 +41,10 @@ pub async fn watch_pods(
         };
         match next {
             None => return,
+            // Mirror pods only reflect static pods; the file source runs those.
+            Some(Ok(Event::Apply(pod) | Event::InitApply(pod)))
+                if super::file::is_mirror_pod(&pod) => {}
+            Some(Ok(Event::Delete(pod))) if super::file::is_mirror_pod(&pod) => {}
             Some(Ok(Event::Apply(pod) | Event::InitApply(pod))) => emit(PodUpdate::Upsert(pod)),
             Some(Ok(Event::Delete(pod))) => emit(PodUpdate::Removed(pod)),
             Some(Ok(Event::InitDone)) => emit(PodUpdate::Synced),

@@ -196,9 +196,7 @@ impl RuntimeManager {
         status: &PodRuntimeStatus,
         grace: Duration,
     ) -> Result<(), CriError> {
-        let kills = status
-            .running()
-            .map(|c| self.runtime.stop_container(&c.id, grace));
+        let kills = status.running().map(|c| self.kill_container(pod, c, grace));
         for r in futures::future::join_all(kills).await {
             match r {
                 Err(e) if !e.is_not_found() => return Err(e),
@@ -213,6 +211,49 @@ impl RuntimeManager {
         }
         tracing::debug!(pod = %format_pod(pod), "killed pod");
         Ok(())
+    }
+
+    /// `killContainer`: runs the preStop hook (exec or sleep) inside the grace period,
+    /// then stops the container with what is left of it.
+    async fn kill_container(
+        &self,
+        pod: &Pod,
+        c: &ContainerRecord,
+        grace: Duration,
+    ) -> Result<(), CriError> {
+        let spec = pod.spec.as_ref();
+        let hook = spec
+            .and_then(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .find(|x| x.name == c.name)
+            })
+            .and_then(|x| x.lifecycle.as_ref())
+            .and_then(|l| l.pre_stop.as_ref());
+        let started = tokio::time::Instant::now();
+        if let Some(hook) = hook {
+            if let Some(cmd) = hook.exec.as_ref().and_then(|e| e.command.clone()) {
+                match tokio::time::timeout(grace, self.runtime.exec_sync(&c.id, cmd, grace)).await {
+                    Ok(Ok(r)) if r.exit_code != 0 => tracing::info!(
+                        pod = %format_pod(pod), container = %c.name, exit_code = r.exit_code,
+                        "PreStop hook failed"
+                    ),
+                    Ok(Err(e)) => {
+                        tracing::info!(pod = %format_pod(pod), container = %c.name, error = %e, "PreStop hook failed")
+                    }
+                    _ => {}
+                }
+            } else if let Some(sleep) = &hook.sleep {
+                let secs = Duration::from_secs(sleep.seconds.max(0) as u64);
+                tokio::time::sleep(secs.min(grace)).await;
+            }
+        }
+        // Upstream gives the container at least 2 seconds after the hook.
+        let left = grace
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(2));
+        self.runtime.stop_container(&c.id, left).await
     }
 
     /// Removes all containers and sandboxes of a terminated pod.

@@ -188,6 +188,7 @@ impl Controller {
         // Condition timestamps round-trip with second precision.
         let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
         let plan = sync::sync_deployment(Model::new((*d).clone(), rss, pods_by_rs, now));
+        tracing::debug!(deployment = %key, actions = plan.actions.len(), "synced deployment");
         self.apply(&d, plan.actions).await?;
         Ok(plan.requeue_after)
     }

@@ -13,12 +13,15 @@ pub mod trigger_time;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use component_base::workqueue::RateLimitingQueue;
+use component_base::workqueue::{
+    BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter, RateLimitingQueue,
+};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use std::time::Duration;
 
 use crate::controller_utils::Key;
 use crate::error::Error;
@@ -63,7 +66,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         pods: pod_inf.store().clone(),
         nodes: node_inf.store().clone(),
         slices: slice_inf.store().clone(),
-        queue: RateLimitingQueue::new("endpoint_slice"),
+        queue: RateLimitingQueue::with_rate_limiter("endpoint_slice", service_rate_limiter()),
         max_endpoints: DEFAULT_MAX_ENDPOINTS_PER_SLICE,
         trigger_times: Mutex::new(TriggerTimeTracker::default()),
         tracker: Mutex::new(SliceTracker::default()),
@@ -91,6 +94,18 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     )
     .await;
     Ok(())
+}
+
+/// Upstream: like the default controller limiter but starting at 1 s
+/// (`defaultSyncBackOff`) up to 1000 s (`maxSyncBackOff`).
+fn service_rate_limiter() -> MaxOfRateLimiter<Key> {
+    MaxOfRateLimiter::new(vec![
+        Box::new(ItemExponentialFailureRateLimiter::new(
+            Duration::from_secs(1),
+            Duration::from_secs(1000),
+        )),
+        Box::new(BucketRateLimiter::new(10.0, 100)),
+    ])
 }
 
 fn selector_matches(service: &Service, labels: Option<&BTreeMap<String, String>>) -> bool {

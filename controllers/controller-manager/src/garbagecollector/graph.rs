@@ -138,8 +138,10 @@ impl Graph {
                 .entry(owner.uid.clone())
                 .or_default()
                 .insert(node.uid.clone());
-            // Owners never observed may not exist: verify (virtual node).
-            if old.is_none() && !self.nodes.contains_key(&owner.uid) {
+            // A new reference to an owner never observed may be dangling:
+            // verify it (upstream's virtual nodes).
+            let new_ref = !old_owners.iter().any(|o| o.uid == owner.uid);
+            if new_ref && !self.nodes.contains_key(&owner.uid) {
                 work.insert(Work::AttemptToDelete(node.uid.clone()));
             }
         }
@@ -249,6 +251,11 @@ mod tests {
             ]
         );
         assert_eq!(g.dependents("owner").len(), 2);
+        // An update adding a reference to an unseen owner is verified too.
+        assert_eq!(
+            g.observe(node("dep2", vec![oref("owner", true), oref("ghost", true)])),
+            vec![Work::AttemptToDelete("dep2".into())]
+        );
     }
 
     #[test]

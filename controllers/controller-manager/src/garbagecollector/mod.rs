@@ -55,7 +55,10 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         attempt_to_delete: RateLimitingQueue::new("garbage_collector_attempt_to_delete"),
         attempt_to_orphan: RateLimitingQueue::new("garbage_collector_attempt_to_orphan"),
     });
-    let synced = monitor::run_discovery_loop(Arc::clone(&collector), ctx.shutdown.clone()).await;
+    let synced = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return Ok(()),
+        gate = monitor::run_discovery_loop(Arc::clone(&collector), ctx.shutdown.clone()) => gate,
+    };
     tokio::select! {
         _ = ctx.shutdown.cancelled() => return Ok(()),
         _ = synced.wait(INITIAL_SYNC_TIMEOUT) => {}

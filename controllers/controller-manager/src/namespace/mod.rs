@@ -8,7 +8,9 @@ pub mod deletion;
 use std::sync::Arc;
 use std::time::Duration;
 
-use component_base::workqueue::RateLimitingQueue;
+use component_base::workqueue::{
+    BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter, RateLimitingQueue,
+};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
@@ -20,6 +22,10 @@ use crate::informers::{Change, Subscription};
 use crate::names::NAMESPACE_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
 use deletion::{ConditionUpdater, ContentTotals, PodGrace, ResourceOutcome};
+
+/// Upstream `namespaceDeletionGracePeriod`: lets HA apiservers observe the
+/// deletion and etcd members last-minute creations before we clean up.
+const NAMESPACE_DELETION_GRACE_PERIOD: Duration = Duration::from_secs(5);
 
 /// Attempts at the finalize PUT before giving up to the rate limiter.
 const FINALIZE_CONFLICT_RETRIES: usize = 5;
@@ -34,7 +40,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let changes = informer.subscribe();
     let ctl = Arc::new(Controller {
         client: ctx.client.clone(),
-        queue: RateLimitingQueue::new("namespace"),
+        queue: RateLimitingQueue::with_rate_limiter("namespace", ns_controller_rate_limiter()),
     });
     tokio::select! {
         _ = ctx.shutdown.cancelled() => return Ok(()),
@@ -80,6 +86,18 @@ async fn watch_namespaces(
     }
 }
 
+/// Upstream `nsControllerRateLimiter`: failed deletions are retried at
+/// least every minute.
+fn ns_controller_rate_limiter() -> MaxOfRateLimiter<Key> {
+    MaxOfRateLimiter::new(vec![
+        Box::new(ItemExponentialFailureRateLimiter::new(
+            Duration::from_millis(5),
+            Duration::from_secs(60),
+        )),
+        Box::new(BucketRateLimiter::new(10.0, 100)),
+    ])
+}
+
 fn is_method_not_supported(err: &Error) -> bool {
     err.status_code() == Some(405) || err.is_not_found()
 }
@@ -105,10 +123,8 @@ impl Deletable {
 impl Controller {
     fn enqueue_if_deleting(&self, ns: &Namespace) {
         if ns.metadata.deletion_timestamp.is_some() {
-            self.queue.add(Key::new(
-                None,
-                ns.metadata.name.as_deref().unwrap_or_default(),
-            ));
+            let key = Key::new(None, ns.metadata.name.as_deref().unwrap_or_default());
+            self.queue.add_after(key, NAMESPACE_DELETION_GRACE_PERIOD);
         }
     }
 

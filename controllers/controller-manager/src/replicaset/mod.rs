@@ -64,6 +64,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         _ = ctx.shutdown.cancelled() => return Ok(()),
         _ = async { tokio::join!(rs_informer.wait_synced(), pod_informer.wait_synced()) } => {}
     }
+    tracing::debug!("replicaset informers synced");
     tokio::spawn(watch_replicasets(Arc::clone(&controller), rs_changes));
     tokio::spawn(watch_pods(Arc::clone(&controller), pod_changes));
     controller.enqueue_all();
@@ -227,6 +228,7 @@ impl Controller {
             return Ok(None);
         };
         let needs_sync = self.expectations.satisfied(&key.to_string());
+        tracing::trace!(replicaset = %key, needs_sync, "syncing replicaset");
         let selector_spec = rs.spec.as_ref().map(|s| &s.selector);
         let selector = match Selector::from_label_selector(selector_spec) {
             Ok(s) => s,
