@@ -116,15 +116,17 @@ mod tests {
     };
 
     fn pod(ready: bool, terminating: bool) -> Pod {
-        let mut p = Pod::default();
-        p.status = Some(PodStatus {
-            conditions: Some(vec![PodCondition {
-                type_: "Ready".into(),
-                status: if ready { "True" } else { "False" }.into(),
+        let mut p = Pod {
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }]),
                 ..Default::default()
-            }]),
+            }),
             ..Default::default()
-        });
+        };
         if terminating {
             p.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
         }
@@ -167,7 +169,8 @@ mod tests {
 
     #[test]
     fn history_rows_are_parsed_after_the_header() {
-        let out = "deployment.apps/web \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n";
+        let out =
+            "deployment.apps/web \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n";
         assert_eq!(history_revisions(out), vec![2, 3]);
         assert!(history_revisions("error\n").is_empty());
     }

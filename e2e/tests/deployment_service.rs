@@ -112,7 +112,11 @@ impl Results {
             .iter()
             .filter_map(|(p, e)| e.as_ref().map(|e| format!("{p}: {e}")))
             .collect();
-        println!("SUMMARY {} points, {} failed", self.lines.len(), failed.len());
+        println!(
+            "SUMMARY {} points, {} failed",
+            self.lines.len(),
+            failed.len()
+        );
         if failed.is_empty() {
             Ok(())
         } else {
@@ -138,7 +142,9 @@ async fn run_points(
     let created_ok = created.is_ok();
     results.record("1a deployment 4 Ready, spread", created);
     if !created_ok {
-        return Err(E2eError::Check("the web Deployment never became Ready".into()));
+        return Err(E2eError::Check(
+            "the web Deployment never became Ready".into(),
+        ));
     }
     results.record("1b deleted pod replaced", replace_deleted_pod(&ns).await);
     results.record("1c scale 6 then 2", scale_up_and_down(&ns).await);
@@ -262,15 +268,23 @@ async fn replace_deleted_pod(ns: &Ns) -> Result<String, E2eError> {
         .first()
         .ok_or_else(|| E2eError::Check("no web pod to delete".into()))?;
     let victim_name = name_of(victim);
-    let old_uids: BTreeSet<String> = before.iter().filter_map(|p| p.metadata.uid.clone()).collect();
-    ns.pods.delete(&victim_name, &DeleteParams::default()).await?;
+    let old_uids: BTreeSet<String> = before
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    ns.pods
+        .delete(&victim_name, &DeleteParams::default())
+        .await?;
     let t0 = Instant::now();
     let new_pod = wait_until("a Ready replacement pod", POD_TIMEOUT, || async {
         let pods = ns.web_pods().await?;
         let live: Vec<&Pod> = pods.iter().filter(|p| !is_terminating(p)).collect();
-        let fresh = live
-            .iter()
-            .find(|p| p.metadata.uid.as_ref().is_some_and(|u| !old_uids.contains(u)));
+        let fresh = live.iter().find(|p| {
+            p.metadata
+                .uid
+                .as_ref()
+                .is_some_and(|u| !old_uids.contains(u))
+        });
         let all_ready = live.len() == REPLICAS as usize && live.iter().all(|p| is_ready(p));
         let victim_gone = !pods.iter().any(|p| name_of(p) == victim_name);
         Ok(match fresh {
@@ -299,16 +313,20 @@ async fn scale_to(ns: &Ns, replicas: i32) -> Result<(), E2eError> {
 /// Waits until exactly `n` web pods exist (terminated ones gone), all Ready,
 /// and the Deployment status agrees.
 async fn wait_exact_pods(ns: &Ns, n: usize) -> Result<(), E2eError> {
-    wait_until(&format!("exactly {n} Ready web pods"), POD_TIMEOUT, || async {
-        let pods = ns.web_pods().await?;
-        let d = ns.deployments.get(APP).await?;
-        let st = d.status.unwrap_or_default();
-        let status_ok = st.replicas == Some(n as i32)
-            && st.ready_replicas == Some(n as i32)
-            && st.available_replicas == Some(n as i32);
-        let pods_ok = pods.len() == n && pods.iter().all(|p| is_ready(p) && !is_terminating(p));
-        Ok((status_ok && pods_ok).then_some(()))
-    })
+    wait_until(
+        &format!("exactly {n} Ready web pods"),
+        POD_TIMEOUT,
+        || async {
+            let pods = ns.web_pods().await?;
+            let d = ns.deployments.get(APP).await?;
+            let st = d.status.unwrap_or_default();
+            let status_ok = st.replicas == Some(n as i32)
+                && st.ready_replicas == Some(n as i32)
+                && st.available_replicas == Some(n as i32);
+            let pods_ok = pods.len() == n && pods.iter().all(|p| is_ready(p) && !is_terminating(p));
+            Ok((status_ok && pods_ok).then_some(()))
+        },
+    )
     .await
 }
 
@@ -357,16 +375,28 @@ async fn services(ns: &Ns, nodes: &[Node]) -> Result<String, E2eError> {
 
     // Endpoints must be programmed before the 30 requests count.
     let url = format!("http://{cluster_ip}/hostname");
-    wait_until(&format!("{url} to answer"), Duration::from_secs(60), || async {
-        let out = exec(&ns.pods, &client_pod, None, &["curl", "-sf", "-m", "3", &url]).await?;
-        Ok((out.exit_code == 0).then_some(()))
-    })
+    wait_until(
+        &format!("{url} to answer"),
+        Duration::from_secs(60),
+        || async {
+            let out = exec(
+                &ns.pods,
+                &client_pod,
+                None,
+                &["curl", "-sf", "-m", "3", &url],
+            )
+            .await?;
+            Ok((out.exit_code == 0).then_some(()))
+        },
+    )
     .await?;
-    let script = format!(
-        "for i in $(seq 30); do curl -s -m 3 {url} || echo FAILED; echo; done"
-    );
+    let script = format!("for i in $(seq 30); do curl -s -m 3 {url} || echo FAILED; echo; done");
     let out = exec(&ns.pods, &client_pod, None, &["sh", "-c", &script]).await?;
-    let answers: Vec<&str> = out.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    let answers: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     let failed = answers.iter().filter(|a| a.contains("FAILED")).count();
     let reached: BTreeSet<&String> = answers.iter().filter_map(|a| pod_nodes.get(*a)).collect();
     let per_pod: BTreeMap<&str, usize> = answers.iter().fold(BTreeMap::new(), |mut m, a| {
@@ -382,10 +412,14 @@ async fn services(ns: &Ns, nodes: &[Node]) -> Result<String, E2eError> {
     }
 
     let fqdn = format!("{APP}.{}.svc.cluster.local", ns.name);
-    let addresses = wait_until(&format!("{fqdn} to resolve"), Duration::from_secs(60), || async {
-        let a = resolve_in_pod(&ns.pods, &client_pod, &fqdn).await?;
-        Ok((!a.is_empty()).then_some(a))
-    })
+    let addresses = wait_until(
+        &format!("{fqdn} to resolve"),
+        Duration::from_secs(60),
+        || async {
+            let a = resolve_in_pod(&ns.pods, &client_pod, &fqdn).await?;
+            Ok((!a.is_empty()).then_some(a))
+        },
+    )
     .await?;
     if addresses != [cluster_ip.clone()] {
         return Err(E2eError::Check(format!(
@@ -424,15 +458,20 @@ async fn node_port_answers(
         .ok_or_else(|| E2eError::Check("service has no nodePort".into()))?;
     let mut seen = Vec::new();
     for node in nodes {
-        let ip = node_internal_ip(node)
-            .ok_or_else(|| E2eError::Check(format!("node {:?} has no InternalIP", node.metadata.name)))?;
+        let ip = node_internal_ip(node).ok_or_else(|| {
+            E2eError::Check(format!("node {:?} has no InternalIP", node.metadata.name))
+        })?;
         let url = format!("http://{ip}:{node_port}/hostname");
-        let answer = wait_until(&format!("{url} from the control plane"), Duration::from_secs(60), || async {
-            Ok(http_get_from(&netns, &url).await.ok())
-        })
+        let answer = wait_until(
+            &format!("{url} from the control plane"),
+            Duration::from_secs(60),
+            || async { Ok(http_get_from(&netns, &url).await.ok()) },
+        )
         .await?;
         if !pod_nodes.contains_key(&answer) {
-            return Err(E2eError::Check(format!("{url} answered {answer:?}, not a web pod")));
+            return Err(E2eError::Check(format!(
+                "{url} answered {answer:?}, not a web pod"
+            )));
         }
         seen.push(format!("{ip}:{node_port} -> {answer}"));
     }
@@ -521,7 +560,11 @@ async fn rolling_update(ns: &Ns) -> Result<String, E2eError> {
     let (bounds, watch) = watch_bounds(ns);
     // Let the watch sync before changing anything.
     wait_until("the pod watch to sync", Duration::from_secs(30), || async {
-        Ok(bounds.lock().ok().filter(|b| b.observations > 0).map(|_| ()))
+        Ok(bounds
+            .lock()
+            .ok()
+            .filter(|b| b.observations > 0)
+            .map(|_| ()))
     })
     .await?;
     let t0 = Instant::now();
@@ -585,14 +628,30 @@ async fn rolling_update(ns: &Ns) -> Result<String, E2eError> {
 
     let ns_arg = ns.name.as_str();
     kubectl(&["-n", ns_arg, "rollout", "undo", "deployment/web"]).await?;
-    wait_until("rollback to the first image", POD_TIMEOUT, || rollout_done(ns, IMAGE_A)).await?;
-    let status = kubectl(&["-n", ns_arg, "rollout", "status", "deployment/web", "--timeout=60s"]).await?;
+    wait_until("rollback to the first image", POD_TIMEOUT, || {
+        rollout_done(ns, IMAGE_A)
+    })
+    .await?;
+    let status = kubectl(&[
+        "-n",
+        ns_arg,
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=60s",
+    ])
+    .await?;
     let d = ns.deployments.get(APP).await?;
     let image = first_image(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
     if image.as_deref() != Some(IMAGE_A) {
-        return Err(E2eError::Check(format!("after undo the image is {image:?}")));
+        return Err(E2eError::Check(format!(
+            "after undo the image is {image:?}"
+        )));
     }
-    let rs = ns.replica_sets.list(&ListParams::default().labels(&format!("app={APP}"))).await?;
+    let rs = ns
+        .replica_sets
+        .list(&ListParams::default().labels(&format!("app={APP}")))
+        .await?;
     let revs = revisions(&rs.items);
     let want: BTreeMap<i64, String> = [(2, IMAGE_B.to_string()), (3, IMAGE_A.to_string())].into();
     let dep_rev = d
@@ -608,7 +667,9 @@ async fn rolling_update(ns: &Ns) -> Result<String, E2eError> {
     let history = kubectl(&["-n", ns_arg, "rollout", "history", "deployment/web"]).await?;
     let listed = history_revisions(&history);
     if listed != [2, 3] {
-        return Err(E2eError::Check(format!("rollout history lists {listed:?}:\n{history}")));
+        return Err(E2eError::Check(format!(
+            "rollout history lists {listed:?}:\n{history}"
+        )));
     }
     Ok(format!(
         "rollout {rollout_secs:.1}s, max {} pods, min {} Ready, max RS sum {max_rs_sum}; undo -> {IMAGE_A}; history {listed:?}; status: {}",
@@ -696,10 +757,14 @@ async fn liveness(ns: &Ns) -> Result<String, E2eError> {
     })
     .await?;
     let secs = t0.elapsed().as_secs_f64();
-    let reasons = wait_until("Unhealthy and Killing events", Duration::from_secs(60), || async {
-        let r = event_reasons(ns, "liveness").await?;
-        Ok((r.contains("Unhealthy") && r.contains("Killing")).then_some(r))
-    })
+    let reasons = wait_until(
+        "Unhealthy and Killing events",
+        Duration::from_secs(60),
+        || async {
+            let r = event_reasons(ns, "liveness").await?;
+            Ok((r.contains("Unhealthy") && r.contains("Killing")).then_some(r))
+        },
+    )
     .await?;
     Ok(format!(
         "restartCount {restarts} after {secs:.1}s; events {reasons:?}"
@@ -717,12 +782,7 @@ async fn endpoint_ready(ns: &Ns, service: &str, pod: &str) -> Result<Option<bool
         .iter()
         .flat_map(|s| s.endpoints.iter().flatten())
         .find(|e| e.target_ref.as_ref().and_then(|t| t.name.as_deref()) == Some(pod))
-        .map(|e| {
-            e.conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(false)
-        }))
+        .map(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false)))
 }
 
 /// Point 4b: an exec readiness probe on /tmp/ready; removing the file turns
@@ -771,7 +831,9 @@ async fn readiness(ns: &Ns) -> Result<String, E2eError> {
         wait_until(
             &format!("flip endpoint ready={want}"),
             Duration::from_secs(90),
-            || async { Ok((endpoint_ready(ns, "flip", "flip").await? == Some(want)).then_some(())) },
+            || async {
+                Ok((endpoint_ready(ns, "flip", "flip").await? == Some(want)).then_some(()))
+            },
         )
         .await
     };
@@ -782,7 +844,9 @@ async fn readiness(ns: &Ns) -> Result<String, E2eError> {
     let out_secs = t0.elapsed().as_secs_f64();
     let p = ns.pods.get("flip").await?;
     if is_ready(&p) {
-        return Err(E2eError::Check("flip pod still Ready after rm /tmp/ready".into()));
+        return Err(E2eError::Check(
+            "flip pod still Ready after rm /tmp/ready".into(),
+        ));
     }
     exec(&ns.pods, "flip", None, &["touch", "/tmp/ready"]).await?;
     wait_endpoint(true).await?;
@@ -933,9 +997,11 @@ async fn config_in_pods(ns: &Ns) -> Result<String, E2eError> {
         )
         .await?;
     let t0 = Instant::now();
-    wait_until("/etc/cm/color to become green", Duration::from_secs(120), || async {
-        Ok((cat("/etc/cm/color").await? == "green").then_some(()))
-    })
+    wait_until(
+        "/etc/cm/color to become green",
+        Duration::from_secs(120),
+        || async { Ok((cat("/etc/cm/color").await? == "green").then_some(())) },
+    )
     .await?;
     let secs = t0.elapsed().as_secs_f64();
     println!("METRIC configmap_volume_update_seconds={secs:.1}");
@@ -950,7 +1016,13 @@ async fn service_account_token(ns: &Ns) -> Result<String, E2eError> {
     const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
     let token = exec(&ns.pods, "config", None, &["cat", &format!("{DIR}/token")]).await?;
     let ca = exec(&ns.pods, "config", None, &["cat", &format!("{DIR}/ca.crt")]).await?;
-    let namespace = exec(&ns.pods, "config", None, &["cat", &format!("{DIR}/namespace")]).await?;
+    let namespace = exec(
+        &ns.pods,
+        "config",
+        None,
+        &["cat", &format!("{DIR}/namespace")],
+    )
+    .await?;
     if token.stdout.split('.').count() != 3 || !ca.stdout.contains("BEGIN CERTIFICATE") {
         return Err(E2eError::Check(format!(
             "token/ca.crt not as expected: token {} chars, ca.crt starts {:?}",
@@ -959,7 +1031,10 @@ async fn service_account_token(ns: &Ns) -> Result<String, E2eError> {
         )));
     }
     if namespace.stdout != ns.name {
-        return Err(E2eError::Check(format!("namespace file says {:?}", namespace.stdout)));
+        return Err(E2eError::Check(format!(
+            "namespace file says {:?}",
+            namespace.stdout
+        )));
     }
     let script = format!(
         "curl -s -m 10 -o /tmp/api.json -w '%{{http_code}}' --cacert {DIR}/ca.crt \
@@ -1053,14 +1128,18 @@ async fn delete_namespace_and_wait(client: &Client, name: &str) -> Result<String
     delete_namespace(client, name).await?;
     let t0 = Instant::now();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    wait_until(&format!("namespace {name} gone"), Duration::from_secs(240), || async {
-        Ok(namespaces.get_opt(name).await?.is_none().then_some(()))
-    })
+    wait_until(
+        &format!("namespace {name} gone"),
+        Duration::from_secs(240),
+        || async { Ok(namespaces.get_opt(name).await?.is_none().then_some(())) },
+    )
     .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), name);
     let left = pods.list(&ListParams::default()).await?.items.len();
     if left > 0 {
-        return Err(E2eError::Check(format!("{left} pods left in deleted namespace {name}")));
+        return Err(E2eError::Check(format!(
+            "{left} pods left in deleted namespace {name}"
+        )));
     }
     Ok(format!(
         "namespace and its objects gone in {:.1}s",

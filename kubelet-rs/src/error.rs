@@ -13,6 +13,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Config(String),
+    #[error("this KubeletHandle already serves a running kubelet")]
+    HandleInUse,
     #[error("serialising {what}: {source}")]
     Json {
         what: &'static str,

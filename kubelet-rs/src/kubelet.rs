@@ -1,5 +1,9 @@
 //! `run`: wires the rooms together (upstream `Kubelet.Run` / `syncLoop`).
 
+mod handle;
+
+pub use handle::KubeletHandle;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -133,6 +137,17 @@ pub async fn run(
     config: KubeletConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    run_with(client, config, shutdown, KubeletHandle::new()).await
+}
+
+/// [`run`], exposing the kubelet's pods and sync-loop liveness through
+/// `handle` (for the :10250 server and `/healthz/syncloop`).
+pub async fn run_with(
+    client: Client,
+    config: KubeletConfig,
+    shutdown: CancellationToken,
+    handle: KubeletHandle,
+) -> Result<(), Error> {
     let cfg = &config.configuration;
     let channel = cri::connect(&config.runtime_socket())?;
     let runtime = RuntimeService::new(channel.clone(), cfg.runtime_request_timeout);
@@ -204,10 +219,11 @@ pub async fn run(
     let manager = Arc::new(manager);
     let (probes, prober_events) = ProbeManager::new();
     let probes = Arc::new(probes);
+    let status = Arc::new(StatusManager::new(client.clone()));
     let workers = PodWorkers::new(
         WorkerContext {
             manager: manager.clone(),
-            status: Arc::new(StatusManager::new(client.clone())),
+            status: status.clone(),
             runtime_name,
             host_ips,
             resync: cfg.sync_frequency,
@@ -216,6 +232,11 @@ pub async fn run(
         },
         shutdown.clone(),
     );
+    handle.attach(handle::Attached {
+        workers: workers.clone(),
+        status,
+        runtime: runtime.clone(),
+    })?;
 
     // Pods the apiserver knows, for orphan housekeeping; `None` until the first list.
     let known: Arc<Mutex<Option<HashMap<String, Pod>>>> = Arc::new(Mutex::new(None));
@@ -256,11 +277,16 @@ pub async fn run(
         let manager = manager.clone();
         let known = known.clone();
         let orphans_in_flight: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
+        let handle = handle.clone();
         tasks.spawn(crate::pleg::run(
             runtime.clone(),
             shutdown.clone(),
             move |uid| wake.wake(uid),
             move |snapshot| {
+                // The relist loop drives pod syncs here, so it stands in for
+                // upstream's syncLoop; like upstream it stops marking while
+                // the runtime is failing.
+                handle.mark_loop_entry();
                 let Some(known) = known
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

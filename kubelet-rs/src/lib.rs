@@ -3,8 +3,8 @@ pub mod cm;
 pub mod config;
 pub mod cri;
 mod error;
-pub mod kubeletconfig;
 mod kubelet;
+pub mod kubeletconfig;
 pub mod kuberuntime;
 pub mod nodelease;
 pub mod nodestatus;
@@ -15,7 +15,7 @@ pub mod server;
 pub mod volumemanager;
 
 pub use error::Error;
-pub use kubelet::run;
+pub use kubelet::{KubeletHandle, run, run_with};
 pub use kubeletconfig::{KubeletConfig, KubeletConfiguration, KubeletFlags};
 pub mod pleg;
 pub mod pod_workers;

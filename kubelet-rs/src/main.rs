@@ -15,7 +15,8 @@ use component_base::auth::authn::{CaVerifier, CachedTokenReviewer, KubeTokenRevi
 use component_base::auth::authz::{CachedAccessReviewer, KubeAccessReviewer};
 use component_base::auth::{AuthFilter, Authenticator, Authorizer};
 use component_base::flags::ClientFlags;
-use component_base::serving::{CertSource, SecureServingOptions};
+use component_base::serving::{CertSource, HealthCheck, SecureServingOptions};
+use kubelet::server::{CriStreamingRuntime, KubeletServer};
 
 use crate::options::{COMPONENT, KubeletServing, Resolved};
 
@@ -61,8 +62,27 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
         cipher_suites: s.tls_cipher_suites.clone(),
         min_version: s.tls_min_version.clone(),
     };
-    app.serve_secure(&serving, Some(auth), Router::new())
-        .await?;
+    let handle = kubelet::KubeletHandle::new();
+    let kubelet_config = &resolved.kubelet;
+    let streaming = CriStreamingRuntime::connect(
+        &kubelet_config.runtime_socket(),
+        kubelet_config.configuration.runtime_request_timeout,
+    )
+    .map_err(|e| AppError::Component(format!("container runtime endpoint: {e}")))?;
+    let configz = serde_json::to_value(&kubelet_config.configuration)
+        .map_err(|e| AppError::Component(format!("serialising KubeletConfiguration: {e}")))?;
+    let api = KubeletServer::new(Arc::new(handle.clone()), Arc::new(streaming))
+        .with_configz(configz)
+        .router();
+    let resync = kubelet_config.configuration.sync_frequency;
+    let syncloop = handle.clone();
+    // upstream registers `syncloop` on the kubelet's /healthz only.
+    app.health
+        .healthz
+        .add(HealthCheck::new("syncloop", move || {
+            syncloop.sync_loop_health_check(resync)
+        }));
+    app.serve_secure(&serving, Some(auth), api).await?;
     if s.healthz_port != 0 {
         let healthz = Router::new().merge(app.health.router());
         app.serve_plain(
@@ -71,15 +91,25 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
         )
         .await?;
     }
-    app.run(None, move |ctx| run_component(resolved, node_name, ctx))
-        .await
+    app.run(None, move |ctx| {
+        run_component(resolved, node_name, handle, ctx)
+    })
+    .await
 }
 
 /// Runs the node agent; a fatal error ends the process non-zero like
 /// upstream (systemd restarts it).
-async fn run_component(resolved: Resolved, node_name: String, ctx: WorkContext) {
+async fn run_component(
+    resolved: Resolved,
+    node_name: String,
+    handle: kubelet::KubeletHandle,
+    ctx: WorkContext,
+) {
     tracing::info!(node = %node_name, "Starting kubelet");
-    if let Err(err) = kubelet::run(ctx.client.clone(), resolved.kubelet, ctx.shutdown.clone()).await {
+    let shutdown = ctx.shutdown.clone();
+    if let Err(err) =
+        kubelet::run_with(ctx.client.clone(), resolved.kubelet, shutdown, handle).await
+    {
         ctx.fail(format_args!("kubelet failed: {err}"));
     }
 }

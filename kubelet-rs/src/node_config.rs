@@ -21,12 +21,14 @@ pub fn kubelet_config(
             .unwrap_or_default()
     };
     let mut c = match file {
-        Some(value) => serde_json::from_value::<KubeletConfiguration>(value.clone()).map_err(
-            |e| ConfigError::Parse {
-                path: path(),
-                message: e.to_string(),
-            },
-        )?,
+        Some(value) => {
+            serde_json::from_value::<KubeletConfiguration>(value.clone()).map_err(|e| {
+                ConfigError::Parse {
+                    path: path(),
+                    message: e.to_string(),
+                }
+            })?
+        }
         None => KubeletConfiguration::default(),
     };
     if set_on_cli("cluster_dns") {

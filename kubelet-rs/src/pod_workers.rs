@@ -172,6 +172,14 @@ impl PodWorkers {
         }
     }
 
+    /// The newest pod each worker holds (the pod manager's view, upstream `GetPods`).
+    pub fn pods(&self) -> Vec<Pod> {
+        self.lock()
+            .values()
+            .filter_map(|h| h.pod.borrow().clone())
+            .collect()
+    }
+
     pub fn known_uids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
     }

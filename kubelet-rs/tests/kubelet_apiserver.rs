@@ -1,9 +1,11 @@
 //! `kubelet::run` against a real etcd + kube-apiserver with the fake CRI: the node
 //! registers and turns Ready, the lease renews, a bound pod runs and its deletion
-//! completes through the status manager.
+//! completes through the status manager. The kubelet's :10250 router, fed by
+//! the same run's `KubeletHandle`, serves the running pod on `/pods`.
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -13,6 +15,7 @@ use kube::api::{DeleteParams, PostParams};
 use kubelet::cri::fake::FakeRuntime;
 use kubelet::{KubeletConfig, KubeletConfiguration, KubeletFlags};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
 where
@@ -30,6 +33,20 @@ where
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// GET `path` on the kubelet router; the body as JSON.
+async fn get_json(api: &axum::Router, path: &str) -> serde_json::Value {
+    let req = http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let resp = api.clone().oneshot(req).await.expect("router answers");
+    assert_eq!(resp.status(), http::StatusCode::OK, "GET {path}");
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    serde_json::from_slice(&body).expect("JSON body")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +88,18 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
     };
     let config = KubeletConfig::from_component_config(configuration, flags);
     let shutdown = CancellationToken::new();
-    let kubelet = tokio::spawn(kubelet::run(client.clone(), config, shutdown.clone()));
+    let handle = kubelet::KubeletHandle::new();
+    let streaming = kubelet::server::CriStreamingRuntime::connect(&socket, Duration::from_secs(10))
+        .expect("CRI streaming client");
+    let api = kubelet::server::KubeletServer::new(Arc::new(handle.clone()), Arc::new(streaming))
+        .with_configz(serde_json::json!({"syncFrequency": "1m0s"}))
+        .router();
+    let kubelet = tokio::spawn(kubelet::run_with(
+        client.clone(),
+        config,
+        shutdown.clone(),
+        handle.clone(),
+    ));
 
     let nodes: Api<Node> = Api::all(client.clone());
     let node = eventually("Ready node", 60, || {
@@ -185,6 +213,49 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
             .unwrap_or_default()
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+
+    let served = eventually("running pod on the kubelet's /pods", 30, || {
+        let api = api.clone();
+        async move {
+            let list = get_json(&api, "/pods").await;
+            let pod = list["items"]
+                .as_array()?
+                .iter()
+                .find(|p| p["metadata"]["name"] == "hello")?
+                .clone();
+            let running = &pod["status"]["containerStatuses"][0];
+            running["state"]["running"].is_object().then_some(pod)
+        }
+    })
+    .await;
+    assert_eq!(served["metadata"]["namespace"], "default");
+    assert_eq!(served["status"]["phase"], "Running");
+    let cs = &served["status"]["containerStatuses"][0];
+    assert_eq!(cs["name"], "main");
+    let container_id = cs["containerID"].as_str().unwrap_or_default();
+    // The fake CRI names itself "fake"; the scheme is the runtime's name.
+    assert!(
+        container_id.starts_with("fake://") && container_id.len() > "fake://".len(),
+        "containerID with the runtime scheme: {container_id:?}"
+    );
+    let running_pods = get_json(&api, "/runningpods/").await;
+    let listed = running_pods["items"]
+        .as_array()
+        .expect("runningpods items")
+        .iter()
+        .find(|p| p["metadata"]["name"] == "hello")
+        .expect("hello among the running pods");
+    assert_eq!(listed["spec"]["containers"][0]["name"], "main");
+    assert_eq!(
+        get_json(&api, "/configz").await["kubeletconfig"]["syncFrequency"],
+        "1m0s"
+    );
+    // The PLEG relist loop has run, so the syncloop check has a time and passes.
+    assert!(handle.latest_loop_entry().is_some());
+    assert_eq!(
+        handle.sync_loop_health_check(Duration::from_secs(60)),
+        Ok(())
     );
 
     pods.delete("hello", &DeleteParams::default())

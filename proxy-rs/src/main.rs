@@ -5,8 +5,8 @@ mod options;
 
 use std::process::ExitCode;
 
-use component_base::app::{self, App, AppError, WorkContext};
 use axum::routing::get;
+use component_base::app::{self, App, AppError, WorkContext};
 use component_base::serving::metrics_router;
 use kube_proxy::{Handles, ProxyConfig};
 

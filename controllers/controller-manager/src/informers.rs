@@ -21,7 +21,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Capacity of each informer's notification channel; a subscriber that
@@ -67,6 +67,10 @@ impl<K> Informable for K where
 pub struct Informer<K: Informable> {
     store: Store<K>,
     tx: broadcast::Sender<Change<K>>,
+    /// Set after the first complete list. (kube-runtime's
+    /// `Store::wait_until_ready` wakes only its last waiter, so several
+    /// controllers waiting on one shared store would hang.)
+    synced: watch::Receiver<bool>,
 }
 
 impl<K: Informable> Informer<K> {
@@ -85,7 +89,8 @@ impl<K: Informable> Informer<K> {
 
     /// Waits until the initial list has been stored.
     pub async fn wait_synced(&self) -> bool {
-        self.store.wait_until_ready().await.is_ok()
+        let mut synced = self.synced.clone();
+        synced.wait_for(|s| *s).await.is_ok()
     }
 }
 
@@ -135,13 +140,15 @@ impl SharedInformerFactory {
         }
         let writer = Writer::<K>::default();
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (synced_tx, synced) = watch::channel(false);
         let informer = Arc::new(Informer {
             store: writer.as_reader(),
             tx: tx.clone(),
+            synced,
         });
         map.insert(TypeId::of::<K>(), informer.clone());
         let api: Api<K> = Api::all(self.client.clone());
-        tokio::spawn(run_watch(api, writer, tx, self.shutdown.clone()));
+        tokio::spawn(run_watch(api, writer, tx, synced_tx, self.shutdown.clone()));
         informer
     }
 }
@@ -151,6 +158,7 @@ async fn run_watch<K: Informable>(
     api: Api<K>,
     mut writer: Writer<K>,
     tx: broadcast::Sender<Change<K>>,
+    synced: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
     let kind = K::kind(&());
@@ -165,9 +173,13 @@ async fn run_watch<K: Informable>(
         match next {
             Some(Ok(event)) => {
                 tracing::trace!(%kind, "watch event");
+                let list_done = matches!(event, Event::InitDone);
                 for change in apply_event(&mut writer, &mut relist, &event) {
                     // No receivers is fine: controllers may not have subscribed yet.
                     let _ = tx.send(change);
+                }
+                if list_done {
+                    synced.send_replace(true);
                 }
             }
             Some(Err(err)) => tracing::warn!(%kind, error = %err, "watch failed; retrying with backoff"),

@@ -120,6 +120,15 @@ impl StatusManager {
         Ok(())
     }
 
+    /// The latest status written for pod `uid` (upstream `GetPodStatus`).
+    pub fn pod_status(&self, uid: &str) -> Option<PodStatus> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .cloned()
+    }
+
     pub fn forget(&self, uid: &str) {
         self.written
             .lock()

@@ -22,7 +22,10 @@ async fn respond(r: HealthResponse) -> Response {
         status,
         [
             (header::CONTENT_TYPE, "application/json"),
-            (header::HeaderName::from_static("x-content-type-options"), "nosniff"),
+            (
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff",
+            ),
         ],
         r.body,
     )
@@ -42,15 +45,23 @@ mod tests {
         let health = ProxierHealth::new(Duration::from_secs(60));
         let expected = health.healthz();
         let resp = router(health)
-            .oneshot(Request::get("/healthz").body(Body::empty()).expect("request"))
+            .oneshot(
+                Request::get("/healthz")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         assert_eq!(resp.status().as_u16(), expected.status);
         assert_eq!(
-            resp.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            resp.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
             Some(&b"application/json"[..])
         );
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.expect("body");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("body");
         let json: serde_json::Value = serde_json::from_slice(&body).expect("json body");
         assert!(json.get("lastUpdated").is_some(), "{json}");
         assert!(json.get("currentTime").is_some(), "{json}");

@@ -488,16 +488,48 @@ impl Controller {
     }
 }
 
+/// Optional `ReplicaSetStatus` fields: zero counts are omitted like Go's
+/// omitempty, so they must be nulled explicitly in a merge patch.
+const OPTIONAL_STATUS_FIELDS: &[&str] = &[
+    "availableReplicas",
+    "fullyLabeledReplicas",
+    "readyReplicas",
+    "conditions",
+    "terminatingReplicas",
+];
+
 /// A merge patch replacing the whole status: absent optional fields are sent
-/// as null so stale values (e.g. a healed condition) are removed.
+/// as null so stale values (a count dropping to 0, a healed condition) are
+/// removed rather than kept by the merge.
 pub(crate) fn status_patch<S: serde::Serialize>(status: &S) -> Result<serde_json::Value, Error> {
     let mut value = serde_json::to_value(status)?;
     if let Some(map) = value.as_object_mut() {
-        for field in ["conditions", "terminatingReplicas", "collisionCount"] {
-            map.entry(field).or_insert(serde_json::Value::Null);
+        for field in OPTIONAL_STATUS_FIELDS {
+            map.entry(*field).or_insert(serde_json::Value::Null);
         }
     }
     Ok(json!({ "status": value }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSetStatus;
+
+    #[test]
+    fn status_patch_clears_counts_that_dropped_to_zero() {
+        let body = status_patch(&ReplicaSetStatus {
+            replicas: 0,
+            ..Default::default()
+        })
+        .unwrap_or_default();
+        let status = &body["status"];
+        assert_eq!(status["replicas"], json!(0));
+        for field in OPTIONAL_STATUS_FIELDS {
+            assert!(status[*field].is_null(), "{field}");
+        }
+        assert!(status.get("collisionCount").is_none());
+    }
 }
 
 /// The apiserver's message for an API error (what upstream's `%v` prints).
