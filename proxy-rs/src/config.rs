@@ -257,7 +257,9 @@ pub struct ProxyConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigValidationError {
-    #[error("unsupported proxy mode {0:?} (supported: \"nftables\", \"ipvs\")")]
+    #[error(
+        "unsupported proxy mode {0:?} (supported: \"nftables\", \"ipvs\", \"iptables\" served by nftables)"
+    )]
     UnsupportedMode(String),
     #[error("invalid clusterCIDR {0:?}")]
     ClusterCidr(String),
@@ -281,18 +283,25 @@ impl Default for ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// Resolves a defaulted `KubeProxyConfiguration`. Mode `""` (upstream:
-    /// iptables) maps to nftables, the only full backend we have.
+    /// Resolves a defaulted `KubeProxyConfiguration`. Modes `""` and
+    /// `iptables` (upstream's Linux default, and what kubeadm clusters run)
+    /// map to nftables with a warning: it implements the same Service
+    /// semantics and is the backend we have, so swapping our binary into an
+    /// existing cluster keeps Services working instead of crash-looping.
     pub fn from_component_config(
         c: &KubeProxyConfiguration,
     ) -> Result<Self, ConfigValidationError> {
         let mode = match c.mode.as_str() {
-            "" | "nftables" => ProxyMode::Nftables,
+            "" | "nftables" | "iptables" => ProxyMode::Nftables,
             "ipvs" => ProxyMode::Ipvs,
             other => return Err(ConfigValidationError::UnsupportedMode(other.into())),
         };
-        if c.mode.is_empty() {
-            tracing::info!("No proxy mode configured; using nftables");
+        match c.mode.as_str() {
+            "" => tracing::info!("No proxy mode configured; using nftables"),
+            "iptables" => tracing::warn!(
+                "Proxy mode \"iptables\" is served by the nftables backend in kube-proxy-rs"
+            ),
+            _ => {}
         }
         let cluster_cidrs = c
             .cluster_cidr
@@ -413,11 +422,14 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         let mut c = KubeProxyConfiguration {
-            mode: "iptables".into(),
+            mode: "userspace".into(),
             ..Default::default()
         };
         c.set_defaults();
         assert!(ProxyConfig::from_component_config(&c).is_err());
+        c.mode = "iptables".into();
+        let p = ProxyConfig::from_component_config(&c).expect("iptables is served by nftables");
+        assert_eq!(p.mode, ProxyMode::Nftables);
         c.mode = "nftables".into();
         c.cluster_cidr = "nope".into();
         assert!(ProxyConfig::from_component_config(&c).is_err());

@@ -186,7 +186,10 @@ pub fn is_pod_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bo
     }
     cond.last_transition_time
         .as_ref()
-        .and_then(|t| t.0.checked_add(jiff::SignedDuration::from_secs(min_ready_seconds.into())).ok())
+        .and_then(|t| {
+            t.0.checked_add(jiff::SignedDuration::from_secs(min_ready_seconds.into()))
+                .ok()
+        })
         .is_some_and(|available_at| available_at <= now)
 }
 
@@ -205,7 +208,9 @@ pub fn min_next_availability_check<'a>(
         .filter(|p| is_pod_ready(p) && !is_pod_available(p, min_ready_seconds, now))
         .filter_map(|p| ready_condition(p)?.last_transition_time.as_ref())
         .filter_map(|t| {
-            let at = t.0.checked_add(jiff::SignedDuration::from_secs(min_ready_seconds.into())).ok()?;
+            let at =
+                t.0.checked_add(jiff::SignedDuration::from_secs(min_ready_seconds.into()))
+                    .ok()?;
             Duration::try_from(at.duration_since(now)).ok()
         })
         .min()
@@ -249,8 +254,8 @@ fn pod_name_prefix(owner_name: &str) -> String {
 }
 
 /// Upstream `ActivePodsWithRanks` sort order: the pods to delete first come
-/// first. `ranks[i]` is the number of related active pods on pod i's node.
-pub fn sort_pods_for_deletion<'a>(pods: &mut [(&'a Pod, usize)], now: Timestamp) {
+/// first. Each pod's rank is the number of related active pods on its node.
+pub fn sort_pods_for_deletion(pods: &mut [(&Pod, usize)], now: Timestamp) {
     pods.sort_by(|a, b| deletion_order(a, b, now));
 }
 
@@ -363,12 +368,10 @@ fn compare_times_logarithmic(
     now: Timestamp,
 ) -> Ordering {
     match (t1, t2) {
-        (Some(x), Some(y)) if x != y => {
-            match log_bucket(x, now).cmp(&log_bucket(y, now)) {
-                Ordering::Equal => a.metadata.uid.cmp(&b.metadata.uid),
-                other => other,
-            }
-        }
+        (Some(x), Some(y)) if x != y => match log_bucket(x, now).cmp(&log_bucket(y, now)) {
+            Ordering::Equal => a.metadata.uid.cmp(&b.metadata.uid),
+            other => other,
+        },
         (x, y) if x != y => newer_first(x, y),
         _ => Ordering::Equal,
     }
@@ -379,7 +382,11 @@ fn deletion_order(a: &(&Pod, usize), b: &(&Pod, usize), now: Timestamp) -> Order
     let (pb, rb) = (b.0, b.1);
     let (na, nb) = (node_name(pa), node_name(pb));
     if na != nb && (na.is_empty() || nb.is_empty()) {
-        return if na.is_empty() { Ordering::Less } else { Ordering::Greater };
+        return if na.is_empty() {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        };
     }
     let by_phase = phase_ordinal(pa).cmp(&phase_ordinal(pb));
     if by_phase != Ordering::Equal {
@@ -387,7 +394,11 @@ fn deletion_order(a: &(&Pod, usize), b: &(&Pod, usize), now: Timestamp) -> Order
     }
     let (ready_a, ready_b) = (is_pod_ready(pa), is_pod_ready(pb));
     if ready_a != ready_b {
-        return if ready_a { Ordering::Greater } else { Ordering::Less };
+        return if ready_a {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
     }
     let by_cost = deletion_cost(pa).cmp(&deletion_cost(pb));
     if by_cost != Ordering::Equal {
@@ -528,9 +539,8 @@ mod tests {
         let ready_old = ready_since(on_node(pod("ready-old"), "n1"), 1_000);
         let ready_new = ready_since(on_node(pod("ready-new"), "n1"), 90_000);
         let mut costly = ready_since(on_node(pod("costly"), "n1"), 90_000);
-        costly.metadata.annotations = Some(
-            [(POD_DELETION_COST_ANNOTATION.to_string(), "100".to_string())].into(),
-        );
+        costly.metadata.annotations =
+            Some([(POD_DELETION_COST_ANNOTATION.to_string(), "100".to_string())].into());
         let mut pods: Vec<(&Pod, usize)> = vec![
             (&costly, 1),
             (&ready_old, 1),
@@ -547,7 +557,15 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["unassigned", "pending", "unknown", "running", "ready-new", "ready-old", "costly"]
+            [
+                "unassigned",
+                "pending",
+                "unknown",
+                "running",
+                "ready-new",
+                "ready-old",
+                "costly"
+            ]
         );
     }
 
@@ -558,12 +576,10 @@ mod tests {
         let b = created(phase(on_node(pod("b"), "n2"), "Running"), 10);
         let mut c = created(phase(on_node(pod("c"), "n1"), "Running"), 10);
         if let Some(status) = c.status.as_mut() {
-            status.container_statuses = Some(vec![
-                k8s_openapi::api::core::v1::ContainerStatus {
-                    restart_count: 3,
-                    ..Default::default()
-                },
-            ]);
+            status.container_statuses = Some(vec![k8s_openapi::api::core::v1::ContainerStatus {
+                restart_count: 3,
+                ..Default::default()
+            }]);
         }
         // Much newer creation time: a different log2 age bucket.
         let d = created(phase(on_node(pod("d"), "n1"), "Running"), 999_990);
@@ -633,6 +649,9 @@ mod tests {
             component_base::ownerref::get_controller_of(&pod.metadata).map(|r| r.uid.as_str()),
             Some("u1")
         );
-        assert_eq!(pod.metadata.labels, template.metadata.and_then(|m| m.labels));
+        assert_eq!(
+            pod.metadata.labels,
+            template.metadata.and_then(|m| m.labels)
+        );
     }
 }

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch};
@@ -32,7 +32,10 @@ const CHANNEL_CAPACITY: usize = 8192;
 #[derive(Debug)]
 pub enum Change<K> {
     Added(Arc<K>),
-    Updated { old: Arc<K>, new: Arc<K> },
+    Updated {
+        old: Arc<K>,
+        new: Arc<K>,
+    },
     Deleted(Arc<K>),
     /// The subscriber missed notifications: re-examine the whole cache.
     Resync,
@@ -182,7 +185,9 @@ async fn run_watch<K: Informable>(
                     synced.send_replace(true);
                 }
             }
-            Some(Err(err)) => tracing::warn!(%kind, error = %err, "watch failed; retrying with backoff"),
+            Some(Err(err)) => {
+                tracing::warn!(%kind, error = %err, "watch failed; retrying with backoff")
+            }
             None => break,
         }
     }

@@ -3,6 +3,7 @@
 //! `kube-system/kube-controller-manager` → controllers.
 
 mod options;
+mod wiring;
 
 use std::process::ExitCode;
 
@@ -29,13 +30,16 @@ async fn run(opts: Options) -> Result<(), AppError> {
     app.run(leader, move |ctx| run_component(opts, ctx)).await
 }
 
-/// WIRE-UP POINT: the controller-manager library's `run` goes here (it
-/// receives the parsed options and the context with the client, shutdown
-/// token and health registry).
+/// Runs the controllers while this process leads; a fatal error ends the
+/// process non-zero like upstream.
 async fn run_component(opts: Options, ctx: WorkContext) {
-    tracing::info!(
-        controllers = ?opts.generic.controllers,
-        "kube-controller-manager is running (controllers not wired yet)"
-    );
-    ctx.shutdown.cancelled().await;
+    let config = match wiring::controller_manager_config(&opts).await {
+        Ok(config) => config,
+        Err(err) => return ctx.fail(err),
+    };
+    if let Err(err) =
+        kube_controller_manager::run(ctx.client.clone(), config, ctx.shutdown.clone()).await
+    {
+        ctx.fail(format_args!("controller-manager failed: {err}"));
+    }
 }

@@ -46,8 +46,14 @@ pub const KNOWN_CONTROLLERS: &[KnownController] = &[
     on("serviceaccount-token-controller", &["serviceaccount-token"]),
     on("endpoints-controller", &["endpoint"]),
     on(ENDPOINTSLICE_CONTROLLER, &["endpointslice"]),
-    on("endpointslice-mirroring-controller", &["endpointslicemirroring"]),
-    on("replicationcontroller-controller", &["replicationcontroller"]),
+    on(
+        "endpointslice-mirroring-controller",
+        &["endpointslicemirroring"],
+    ),
+    on(
+        "replicationcontroller-controller",
+        &["replicationcontroller"],
+    ),
     on("pod-garbage-collector-controller", &["podgc"]),
     on("resourcequota-controller", &["resourcequota"]),
     on(NAMESPACE_CONTROLLER, &["namespace"]),
@@ -64,12 +70,18 @@ pub const KNOWN_CONTROLLERS: &[KnownController] = &[
     on("disruption-controller", &["disruption"]),
     on("statefulset-controller", &["statefulset"]),
     on("cronjob-controller", &["cronjob"]),
-    on("certificatesigningrequest-signing-controller", &["csrsigning"]),
+    on(
+        "certificatesigningrequest-signing-controller",
+        &["csrsigning"],
+    ),
     on(
         "certificatesigningrequest-approving-controller",
         &["csrapproving"],
     ),
-    on("certificatesigningrequest-cleaner-controller", &["csrcleaner"]),
+    on(
+        "certificatesigningrequest-cleaner-controller",
+        &["csrcleaner"],
+    ),
     on("podcertificaterequest-cleaner-controller", &[]),
     on("ttl-controller", &["ttl"]),
     off("bootstrap-signer-controller", &["bootstrapsigner"]),
@@ -82,12 +94,18 @@ pub const KNOWN_CONTROLLERS: &[KnownController] = &[
         "persistentvolume-binder-controller",
         &["persistentvolume-binder"],
     ),
-    on("persistentvolume-attach-detach-controller", &["attachdetach"]),
+    on(
+        "persistentvolume-attach-detach-controller",
+        &["attachdetach"],
+    ),
     on(
         "persistentvolume-expander-controller",
         &["persistentvolume-expander"],
     ),
-    on("clusterrole-aggregation-controller", &["clusterrole-aggregation"]),
+    on(
+        "clusterrole-aggregation-controller",
+        &["clusterrole-aggregation"],
+    ),
     on(
         "persistentvolumeclaim-protection-controller",
         &["pvc-protection"],
@@ -214,14 +232,26 @@ mod tests {
         let cases: &[(&[&str], &str, bool)] = &[
             (&["*"], REPLICASET_CONTROLLER, true),
             (&["*"], "bootstrap-signer-controller", false),
-            (&["*", "bootstrapsigner"], "bootstrap-signer-controller", true),
+            (
+                &["*", "bootstrapsigner"],
+                "bootstrap-signer-controller",
+                true,
+            ),
             (&["*", "-replicaset"], REPLICASET_CONTROLLER, false),
             (&["-deployment", "*"], DEPLOYMENT_CONTROLLER, false),
             (&["deployment"], DEPLOYMENT_CONTROLLER, true),
             (&["deployment"], REPLICASET_CONTROLLER, false),
             (&[], REPLICASET_CONTROLLER, false),
-            (&["root-ca-cert-publisher"], ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER, true),
-            (&["garbage-collector-controller"], GARBAGE_COLLECTOR_CONTROLLER, true),
+            (
+                &["root-ca-cert-publisher"],
+                ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
+                true,
+            ),
+            (
+                &["garbage-collector-controller"],
+                GARBAGE_COLLECTOR_CONTROLLER,
+                true,
+            ),
         ];
         for (list, name, want) in cases {
             let s = sel(list).expect("known names");

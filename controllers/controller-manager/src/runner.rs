@@ -45,13 +45,19 @@ pub async fn run(
     let implemented = registry::descriptors();
     for name in selection.enabled() {
         if !implemented.iter().any(|d| d.name == name) {
-            tracing::info!(controller = name, "controller is enabled but not implemented; skipping");
+            tracing::info!(
+                controller = name,
+                "controller is enabled but not implemented; skipping"
+            );
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
     for descriptor in implemented {
         if !selection.is_enabled(descriptor.name) {
-            tracing::info!(controller = descriptor.name, "Warning: controller is disabled");
+            tracing::info!(
+                controller = descriptor.name,
+                "Warning: controller is disabled"
+            );
             continue;
         }
         tracing::info!(controller = descriptor.name, "Starting controller");

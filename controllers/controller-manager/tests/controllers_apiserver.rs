@@ -57,7 +57,11 @@ async fn mark_pods_ready(client: Client, shutdown: CancellationToken) {
                     "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
                 }});
                 let _ = pods
-                    .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(status))
+                    .patch_status(
+                        &pod.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(status),
+                    )
                     .await;
             }
         }
@@ -102,13 +106,22 @@ async fn deployment_rolls_out_against_real_apiserver() {
     let root_ca = std::fs::read(server.pki_dir().join("ca.crt")).ok();
     let shutdown = CancellationToken::new();
     // Only the controllers under test (others have their own tests).
-    let controllers = ["replicaset", "deployment", "serviceaccount", "root-ca-cert-publisher"];
+    let controllers = [
+        "replicaset",
+        "deployment",
+        "serviceaccount",
+        "root-ca-cert-publisher",
+    ];
     let config = ControllerManagerConfig {
         controllers: controllers.iter().map(|c| c.to_string()).collect(),
         root_ca: root_ca.clone(),
         ..Default::default()
     };
-    let manager = tokio::spawn(kube_controller_manager::run(client.clone(), config, shutdown.clone()));
+    let manager = tokio::spawn(kube_controller_manager::run(
+        client.clone(),
+        config,
+        shutdown.clone(),
+    ));
     tokio::spawn(mark_pods_ready(client.clone(), shutdown.clone()));
     let minute = Duration::from_secs(60);
 
@@ -132,7 +145,10 @@ async fn deployment_rolls_out_against_real_apiserver() {
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    if let Err(e) = deploys.create(&PostParams::default(), &deployment("nginx:1")).await {
+    if let Err(e) = deploys
+        .create(&PostParams::default(), &deployment("nginx:1"))
+        .await
+    {
         panic!("creating deployment: {e}");
     }
     let first_rs = eventually("first ReplicaSet with 3 pods", minute, || {
@@ -155,7 +171,8 @@ async fn deployment_rolls_out_against_real_apiserver() {
             let done = s.available_replicas == Some(3)
                 && revision_of(&d.metadata).as_deref() == Some("1")
                 && s.conditions.as_ref()?.iter().any(|c| {
-                    c.type_ == "Progressing" && c.reason.as_deref() == Some("NewReplicaSetAvailable")
+                    c.type_ == "Progressing"
+                        && c.reason.as_deref() == Some("NewReplicaSetAvailable")
                 });
             done.then_some(())
         })
@@ -164,25 +181,33 @@ async fn deployment_rolls_out_against_real_apiserver() {
 
     // Image update -> new RS at revision 2, old RS scaled to 0.
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}});
-    if let Err(e) = deploys.patch("web", &PatchParams::default(), &Patch::Strategic(patch)).await {
+    if let Err(e) = deploys
+        .patch("web", &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+    {
         panic!("updating image: {e}");
     }
-    let d = eventually("rollout to revision 2 complete", Duration::from_secs(120), || {
-        let deploys = deploys.clone();
-        Box::pin(async move {
-            let d = deploys.get("web").await.ok()?;
-            let s = d.status.as_ref()?;
-            let done = s.observed_generation == d.metadata.generation
-                && s.updated_replicas == Some(3)
-                && s.replicas == Some(3)
-                && s.available_replicas == Some(3)
-                && revision_of(&d.metadata).as_deref() == Some("2")
-                && s.conditions.as_ref()?.iter().any(|c| {
-                    c.type_ == "Progressing" && c.reason.as_deref() == Some("NewReplicaSetAvailable")
-                });
-            done.then_some(d)
-        })
-    })
+    let d = eventually(
+        "rollout to revision 2 complete",
+        Duration::from_secs(120),
+        || {
+            let deploys = deploys.clone();
+            Box::pin(async move {
+                let d = deploys.get("web").await.ok()?;
+                let s = d.status.as_ref()?;
+                let done = s.observed_generation == d.metadata.generation
+                    && s.updated_replicas == Some(3)
+                    && s.replicas == Some(3)
+                    && s.available_replicas == Some(3)
+                    && revision_of(&d.metadata).as_deref() == Some("2")
+                    && s.conditions.as_ref()?.iter().any(|c| {
+                        c.type_ == "Progressing"
+                            && c.reason.as_deref() == Some("NewReplicaSetAvailable")
+                    });
+                done.then_some(d)
+            })
+        },
+    )
     .await;
     let all = match rss.list(&ListParams::default()).await {
         Ok(l) => l.items,
@@ -198,7 +223,11 @@ async fn deployment_rolls_out_against_real_apiserver() {
             assert_eq!(replicas, Some(3));
             assert_eq!(revision_of(&rs.metadata).as_deref(), Some("2"));
             assert_eq!(
-                rs.metadata.annotations.as_ref().and_then(|a| a.get("deployment.kubernetes.io/desired-replicas")).map(String::as_str),
+                rs.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("deployment.kubernetes.io/desired-replicas"))
+                    .map(String::as_str),
                 Some("3")
             );
         }
@@ -209,7 +238,10 @@ async fn deployment_rolls_out_against_real_apiserver() {
         .unwrap_or_default()
         .into_iter()
         .find(|c| c.type_ == "Available");
-    assert_eq!(available.and_then(|c| c.reason).as_deref(), Some("MinimumReplicasAvailable"));
+    assert_eq!(
+        available.and_then(|c| c.reason).as_deref(),
+        Some("MinimumReplicasAvailable")
+    );
 
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(30), manager).await {

@@ -47,7 +47,8 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let d_inf = ctx.informers.informer::<Deployment>();
     let rs_inf = ctx.informers.informer::<ReplicaSet>();
     let pod_inf = ctx.informers.informer::<Pod>();
-    let (d_changes, rs_changes, pod_changes) = (d_inf.subscribe(), rs_inf.subscribe(), pod_inf.subscribe());
+    let (d_changes, rs_changes, pod_changes) =
+        (d_inf.subscribe(), rs_inf.subscribe(), pod_inf.subscribe());
     let controller = Arc::new(Controller {
         client: ctx.client.clone(),
         deployments: d_inf.store().clone(),
@@ -128,7 +129,9 @@ impl Controller {
             return None;
         }
         let ns = rs.metadata.namespace.as_deref()?;
-        let d = self.deployments.get(&ObjectRef::new(&owner.name).within(ns))?;
+        let d = self
+            .deployments
+            .get(&ObjectRef::new(&owner.name).within(ns))?;
         (d.metadata.uid.as_deref() == Some(owner.uid.as_str())).then_some(d)
     }
 
@@ -148,7 +151,9 @@ impl Controller {
                 continue;
             }
             let selector = Selector::from_label_selector(d.spec.as_ref().map(|s| &s.selector));
-            if selector.is_ok_and(|s| !s.is_empty() && s.matches_labels(rs.metadata.labels.as_ref())) {
+            if selector
+                .is_ok_and(|s| !s.is_empty() && s.matches_labels(rs.metadata.labels.as_ref()))
+            {
                 self.queue.add(Key::of(d.as_ref()));
             }
         }
@@ -157,7 +162,9 @@ impl Controller {
     fn deployment_of_pod(&self, pod: &Pod) -> Option<Arc<Deployment>> {
         let owner = ownerref::get_controller_of(&pod.metadata)?;
         let ns = pod.metadata.namespace.as_deref()?;
-        let rs = self.replicasets.get(&ObjectRef::new(&owner.name).within(ns))?;
+        let rs = self
+            .replicasets
+            .get(&ObjectRef::new(&owner.name).within(ns))?;
         self.owner_deployment(&rs)
     }
 
@@ -176,17 +183,23 @@ impl Controller {
             .filter_map(|rs| rs.metadata.uid.clone())
             .map(|u| (u, ()))
             .collect();
-        let pods = self.pods.state_filter(|p| p.metadata.namespace.as_deref() == Some(ns));
+        let pods = self
+            .pods
+            .state_filter(|p| p.metadata.namespace.as_deref() == Some(ns));
         let mut pods_by_rs: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
         for pod in &pods {
             if let Some(owner) = ownerref::get_controller_of(&pod.metadata)
                 && uids.contains_key(&owner.uid)
             {
-                pods_by_rs.entry(owner.uid.clone()).or_default().push(pod.as_ref());
+                pods_by_rs
+                    .entry(owner.uid.clone())
+                    .or_default()
+                    .push(pod.as_ref());
             }
         }
         // Condition timestamps round-trip with second precision.
-        let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
+        let now =
+            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
         let plan = sync::sync_deployment(Model::new((*d).clone(), rss, pods_by_rs, now));
         tracing::debug!(deployment = %key, actions = plan.actions.len(), "synced deployment");
         self.apply(&d, plan.actions).await?;
@@ -209,13 +222,22 @@ impl Controller {
             rs.metadata.namespace.as_deref() == Some(me.namespace.as_str())
                 && ownerref::get_controller_of(&rs.metadata).is_none_or(|r| r.uid == me.uid)
         });
-        let plan = ownerref::plan_claims_by_selector(&me, &selector, candidates.iter().map(Arc::as_ref));
+        let plan =
+            ownerref::plan_claims_by_selector(&me, &selector, candidates.iter().map(Arc::as_ref));
         let mut claimed: Vec<ReplicaSet> = plan.owned.into_iter().cloned().collect();
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &me.namespace);
         if !plan.adopt.is_empty() && self.can_adopt(d, &me).await {
             for rs in plan.adopt {
-                let patch = ownerref::adopt_patch(&me, rs.metadata.uid.as_deref().unwrap_or_default(), &[]);
-                match api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Strategic(json!(patch))).await {
+                let patch =
+                    ownerref::adopt_patch(&me, rs.metadata.uid.as_deref().unwrap_or_default(), &[]);
+                match api
+                    .patch(
+                        &rs.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Strategic(json!(patch)),
+                    )
+                    .await
+                {
                     Ok(adopted) => claimed.push(adopted),
                     Err(err) if adoption_error_is_ignorable(&err) => {}
                     Err(err) => return Err(err.into()),
@@ -223,8 +245,19 @@ impl Controller {
             }
         }
         for rs in plan.release {
-            let patch = ownerref::release_patch(rs.metadata.uid.as_deref().unwrap_or_default(), &[me.uid.as_str()], &[]);
-            match api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Strategic(json!(patch))).await {
+            let patch = ownerref::release_patch(
+                rs.metadata.uid.as_deref().unwrap_or_default(),
+                &[me.uid.as_str()],
+                &[],
+            );
+            match api
+                .patch(
+                    &rs.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Strategic(json!(patch)),
+                )
+                .await
+            {
                 Ok(_) => {}
                 Err(err) if release_error_is_ignorable(&err) => {}
                 Err(err) => return Err(err.into()),
@@ -259,7 +292,9 @@ impl Controller {
                         Ok(created) => {
                             rs_versions.insert(name, created.metadata.resource_version);
                         }
-                        Err(err) => return Err(self.create_failed(d, &d_version, &rs, err.into()).await),
+                        Err(err) => {
+                            return Err(self.create_failed(d, &d_version, &rs, err.into()).await);
+                        }
                     }
                 }
                 Action::UpdateReplicaSet(mut rs) => {
@@ -280,7 +315,9 @@ impl Controller {
                 }
                 Action::UpdateDeploymentStatus(mut next) => {
                     next.metadata.resource_version = d_version.clone();
-                    let updated = d_api.replace_status(&next.name_any(), &PostParams::default(), &next).await?;
+                    let updated = d_api
+                        .replace_status(&next.name_any(), &PostParams::default(), &next)
+                        .await?;
                     d_version = updated.metadata.resource_version;
                 }
                 Action::Event(e) => self.events.publish(&regarding, &e),
@@ -292,7 +329,13 @@ impl Controller {
     /// Upstream's error branches of `getNewReplicaSet`'s create: a name
     /// collision bumps `status.collisionCount` (the next hash differs); other
     /// failures set `ReplicaSetCreateError` and emit an event.
-    async fn create_failed(&self, d: &Deployment, version: &Option<String>, rs: &ReplicaSet, err: Error) -> Error {
+    async fn create_failed(
+        &self,
+        d: &Deployment,
+        version: &Option<String>,
+        rs: &ReplicaSet,
+        err: Error,
+    ) -> Error {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let d_api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
         let mut next = d.clone();
@@ -301,13 +344,18 @@ impl Controller {
         if err.is_already_exists() {
             let existing = self.replicasets.get(&ObjectRef::new(&name).within(&ns));
             let ours = existing.as_ref().is_some_and(|e| {
-                ownerref::is_controlled_by(&e.metadata, d.metadata.uid.as_deref().unwrap_or_default())
-                    && util::equal_ignore_hash(&util::rs_template(e), &util::template(d))
+                ownerref::is_controlled_by(
+                    &e.metadata,
+                    d.metadata.uid.as_deref().unwrap_or_default(),
+                ) && util::equal_ignore_hash(&util::rs_template(e), &util::template(d))
             });
             if !ours {
                 let status = next.status.get_or_insert_with(Default::default);
                 status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
-                if let Err(e) = d_api.replace_status(&next.name_any(), &PostParams::default(), &next).await {
+                if let Err(e) = d_api
+                    .replace_status(&next.name_any(), &PostParams::default(), &next)
+                    .await
+                {
                     tracing::debug!(error = %e, "failed to bump collisionCount");
                 }
             }
@@ -316,15 +364,32 @@ impl Controller {
         if err.is_namespace_terminating() {
             return err;
         }
-        let msg = format!("Failed to create new replica set {name:?}: {}", crate::replicaset::kube_message(&err));
+        let msg = format!(
+            "Failed to create new replica set {name:?}: {}",
+            crate::replicaset::kube_message(&err)
+        );
         if util::progress_deadline_seconds(d).is_some() {
-            let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
+            let now = Timestamp::from_second(Timestamp::now().as_second())
+                .unwrap_or(Timestamp::UNIX_EPOCH);
             let status = next.status.get_or_insert_with(Default::default);
-            util::set_condition(status, util::new_condition(util::CONDITION_PROGRESSING, "False", util::FAILED_RS_CREATE_REASON, msg.clone(), now));
-            let _ = d_api.replace_status(&next.name_any(), &PostParams::default(), &next).await;
+            util::set_condition(
+                status,
+                util::new_condition(
+                    util::CONDITION_PROGRESSING,
+                    "False",
+                    util::FAILED_RS_CREATE_REASON,
+                    msg.clone(),
+                    now,
+                ),
+            );
+            let _ = d_api
+                .replace_status(&next.name_any(), &PostParams::default(), &next)
+                .await;
         }
-        self.events
-            .publish(&d.object_ref(&()), &EventSpec::warning(util::FAILED_RS_CREATE_REASON, msg));
+        self.events.publish(
+            &d.object_ref(&()),
+            &EventSpec::warning(util::FAILED_RS_CREATE_REASON, msg),
+        );
         err
     }
 }

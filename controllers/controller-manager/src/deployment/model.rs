@@ -137,7 +137,8 @@ impl<'a> Model<'a> {
 
     fn sync_existing_new_rs(&mut self, i: usize, new_revision: i64) {
         let mut rs = self.rss[i].clone();
-        let annotations_updated = set_new_replica_set_annotations(&self.d, &mut rs, new_revision, true);
+        let annotations_updated =
+            set_new_replica_set_annotations(&self.d, &mut rs, new_revision, true);
         let min_ready = min_ready_seconds(&self.d);
         let spec = rs.spec.get_or_insert_with(Default::default);
         let min_ready_changed = spec.min_ready_seconds.unwrap_or(0) != min_ready;
@@ -159,8 +160,20 @@ impl<'a> Model<'a> {
         if progress_deadline_seconds(&self.d).is_some()
             && get_condition(&status, CONDITION_PROGRESSING).is_none()
         {
-            let msg = format!("Found new replica set {:?}", rs.metadata.name.clone().unwrap_or_default());
-            set_condition(&mut status, new_condition(CONDITION_PROGRESSING, "True", FOUND_NEW_RS_REASON, msg, self.now));
+            let msg = format!(
+                "Found new replica set {:?}",
+                rs.metadata.name.clone().unwrap_or_default()
+            );
+            set_condition(
+                &mut status,
+                new_condition(
+                    CONDITION_PROGRESSING,
+                    "True",
+                    FOUND_NEW_RS_REASON,
+                    msg,
+                    self.now,
+                ),
+            );
             self.set_status(status);
             needs_update = true;
         }
@@ -179,7 +192,11 @@ impl<'a> Model<'a> {
             .get_or_insert_with(BTreeMap::new)
             .insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.clone());
         let labels = meta.labels.clone();
-        let mut selector: LabelSelector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let mut selector: LabelSelector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         selector
             .match_labels
             .get_or_insert_with(BTreeMap::new)
@@ -221,7 +238,16 @@ impl<'a> Model<'a> {
         if progress_deadline_seconds(&self.d).is_some() {
             let mut status = self.status();
             let msg = format!("Created new replica set {name:?}");
-            set_condition(&mut status, new_condition(CONDITION_PROGRESSING, "True", NEW_REPLICA_SET_REASON, msg, self.now));
+            set_condition(
+                &mut status,
+                new_condition(
+                    CONDITION_PROGRESSING,
+                    "True",
+                    NEW_REPLICA_SET_REASON,
+                    msg,
+                    self.now,
+                ),
+            );
             self.set_status(status);
             needs_update = true;
         }
@@ -278,7 +304,11 @@ impl<'a> Model<'a> {
         cleanable.sort_by(|a, b| by_revision(&self.rss[*a], &self.rss[*b]));
         for i in cleanable.into_iter().take(diff as usize) {
             let rs = &self.rss[i];
-            let observed = rs.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
+            let observed = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0);
             if rs_status_replicas(rs) != 0
                 || rs_replicas(rs) != 0
                 || rs.metadata.generation.unwrap_or(0) > observed
@@ -309,9 +339,27 @@ impl<'a> Model<'a> {
             conditions: current.conditions.clone(),
         };
         if available >= replicas(&self.d) - max_unavailable(&self.d) {
-            set_condition(&mut status, new_condition(CONDITION_AVAILABLE, "True", MINIMUM_REPLICAS_AVAILABLE, "Deployment has minimum availability.".into(), self.now));
+            set_condition(
+                &mut status,
+                new_condition(
+                    CONDITION_AVAILABLE,
+                    "True",
+                    MINIMUM_REPLICAS_AVAILABLE,
+                    "Deployment has minimum availability.".into(),
+                    self.now,
+                ),
+            );
         } else {
-            set_condition(&mut status, new_condition(CONDITION_AVAILABLE, "False", MINIMUM_REPLICAS_UNAVAILABLE, "Deployment does not have minimum availability.".into(), self.now));
+            set_condition(
+                &mut status,
+                new_condition(
+                    CONDITION_AVAILABLE,
+                    "False",
+                    MINIMUM_REPLICAS_UNAVAILABLE,
+                    "Deployment does not have minimum availability.".into(),
+                    self.now,
+                ),
+            );
         }
         status
     }

@@ -11,9 +11,16 @@ use crate::events::EventSpec;
 
 /// Decides everything one sync of a Deployment does.
 pub fn sync_deployment(mut m: Model<'_>) -> Plan {
-    let selector = m.d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let selector =
+        m.d.spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
     let selects_all = selector.match_labels.as_ref().is_none_or(|l| l.is_empty())
-        && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty());
     if selects_all {
         m.event(EventSpec::warning(
             "SelectingAll",
@@ -67,9 +74,21 @@ fn check_paused_conditions(m: &mut Model<'_>) -> bool {
     let paused_cond = reason == Some(PAUSED_DEPLOY_REASON);
     let paused = is_paused(&m.d);
     let new = if paused && !paused_cond {
-        new_condition(CONDITION_PROGRESSING, "Unknown", PAUSED_DEPLOY_REASON, "Deployment is paused".into(), m.now)
+        new_condition(
+            CONDITION_PROGRESSING,
+            "Unknown",
+            PAUSED_DEPLOY_REASON,
+            "Deployment is paused".into(),
+            m.now,
+        )
     } else if !paused && paused_cond {
-        new_condition(CONDITION_PROGRESSING, "Unknown", RESUMED_DEPLOY_REASON, "Deployment is resumed".into(), m.now)
+        new_condition(
+            CONDITION_PROGRESSING,
+            "Unknown",
+            RESUMED_DEPLOY_REASON,
+            "Deployment is resumed".into(),
+            m.now,
+        )
     } else {
         return false;
     };
@@ -348,7 +367,12 @@ fn old_pods_running(m: &Model<'_>, new: Option<usize>, old: &[usize]) -> bool {
         .iter()
         .filter(|(uid, _)| Some(*uid) != new_uid.as_ref())
         .flat_map(|(_, pods)| pods.iter())
-        .any(|p| !matches!(crate::controller_utils::pod_phase(p), "Failed" | "Succeeded"))
+        .any(|p| {
+            !matches!(
+                crate::controller_utils::pod_phase(p),
+                "Failed" | "Succeeded"
+            )
+        })
 }
 
 /// Upstream `syncRolloutStatus` (+ `requeueStuckDeployment`).
@@ -364,15 +388,30 @@ fn sync_rollout_status(m: &mut Model<'_>, new: Option<usize>) {
         && current_cond.as_ref().and_then(|c| c.reason.as_deref()) == Some(NEW_RS_AVAILABLE_REASON);
     let name = m.d.metadata.name.clone().unwrap_or_default();
     let subject = match new {
-        Some(i) => format!("ReplicaSet {:?}", m.rss[i].metadata.name.clone().unwrap_or_default()),
+        Some(i) => format!(
+            "ReplicaSet {:?}",
+            m.rss[i].metadata.name.clone().unwrap_or_default()
+        ),
         None => format!("Deployment {name:?}"),
     };
     if deadline.is_some() && !complete_already {
         if deployment_complete(&m.d, &status) {
-            let c = new_condition(CONDITION_PROGRESSING, "True", NEW_RS_AVAILABLE_REASON, format!("{subject} has successfully progressed."), m.now);
+            let c = new_condition(
+                CONDITION_PROGRESSING,
+                "True",
+                NEW_RS_AVAILABLE_REASON,
+                format!("{subject} has successfully progressed."),
+                m.now,
+            );
             set_condition(&mut status, c);
         } else if deployment_progressing(&current, &status) {
-            let mut c = new_condition(CONDITION_PROGRESSING, "True", REPLICA_SET_UPDATED_REASON, format!("{subject} is progressing."), m.now);
+            let mut c = new_condition(
+                CONDITION_PROGRESSING,
+                "True",
+                REPLICA_SET_UPDATED_REASON,
+                format!("{subject} is progressing."),
+                m.now,
+            );
             if let Some(cur) = &current_cond {
                 if cur.status == "True" {
                     c.last_transition_time = cur.last_transition_time.clone();
@@ -381,7 +420,13 @@ fn sync_rollout_status(m: &mut Model<'_>, new: Option<usize>) {
             }
             set_condition(&mut status, c);
         } else if deployment_timed_out(m, &status) {
-            let c = new_condition(CONDITION_PROGRESSING, "False", TIMED_OUT_REASON, format!("{subject} has timed out progressing."), m.now);
+            let c = new_condition(
+                CONDITION_PROGRESSING,
+                "False",
+                TIMED_OUT_REASON,
+                format!("{subject} has timed out progressing."),
+                m.now,
+            );
             set_condition(&mut status, c);
         }
     }
@@ -422,7 +467,10 @@ fn deployment_timed_out(m: &Model<'_>, status: &DeploymentStatus) -> bool {
         _ => c
             .last_update_time
             .as_ref()
-            .and_then(|t| t.0.checked_add(jiff::SignedDuration::from_secs(deadline.into())).ok())
+            .and_then(|t| {
+                t.0.checked_add(jiff::SignedDuration::from_secs(deadline.into()))
+                    .ok()
+            })
             .is_some_and(|limit| limit < m.now),
     }
 }

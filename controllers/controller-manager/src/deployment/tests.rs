@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStatus, DeploymentStrategy, ReplicaSet,
-    ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment,
+    Deployment, DeploymentSpec, DeploymentStatus, DeploymentStrategy, ReplicaSet, ReplicaSetSpec,
+    ReplicaSetStatus, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
@@ -151,7 +151,13 @@ fn rs_writes(p: &Plan) -> Vec<(String, String, i32)> {
             Action::UpdateReplicaSet(rs) => Some(("update", rs)),
             _ => None,
         })
-        .map(|(op, rs)| (op.to_string(), rs.metadata.name.clone().unwrap_or_default(), rs_replicas(rs)))
+        .map(|(op, rs)| {
+            (
+                op.to_string(),
+                rs.metadata.name.clone().unwrap_or_default(),
+                rs_replicas(rs),
+            )
+        })
         .collect()
 }
 
@@ -195,25 +201,66 @@ fn new_deployment_creates_first_replica_set() {
     assert_eq!(rs_replicas(&created), 3);
     let a = created.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(a.get(REVISION_ANNOTATION).map(String::as_str), Some("1"));
-    assert_eq!(a.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str), Some("3"));
-    assert_eq!(a.get(MAX_REPLICAS_ANNOTATION).map(String::as_str), Some("4"));
+    assert_eq!(
+        a.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(
+        a.get(MAX_REPLICAS_ANNOTATION).map(String::as_str),
+        Some("4")
+    );
     let hash = compute_hash(&pod_template("nginx:1"), None);
-    let rs_labels = created.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let rs_labels = created
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     assert_eq!(rs_labels.get(POD_TEMPLATE_HASH_LABEL), Some(&hash));
-    let selector = created.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-    assert_eq!(selector.match_labels.unwrap_or_default().get(POD_TEMPLATE_HASH_LABEL), Some(&hash));
-    assert_eq!(events(&p), vec![format!("ScalingReplicaSet: Scaled up replica set {name} from 0 to 3")]);
+    let selector = created
+        .spec
+        .as_ref()
+        .map(|s| s.selector.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        selector
+            .match_labels
+            .unwrap_or_default()
+            .get(POD_TEMPLATE_HASH_LABEL),
+        Some(&hash)
+    );
+    assert_eq!(
+        events(&p),
+        vec![format!(
+            "ScalingReplicaSet: Scaled up replica set {name} from 0 to 3"
+        )]
+    );
     let d = last_status(&p).expect("status written");
     assert_eq!(
-        d.metadata.annotations.unwrap_or_default().get(REVISION_ANNOTATION).map(String::as_str),
+        d.metadata
+            .annotations
+            .unwrap_or_default()
+            .get(REVISION_ANNOTATION)
+            .map(String::as_str),
         Some("1")
     );
     let status = d.status.unwrap_or_default();
-    let progressing = get_condition(&status, CONDITION_PROGRESSING).cloned().unwrap_or_default();
+    let progressing = get_condition(&status, CONDITION_PROGRESSING)
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(progressing.reason.as_deref(), Some(NEW_REPLICA_SET_REASON));
-    assert_eq!(progressing.message, Some(format!("Created new replica set {name:?}")));
-    let available = get_condition(&status, CONDITION_AVAILABLE).cloned().unwrap_or_default();
-    assert_eq!((available.status.as_str(), available.reason.as_deref()), ("False", Some(MINIMUM_REPLICAS_UNAVAILABLE)));
+    assert_eq!(
+        progressing.message,
+        Some(format!("Created new replica set {name:?}"))
+    );
+    let available = get_condition(&status, CONDITION_AVAILABLE)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (available.status.as_str(), available.reason.as_deref()),
+        ("False", Some(MINIMUM_REPLICAS_UNAVAILABLE))
+    );
 }
 
 #[test]
@@ -272,7 +319,11 @@ fn rolling_update_steps() {
     ];
     for case in cases {
         let p = plan(case.d, case.rss);
-        let want: Vec<_> = case.want.into_iter().map(|(a, b, c)| (a.to_string(), b, c)).collect();
+        let want: Vec<_> = case
+            .want
+            .into_iter()
+            .map(|(a, b, c)| (a.to_string(), b, c))
+            .collect();
         assert_eq!(rs_writes(&p), want, "{}", case.name);
     }
 }
@@ -282,27 +333,62 @@ fn completed_rollout_reports_conditions_and_status() {
     let mut d = deployment(3, "nginx:2");
     d.metadata.annotations = Some([(REVISION_ANNOTATION.to_string(), "2".to_string())].into());
     d.status = Some(DeploymentStatus {
-        conditions: Some(vec![new_condition(CONDITION_PROGRESSING, "True", REPLICA_SET_UPDATED_REASON, "x".into(), ts(NOW - 10))]),
+        conditions: Some(vec![new_condition(
+            CONDITION_PROGRESSING,
+            "True",
+            REPLICA_SET_UPDATED_REASON,
+            "x".into(),
+            ts(NOW - 10),
+        )]),
         ..Default::default()
     });
-    let p = plan(d, vec![rs("nginx:1", 1, 0, 0, 10), rs("nginx:2", 2, 3, 3, 20)]);
+    let p = plan(
+        d,
+        vec![rs("nginx:1", 1, 0, 0, 10), rs("nginx:2", 2, 3, 3, 20)],
+    );
     assert!(rs_writes(&p).is_empty());
     let written = last_status(&p).expect("status");
     let s = written.status.clone().unwrap_or_default();
     assert_eq!(
-        (s.observed_generation, s.replicas, s.updated_replicas, s.ready_replicas, s.available_replicas, s.unavailable_replicas),
+        (
+            s.observed_generation,
+            s.replicas,
+            s.updated_replicas,
+            s.ready_replicas,
+            s.available_replicas,
+            s.unavailable_replicas
+        ),
         (Some(1), Some(3), Some(3), Some(3), Some(3), None)
     );
-    assert_eq!(progressing_reason(&written).as_deref(), Some(NEW_RS_AVAILABLE_REASON));
-    let c = get_condition(&s, CONDITION_PROGRESSING).cloned().unwrap_or_default();
-    assert_eq!(c.message, Some(format!("ReplicaSet {:?} has successfully progressed.", name_for("nginx:2"))));
+    assert_eq!(
+        progressing_reason(&written).as_deref(),
+        Some(NEW_RS_AVAILABLE_REASON)
+    );
+    let c = get_condition(&s, CONDITION_PROGRESSING)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        c.message,
+        Some(format!(
+            "ReplicaSet {:?} has successfully progressed.",
+            name_for("nginx:2")
+        ))
+    );
     // Same status and reason: the transition time is kept.
     assert_eq!(c.last_transition_time, Some(Time(ts(NOW - 10))));
-    let a = get_condition(&s, CONDITION_AVAILABLE).cloned().unwrap_or_default();
-    assert_eq!((a.status.as_str(), a.reason.as_deref()), ("True", Some(MINIMUM_REPLICAS_AVAILABLE)));
+    let a = get_condition(&s, CONDITION_AVAILABLE)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (a.status.as_str(), a.reason.as_deref()),
+        ("True", Some(MINIMUM_REPLICAS_AVAILABLE))
+    );
 
     // A second sync on the written status changes nothing.
-    let again = plan(written, vec![rs("nginx:1", 1, 0, 0, 10), rs("nginx:2", 2, 3, 3, 20)]);
+    let again = plan(
+        written,
+        vec![rs("nginx:1", 1, 0, 0, 10), rs("nginx:2", 2, 3, 3, 20)],
+    );
     assert!(again.actions.is_empty(), "{:?}", again.actions);
 }
 
@@ -321,23 +407,57 @@ fn stuck_rollout_times_out() {
         available_replicas: Some(3),
         ready_replicas: Some(3),
         unavailable_replicas: Some(1),
-        conditions: Some(vec![new_condition(CONDITION_PROGRESSING, "True", REPLICA_SET_UPDATED_REASON, "x".into(), old_update)]),
+        conditions: Some(vec![new_condition(
+            CONDITION_PROGRESSING,
+            "True",
+            REPLICA_SET_UPDATED_REASON,
+            "x".into(),
+            old_update,
+        )]),
         ..Default::default()
     });
     let rss = vec![rs("nginx:1", 1, 3, 3, 10), rs("nginx:2", 2, 1, 0, 20)];
     let d = with_strategy(d, IntOrString::Int(1), IntOrString::Int(0));
     let p = plan(d.clone(), rss.clone());
     let written = last_status(&p).expect("status");
-    assert_eq!(progressing_reason(&written).as_deref(), Some(TIMED_OUT_REASON));
-    let c = written.status.as_ref().and_then(|s| get_condition(s, CONDITION_PROGRESSING)).cloned().unwrap_or_default();
+    assert_eq!(
+        progressing_reason(&written).as_deref(),
+        Some(TIMED_OUT_REASON)
+    );
+    let c = written
+        .status
+        .as_ref()
+        .and_then(|s| get_condition(s, CONDITION_PROGRESSING))
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(c.status, "False");
-    assert_eq!(c.message, Some(format!("ReplicaSet {:?} has timed out progressing.", name_for("nginx:2"))));
+    assert_eq!(
+        c.message,
+        Some(format!(
+            "ReplicaSet {:?} has timed out progressing.",
+            name_for("nginx:2")
+        ))
+    );
 
     // Before the deadline: no write, but a requeue for when it passes.
     let mut fresh = d;
     if let Some(s) = fresh.status.as_mut() {
-        s.conditions = Some(vec![new_condition(CONDITION_PROGRESSING, "True", REPLICA_SET_UPDATED_REASON, "x".into(), ts(NOW - 100))]);
-        s.conditions.get_or_insert_with(Vec::new).push(new_condition(CONDITION_AVAILABLE, "True", MINIMUM_REPLICAS_AVAILABLE, "Deployment has minimum availability.".into(), ts(NOW - 100)));
+        s.conditions = Some(vec![new_condition(
+            CONDITION_PROGRESSING,
+            "True",
+            REPLICA_SET_UPDATED_REASON,
+            "x".into(),
+            ts(NOW - 100),
+        )]);
+        s.conditions
+            .get_or_insert_with(Vec::new)
+            .push(new_condition(
+                CONDITION_AVAILABLE,
+                "True",
+                MINIMUM_REPLICAS_AVAILABLE,
+                "Deployment has minimum availability.".into(),
+                ts(NOW - 100),
+            ));
         s.terminating_replicas = Some(0);
     }
     let p = plan(fresh, rss);
@@ -349,8 +469,14 @@ fn stuck_rollout_times_out() {
 fn recreate_scales_down_then_creates() {
     let d = recreate(deployment(3, "nginx:2"));
     let p = plan(d.clone(), vec![rs("nginx:1", 1, 3, 3, 10)]);
-    assert_eq!(rs_writes(&p), vec![("update".to_string(), name_for("nginx:1"), 0)]);
-    assert!(events(&p).contains(&format!("ScalingReplicaSet: Scaled down replica set {} from 3 to 0", name_for("nginx:1"))));
+    assert_eq!(
+        rs_writes(&p),
+        vec![("update".to_string(), name_for("nginx:1"), 0)]
+    );
+    assert!(events(&p).contains(&format!(
+        "ScalingReplicaSet: Scaled down replica set {} from 3 to 0",
+        name_for("nginx:1")
+    )));
 
     // Old RS at 0 but its pods still reported: wait.
     let mut draining = rs("nginx:1", 1, 0, 0, 10);
@@ -361,14 +487,20 @@ fn recreate_scales_down_then_creates() {
 
     // All old pods gone: create the new RS at full size.
     let p = plan(d, vec![rs("nginx:1", 1, 0, 0, 10)]);
-    assert_eq!(rs_writes(&p), vec![("create".to_string(), name_for("nginx:2"), 3)]);
+    assert_eq!(
+        rs_writes(&p),
+        vec![("create".to_string(), name_for("nginx:2"), 3)]
+    );
 }
 
 #[test]
 fn rollback_reuses_old_replica_set_and_bumps_its_revision() {
     // Template set back to nginx:1 (what `kubectl rollout undo` does).
     let d = deployment(3, "nginx:1");
-    let p = plan(d, vec![rs("nginx:1", 1, 0, 0, 10), rs("nginx:2", 2, 3, 3, 20)]);
+    let p = plan(
+        d,
+        vec![rs("nginx:1", 1, 0, 0, 10), rs("nginx:2", 2, 3, 3, 20)],
+    );
     let reused = match p.actions.first() {
         Some(Action::UpdateReplicaSet(rs)) => rs.clone(),
         other => panic!("expected the old RS to be updated first, got {other:?}"),
@@ -376,20 +508,32 @@ fn rollback_reuses_old_replica_set_and_bumps_its_revision() {
     assert_eq!(reused.metadata.name, Some(name_for("nginx:1")));
     let a = reused.metadata.annotations.unwrap_or_default();
     assert_eq!(a.get(REVISION_ANNOTATION).map(String::as_str), Some("3"));
-    assert_eq!(a.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1"));
-    assert!(!p.actions.iter().any(|a| matches!(a, Action::CreateReplicaSet(_))));
+    assert_eq!(
+        a.get(REVISION_HISTORY_ANNOTATION).map(String::as_str),
+        Some("1")
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateReplicaSet(_)))
+    );
 
     // Next sync (annotations stored): the Deployment takes revision 3.
     let mut stored = rs("nginx:1", 3, 0, 0, 10);
     if let Some(a) = stored.metadata.annotations.as_mut() {
         a.insert(REVISION_HISTORY_ANNOTATION.into(), "1".into());
     }
-    let p = plan(deployment(3, "nginx:1"), vec![stored, rs("nginx:2", 2, 3, 3, 20)]);
+    let p = plan(
+        deployment(3, "nginx:1"),
+        vec![stored, rs("nginx:2", 2, 3, 3, 20)],
+    );
     let d = p.actions.iter().find_map(|a| match a {
         Action::UpdateDeploymentStatus(d) => Some(d.clone()),
         _ => None,
     });
-    let revision = d.and_then(|d| d.metadata.annotations).and_then(|a| a.get(REVISION_ANNOTATION).cloned());
+    let revision = d
+        .and_then(|d| d.metadata.annotations)
+        .and_then(|a| a.get(REVISION_ANNOTATION).cloned());
     assert_eq!(revision.as_deref(), Some("3"));
 }
 
@@ -405,13 +549,19 @@ fn paused_deployment_does_not_roll_out_but_scales() {
         Action::UpdateDeploymentStatus(d) => Some(d.clone()),
         _ => None,
     });
-    assert_eq!(first.as_ref().and_then(progressing_reason).as_deref(), Some(PAUSED_DEPLOY_REASON));
+    assert_eq!(
+        first.as_ref().and_then(progressing_reason).as_deref(),
+        Some(PAUSED_DEPLOY_REASON)
+    );
 
     if let Some(spec) = d.spec.as_mut() {
         spec.replicas = Some(5);
     }
     let p = plan(d, vec![rs("nginx:1", 1, 3, 3, 10)]);
-    assert_eq!(rs_writes(&p), vec![("update".to_string(), name_for("nginx:1"), 5)]);
+    assert_eq!(
+        rs_writes(&p),
+        vec![("update".to_string(), name_for("nginx:1"), 5)]
+    );
 }
 
 #[test]
@@ -429,7 +579,10 @@ fn proportional_scaling_during_rollout() {
     let p = plan(deployment(20, "nginx:2"), vec![old, new]);
     let mut writes = rs_writes(&p);
     writes.sort();
-    let mut want = vec![("update".to_string(), name_for("nginx:1"), 17), ("update".to_string(), name_for("nginx:2"), 8)];
+    let mut want = vec![
+        ("update".to_string(), name_for("nginx:1"), 17),
+        ("update".to_string(), name_for("nginx:2"), 8),
+    ];
     want.sort();
     assert_eq!(writes, want);
 }
@@ -448,7 +601,9 @@ fn history_beyond_limit_is_cleaned_up() {
         available_replicas: Some(1),
         ..Default::default()
     });
-    let mut rss: Vec<ReplicaSet> = (1..=4).map(|i| rs(&format!("nginx:{i}"), i, 0, 0, i * 10)).collect();
+    let mut rss: Vec<ReplicaSet> = (1..=4)
+        .map(|i| rs(&format!("nginx:{i}"), i, 0, 0, i * 10))
+        .collect();
     rss.push(sized_for(rs("nginx:99", 5, 1, 1, 100), 1, 2));
     let p = plan(d, rss);
     let deleted: Vec<String> = p

@@ -69,7 +69,10 @@ pub fn is_paused(d: &Deployment) -> bool {
 }
 
 pub fn min_ready_seconds(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 /// `None` means no deadline (unset or MaxInt32, upstream `HasProgressDeadline`).
@@ -120,7 +123,10 @@ pub fn rs_available(rs: &ReplicaSet) -> i32 {
 }
 
 pub fn rs_ready(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 
 pub fn rs_template(rs: &ReplicaSet) -> PodTemplateSpec {
@@ -147,7 +153,11 @@ pub fn revision(rs: &ReplicaSet) -> Option<i64> {
 }
 
 pub fn max_revision<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i64 {
-    rss.into_iter().filter_map(revision).max().unwrap_or(0).max(0)
+    rss.into_iter()
+        .filter_map(revision)
+        .max()
+        .unwrap_or(0)
+        .max(0)
 }
 
 fn non_negative_i32_annotation(rs: &ReplicaSet, key: &str) -> Option<i32> {
@@ -200,7 +210,11 @@ fn rolling_params(d: &Deployment) -> (IntOrString, IntOrString) {
 
 /// Upstream `ResolveFenceposts`: surge rounds up, unavailable rounds down;
 /// both zero means one may be unavailable.
-pub fn resolve_fenceposts(surge: &IntOrString, unavailable: &IntOrString, desired: i32) -> (i32, i32) {
+pub fn resolve_fenceposts(
+    surge: &IntOrString,
+    unavailable: &IntOrString,
+    desired: i32,
+) -> (i32, i32) {
     let s = scaled_value(surge, desired, true).unwrap_or(0);
     let mut u = scaled_value(unavailable, desired, false).unwrap_or(0);
     if s == 0 && u == 0 {
@@ -281,7 +295,13 @@ fn normalize_template(t: &PodTemplateSpec) -> PodTemplateSpec {
 
 // --- conditions ------------------------------------------------------------
 
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String, now: Timestamp) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -292,8 +312,15 @@ pub fn new_condition(type_: &str, status: &str, reason: &str, message: String, n
     }
 }
 
-pub fn get_condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
-    status.conditions.iter().flatten().find(|c| c.type_ == type_)
+pub fn get_condition<'a>(
+    status: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
 }
 
 /// Upstream `SetDeploymentCondition`: no-op for the same status and reason;
@@ -416,9 +443,15 @@ pub fn set_new_replica_set_annotations(
 }
 
 fn append_revision_history(a: &mut BTreeMap<String, String>, old_revision: &str) {
-    let history = a.get(REVISION_HISTORY_ANNOTATION).cloned().unwrap_or_default();
+    let history = a
+        .get(REVISION_HISTORY_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
     if history.is_empty() {
-        a.insert(REVISION_HISTORY_ANNOTATION.to_string(), old_revision.to_string());
+        a.insert(
+            REVISION_HISTORY_ANNOTATION.to_string(),
+            old_revision.to_string(),
+        );
         return;
     }
     let parts: Vec<&str> = history.split(',').collect();
@@ -511,7 +544,11 @@ mod tests {
             (pct("0%"), pct("0%"), 3, (0, 1)),
         ];
         for (surge, unavailable, desired, want) in cases {
-            assert_eq!(resolve_fenceposts(&surge, &unavailable, desired), want, "{surge:?} {unavailable:?} {desired}");
+            assert_eq!(
+                resolve_fenceposts(&surge, &unavailable, desired),
+                want,
+                "{surge:?} {unavailable:?} {desired}"
+            );
         }
     }
 
@@ -535,11 +572,17 @@ mod tests {
         let mut a = BTreeMap::new();
         append_revision_history(&mut a, "1");
         append_revision_history(&mut a, "3");
-        assert_eq!(a.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1,3"));
+        assert_eq!(
+            a.get(REVISION_HISTORY_ANNOTATION).map(String::as_str),
+            Some("1,3")
+        );
         let long = vec!["12345"; 400].join(",");
         a.insert(REVISION_HISTORY_ANNOTATION.into(), long);
         append_revision_history(&mut a, "99");
-        let h = a.get(REVISION_HISTORY_ANNOTATION).cloned().unwrap_or_default();
+        let h = a
+            .get(REVISION_HISTORY_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
         assert!(h.len() <= MAX_REV_HISTORY_LENGTH_IN_CHARS && h.ends_with(",99"));
     }
 }

@@ -187,7 +187,8 @@ impl Controller {
             let key = Key::of(rs.as_ref());
             // A pod turning ready may become available after minReadySeconds.
             let min_ready = reconcile::min_ready_seconds(rs);
-            if min_ready > 0 && !crate::controller_utils::is_pod_ready(old)
+            if min_ready > 0
+                && !crate::controller_utils::is_pod_ready(old)
                 && crate::controller_utils::is_pod_ready(new)
             {
                 self.queue
@@ -220,10 +221,7 @@ impl Controller {
         let Some(ns) = key.namespace.as_deref() else {
             return Ok(None);
         };
-        let Some(rs) = self
-            .replicasets
-            .get(&ObjectRef::new(&key.name).within(ns))
-        else {
+        let Some(rs) = self.replicasets.get(&ObjectRef::new(&key.name).within(ns)) else {
             self.expectations.delete(&key.to_string());
             return Ok(None);
         };
@@ -259,10 +257,11 @@ impl Controller {
 
         let now = Timestamp::now();
         let mut manage_error = None;
-        if needs_sync && rs.metadata.deletion_timestamp.is_none() {
-            if let Err(err) = self.manage(&rs, key, &claimed, now).await {
-                manage_error = Some(err);
-            }
+        if needs_sync
+            && rs.metadata.deletion_timestamp.is_none()
+            && let Err(err) = self.manage(&rs, key, &claimed, now).await
+        {
+            manage_error = Some(err);
         }
         let message = manage_error.as_ref().map(ToString::to_string);
         let status = calculate_status(&rs, &claimed, terminating, message.as_deref(), now);
@@ -299,9 +298,17 @@ impl Controller {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &me.namespace);
         if !plan.adopt.is_empty() && self.can_adopt(rs, &me).await {
             for pod in plan.adopt {
-                let patch = ownerref::adopt_patch(&me, pod.metadata.uid.as_deref().unwrap_or_default(), &[]);
+                let patch = ownerref::adopt_patch(
+                    &me,
+                    pod.metadata.uid.as_deref().unwrap_or_default(),
+                    &[],
+                );
                 match api
-                    .patch(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(json!(patch)))
+                    .patch(
+                        &pod.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Strategic(json!(patch)),
+                    )
                     .await
                 {
                     Ok(_) => claimed.push(pod),
@@ -317,7 +324,11 @@ impl Controller {
                 &[],
             );
             match api
-                .patch(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(json!(patch)))
+                .patch(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Strategic(json!(patch)),
+                )
                 .await
             {
                 Ok(_) => {}
@@ -402,7 +413,10 @@ impl Controller {
         };
         let owner = ownerref::new_controller_ref_for(rs);
         let pod = pod_from_template(template, &rs.name_any(), Some(owner));
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), key.namespace.as_deref().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            key.namespace.as_deref().unwrap_or_default(),
+        );
         let regarding = rs.object_ref(&());
         let params = PostParams::default();
         let mut created = 0;
@@ -414,7 +428,10 @@ impl Controller {
                     Ok(new_pod) => {
                         created += 1;
                         let msg = format!("Created pod: {}", new_pod.name_any());
-                        self.events.publish(&regarding, &EventSpec::normal(SUCCESSFUL_CREATE_REASON, msg));
+                        self.events.publish(
+                            &regarding,
+                            &EventSpec::normal(SUCCESSFUL_CREATE_REASON, msg),
+                        );
                     }
                     Err(err) => {
                         let err = Error::from(err);
@@ -425,7 +442,8 @@ impl Controller {
                             continue;
                         }
                         let msg = format!("Error creating: {}", kube_message(&err));
-                        self.events.publish(&regarding, &EventSpec::warning(FAILED_CREATE_REASON, msg));
+                        self.events
+                            .publish(&regarding, &EventSpec::warning(FAILED_CREATE_REASON, msg));
                         first_error.get_or_insert(err);
                     }
                 }
@@ -445,12 +463,20 @@ impl Controller {
         self.expectations
             .expect_deletions(&exp_key, pods.iter().map(|p| pod_key(p)));
         tracing::debug!(replicaset = %key, deleting = pods.len(), "Too many replicas");
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), key.namespace.as_deref().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            key.namespace.as_deref().unwrap_or_default(),
+        );
         let regarding = rs.object_ref(&());
         let results = join_all(pods.iter().map(|p| {
             let api = api.clone();
             let name = p.name_any();
-            async move { (name.clone(), api.delete(&name, &DeleteParams::default()).await) }
+            async move {
+                (
+                    name.clone(),
+                    api.delete(&name, &DeleteParams::default()).await,
+                )
+            }
         }))
         .await;
         let mut first_error = None;
@@ -458,7 +484,10 @@ impl Controller {
             match result {
                 Ok(_) => {
                     let msg = format!("Deleted pod: {name}");
-                    self.events.publish(&regarding, &EventSpec::normal(SUCCESSFUL_DELETE_REASON, msg));
+                    self.events.publish(
+                        &regarding,
+                        &EventSpec::normal(SUCCESSFUL_DELETE_REASON, msg),
+                    );
                 }
                 Err(err) => {
                     self.expectations.deletion_observed(&exp_key, &pod_key(pod));
@@ -467,7 +496,8 @@ impl Controller {
                         continue;
                     }
                     let msg = format!("Error deleting: {}", kube_message(&err));
-                    self.events.publish(&regarding, &EventSpec::warning(FAILED_DELETE_REASON, msg));
+                    self.events
+                        .publish(&regarding, &EventSpec::warning(FAILED_DELETE_REASON, msg));
                     first_error.get_or_insert(err);
                 }
             }
@@ -480,7 +510,10 @@ impl Controller {
         rs: &ReplicaSet,
         status: &k8s_openapi::api::apps::v1::ReplicaSetStatus,
     ) -> Result<(), Error> {
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), rs.metadata.namespace.as_deref().unwrap_or_default());
+        let api: Api<ReplicaSet> = Api::namespaced(
+            self.client.clone(),
+            rs.metadata.namespace.as_deref().unwrap_or_default(),
+        );
         let body = status_patch(status)?;
         api.patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(body))
             .await?;
@@ -511,6 +544,14 @@ pub(crate) fn status_patch<S: serde::Serialize>(status: &S) -> Result<serde_json
     Ok(json!({ "status": value }))
 }
 
+/// The apiserver's message for an API error (what upstream's `%v` prints).
+pub(crate) fn kube_message(err: &Error) -> String {
+    match err {
+        Error::Kube(kube::Error::Api(status)) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,13 +570,5 @@ mod tests {
             assert!(status[*field].is_null(), "{field}");
         }
         assert!(status.get("collisionCount").is_none());
-    }
-}
-
-/// The apiserver's message for an API error (what upstream's `%v` prints).
-pub(crate) fn kube_message(err: &Error) -> String {
-    match err {
-        Error::Kube(kube::Error::Api(status)) => status.message.clone(),
-        other => other.to_string(),
     }
 }

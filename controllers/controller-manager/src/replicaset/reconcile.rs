@@ -218,10 +218,19 @@ mod tests {
         let now = ts(10_000);
         let pods: Vec<Pod> = (0..4).map(|i| pod(&format!("p{i}"))).collect();
         let refs: Vec<&Pod> = pods.iter().collect();
-        assert_eq!(manage_replicas(&rs(3), &refs[..0], &[], now), Scale::Create(3));
-        assert_eq!(manage_replicas(&rs(3), &refs[..1], &[], now), Scale::Create(2));
+        assert_eq!(
+            manage_replicas(&rs(3), &refs[..0], &[], now),
+            Scale::Create(3)
+        );
+        assert_eq!(
+            manage_replicas(&rs(3), &refs[..1], &[], now),
+            Scale::Create(2)
+        );
         assert_eq!(manage_replicas(&rs(3), &refs[..3], &[], now), Scale::InSync);
-        assert_eq!(manage_replicas(&rs(1000), &[], &[], now), Scale::Create(BURST_REPLICAS));
+        assert_eq!(
+            manage_replicas(&rs(1000), &[], &[], now),
+            Scale::Create(BURST_REPLICAS)
+        );
         match manage_replicas(&rs(0), &refs, &[], now) {
             Scale::Delete(del) => assert_eq!(del.len(), 4),
             other => panic!("expected deletion, got {other:?}"),
@@ -238,7 +247,14 @@ mod tests {
         let lonely = phase(on_node(pod("lonely"), "n3"), "Running");
         let other_rs_on_n2 = phase(on_node(pod("sibling"), "n2"), "Running");
         let active = [&ready, &lonely, &crowded, &pending, &unscheduled];
-        let related = [&ready, &lonely, &crowded, &pending, &unscheduled, &other_rs_on_n2];
+        let related = [
+            &ready,
+            &lonely,
+            &crowded,
+            &pending,
+            &unscheduled,
+            &other_rs_on_n2,
+        ];
         match manage_replicas(&rs(1), &active, &related, now) {
             Scale::Delete(del) => {
                 assert_eq!(names(&del), ["unscheduled", "pending", "crowded", "lonely"])
@@ -279,7 +295,10 @@ mod tests {
         assert!(healed.conditions.unwrap_or_default().is_empty());
         assert_eq!(healed.fully_labeled_replicas, Some(2));
         let empty = calculate_status(&rs(0), &[], 0, None, now);
-        assert_eq!((empty.ready_replicas, empty.terminating_replicas), (None, Some(0)));
+        assert_eq!(
+            (empty.ready_replicas, empty.terminating_replicas),
+            (None, Some(0))
+        );
     }
 
     #[test]

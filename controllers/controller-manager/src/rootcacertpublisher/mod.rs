@@ -173,7 +173,11 @@ impl Controller {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
         match decide(existing.as_deref(), &self.root_ca) {
             Publish::Nothing => {}
-            Publish::Create(cm) => match api.create(&PostParams::default(), &cm).await.map_err(Error::from) {
+            Publish::Create(cm) => match api
+                .create(&PostParams::default(), &cm)
+                .await
+                .map_err(Error::from)
+            {
                 Ok(_) => {}
                 Err(err) if err.is_not_found() || err.is_namespace_terminating() => {}
                 Err(err) => return Err(err),
@@ -198,7 +202,11 @@ mod tests {
             other => panic!("expected create, got {other:?}"),
         };
         assert_eq!(
-            created.data.as_ref().and_then(|d| d.get("ca.crt")).map(String::as_str),
+            created
+                .data
+                .as_ref()
+                .and_then(|d| d.get("ca.crt"))
+                .map(String::as_str),
             Some("CA")
         );
         assert_eq!(decide(Some(&created), "CA"), Publish::Nothing);
@@ -228,6 +236,9 @@ mod tests {
         }
 
         // A CA rotation rewrites the data.
-        assert!(matches!(decide(Some(&created), "NEW CA"), Publish::Update(_)));
+        assert!(matches!(
+            decide(Some(&created), "NEW CA"),
+            Publish::Update(_)
+        ));
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use component_base::workqueue::RateLimitingQueue;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::Client;
 
 use crate::controller_utils::Key;
 use crate::error::Error;
@@ -36,7 +36,11 @@ pub fn missing_service_accounts<'a>(
     if ns.metadata.deletion_timestamp.is_some() {
         return Vec::new();
     }
-    wanted.iter().copied().filter(|name| !existing(name)).collect()
+    wanted
+        .iter()
+        .copied()
+        .filter(|name| !existing(name))
+        .collect()
 }
 
 struct Controller {
@@ -82,9 +86,10 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
 async fn watch_namespaces(ctl: Arc<Controller>, mut changes: Subscription<Namespace>) {
     while let Some(change) = changes.recv().await {
         match change {
-            Change::Added(ns) | Change::Updated { new: ns, .. } => {
-                ctl.queue.add(Key::new(None, ns.metadata.name.as_deref().unwrap_or_default()))
-            }
+            Change::Added(ns) | Change::Updated { new: ns, .. } => ctl.queue.add(Key::new(
+                None,
+                ns.metadata.name.as_deref().unwrap_or_default(),
+            )),
             Change::Deleted(_) => {}
             Change::Resync => ctl.enqueue_all(),
         }
@@ -109,8 +114,10 @@ async fn watch_service_accounts(ctl: Arc<Controller>, mut changes: Subscription<
 impl Controller {
     fn enqueue_all(&self) {
         for ns in self.namespaces.state() {
-            self.queue
-                .add(Key::new(None, ns.metadata.name.as_deref().unwrap_or_default()));
+            self.queue.add(Key::new(
+                None,
+                ns.metadata.name.as_deref().unwrap_or_default(),
+            ));
         }
     }
 
@@ -122,7 +129,8 @@ impl Controller {
                 .get(&ObjectRef::new(name).within(ns_name))
                 .is_some()
         };
-        let missing = missing_service_accounts(namespace.as_deref(), &exists, SERVICE_ACCOUNTS_TO_ENSURE);
+        let missing =
+            missing_service_accounts(namespace.as_deref(), &exists, SERVICE_ACCOUNTS_TO_ENSURE);
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns_name);
         for name in missing {
             let sa = ServiceAccount {
@@ -132,7 +140,11 @@ impl Controller {
                 },
                 ..Default::default()
             };
-            match api.create(&PostParams::default(), &sa).await.map_err(Error::from) {
+            match api
+                .create(&PostParams::default(), &sa)
+                .await
+                .map_err(Error::from)
+            {
                 Ok(_) => tracing::debug!(namespace = ns_name, name, "created service account"),
                 // Already there (cache lag) or the namespace is going away.
                 Err(err) if err.is_already_exists() || err.is_namespace_terminating() => {}
@@ -169,7 +181,8 @@ mod tests {
     fn ensures_default_in_active_namespaces_only() {
         let none = |_: &str| false;
         let all = |_: &str| true;
-        let cases: Vec<(Option<Namespace>, &dyn Fn(&str) -> bool, Vec<&str>)> = vec![
+        type Exists<'a> = &'a dyn Fn(&str) -> bool;
+        let cases: Vec<(Option<Namespace>, Exists, Vec<&str>)> = vec![
             (Some(ns(Some("Active"))), &none, vec!["default"]),
             (Some(ns(None)), &none, vec!["default"]),
             (Some(ns(Some("Active"))), &all, vec![]),

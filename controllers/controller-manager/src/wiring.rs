@@ -1,0 +1,85 @@
+//! Turns the parsed flags into the library's [`ControllerManagerConfig`].
+
+use component_base::app::AppError;
+use kube_controller_manager::{ConcurrentSyncs, ControllerManagerConfig};
+
+use crate::options::Options;
+
+/// Upstream `--concurrent-*-syncs` → workers per controller; the root CA
+/// publisher keeps its single worker as upstream hard-codes it.
+pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerConfig, AppError> {
+    let c = &o.concurrency;
+    let workers = |n: i32| usize::try_from(n.max(1)).unwrap_or(1);
+    let concurrent = ConcurrentSyncs {
+        replicaset: workers(c.concurrent_replicaset_syncs),
+        deployment: workers(c.concurrent_deployment_syncs),
+        serviceaccount: 1,
+        endpointslice: workers(c.concurrent_service_endpoint_syncs),
+        namespace: workers(c.concurrent_namespace_syncs),
+        garbage_collector: workers(c.concurrent_gc_syncs),
+        root_ca_publisher: 1,
+    };
+    Ok(ControllerManagerConfig {
+        controllers: o.generic.controllers.clone(),
+        concurrent,
+        root_ca: Some(root_ca(o).await?),
+        cluster_name: o.generic.cluster_name.clone(),
+        enable_garbage_collector: o.generic.enable_garbage_collector,
+        min_resync_period: o.generic.min_resync_period,
+    })
+}
+
+/// `--root-ca-file`, or (upstream's fallback) the CA the client trusts.
+async fn root_ca(o: &Options) -> Result<Vec<u8>, AppError> {
+    if let Some(path) = &o.generic.root_ca_file {
+        return std::fs::read(path).map_err(|err| {
+            AppError::Invalid(format!(
+                "error reading root-ca-file at {}: {err}",
+                path.display()
+            ))
+        });
+    }
+    let config = component_base::client::load_config(
+        o.client.kubeconfig.as_deref(),
+        o.client.master.as_deref(),
+    )
+    .await?;
+    let certs = config.root_cert.unwrap_or_default();
+    if certs.is_empty() {
+        return Err(AppError::Invalid(
+            "no --root-ca-file given and the client configuration has no CA".to_string(),
+        ));
+    }
+    Ok(certs
+        .iter()
+        .map(|der| der_to_pem(der))
+        .collect::<String>()
+        .into_bytes())
+}
+
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_wraps_at_64_columns() {
+        let pem = der_to_pem(&[0u8; 100]);
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines.last().copied(), Some("-----END CERTIFICATE-----"));
+        assert_eq!(lines.len(), 5); // 100 bytes → 136 base64 chars → 3 lines
+    }
+}
