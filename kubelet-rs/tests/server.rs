@@ -403,7 +403,7 @@ async fn exec_upgrade_is_spliced_both_ways() {
     let h = start(LOG, format!("http://{backend}/exec/tok3n")).await;
     let mut conn = TcpStream::connect(h.addr).await.expect("connect");
     conn.write_all(
-        b"POST /exec/default/web/app?command=sh&command=-c&command=echo%20hi&stdout=1&stderr=1 HTTP/1.1\r\n\
+        b"POST /exec/default/web/app?command=sh&command=-c&command=echo%20hi&output=1&error=1 HTTP/1.1\r\n\
           Host: node-1:10250\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
           X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n",
     )
@@ -449,7 +449,7 @@ async fn exec_upgrade_is_spliced_both_ways() {
 async fn exec_errors() {
     let h = start(LOG, "http://127.0.0.1:1/exec/x".into()).await;
     assert_eq!(
-        request(h.addr, "POST", "/exec/default/web/app?command=ls&stdout=1").await,
+        request(h.addr, "POST", "/exec/default/web/app?command=ls&output=1").await,
         (500, "Upgrade request required\n".into())
     );
     assert_eq!(
@@ -460,15 +460,15 @@ async fn exec_errors() {
         )
     );
     assert_eq!(
-        request(h.addr, "POST", "/exec/default/gone/app?stdout=1").await,
+        request(h.addr, "POST", "/exec/default/gone/app?output=1").await,
         (404, "pod does not exist".into())
     );
     assert_eq!(
-        request(h.addr, "POST", "/exec/default/web/slow?stdout=1").await,
+        request(h.addr, "POST", "/exec/default/web/slow?output=1").await,
         (500, r#"container not found ("slow")"#.into())
     );
     assert_eq!(
-        request(h.addr, "POST", "/exec/default/web/other-uid/app?stdout=1").await,
+        request(h.addr, "POST", "/exec/default/web/other-uid/app?output=1").await,
         (500, r#"container not found ("app")"#.into())
     );
     assert_eq!(

@@ -230,7 +230,7 @@ async fn exec_and_run_through_the_kubelet_server() {
 
     let mut conn = TcpStream::connect(addr).await.expect("connect");
     conn.write_all(
-        b"GET /exec/default/busy/main?command=sh&command=-c&command=echo%20hi%3B%20echo%20err%20%3E%262%3B%20exit%203&stdout=1&stderr=1 HTTP/1.1\r\n\
+        b"GET /exec/default/busy/main?command=sh&command=-c&command=echo%20hi%3B%20echo%20err%20%3E%262%3B%20exit%203&output=1&error=1 HTTP/1.1\r\n\
           Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
           Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
           Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n",

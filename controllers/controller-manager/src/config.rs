@@ -43,6 +43,13 @@ pub struct ControllerManagerConfig {
     /// Upstream `--min-resync-period` (12h); informers resync handlers within
     /// [min, 2*min). We only use it as the periodic full-resync interval.
     pub min_resync_period: std::time::Duration,
+    /// `--use-service-account-credentials` (default false): each controller
+    /// authenticates as ServiceAccount `kube-system/<client name>`.
+    pub use_service_account_credentials: bool,
+    /// The process's client configuration; with service-account credentials
+    /// the controllers' clients reuse its server and CA (not its identity).
+    /// Required when `use_service_account_credentials` is set.
+    pub base_client_config: Option<kube::Config>,
 }
 
 impl Default for ControllerManagerConfig {
@@ -54,6 +61,8 @@ impl Default for ControllerManagerConfig {
             cluster_name: "kubernetes".to_string(),
             enable_garbage_collector: true,
             min_resync_period: std::time::Duration::from_secs(12 * 3600),
+            use_service_account_credentials: false,
+            base_client_config: None,
         }
     }
 }

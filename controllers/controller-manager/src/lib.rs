@@ -5,6 +5,7 @@
 //! ([`informers`]); shared helpers live once in [`controller_utils`]. A new
 //! controller is one module plus one line in [`registry`].
 
+pub mod clientbuilder;
 pub mod config;
 pub mod controller_utils;
 pub mod deployment;

@@ -10,6 +10,7 @@ use component_base::workqueue::RateLimitingQueue;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::clientbuilder::{ControllerClientBuilder, SERVICE_ACCOUNT_NAMESPACE};
 use crate::config::ControllerManagerConfig;
 use crate::controller_utils::Key;
 use crate::error::Error;
@@ -35,6 +36,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let selection = ControllerSelection::parse(&config.controllers)?;
+    let clients = client_builder(&client, &config, &shutdown)?;
     let ctx = ControllerContext {
         events: Arc::new(EventBroadcaster::start(client.clone(), shutdown.clone())),
         informers: Arc::new(SharedInformerFactory::new(client.clone(), shutdown.clone())),
@@ -62,8 +64,14 @@ pub async fn run(
         }
         tracing::info!(controller = descriptor.name, "Starting controller");
         let name = descriptor.name;
-        let fut = (descriptor.start)(ctx.clone());
-        tasks.spawn(async move { (name, fut.await) });
+        let start = descriptor.start;
+        let controller_ctx = for_controller(&ctx, &clients, descriptor.client_name);
+        tasks.spawn(async move {
+            match controller_ctx.await {
+                Ok(ctx) => (name, start(ctx).await),
+                Err(err) => (name, Err(err)),
+            }
+        });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -83,6 +91,55 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Upstream `createClientBuilders`: the process's own client for everyone,
+/// or per-controller ServiceAccount clients with the flag set. Informers
+/// keep the process's client either way.
+fn client_builder(
+    client: &Client,
+    config: &ControllerManagerConfig,
+    shutdown: &CancellationToken,
+) -> Result<ControllerClientBuilder, Error> {
+    if !config.use_service_account_credentials {
+        return Ok(ControllerClientBuilder::Simple(client.clone()));
+    }
+    let base = config
+        .base_client_config
+        .clone()
+        .ok_or_else(|| Error::Controller {
+            name: "clientbuilder",
+            reason: "use_service_account_credentials needs base_client_config".to_string(),
+        })?;
+    Ok(ControllerClientBuilder::ServiceAccount {
+        root: client.clone(),
+        base: Box::new(base),
+        namespace: SERVICE_ACCOUNT_NAMESPACE.to_string(),
+        shutdown: shutdown.clone(),
+    })
+}
+
+/// The context one controller starts with: its own client, and (as
+/// upstream, whose controllers record events through their own client) its
+/// own event writer when that client differs from the process's.
+fn for_controller(
+    shared: &ControllerContext,
+    clients: &ControllerClientBuilder,
+    client_name: &'static str,
+) -> impl Future<Output = Result<ControllerContext, Error>> + Send + 'static {
+    let mut ctx = shared.clone();
+    let clients = clients.clone();
+    async move {
+        if let ControllerClientBuilder::ServiceAccount { .. } = clients {
+            let client = clients.client(client_name).await?;
+            ctx.events = Arc::new(EventBroadcaster::start(
+                client.clone(),
+                ctx.shutdown.clone(),
+            ));
+            ctx.client = client;
+        }
+        Ok(ctx)
+    }
 }
 
 /// What a sync asks of the queue besides success/failure.

@@ -19,18 +19,25 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         garbage_collector: workers(c.concurrent_gc_syncs),
         root_ca_publisher: 1,
     };
+    let client_config = component_base::client::load_config(
+        o.client.kubeconfig.as_deref(),
+        o.client.master.as_deref(),
+    )
+    .await?;
     Ok(ControllerManagerConfig {
         controllers: o.generic.controllers.clone(),
         concurrent,
-        root_ca: Some(root_ca(o).await?),
+        root_ca: Some(root_ca(o, &client_config)?),
         cluster_name: o.generic.cluster_name.clone(),
         enable_garbage_collector: o.generic.enable_garbage_collector,
         min_resync_period: o.generic.min_resync_period,
+        use_service_account_credentials: o.generic.use_service_account_credentials,
+        base_client_config: Some(client_config),
     })
 }
 
 /// `--root-ca-file`, or (upstream's fallback) the CA the client trusts.
-async fn root_ca(o: &Options) -> Result<Vec<u8>, AppError> {
+fn root_ca(o: &Options, client_config: &kube::Config) -> Result<Vec<u8>, AppError> {
     if let Some(path) = &o.generic.root_ca_file {
         return std::fs::read(path).map_err(|err| {
             AppError::Invalid(format!(
@@ -39,12 +46,7 @@ async fn root_ca(o: &Options) -> Result<Vec<u8>, AppError> {
             ))
         });
     }
-    let config = component_base::client::load_config(
-        o.client.kubeconfig.as_deref(),
-        o.client.master.as_deref(),
-    )
-    .await?;
-    let certs = config.root_cert.unwrap_or_default();
+    let certs = client_config.root_cert.clone().unwrap_or_default();
     if certs.is_empty() {
         return Err(AppError::Invalid(
             "no --root-ca-file given and the client configuration has no CA".to_string(),

@@ -202,6 +202,21 @@ pub fn conditions(
         .collect()
 }
 
+/// The runtime version as upstream prints it: `utilversion.ParseGeneric`
+/// keeps only the leading dotted numbers (`1.6.20~ds1` → `1.6.20`), falling
+/// back to the raw string when it does not start with one.
+pub fn generic_version(raw: &str) -> &str {
+    let v = raw.strip_prefix('v').unwrap_or(raw);
+    let end = v
+        .char_indices()
+        .find(|&(i, c)| {
+            !(c.is_ascii_digit()
+                || (c == '.' && v[i + 1..].starts_with(|d: char| d.is_ascii_digit())))
+        })
+        .map_or(v.len(), |(i, _)| i);
+    if end == 0 { raw } else { &v[..end] }
+}
+
 /// `containerRuntimeVersion` is `<runtime name>://<version>`.
 pub fn node_info(
     machine: &MachineInfo,
@@ -215,7 +230,13 @@ pub fn node_info(
         kernel_version: machine.kernel_version.clone(),
         os_image: machine.os_image.clone(),
         container_runtime_version: version
-            .map(|v| format!("{}://{}", v.runtime_name, v.runtime_version))
+            .map(|v| {
+                format!(
+                    "{}://{}",
+                    v.runtime_name,
+                    generic_version(&v.runtime_version)
+                )
+            })
             .unwrap_or_default(),
         kubelet_version: kubelet_version.into(),
         kube_proxy_version: String::new(),
@@ -373,5 +394,14 @@ mod tests {
             node_addresses(&[], Some(other), "n")[0].address,
             "192.168.1.2"
         );
+    }
+
+    #[test]
+    fn runtime_version_like_parse_generic() {
+        assert_eq!(generic_version("1.6.20~ds1"), "1.6.20");
+        assert_eq!(generic_version("v2.0.0-rc.1"), "2.0.0");
+        assert_eq!(generic_version("1.7.3"), "1.7.3");
+        assert_eq!(generic_version("1."), "1");
+        assert_eq!(generic_version("devel"), "devel");
     }
 }

@@ -23,7 +23,9 @@ pub struct StreamOptions {
     pub tty: bool,
 }
 
-/// upstream `NewOptions`: flags are `"1"`; tty drops stderr; one stream is required.
+/// upstream `NewOptions`: the apiserver passes the streams as `input`,
+/// `output`, `error` and `tty` (`api.Exec*Param`), each `"1"` when set; tty
+/// drops stderr; one stream is required.
 pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, String> {
     let flag = |name: &str| {
         pairs
@@ -33,9 +35,9 @@ pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, Strin
     };
     let tty = flag("tty");
     let opts = StreamOptions {
-        stdin: flag("stdin"),
-        stdout: flag("stdout"),
-        stderr: flag("stderr") && !tty,
+        stdin: flag("input"),
+        stdout: flag("output"),
+        stderr: flag("error") && !tty,
         tty,
     };
     if !opts.stdin && !opts.stdout && !opts.stderr {
@@ -245,8 +247,8 @@ mod tests {
             ("command", "sh"),
             ("command", "-c"),
             ("command", "echo hi"),
-            ("stdout", "1"),
-            ("stderr", "1"),
+            ("output", "1"),
+            ("error", "1"),
         ]);
         assert_eq!(command(&q), ["sh", "-c", "echo hi"]);
         assert_eq!(
@@ -257,7 +259,7 @@ mod tests {
                 ..StreamOptions::default()
             })
         );
-        let tty = pairs(&[("tty", "1"), ("stderr", "1"), ("stdin", "1")]);
+        let tty = pairs(&[("tty", "1"), ("error", "1"), ("input", "1")]);
         assert_eq!(
             stream_options(&tty),
             Ok(StreamOptions {
@@ -267,7 +269,7 @@ mod tests {
             })
         );
         assert_eq!(
-            stream_options(&pairs(&[("stdout", "true")])),
+            stream_options(&pairs(&[("output", "true")])),
             Err("you must specify at least 1 of stdin, stdout, stderr".into())
         );
     }
