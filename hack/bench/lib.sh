@@ -175,7 +175,7 @@ bench_control_plane() {
     --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
     --initial-cluster "bench=http://127.0.0.1:$peer" --quota-backend-bytes=4294967296
-  BENCH_ETCD_PID=$BENCH_LAST_PID
+  export BENCH_ETCD_PID=$BENCH_LAST_PID # for callers that inspect etcd
   bench_spawn "$BENCH_DIR/kube-apiserver.log" "$KUBE_BIN_DIR/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$client" \
     --bind-address="$BENCH_API_ADDR" --secure-port="$BENCH_API_PORT" \

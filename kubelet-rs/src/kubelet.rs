@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::apiserver::{PodUpdate, watch_pods};
 use crate::cri::{self, ImageService, RuntimeService};
 use crate::error::Error;
+use crate::events::EventSink;
 use crate::kubeletconfig::KubeletConfig;
 use crate::kuberuntime::dns::{ClusterDns, parse_resolv_conf};
 use crate::kuberuntime::manager::{RuntimeManager, RuntimeSettings};
@@ -22,9 +23,10 @@ use crate::nodestatus::machine::MachineInfo;
 use crate::nodestatus::updater::NodeStatusUpdater;
 use crate::nodestatus::{netaddr, register, setters};
 use crate::pod_workers::{PodWorkers, WorkerContext};
-use crate::prober::{ProbeManager, ProbeType, ProberEvent};
+use crate::prober::{ProbeManager, ProbeType};
 use crate::status::status_manager::StatusManager;
 use crate::volumemanager::{KubeObjectSource, VolumeManager, VolumeManagerConfig};
+use component_base::events::EventType;
 
 fn allocatable(config: &KubeletConfig, machine: &MachineInfo) -> setters::ResourceMilli {
     let cfg = &config.configuration;
@@ -86,51 +88,6 @@ async fn register_until_done(
     }
 }
 
-/// Acts on the prober's verdicts: a failed liveness/startup probe kills the container
-/// (the pod worker then restarts it per restart policy).
-async fn handle_prober_events(
-    mut events: tokio::sync::mpsc::UnboundedReceiver<ProberEvent>,
-    runtime: RuntimeService,
-    workers: PodWorkers,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            e = events.recv() => e,
-        };
-        match event {
-            None => return,
-            Some(ProberEvent::ContainerEvent {
-                pod_uid,
-                container_name,
-                event_type,
-                reason,
-                message,
-            }) => {
-                tracing::info!(pod_uid, container = %container_name, event_type, reason, %message, "probe event");
-            }
-            Some(ProberEvent::RestartContainer {
-                pod_uid,
-                container_name,
-                container_id,
-                message,
-                termination_grace_period_seconds,
-                ..
-            }) => {
-                tracing::info!(pod_uid, container = %container_name, %message, "Killing container");
-                let grace = Duration::from_secs(
-                    termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
-                );
-                if let Err(e) = runtime.stop_container(&container_id, grace).await {
-                    tracing::error!(pod_uid, container = %container_name, error = %e, "killing container after probe failure");
-                }
-                workers.wake(&pod_uid);
-            }
-        }
-    }
-}
-
 /// Runs the kubelet until `shutdown` is cancelled.
 pub async fn run(
     client: Client,
@@ -184,9 +141,20 @@ pub async fn run_with(
         tracing::warn!(error = %e, "creating QoS cgroups");
     }
 
+    // Upstream: source.component=kubelet, source.host=<node>.
+    let recorder =
+        component_base::events::EventBroadcaster::start(client.clone(), shutdown.clone())
+            .new_recorder_with_instance("kubelet", &config.node_name);
+    let events: Arc<dyn EventSink> = Arc::new(recorder);
     if cfg.register_node {
         register_until_done(&client, &config, &shutdown).await;
     }
+    events.record(
+        &crate::events::node_ref(&config.node_name),
+        EventType::Normal,
+        crate::events::reasons::STARTING_KUBELET,
+        "Starting kubelet.",
+    );
     let mut tasks = tokio::task::JoinSet::new();
     let updater = NodeStatusUpdater {
         client: client.clone(),
@@ -216,6 +184,7 @@ pub async fn run_with(
         },
         Arc::new(KubeObjectSource::new(client.clone())),
     )));
+    manager.events = events.clone();
     let manager = Arc::new(manager);
     let (probes, prober_events) = ProbeManager::new();
     let probes = Arc::new(probes);
@@ -340,12 +309,11 @@ pub async fn run_with(
             shutdown.clone(),
         ));
     }
-    tasks.spawn(handle_prober_events(
-        prober_events,
-        runtime.clone(),
-        workers.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn(
+        workers
+            .clone()
+            .run_prober_events(prober_events, shutdown.clone()),
+    );
     for probe_type in [
         ProbeType::Liveness,
         ProbeType::Readiness,

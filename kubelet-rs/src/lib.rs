@@ -3,6 +3,7 @@ pub mod cm;
 pub mod config;
 pub mod cri;
 mod error;
+pub mod events;
 mod kubelet;
 pub mod kubeletconfig;
 pub mod kuberuntime;

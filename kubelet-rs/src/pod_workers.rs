@@ -11,13 +11,16 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{container_ref, reasons};
 use crate::kuberuntime::manager::{RuntimeManager, StartFailure, format_pod};
 use crate::kuberuntime::runtime_status::PodRuntimeStatus;
 use crate::prober::{
     ContainerExec, ContainerProbeStatus, ContainerRunState, PodProbeStatus, ProbeManager,
+    ProberEvent,
 };
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::status_manager::StatusManager;
+use component_base::events::EventType;
 
 /// Where statuses go: the status manager in production, a recorder in tests.
 #[async_trait::async_trait]
@@ -182,6 +185,97 @@ impl PodWorkers {
 
     pub fn known_uids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    fn pod(&self, uid: &str) -> Option<Pod> {
+        self.lock().get(uid).and_then(|h| h.pod.borrow().clone())
+    }
+
+    /// Acts on the prober's verdicts until `shutdown`: records its events and
+    /// kills containers whose liveness/startup probe failed (the worker then
+    /// restarts them per restart policy).
+    pub async fn run_prober_events(
+        self,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<ProberEvent>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                e = events.recv() => e,
+            };
+            match event {
+                None => return,
+                Some(e) => self.handle_prober_event(e).await,
+            }
+        }
+    }
+
+    async fn handle_prober_event(&self, event: ProberEvent) {
+        let sink = &self.ctx.manager.events;
+        match event {
+            ProberEvent::ContainerEvent {
+                pod_uid,
+                container_name,
+                event_type,
+                reason,
+                message,
+            } => {
+                tracing::info!(pod_uid, container = %container_name, event_type, reason, %message, "probe event");
+                let Some(pod) = self.pod(&pod_uid) else {
+                    return;
+                };
+                let event_type = if event_type == "Normal" {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                };
+                sink.record(
+                    &container_ref(&pod, &container_name),
+                    event_type,
+                    reason,
+                    &message,
+                );
+            }
+            ProberEvent::RestartContainer {
+                pod_uid,
+                container_name,
+                container_id,
+                message,
+                termination_grace_period_seconds,
+                ..
+            } => {
+                tracing::info!(pod_uid, container = %container_name, %message, "Killing container");
+                let pod = self.pod(&pod_uid);
+                if let Some(pod) = &pod {
+                    sink.record(
+                        &container_ref(pod, &container_name),
+                        EventType::Normal,
+                        reasons::KILLING_CONTAINER,
+                        &message.replace(&container_id, &container_name),
+                    );
+                }
+                // The probe's own grace period wins, then the pod's, then 30s.
+                let grace = termination_grace_period_seconds
+                    .or_else(|| {
+                        pod.as_ref()
+                            .and_then(|p| p.spec.as_ref())
+                            .and_then(|s| s.termination_grace_period_seconds)
+                    })
+                    .unwrap_or(30)
+                    .max(0) as u64;
+                if let Err(e) = self
+                    .ctx
+                    .manager
+                    .runtime
+                    .stop_container(&container_id, Duration::from_secs(grace))
+                    .await
+                {
+                    tracing::error!(pod_uid, container = %container_name, error = %e, "killing container after probe failure");
+                }
+                self.wake(&pod_uid);
+            }
+        }
     }
 
     async fn worker_loop(&self, rx: watch::Receiver<Option<Pod>>, wake: Arc<Notify>) {

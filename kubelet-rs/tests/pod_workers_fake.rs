@@ -2,20 +2,66 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
+use component_base::events::EventType;
+use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodSpec, PodStatus};
 use kubelet::cri::fake::FakeRuntime;
 use kubelet::cri::{self, ImageService, RuntimeService, api};
+use kubelet::events::EventSink;
 use kubelet::kuberuntime::manager::{RuntimeManager, RuntimeSettings};
 use kubelet::pod_workers::{PodWorkers, WorkerContext};
 use support::Recorder;
 use tokio_util::sync::CancellationToken;
 
+/// One recorded event: (regarding, type, reason, note).
+type Recorded = (ObjectReference, EventType, String, String);
+
+/// Keeps every event the kubelet records.
+#[derive(Default)]
+struct FakeEvents(Mutex<Vec<Recorded>>);
+
+impl EventSink for FakeEvents {
+    fn record(&self, regarding: &ObjectReference, event_type: EventType, reason: &str, note: &str) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((
+                regarding.clone(),
+                event_type,
+                reason.to_string(),
+                note.to_string(),
+            ));
+        }
+    }
+}
+
+impl FakeEvents {
+    /// Reasons recorded about the pod named `pod`, in order.
+    fn reasons(&self, pod: &str) -> Vec<String> {
+        self.about(pod).into_iter().map(|e| e.2).collect()
+    }
+
+    fn about(&self, pod: &str) -> Vec<Recorded> {
+        self.0
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e.0.name.as_deref() == Some(pod))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn find(&self, pod: &str, reason: &str) -> Option<Recorded> {
+        self.about(pod).into_iter().find(|e| e.2 == reason)
+    }
+}
+
 struct Harness {
     fake: FakeRuntime,
     recorder: Arc<Recorder>,
+    events: Arc<FakeEvents>,
     workers: PodWorkers,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
@@ -40,12 +86,14 @@ fn harness() -> Harness {
         host_ips: vec!["192.168.1.10".into()],
         ..Default::default()
     };
-    let manager = RuntimeManager::new(
+    let mut manager = RuntimeManager::new(
         RuntimeService::new(channel.clone(), Duration::from_secs(5)),
         ImageService::new(channel, Duration::from_secs(5)),
         None,
         settings,
     );
+    let events = Arc::new(FakeEvents::default());
+    manager.events = events.clone();
     let recorder = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
     let workers = PodWorkers::new(
@@ -63,6 +111,7 @@ fn harness() -> Harness {
     Harness {
         fake,
         recorder,
+        events,
         workers,
         _dir: dir,
         _server: server,
@@ -135,6 +184,26 @@ async fn pod_runs_then_succeeds_and_is_removed_on_delete() {
         ]),
         "{calls:?}"
     );
+
+    // The image is present (IfNotPresent): Pulled, Created, Started on the container.
+    let reasons = eventually("Started event", || {
+        let r = h.events.reasons("pod-u1");
+        r.contains(&"Started".to_string()).then_some(r)
+    })
+    .await;
+    assert_eq!(reasons, ["Pulled", "Created", "Started"]);
+    let expected_notes = [
+        "Container image \"busybox:1.0\" already present on machine and can be accessed by the pod",
+        "Container created",
+        "Container started",
+    ];
+    for (event, note) in h.events.about("pod-u1").iter().zip(expected_notes) {
+        assert_eq!(event.3, note);
+        assert_eq!(event.1, EventType::Normal);
+        assert_eq!(event.0.kind.as_deref(), Some("Pod"));
+        assert_eq!(event.0.uid.as_deref(), Some("u1"));
+        assert_eq!(event.0.field_path.as_deref(), Some("spec.containers{main}"));
+    }
 
     let sandbox = h.fake.sandboxes().first().cloned().expect("sandbox");
     assert_eq!(
@@ -252,6 +321,16 @@ async fn failing_container_enters_crash_loop_backoff() {
         "{message}"
     );
     assert_eq!(phase(&status), "Running");
+    let backoff = eventually("BackOff event", || h.events.find("pod-u2", "BackOff")).await;
+    assert_eq!(backoff.1, EventType::Warning);
+    assert_eq!(
+        backoff.3,
+        "Back-off restarting failed container main in pod pod-u2_default(u2)"
+    );
+    assert_eq!(
+        backoff.0.field_path.as_deref(),
+        Some("spec.containers{main}")
+    );
     h.shutdown.cancel();
 }
 
@@ -285,6 +364,22 @@ async fn never_pull_policy_reports_err_image_never_pull() {
         w.message.as_deref(),
         Some("Container image \"absent:1.0\" is not present with pull policy of Never")
     );
+    let never = h.events.about("pod-u3");
+    let notes: Vec<(&str, &str)> = never
+        .iter()
+        .take(2)
+        .map(|e| (e.2.as_str(), e.3.as_str()))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            (
+                "ErrImageNeverPull",
+                "Container image \"absent:1.0\" is not present with pull policy of Never"
+            ),
+            ("Failed", "Error: ErrImageNeverPull"),
+        ]
+    );
 
     let mut pull = pod("u4", "Always", "registry.invalid/does-not-exist:1.0");
     pull.metadata.name = Some("pull".into());
@@ -309,6 +404,31 @@ async fn never_pull_policy_reports_err_image_never_pull() {
             .cloned()
     })
     .await;
+    let pulls = eventually("pull failure events", || {
+        let e = h.events.about("pull");
+        (e.len() >= 3).then_some(e)
+    })
+    .await;
+    assert_eq!(
+        (pulls[0].2.as_str(), pulls[0].3.as_str()),
+        (
+            "Pulling",
+            "Pulling image \"registry.invalid/does-not-exist:1.0\""
+        )
+    );
+    assert_eq!(pulls[1].2, "Failed");
+    assert!(
+        pulls[1]
+            .3
+            .starts_with("Failed to pull image \"registry.invalid/does-not-exist:1.0\": "),
+        "{}",
+        pulls[1].3
+    );
+    assert_eq!(pulls[1].1, EventType::Warning);
+    assert_eq!(
+        (pulls[2].2.as_str(), pulls[2].3.as_str()),
+        ("Failed", "Error: ErrImagePull")
+    );
     h.shutdown.cancel();
 }
 
@@ -456,4 +576,96 @@ async fn pre_stop_exec_hook_runs_before_stop() {
         .expect("container stopped");
     assert!(exec < stop, "preStop before StopContainer: {calls:?}");
     h.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn failing_liveness_probe_records_unhealthy_and_killing() {
+    use k8s_openapi::api::core::v1::{ExecAction, Probe};
+    use kubelet::prober::ProbeManager;
+
+    let base = harness();
+    // Workers with a prober whose verdicts go through the pod workers' handler.
+    let socket = base._dir.path().join("cri.sock");
+    let channel = cri::connect(&socket).expect("channel");
+    let runtime = RuntimeService::new(channel.clone(), Duration::from_secs(5));
+    let mut manager = RuntimeManager::new(
+        runtime.clone(),
+        ImageService::new(channel, Duration::from_secs(5)),
+        None,
+        RuntimeSettings {
+            log_root: base._dir.path().join("pods"),
+            ..Default::default()
+        },
+    );
+    let events = Arc::new(FakeEvents::default());
+    manager.events = events.clone();
+    let (probes, prober_events) = ProbeManager::new();
+    let workers = PodWorkers::new(
+        WorkerContext {
+            manager: Arc::new(manager),
+            status: Arc::new(Recorder::default()),
+            runtime_name: "fake".into(),
+            host_ips: vec![],
+            resync: Duration::from_millis(200),
+            probes: Some(Arc::new(probes)),
+            exec: Some(Arc::new(runtime)),
+        },
+        base.shutdown.clone(),
+    );
+    tokio::spawn(
+        workers
+            .clone()
+            .run_prober_events(prober_events, base.shutdown.clone()),
+    );
+    let mut p = pod("u7", "Always", "busybox:1.0");
+    if let Some(spec) = p.spec.as_mut() {
+        spec.containers[0].liveness_probe = Some(Probe {
+            exec: Some(ExecAction {
+                command: Some(vec!["false".to_string()]),
+            }),
+            period_seconds: Some(1),
+            failure_threshold: Some(1),
+            ..Default::default()
+        });
+    }
+    workers.update_pod(p);
+
+    let killing = eventually("Killing event", || events.find("pod-u7", "Killing")).await;
+    assert_eq!(killing.1, EventType::Normal);
+    assert_eq!(
+        killing.3,
+        "Container main failed liveness probe, will be restarted"
+    );
+    assert_eq!(
+        killing.0.field_path.as_deref(),
+        Some("spec.containers{main}")
+    );
+    assert_eq!(killing.0.uid.as_deref(), Some("u7"));
+
+    let unhealthy = events
+        .find("pod-u7", "Unhealthy")
+        .expect("Unhealthy before Killing");
+    assert_eq!(unhealthy.1, EventType::Warning);
+    assert!(
+        unhealthy.3.starts_with("Liveness probe failed:"),
+        "{}",
+        unhealthy.3
+    );
+    assert_eq!(
+        unhealthy.0.field_path.as_deref(),
+        Some("spec.containers{main}")
+    );
+    assert_eq!(unhealthy.0.kind.as_deref(), Some("Pod"));
+
+    // The killed container is started again.
+    eventually("restarted container", || {
+        let started = events
+            .reasons("pod-u7")
+            .iter()
+            .filter(|r| *r == "Started")
+            .count();
+        (started >= 2).then_some(())
+    })
+    .await;
+    base.shutdown.cancel();
 }

@@ -42,7 +42,7 @@ impl Handles {
     pub fn new(config: &ProxyConfig) -> Self {
         Self {
             health: ProxierHealth::new(config.health_timeout()),
-            metrics: ProxyMetrics::default(),
+            metrics: ProxyMetrics::global(),
         }
     }
 }

@@ -72,10 +72,13 @@ impl ControllerClientBuilder {
                     expiration_seconds: DEFAULT_EXPIRATION_SECONDS,
                     leeway_percent: DEFAULT_LEEWAY_PERCENT,
                 };
-                let first = issuer.fetch_with_backoff().await.map_err(|err| Error::Controller {
-                    name: "clientbuilder",
-                    reason: err.to_string(),
-                })?;
+                let first = issuer
+                    .fetch_with_backoff()
+                    .await
+                    .map_err(|err| Error::Controller {
+                        name: "clientbuilder",
+                        reason: err.to_string(),
+                    })?;
                 let current = Arc::new(CurrentToken::new(first.token));
                 tokio::spawn(keep_fresh(
                     issuer,
@@ -279,6 +282,33 @@ pub fn refresh_after(lifetime: Duration, leeway_percent: u32) -> Duration {
     lifetime - leeway
 }
 
+/// Creates `namespace` when missing; failures are only logged (upstream
+/// does the same and lets the ServiceAccount create report the problem).
+async fn ensure_namespace(root: &Client, namespace: &str) {
+    let namespaces: Api<Namespace> = Api::all(root.clone());
+    match namespaces.get(namespace).await.map_err(Error::from) {
+        Err(err) if err.is_not_found() => {}
+        _ => return,
+    }
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(namespace.to_string()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .map_err(Error::from)
+    {
+        Err(err) if !err.is_already_exists() => {
+            tracing::warn!(namespace, error = %err, "create non-exist namespace failed");
+        }
+        _ => {}
+    }
+}
+
 /// Upstream `getOrCreateServiceAccount`: get; when missing, make sure the
 /// namespace exists, create, and tolerate a concurrent creator.
 async fn get_or_create_service_account(
@@ -292,23 +322,7 @@ async fn get_or_create_service_account(
         Err(err) if !err.is_not_found() => return Err(err),
         Err(_) => {}
     }
-    let namespaces: Api<Namespace> = Api::all(root.clone());
-    if let Err(err) = namespaces.get(namespace).await.map_err(Error::from) {
-        if err.is_not_found() {
-            let ns = Namespace {
-                metadata: ObjectMeta {
-                    name: Some(namespace.to_string()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            };
-            if let Err(err) = namespaces.create(&PostParams::default(), &ns).await.map_err(Error::from) {
-                if !err.is_already_exists() {
-                    tracing::warn!(namespace, error = %err, "create non-exist namespace failed");
-                }
-            }
-        }
-    }
+    ensure_namespace(root, namespace).await;
     let sa = ServiceAccount {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -317,7 +331,11 @@ async fn get_or_create_service_account(
         },
         ..ServiceAccount::default()
     };
-    match api.create(&PostParams::default(), &sa).await.map_err(Error::from) {
+    match api
+        .create(&PostParams::default(), &sa)
+        .await
+        .map_err(Error::from)
+    {
         Ok(sa) => Ok(sa),
         Err(err) if err.is_already_exists() => Ok(api.get(name).await?),
         Err(err) => Err(err),
@@ -340,7 +358,11 @@ mod tests {
             (Duration::from_secs(7200), 100, Duration::ZERO),
         ];
         for (lifetime, leeway, want) in cases {
-            assert_eq!(refresh_after(lifetime, leeway), want, "{lifetime:?} {leeway}%");
+            assert_eq!(
+                refresh_after(lifetime, leeway),
+                want,
+                "{lifetime:?} {leeway}%"
+            );
         }
     }
 }

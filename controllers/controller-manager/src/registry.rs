@@ -71,8 +71,14 @@ mod tests {
         let want = [
             (names::ENDPOINTSLICE_CONTROLLER, "endpointslice-controller"),
             (names::NAMESPACE_CONTROLLER, "namespace-controller"),
-            (names::SERVICEACCOUNT_CONTROLLER, "service-account-controller"),
-            (names::GARBAGE_COLLECTOR_CONTROLLER, "generic-garbage-collector"),
+            (
+                names::SERVICEACCOUNT_CONTROLLER,
+                "service-account-controller",
+            ),
+            (
+                names::GARBAGE_COLLECTOR_CONTROLLER,
+                "generic-garbage-collector",
+            ),
             (names::REPLICASET_CONTROLLER, "replicaset-controller"),
             (names::DEPLOYMENT_CONTROLLER, "deployment-controller"),
             (

@@ -20,7 +20,9 @@ use super::labels;
 use super::runtime_status::{ContainerRecord, ContainerState, PodRuntimeStatus};
 use super::sandbox::{SandboxParams, generate_pod_sandbox_config, pod_log_dir};
 use crate::cri::{CriError, ImageService, RuntimeService, api};
+use crate::events::{EventSink, container_ref, pod_ref, reasons};
 use crate::volumemanager::{MountPropagation, VolumeManager};
+use component_base::events::EventType;
 
 pub const ERR_IMAGE_PULL: &str = "ErrImagePull";
 pub const IMAGE_PULL_BACKOFF: &str = "ImagePullBackOff";
@@ -67,6 +69,8 @@ pub struct RuntimeManager {
     pub settings: RuntimeSettings,
     /// Pod volumes; without one, pods with volumes are still started (tests, no mounts).
     pub volumes: Option<Arc<VolumeManager>>,
+    /// Where container, image and sandbox events go (nowhere by default).
+    pub events: Arc<dyn EventSink>,
     crash_backoff: Mutex<Backoff>,
     image_backoff: Mutex<Backoff>,
 }
@@ -149,6 +153,7 @@ impl RuntimeManager {
             client,
             settings,
             volumes: None,
+            events: crate::events::noop(),
             crash_backoff: Mutex::new(Backoff::crash_loop()),
             image_backoff: Mutex::new(Backoff::crash_loop()),
         }
@@ -231,6 +236,7 @@ impl RuntimeManager {
             })
             .and_then(|x| x.lifecycle.as_ref())
             .and_then(|l| l.pre_stop.as_ref());
+        self.record_killing(pod, &c.name, &c.id, "");
         let started = tokio::time::Instant::now();
         if let Some(hook) = hook {
             if let Some(cmd) = hook.exec.as_ref().and_then(|e| e.command.clone()) {
@@ -301,14 +307,39 @@ impl RuntimeManager {
         if let Some(volumes) = &self.volumes
             && let Err(e) = volumes.setup_pod(pod).await
         {
-            // Upstream keeps the pod in ContainerCreating and reports FailedMount.
-            result.error = Some(format!("Unable to attach or mount volumes: {e}"));
+            // Upstream keeps the pod in ContainerCreating and reports FailedMount,
+            // once per volume (operation executor) and once for the pod (kubelet).
+            let regarding = pod_ref(pod);
+            for v in &e.0 {
+                self.events.record(
+                    &regarding,
+                    EventType::Warning,
+                    reasons::FAILED_MOUNT_VOLUME,
+                    &v.to_string(),
+                );
+            }
+            let message = format!("Unable to attach or mount volumes: {e}");
+            self.events.record(
+                &regarding,
+                EventType::Warning,
+                reasons::FAILED_MOUNT_VOLUME,
+                &message,
+            );
+            result.error = Some(message);
             return result;
         }
         let mut sandbox_id = actions.sandbox_id.clone();
         let sandbox_config = self.sandbox_config(pod, actions.attempt);
         let mut pod_ips = status.pod_ips();
         if actions.create_sandbox {
+            if !status.sandboxes.is_empty() {
+                self.events.record(
+                    &pod_ref(pod),
+                    EventType::Normal,
+                    reasons::SANDBOX_CHANGED,
+                    "Pod sandbox changed, it will be killed and re-created.",
+                );
+            }
             if let Err(e) = std::fs::create_dir_all(pod_log_dir(&self.settings.log_root, pod)) {
                 result.error = Some(format!("create pod log directory: {e}"));
                 return result;
@@ -320,7 +351,14 @@ impl RuntimeManager {
             {
                 Ok(id) => sandbox_id = id,
                 Err(e) => {
-                    result.error = Some(format!("Failed to create pod sandbox: {e}"));
+                    let message = format!("Failed to create pod sandbox: {e}");
+                    self.events.record(
+                        &pod_ref(pod),
+                        EventType::Warning,
+                        reasons::FAILED_CREATE_POD_SANDBOX,
+                        &message,
+                    );
+                    result.error = Some(message);
                     return result;
                 }
             }
@@ -386,6 +424,7 @@ impl RuntimeManager {
         }
         for (id, (name, message)) in &actions.containers_to_kill {
             tracing::info!(pod = %format_pod(pod), container = %name, %message, "killing container");
+            self.record_killing(pod, name, id, message);
             self.runtime
                 .stop_container(id, Self::grace_period(pod))
                 .await?;
@@ -423,6 +462,16 @@ impl RuntimeManager {
         let key = Self::backoff_key(pod, c);
         let mut b = self.crash_backoff.lock().unwrap_or_else(|p| p.into_inner());
         if b.is_in_backoff_since(&key, finished, Timestamp::now()) {
+            self.events.record(
+                &container_ref(pod, &c.name),
+                EventType::Warning,
+                reasons::BACK_OFF_START_CONTAINER,
+                &format!(
+                    "Back-off restarting failed container {} in pod {}",
+                    c.name,
+                    format_pod(pod)
+                ),
+            );
             let delay = b.get(&key);
             return Err(StartFailure {
                 reason: CRASH_LOOP_BACKOFF.into(),
@@ -447,13 +496,29 @@ impl RuntimeManager {
     ) -> Result<String, StartFailure> {
         let image = c.image.clone().unwrap_or_default();
         let policy = effective_pull_policy(c);
+        let regarding = container_ref(pod, &c.name);
         let present = self.images.image_status(&image).await.ok().flatten();
         if policy != "Always"
             && let Some(img) = &present
         {
+            // Upstream v1.36 has KubeletEnsureSecretPulledImages on by default.
+            self.events.record(
+                &regarding,
+                EventType::Normal,
+                reasons::PULLED_IMAGE,
+                &format!(
+                    "Container image \"{image}\" already present on machine and can be accessed by the pod"
+                ),
+            );
             return Ok(img.id.clone());
         }
         if policy == "Never" {
+            self.events.record(
+                &regarding,
+                EventType::Warning,
+                reasons::ERR_IMAGE_NEVER_PULL_POLICY,
+                &format!("Container image \"{image}\" is not present with pull policy of Never"),
+            );
             return Err(StartFailure {
                 reason: ERR_IMAGE_NEVER_PULL.into(),
                 message: format!(
@@ -466,19 +531,53 @@ impl RuntimeManager {
         {
             let b = self.image_backoff.lock().unwrap_or_else(|p| p.into_inner());
             if b.is_in_backoff_since(&key, now, now) {
+                self.events.record(
+                    &regarding,
+                    EventType::Normal,
+                    reasons::BACK_OFF_PULL_IMAGE,
+                    &format!("Back-off pulling image \"{image}\""),
+                );
                 return Err(StartFailure {
                     reason: IMAGE_PULL_BACKOFF.into(),
                     message: format!("Back-off pulling image \"{image}\""),
                 });
             }
         }
+        self.events.record(
+            &regarding,
+            EventType::Normal,
+            reasons::PULLING_IMAGE,
+            &format!("Pulling image \"{image}\""),
+        );
+        let pull_started = tokio::time::Instant::now();
         match self
             .images
             .pull_image(&image, None, Some(sandbox.clone()))
             .await
         {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                let took = component_base::config::format_duration(pull_started.elapsed());
+                let size = match self.images.image_status(&r).await {
+                    Ok(Some(img)) => img.size,
+                    _ => 0,
+                };
+                self.events.record(
+                    &regarding,
+                    EventType::Normal,
+                    reasons::PULLED_IMAGE,
+                    &format!(
+                        "Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {size} bytes."
+                    ),
+                );
+                Ok(r)
+            }
             Err(e) => {
+                self.events.record(
+                    &regarding,
+                    EventType::Warning,
+                    reasons::FAILED_TO_PULL_IMAGE,
+                    &format!("Failed to pull image \"{image}\": {e}"),
+                );
                 self.image_backoff
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -560,6 +659,38 @@ impl RuntimeManager {
     ) -> Result<(), StartFailure> {
         let previous = status.find(&c.name);
         self.crash_loop_check(pod, c, previous)?;
+        let created = self
+            .create_and_start(pod, c, init, status, sandbox_id, sandbox_config, pod_ips)
+            .await;
+        if let Err(f) = &created {
+            // Upstream reports image errors by their reason, the rest by message.
+            let image_error = [ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, ERR_IMAGE_NEVER_PULL]
+                .contains(&f.reason.as_str());
+            let detail = if image_error { &f.reason } else { &f.message };
+            self.events.record(
+                &container_ref(pod, &c.name),
+                EventType::Warning,
+                reasons::FAILED_TO_CREATE_CONTAINER,
+                &format!("Error: {detail}"),
+            );
+        }
+        created
+    }
+
+    /// Image, config, `CreateContainer`, `StartContainer`, recording `Created` and
+    /// `Started` as each step succeeds.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_and_start(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        init: bool,
+        status: &PodRuntimeStatus,
+        sandbox_id: &str,
+        sandbox_config: &api::PodSandboxConfig,
+        pod_ips: &[String],
+    ) -> Result<(), StartFailure> {
+        let previous = status.find(&c.name);
         let image_ref = self.ensure_image(pod, c, sandbox_config).await?;
         let restart_count = previous.map_or(0, |p| p.restart_count + 1);
         let inputs = self.env_inputs(pod, c, pod_ips).await?;
@@ -591,13 +722,27 @@ impl RuntimeManager {
                 reason: CREATE_CONTAINER_ERROR.into(),
                 message: e.to_string(),
             })?;
+        let regarding = container_ref(pod, &c.name);
+        self.events.record(
+            &regarding,
+            EventType::Normal,
+            reasons::CREATED_CONTAINER,
+            "Container created",
+        );
         self.runtime
             .start_container(&id)
             .await
             .map_err(|e| StartFailure {
                 reason: RUN_CONTAINER_ERROR.into(),
-                message: e.to_string(),
+                // Container ids defeat event de-duplication; upstream names it instead.
+                message: e.to_string().replace(&id, &c.name),
             })?;
+        self.events.record(
+            &regarding,
+            EventType::Normal,
+            reasons::STARTED_CONTAINER,
+            "Container started",
+        );
         // Keep only the previous instance (for lastState); older ones are garbage.
         for old in status
             .containers
@@ -610,6 +755,25 @@ impl RuntimeManager {
             }
         }
         Ok(())
+    }
+
+    /// `Killing` for a container about to be stopped; `message` defaults to
+    /// upstream's "Stopping container <name>". Orphans (no API pod) get none.
+    fn record_killing(&self, pod: &Pod, name: &str, id: &str, message: &str) {
+        if !crate::events::is_named(pod) {
+            return;
+        }
+        let note = if message.is_empty() {
+            format!("Stopping container {name}")
+        } else {
+            message.replace(id, name)
+        };
+        self.events.record(
+            &container_ref(pod, name),
+            EventType::Normal,
+            reasons::KILLING_CONTAINER,
+            &note,
+        );
     }
 
     /// Unmounts and deletes the pod's volumes once its containers are gone.
