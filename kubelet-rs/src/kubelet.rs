@@ -162,6 +162,7 @@ pub async fn run_with(
         runtime: runtime.clone(),
         images: images.clone(),
         machine: machine.clone(),
+        events: events.clone(),
     };
     tasks.spawn(updater.run(shutdown.clone()));
     tasks.spawn(crate::nodelease::run(

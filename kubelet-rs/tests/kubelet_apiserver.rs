@@ -215,6 +215,40 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
             .any(|c| c.type_ == "Ready" && c.status == "True")
     );
 
+    // The kubelet's events reach the API (events.k8s.io/v1, as the shared recorder writes).
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let started = eventually("Started event for the pod", 30, || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("Started")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("hello")
+            })
+        }
+    })
+    .await;
+    assert_eq!(started.reporting_controller.as_deref(), Some("kubelet"));
+    assert_eq!(started.reporting_instance.as_deref(), Some("ferro-node-1"));
+    assert_eq!(started.note.as_deref(), Some("Container started"));
+    assert_eq!(
+        started.regarding.and_then(|r| r.field_path).as_deref(),
+        Some("spec.containers{main}")
+    );
+    let starting = eventually("Starting event for the node", 30, || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("Starting")
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Node")
+            })
+        }
+    })
+    .await;
+    assert_eq!(starting.note.as_deref(), Some("Starting kubelet."));
+
     let served = eventually("running pod on the kubelet's /pods", 30, || {
         let api = api.clone();
         async move {

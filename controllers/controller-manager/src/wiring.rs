@@ -27,7 +27,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
     Ok(ControllerManagerConfig {
         controllers: o.generic.controllers.clone(),
         concurrent,
-        root_ca: Some(root_ca(o, &client_config)?),
+        root_ca: root_ca(o, &client_config)?,
         cluster_name: o.generic.cluster_name.clone(),
         enable_garbage_collector: o.generic.enable_garbage_collector,
         min_resync_period: o.generic.min_resync_period,
@@ -37,9 +37,11 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
 }
 
 /// `--root-ca-file`, or (upstream's fallback) the CA the client trusts.
-fn root_ca(o: &Options, client_config: &kube::Config) -> Result<Vec<u8>, AppError> {
+/// Upstream does not fail without either (a kubeconfig with no CA is
+/// valid); the root CA publisher then reports it and stays off.
+fn root_ca(o: &Options, client_config: &kube::Config) -> Result<Option<Vec<u8>>, AppError> {
     if let Some(path) = &o.generic.root_ca_file {
-        return std::fs::read(path).map_err(|err| {
+        return std::fs::read(path).map(Some).map_err(|err| {
             AppError::Invalid(format!(
                 "error reading root-ca-file at {}: {err}",
                 path.display()
@@ -48,15 +50,15 @@ fn root_ca(o: &Options, client_config: &kube::Config) -> Result<Vec<u8>, AppErro
     }
     let certs = client_config.root_cert.clone().unwrap_or_default();
     if certs.is_empty() {
-        return Err(AppError::Invalid(
-            "no --root-ca-file given and the client configuration has no CA".to_string(),
-        ));
+        return Ok(None);
     }
-    Ok(certs
-        .iter()
-        .map(|der| der_to_pem(der))
-        .collect::<String>()
-        .into_bytes())
+    Ok(Some(
+        certs
+            .iter()
+            .map(|der| der_to_pem(der))
+            .collect::<String>()
+            .into_bytes(),
+    ))
 }
 
 fn der_to_pem(der: &[u8]) -> String {

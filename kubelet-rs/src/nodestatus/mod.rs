@@ -5,6 +5,7 @@ pub mod netaddr;
 pub mod quantity;
 pub mod register;
 pub mod setters;
+pub mod status_events;
 pub mod updater;
 
 /// The version this kubelet reports (`nodeInfo.kubeletVersion`), as decided for Ferrokube.

@@ -1,6 +1,7 @@
 //! The node status loop: recompute every `nodeStatusUpdateFrequency`, patch when
 //! something other than heartbeats changed or `nodeStatusReportFrequency` elapsed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -15,7 +16,9 @@ use super::machine::MachineInfo;
 use super::{KUBELET_VERSION, netaddr, setters};
 use crate::cri::{ImageService, RuntimeService};
 use crate::error::Error;
+use crate::events::{EventSink, node_ref};
 use crate::kubeletconfig::KubeletConfig;
+use component_base::events::EventType;
 
 /// Everything the status is computed from.
 pub struct NodeStatusUpdater {
@@ -24,6 +27,8 @@ pub struct NodeStatusUpdater {
     pub runtime: RuntimeService,
     pub images: ImageService,
     pub machine: MachineInfo,
+    /// Node condition transitions are recorded here.
+    pub events: Arc<dyn EventSink>,
 }
 
 /// Conditions with heartbeats blanked, for change detection (`nodeStatusHasChanged`).
@@ -112,6 +117,18 @@ impl NodeStatusUpdater {
         let node = nodes.get(&self.config.node_name).await?;
         let previous = node.status.unwrap_or_default();
         let next = self.compute(&previous, Timestamp::now()).await;
+        let name = &self.config.node_name;
+        for reason in super::status_events::condition_events(
+            previous.conditions.as_deref().unwrap_or_default(),
+            next.conditions.as_deref().unwrap_or_default(),
+        ) {
+            self.events.record(
+                &node_ref(name),
+                EventType::Normal,
+                reason,
+                &super::status_events::node_status_message(name, reason),
+            );
+        }
         if !force && !status_changed(&previous, &next) {
             return Ok(false);
         }
