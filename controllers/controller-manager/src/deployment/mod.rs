@@ -342,13 +342,16 @@ impl Controller {
         next.metadata.resource_version = version.clone();
         let name = rs.name_any();
         if err.is_already_exists() {
-            let existing = self.replicasets.get(&ObjectRef::new(&name).within(&ns));
-            let ours = existing.as_ref().is_some_and(|e| {
+            // Like upstream, a name the cache does not know yet (our own
+            // create racing the informer) is retried, not a collision.
+            let Some(existing) = self.replicasets.get(&ObjectRef::new(&name).within(&ns)) else {
+                return err;
+            };
+            let ours =
                 ownerref::is_controlled_by(
-                    &e.metadata,
+                    &existing.metadata,
                     d.metadata.uid.as_deref().unwrap_or_default(),
-                ) && util::equal_ignore_hash(&util::rs_template(e), &util::template(d))
-            });
+                ) && util::equal_ignore_hash(&util::rs_template(&existing), &util::template(d));
             if !ours {
                 let status = next.status.get_or_insert_with(Default::default);
                 status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);

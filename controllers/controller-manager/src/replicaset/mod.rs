@@ -514,34 +514,15 @@ impl Controller {
             self.client.clone(),
             rs.metadata.namespace.as_deref().unwrap_or_default(),
         );
-        let body = status_patch(status)?;
-        api.patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(body))
+        // An update (PUT with the cached resourceVersion), as upstream: the
+        // `system:controller:replicaset-controller` role grants `update` on
+        // replicasets/status but not `patch`; a 409 requeues the sync.
+        let mut next = rs.clone();
+        next.status = Some(status.clone());
+        api.replace_status(&rs.name_any(), &PostParams::default(), &next)
             .await?;
         Ok(())
     }
-}
-
-/// Optional `ReplicaSetStatus` fields: zero counts are omitted like Go's
-/// omitempty, so they must be nulled explicitly in a merge patch.
-const OPTIONAL_STATUS_FIELDS: &[&str] = &[
-    "availableReplicas",
-    "fullyLabeledReplicas",
-    "readyReplicas",
-    "conditions",
-    "terminatingReplicas",
-];
-
-/// A merge patch replacing the whole status: absent optional fields are sent
-/// as null so stale values (a count dropping to 0, a healed condition) are
-/// removed rather than kept by the merge.
-pub(crate) fn status_patch<S: serde::Serialize>(status: &S) -> Result<serde_json::Value, Error> {
-    let mut value = serde_json::to_value(status)?;
-    if let Some(map) = value.as_object_mut() {
-        for field in OPTIONAL_STATUS_FIELDS {
-            map.entry(*field).or_insert(serde_json::Value::Null);
-        }
-    }
-    Ok(json!({ "status": value }))
 }
 
 /// The apiserver's message for an API error (what upstream's `%v` prints).
@@ -549,26 +530,5 @@ pub(crate) fn kube_message(err: &Error) -> String {
     match err {
         Error::Kube(kube::Error::Api(status)) => status.message.clone(),
         other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::apps::v1::ReplicaSetStatus;
-
-    #[test]
-    fn status_patch_clears_counts_that_dropped_to_zero() {
-        let body = status_patch(&ReplicaSetStatus {
-            replicas: 0,
-            ..Default::default()
-        })
-        .unwrap_or_default();
-        let status = &body["status"];
-        assert_eq!(status["replicas"], json!(0));
-        for field in OPTIONAL_STATUS_FIELDS {
-            assert!(status[*field].is_null(), "{field}");
-        }
-        assert!(status.get("collisionCount").is_none());
     }
 }
