@@ -16,6 +16,7 @@ pub mod garbagecollector;
 pub mod informers;
 pub mod names;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod registry;
 pub mod replicaset;
 pub mod rootcacertpublisher;

@@ -57,6 +57,11 @@ pub fn descriptors() -> Vec<ControllerDescriptor> {
             client_name: "root-ca-cert-publisher",
             start: |ctx| Box::pin(crate::rootcacertpublisher::start(ctx)),
         },
+        ControllerDescriptor {
+            name: crate::nodelifecycle::NODE_LIFECYCLE_CONTROLLER,
+            client_name: "node-controller",
+            start: |ctx| Box::pin(crate::nodelifecycle::start(ctx)),
+        },
     ]
 }
 
@@ -84,6 +89,10 @@ mod tests {
             (
                 names::ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
                 "root-ca-cert-publisher",
+            ),
+            (
+                crate::nodelifecycle::NODE_LIFECYCLE_CONTROLLER,
+                "node-controller",
             ),
         ];
         let got: Vec<(&str, &str)> = descriptors()
