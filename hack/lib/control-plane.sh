@@ -110,3 +110,22 @@ subjects:
   name: kube-apiserver-kubelet-client
 YAML
 }
+
+# fk_cp_openshift_apiserver BIN: true for kube-apiserver builds of OpenShift's
+# fork (their admission code names the ConfigMap it injects).
+fk_cp_openshift_apiserver() {
+  grep -aq 'openshift-service-ca.crt' "$1"
+}
+
+# fk_cp_start_compat_service_ca: see hack/lib/compat-service-ca. Runs on the
+# host (it talks to the apiserver through the host forward), tracked by PID
+# like every other process.
+fk_cp_start_compat_service_ca() {
+  local k
+  k="$(fk_kube_bin_dir)/kubectl"
+  [[ -x "$k" ]] || k=$(command -v kubectl)
+  mkdir -p "$FK_LOGS" "$FK_PIDS"
+  setsid "$FK_ROOT/hack/lib/compat-service-ca" "$k" "$FK_ADMIN_KUBECONFIG" "$FK_PKI/ca.crt" \
+    >>"$FK_LOGS/compat-service-ca.log" 2>&1 </dev/null &
+  echo $! >"$FK_PIDS/compat-service-ca.pid"
+}
