@@ -655,3 +655,75 @@ mod tests {
         );
     }
 }
+
+/// Upstream `controller_ref_manager` adoption: patches `obj` to name `me` as
+/// its controller. `Ok(None)` when the object vanished (ignorable, as
+/// upstream), otherwise the patched object.
+pub async fn adopt<K>(
+    api: &kube::Api<K>,
+    me: &component_base::ownerref::ClaimingController,
+    obj: &K,
+) -> Result<Option<K>, crate::error::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
+{
+    let patch = component_base::ownerref::adopt_patch(
+        me,
+        obj.meta().uid.as_deref().unwrap_or_default(),
+        &[],
+    );
+    send_claim_patch(
+        api,
+        obj,
+        &patch,
+        component_base::ownerref::adoption_error_is_ignorable,
+    )
+    .await
+}
+
+/// Upstream release: drops `me` from `obj`'s ownerReferences; NotFound and
+/// Invalid are ignorable, as upstream.
+pub async fn release<K>(
+    api: &kube::Api<K>,
+    me: &component_base::ownerref::ClaimingController,
+    obj: &K,
+) -> Result<(), crate::error::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
+{
+    let patch = component_base::ownerref::release_patch(
+        obj.meta().uid.as_deref().unwrap_or_default(),
+        &[me.uid.as_str()],
+        &[],
+    );
+    send_claim_patch(
+        api,
+        obj,
+        &patch,
+        component_base::ownerref::release_error_is_ignorable,
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn send_claim_patch<K, P>(
+    api: &kube::Api<K>,
+    obj: &K,
+    patch: &P,
+    ignorable: fn(&kube::Error) -> bool,
+) -> Result<Option<K>, crate::error::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
+    P: serde::Serialize + fmt::Debug,
+{
+    let name = obj.meta().name.as_deref().unwrap_or_default();
+    let body = kube::api::Patch::Strategic(patch);
+    match api
+        .patch(name, &kube::api::PatchParams::default(), &body)
+        .await
+    {
+        Ok(patched) => Ok(Some(patched)),
+        Err(err) if ignorable(&err) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}

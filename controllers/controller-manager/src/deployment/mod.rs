@@ -13,20 +13,17 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use component_base::ownerref::{
-    self, ClaimingController, adoption_error_is_ignorable, release_error_is_ignorable,
-};
+use component_base::ownerref::{self, ClaimingController};
 use component_base::selectors::Selector;
 use component_base::workqueue::RateLimitingQueue;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
-use crate::controller_utils::Key;
+use crate::controller_utils::{self, Key};
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
 use crate::informers::{Change, Subscription};
@@ -228,40 +225,13 @@ impl Controller {
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &me.namespace);
         if !plan.adopt.is_empty() && self.can_adopt(d, &me).await {
             for rs in plan.adopt {
-                let patch =
-                    ownerref::adopt_patch(&me, rs.metadata.uid.as_deref().unwrap_or_default(), &[]);
-                match api
-                    .patch(
-                        &rs.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Strategic(json!(patch)),
-                    )
-                    .await
-                {
-                    Ok(adopted) => claimed.push(adopted),
-                    Err(err) if adoption_error_is_ignorable(&err) => {}
-                    Err(err) => return Err(err.into()),
+                if let Some(adopted) = controller_utils::adopt(&api, &me, rs).await? {
+                    claimed.push(adopted);
                 }
             }
         }
         for rs in plan.release {
-            let patch = ownerref::release_patch(
-                rs.metadata.uid.as_deref().unwrap_or_default(),
-                &[me.uid.as_str()],
-                &[],
-            );
-            match api
-                .patch(
-                    &rs.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Strategic(json!(patch)),
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(err) if release_error_is_ignorable(&err) => {}
-                Err(err) => return Err(err.into()),
-            }
+            controller_utils::release(&api, &me, rs).await?;
         }
         Ok(claimed)
     }

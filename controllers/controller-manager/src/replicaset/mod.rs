@@ -8,22 +8,19 @@ pub mod reconcile;
 use std::sync::Arc;
 use std::time::Duration;
 
-use component_base::ownerref::{
-    self, ClaimingController, adoption_error_is_ignorable, release_error_is_ignorable,
-};
+use component_base::ownerref::{self, ClaimingController};
 use component_base::selectors::Selector;
 use component_base::workqueue::RateLimitingQueue;
 use futures::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::controller_utils::{
-    Expectations, Key, SLOW_START_INITIAL_BATCH_SIZE, is_pod_active, is_pod_terminating,
+    self, Expectations, Key, SLOW_START_INITIAL_BATCH_SIZE, is_pod_active, is_pod_terminating,
     min_next_availability_check, pod_from_template, slow_start_batches,
 };
 use crate::error::Error;
@@ -298,43 +295,13 @@ impl Controller {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &me.namespace);
         if !plan.adopt.is_empty() && self.can_adopt(rs, &me).await {
             for pod in plan.adopt {
-                let patch = ownerref::adopt_patch(
-                    &me,
-                    pod.metadata.uid.as_deref().unwrap_or_default(),
-                    &[],
-                );
-                match api
-                    .patch(
-                        &pod.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Strategic(json!(patch)),
-                    )
-                    .await
-                {
-                    Ok(_) => claimed.push(pod),
-                    Err(err) if adoption_error_is_ignorable(&err) => {}
-                    Err(err) => return Err(err.into()),
+                if controller_utils::adopt(&api, &me, pod).await?.is_some() {
+                    claimed.push(pod);
                 }
             }
         }
         for pod in plan.release {
-            let patch = ownerref::release_patch(
-                pod.metadata.uid.as_deref().unwrap_or_default(),
-                &[me.uid.as_str()],
-                &[],
-            );
-            match api
-                .patch(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Strategic(json!(patch)),
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(err) if release_error_is_ignorable(&err) => {}
-                Err(err) => return Err(err.into()),
-            }
+            controller_utils::release(&api, &me, pod).await?;
         }
         Ok(claimed)
     }
