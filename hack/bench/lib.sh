@@ -10,7 +10,11 @@
 set -euo pipefail
 
 BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-KUBE_BIN_DIR=${KUBE_BIN_DIR:-/opt/kube-bin}
+# The stock binaries come from the one resolver hack/local-up uses too
+# ($KUBE_BIN_DIR, the cache, the release download, hack/kube-bin/build).
+FK_ROOT=$BENCH_REPO
+# shellcheck source=hack/lib/stock.sh
+source "$BENCH_REPO/hack/lib/stock.sh"
 BENCH_PIDS=()
 BENCH_CLEANUP_HOOKS=()
 BENCH_ROWS=()
@@ -24,14 +28,15 @@ bench_die() { bench_log "ERROR: $*"; exit 1; }
 bench_skip() { echo "SKIP: $*"; exit 0; }
 bench_now() { date +%s.%N; }
 
-# bench_require_stock NAME...: skip (exit 0) when a stock binary is missing.
+# bench_stock NAME: path of the stock binary NAME (fetched or built once).
+bench_stock() { fk_stock_bin "$1" || bench_die "no stock $1 ($FK_KUBE_VERSION)"; }
+
+# bench_require_stock NAME...: every stock binary the benchmark runs, ready
+# before any timing starts; a missing tool is an error, not a skip.
 bench_require_stock() {
   local b
-  for b in kube-apiserver kubectl "$@"; do
-    [[ -x "$KUBE_BIN_DIR/$b" ]] || bench_skip "stock $b not found in KUBE_BIN_DIR=$KUBE_BIN_DIR"
-  done
-  command -v etcd >/dev/null || bench_skip "etcd not on PATH"
-  command -v openssl >/dev/null || bench_skip "openssl not on PATH"
+  for b in kube-apiserver kubectl etcd "$@"; do bench_stock "$b" >/dev/null; done
+  command -v openssl >/dev/null || bench_die "openssl not on PATH (apt-get install openssl)"
 }
 
 # bench_ours NAME: path of our release binary, built unless BENCH_NO_BUILD=1.
@@ -162,7 +167,7 @@ bench_pki() {
 # ---- control plane -----------------------------------------------------------
 
 # bench_kubectl ARGS...: kubectl as cluster admin.
-bench_kubectl() { "$KUBE_BIN_DIR/kubectl" --kubeconfig "$BENCH_DIR/admin.kubeconfig" "$@"; }
+bench_kubectl() { "$(bench_stock kubectl)" --kubeconfig "$BENCH_DIR/admin.kubeconfig" "$@"; }
 
 # bench_control_plane: etcd + kube-apiserver, waits for /readyz.
 bench_control_plane() {
@@ -171,12 +176,12 @@ bench_control_plane() {
   BENCH_API_PORT=$(bench_free_port)
   bench_pki
   bench_log "etcd on 127.0.0.1:$client, kube-apiserver on $BENCH_API_ADDR:$BENCH_API_PORT (dir $BENCH_DIR)"
-  bench_spawn "$BENCH_DIR/etcd.log" etcd --name bench --data-dir "$BENCH_DIR/etcd" \
+  bench_spawn "$BENCH_DIR/etcd.log" "$(bench_stock etcd)" --name bench --data-dir "$BENCH_DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
     --initial-cluster "bench=http://127.0.0.1:$peer" --quota-backend-bytes=4294967296
   export BENCH_ETCD_PID=$BENCH_LAST_PID # for callers that inspect etcd
-  bench_spawn "$BENCH_DIR/kube-apiserver.log" "$KUBE_BIN_DIR/kube-apiserver" \
+  bench_spawn "$BENCH_DIR/kube-apiserver.log" "$(bench_stock kube-apiserver)" \
     --etcd-servers="http://127.0.0.1:$client" \
     --bind-address="$BENCH_API_ADDR" --secure-port="$BENCH_API_PORT" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Which binary runs each component: ours (target/{release,debug}) when listed
-# in hack/lib/ours-ready and not forced upstream, else the stock one.
+# in hack/lib/ours-ready and not forced upstream, else the stock one (found by
+# fk_stock_bin, hack/lib/stock.sh).
 
 FK_COMPONENTS=(scheduler controller-manager kubelet proxy)
 
@@ -25,38 +26,10 @@ fk_ours_ready() {
   fi
 }
 
-# _fk_download NAME DIR: the official release binary with its sha256 check.
-_fk_download() {
-  local name=$1 dir=$2 url="https://dl.k8s.io/release/$FK_KUBE_VERSION/bin/linux/amd64/$1" sum
-  mkdir -p "$dir"
-  curl -fsSL --max-time 300 -o "$dir/$name.tmp" "$url" || return 1
-  sum=$(curl -fsSL --max-time 30 "$url.sha256") || return 1
-  echo "$sum  $dir/$name.tmp" | sha256sum -c --quiet - || { rm -f "$dir/$name.tmp"; return 1; }
-  chmod +x "$dir/$name.tmp" && mv "$dir/$name.tmp" "$dir/$name"
-}
-
-# fk_stock_binaries_check NAME...: every NAME present in the stock directory,
-# downloading into the cache when that is where we look; dies otherwise.
-fk_stock_binaries_check() {
-  local dir name missing=()
-  dir=$(fk_kube_bin_dir)
-  for name in "$@"; do
-    [[ -x "$dir/$name" ]] && continue
-    if [[ "$dir" == "$FK_KUBE_BIN_CACHE" && "${FK_NO_DOWNLOAD:-0}" != 1 ]]; then
-      fk_log "downloading $name $FK_KUBE_VERSION into $dir"
-      _fk_download "$name" "$dir" && continue
-    fi
-    missing+=("$name")
-  done
-  if ((${#missing[@]})); then
-    fk_die "stock binaries missing: ${missing[*]} (looked in $dir$([[ $dir == "$FK_KUBE_BIN_CACHE" ]] && echo "; download of $FK_KUBE_VERSION from dl.k8s.io failed or was disabled")). Set KUBE_BIN_DIR to a directory with them."
-  fi
-}
-
 # fk_select_binaries FORCED_UPSTREAM PROFILE BUILD: sets FK_BIN_<component>.
 # FORCED_UPSTREAM is a comma list or "all"; PROFILE release|debug; BUILD 0|1.
 fk_select_binaries() {
-  local forced=",$1," profile=$2 build=$3 c var ours stock_needed=(kube-apiserver)
+  local forced=",$1," profile=$2 build=$3 c var ours stock
   local build_pkgs=() cargo_args=(build)
   [[ $profile == release ]] && cargo_args+=(--release)
   for c in "${FK_COMPONENTS[@]}"; do
@@ -72,12 +45,9 @@ fk_select_binaries() {
       fk_log "$c: ours ($ours)"
       continue
     fi
-    stock_needed+=("$(fk_stock_name "$c")")
-    printf -v "$var" '%s' "$(fk_kube_bin_dir)/$(fk_stock_name "$c")"
+    stock=$(fk_stock_bin "$(fk_stock_name "$c")") || fk_die "$c: no stock $(fk_stock_name "$c")"
+    printf -v "$var" '%s' "$stock"
   done
-  # fk_kubectl falls back to the kubectl on PATH.
-  command -v kubectl >/dev/null || stock_needed+=(kubectl)
-  fk_stock_binaries_check "${stock_needed[@]}"
   if ((${#build_pkgs[@]})); then
     fk_log "building ours: cargo ${cargo_args[*]} ${build_pkgs[*]}"
     (cd "$FK_ROOT" && cargo "${cargo_args[@]}" "${build_pkgs[@]}") ||

@@ -14,9 +14,9 @@ FK_CLUSTER_ENV=$FK_OUT/cluster.env
 FK_RUN=${FK_RUN:-/run/ferrokube}
 FK_IMAGES=${FK_IMAGES:-$FK_ROOT/_output/images}
 
-# Pinned upstream release for the stock binaries.
-FK_KUBE_VERSION=${FK_KUBE_VERSION:-v1.36.0}
-FK_KUBE_BIN_CACHE=$FK_ROOT/_output/kube-bin/$FK_KUBE_VERSION
+# The stock binaries: pinned release, cache, and the one resolver.
+# shellcheck source=hack/lib/stock.sh
+source "$FK_ROOT/hack/lib/stock.sh"
 
 # Network layout (all of it exists only inside namespaces made here).
 FK_NS_PREFIX=${FK_NS_PREFIX:-fk-}
@@ -56,17 +56,11 @@ fk_require_root() {
   [[ $(id -u) -eq 0 ]] || fk_die "$(basename "$0") needs root (network namespaces, mounts, cgroups)"
 }
 
-# fk_kube_bin_dir: where the stock binaries are taken from.
-fk_kube_bin_dir() {
-  if [[ -n "${KUBE_BIN_DIR:-}" ]]; then echo "$KUBE_BIN_DIR"
-  elif [[ -d /opt/kube-bin ]]; then echo /opt/kube-bin
-  else echo "$FK_KUBE_BIN_CACHE"; fi
-}
-
+# fk_kubectl ARGS...: the stock kubectl of the pinned release (never a
+# kubectl of another version from PATH: version skew fails kubectl specs).
 fk_kubectl() {
   local k
-  k="$(fk_kube_bin_dir)/kubectl"
-  [[ -x "$k" ]] || k=$(command -v kubectl) || fk_die "no kubectl in $(fk_kube_bin_dir) or on PATH"
+  k=$(fk_stock_bin kubectl) || fk_die "no stock kubectl"
   "$k" --kubeconfig "$FK_ADMIN_KUBECONFIG" "$@"
 }
 
@@ -133,6 +127,5 @@ fk_cgroup_dirs() {
   fi
 }
 
-# DNS add-on images (kubeadm v1.36's CoreDNS tag; kube-dns as a fallback).
-FK_COREDNS_IMAGE=registry.k8s.io/coredns/coredns:v1.13.1
-FK_KUBEDNS_IMAGE=registry.k8s.io/dns/k8s-dns-kube-dns:1.26.4
+# The DNS add-on image: kubeadm v1.36's CoreDNS tag (constants.CoreDNSVersion).
+FK_COREDNS_IMAGE=registry.k8s.io/coredns/coredns:v1.14.2

@@ -3,10 +3,12 @@
 # control-plane namespace, flags as kubeadm v1.36 writes them in its static
 # pod manifests (adapted to plain processes and this network).
 
+# fk_cp_start_etcd BINARY
 fk_cp_start_etcd() {
+  local bin=$1
   mkdir -p "$FK_OUT/etcd"
   # Plain HTTP on the namespace's loopback: nothing else can reach it.
-  fk_start etcd "$FK_CP_NS" etcd etcd \
+  fk_start etcd "$FK_CP_NS" etcd "$bin" \
     --name=control-plane --data-dir="$FK_OUT/etcd" \
     --listen-client-urls=http://127.0.0.1:2379 --advertise-client-urls=http://127.0.0.1:2379 \
     --listen-peer-urls=http://127.0.0.1:2380 --initial-advertise-peer-urls=http://127.0.0.1:2380 \
@@ -15,7 +17,7 @@ fk_cp_start_etcd() {
     --snapshot-count=10000 --quota-backend-bytes=2147483648
 }
 
-fk_cp_etcd_healthy() { fk_nsenter "$FK_CP_NS" etcdctl --endpoints=http://127.0.0.1:2379 endpoint health; }
+fk_cp_etcd_healthy() { fk_nsenter "$FK_CP_NS" curl -sf --max-time 2 http://127.0.0.1:2379/health | grep -q '"health":"true"'; }
 
 fk_cp_start_apiserver() {
   local bin=$1
@@ -122,10 +124,38 @@ fk_cp_openshift_apiserver() {
 # like every other process.
 fk_cp_start_compat_service_ca() {
   local k
-  k="$(fk_kube_bin_dir)/kubectl"
-  [[ -x "$k" ]] || k=$(command -v kubectl)
+  k=$(fk_stock_bin kubectl) || fk_die "no stock kubectl"
   mkdir -p "$FK_LOGS" "$FK_PIDS"
   setsid "$FK_ROOT/hack/lib/compat-service-ca" "$k" "$FK_ADMIN_KUBECONFIG" "$FK_PKI/ca.crt" \
     >>"$FK_LOGS/compat-service-ca.log" 2>&1 </dev/null &
   echo $! >"$FK_PIDS/compat-service-ca.pid"
+}
+
+# fk_cp_start_proxy BINARY: kube-proxy in the control-plane namespace, as
+# kubeadm runs the kube-proxy DaemonSet on its control-plane node too. It is
+# what lets the apiserver reach Services: admission webhooks, aggregated
+# APIs (APIService -> Service) and CRD conversion webhooks, exactly as on a
+# kubeadm cluster (no --enable-aggregator-routing, which kubeadm does not
+# set). There is no kubelet here, so no Node object: kube-proxy is told its
+# address by bindAddress.
+fk_cp_start_proxy() {
+  local bin=$1 dir=$FK_OUT/control-plane
+  mkdir -p "$dir"
+  cat >"$dir/kube-proxy-config.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $FK_KUBECONFIGS/kube-proxy.kubeconfig
+hostnameOverride: $FK_CP_NS
+bindAddress: $FK_CP_IP
+healthzBindAddress: $FK_CP_IP:10256
+metricsBindAddress: 127.0.0.1:10249
+clusterCIDR: $FK_CLUSTER_CIDR
+mode: ${FK_PROXY_MODE:-iptables}
+conntrack:
+  # nf_conntrack_max is read-only outside the initial network namespace.
+  maxPerCore: 0
+YAML
+  fk_start kube-proxy-control-plane "$FK_CP_NS" kube-proxy-control-plane "$bin" \
+    --config="$dir/kube-proxy-config.yaml" --v="${FK_V:-2}"
 }

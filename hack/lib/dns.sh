@@ -164,75 +164,9 @@ spec:
 YAML
 }
 
-# kube-dns alone (no dnsmasq/sidecar) answering on port 53 directly. The
-# bootstrap policy already binds system:kube-dns to kube-system/kube-dns.
-fk_dns_apply_kubedns() {
-  fk_kubectl apply --validate=false -f - >/dev/null <<YAML
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: kube-dns
-  namespace: kube-system
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels:
-    k8s-app: kube-dns
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      k8s-app: kube-dns
-  template:
-    metadata:
-      labels:
-        k8s-app: kube-dns
-    spec:
-      priorityClassName: system-cluster-critical
-      serviceAccountName: kube-dns
-      containers:
-      - name: kubedns
-        image: $FK_KUBEDNS_IMAGE
-        imagePullPolicy: IfNotPresent
-        args: ["--domain=$FK_DNS_DOMAIN.", "--dns-port=53", "--v=2"]
-        ports:
-        - {containerPort: 53, name: dns, protocol: UDP}
-        - {containerPort: 53, name: dns-tcp, protocol: TCP}
-        readinessProbe:
-          httpGet: {path: /readiness, port: 8081, scheme: HTTP}
-      dnsPolicy: Default
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels:
-    k8s-app: kube-dns
-    kubernetes.io/cluster-service: "true"
-    kubernetes.io/name: KubeDNS
-spec:
-  selector:
-    k8s-app: kube-dns
-  clusterIP: $FK_DNS_IP
-  ports:
-  - {name: dns, port: 53, protocol: UDP, targetPort: 53}
-  - {name: dns-tcp, port: 53, protocol: TCP, targetPort: 53}
-YAML
-}
 
-# fk_dns_deploy BINDIR: whichever DNS server is available, or a notice.
+# fk_dns_deploy: CoreDNS, as kubeadm deploys it (the image is built from the
+# coredns binary by fk_images_build).
 fk_dns_deploy() {
-  local bindir=$1
-  if [[ -x "$bindir/coredns" ]]; then
-    fk_dns_apply_coredns
-  elif [[ -x "$bindir/kube-dns" ]]; then
-    fk_dns_apply_kubedns
-  else
-    fk_notice "neither coredns nor kube-dns in $bindir: cluster DNS skipped (no Service kube-system/kube-dns)"
-    return 0
-  fi
+  fk_dns_apply_coredns
 }

@@ -32,6 +32,9 @@ fk_net_create() {
   ip -n "$FK_SWITCH_NS" link set br0 up
   _fk_ns_add "$FK_CP_NS"
   _fk_attach "$FK_CP_NS" vcp "$FK_CP_IP"
+  # The apiserver and the conformance runner reach ClusterIPs through the
+  # control plane's own kube-proxy (fk_cp_start_proxy).
+  ip -n "$FK_CP_NS" route add "$FK_SERVICE_CIDR" dev eth0
   for ((i = 1; i <= nodes; i++)); do
     ns=$(fk_node_name "$i")
     _fk_ns_add "$ns"
