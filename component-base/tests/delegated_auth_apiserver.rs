@@ -3,8 +3,11 @@
 //! RBAC, and the client CA looked up in
 //! `kube-system/extension-apiserver-authentication`.
 //!
-//! Needs `$KUBE_BIN_DIR/kube-apiserver` (default /opt/kube-bin) and `etcd`
-//! on PATH; skips with a message otherwise.
+//! Needs the stock kube-apiserver (from `hack/kube-bin/path`) and etcd (from
+//! PATH, else the same script); fails without them unless `FK_ALLOW_SKIP=1`.
+
+#[path = "support/prereq.rs"]
+mod prereq;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,20 +28,6 @@ use rcgen::{
     SanType,
 };
 use tokio_util::sync::CancellationToken;
-
-fn apiserver_binary() -> Option<PathBuf> {
-    let dir = std::env::var("KUBE_BIN_DIR").unwrap_or_else(|_| "/opt/kube-bin".into());
-    let path = Path::new(&dir).join("kube-apiserver");
-    path.exists().then_some(path)
-}
-
-fn etcd_binary() -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join("etcd"))
-        .find(|p| p.exists())
-}
 
 /// CA, apiserver serving pair, admin client pair and service-account keys.
 struct Pki {
@@ -133,10 +122,10 @@ where
 
 #[tokio::test]
 async fn delegated_auth_against_a_real_apiserver() {
-    let (Some(apiserver), Some(etcd)) = (apiserver_binary(), etcd_binary()) else {
-        eprintln!(
-            "skipping: no kube-apiserver in $KUBE_BIN_DIR (default /opt/kube-bin) or no etcd on PATH"
-        );
+    let Some(apiserver) = prereq::or_skip(prereq::stock_bin("kube-apiserver")) else {
+        return;
+    };
+    let Some(etcd) = prereq::or_skip(prereq::etcd_bin()) else {
         return;
     };
     let dir = TestDir::new("component-base-apiserver").expect("dir");

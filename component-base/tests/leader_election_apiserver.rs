@@ -1,18 +1,20 @@
-//! Leader election against a real etcd + stock kube-apiserver (skipped when
-//! the binaries are absent): our candidates contend for a Lease, hand it over
-//! on shutdown and on a crash, and interoperate with a stock kube-scheduler
-//! on `kube-system/kube-scheduler`.
+//! Leader election against a real etcd + stock kube-apiserver (failing when
+//! the binaries are absent, unless `FK_ALLOW_SKIP=1`): our candidates contend
+//! for a Lease, hand it over on shutdown and on a crash, and interoperate
+//! with a stock kube-scheduler on `kube-system/kube-scheduler`.
 
 mod support;
 
 use component_base::leaderelection::{Error, LeaderElectionConfig, run};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::apiserver::{TestApiServer, kube_bin_dir};
+use support::apiserver::TestApiServer;
+use support::prereq;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
@@ -186,7 +188,7 @@ async fn candidates_hand_over_on_crash_and_on_shutdown() {
 struct StockScheduler(Child);
 
 impl StockScheduler {
-    fn start(server: &TestApiServer, log: &str) -> Self {
+    fn start(bin: &Path, server: &TestApiServer, log: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -196,7 +198,7 @@ impl StockScheduler {
             Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
             Err(_) => (Stdio::null(), Stdio::null()),
         };
-        let child = Command::new(kube_bin_dir().join("kube-scheduler"))
+        let child = Command::new(bin)
             .arg(format!("--kubeconfig={}", server.kubeconfig().display()))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--secure-port={port}"))
@@ -235,13 +237,9 @@ async fn holder(leases: &Api<Lease>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interoperates_with_a_stock_kube_scheduler() {
-    if !kube_bin_dir().join("kube-scheduler").is_file() {
-        println!(
-            "SKIP: no stock kube-scheduler in {}",
-            kube_bin_dir().display()
-        );
+    let Some(scheduler) = prereq::or_skip(prereq::stock_bin("kube-scheduler")) else {
         return;
-    }
+    };
     let Some(server) = TestApiServer::start().await else {
         return;
     };
@@ -249,7 +247,7 @@ async fn interoperates_with_a_stock_kube_scheduler() {
     let ledger = Ledger::default();
 
     // The stock scheduler takes the lease first; we must stay standby.
-    let stock = StockScheduler::start(&server, "kube-scheduler-1.log");
+    let stock = StockScheduler::start(&scheduler, &server, "kube-scheduler-1.log");
     let start = Instant::now();
     let mut stock_id = String::new();
     while stock_id.is_empty() {
@@ -281,7 +279,7 @@ async fn interoperates_with_a_stock_kube_scheduler() {
     assert_eq!(holder(&leases).await, "ferrokube_1");
 
     // A new stock scheduler must stay standby while we renew...
-    let _stock2 = StockScheduler::start(&server, "kube-scheduler-2.log");
+    let _stock2 = StockScheduler::start(&scheduler, &server, "kube-scheduler-2.log");
     for _ in 0..16 {
         sleep(Duration::from_millis(500)).await;
         assert_eq!(

@@ -21,10 +21,10 @@ pub const LOCAL_UP_KUBECONFIG: &str = "_output/local/admin.kubeconfig";
 /// How long connecting may take before the cluster counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The outcome of [`connect`]: a client, or why the tests should skip.
+/// The outcome of [`connect`]: a client, or why there is no cluster to test.
 pub enum Connection {
     Ready(Client),
-    Skip(String),
+    Unavailable(String),
 }
 
 /// The kubeconfig to use: the first file named by `$KUBECONFIG` when set,
@@ -45,20 +45,22 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Connects with the admin kubeconfig and checks the apiserver answers.
-/// Anything short of a working connection is a [`Connection::Skip`].
+/// Anything short of a working connection is a [`Connection::Unavailable`].
 pub async fn connect() -> Connection {
     let env = std::env::var("KUBECONFIG").ok();
     let path = kubeconfig_path(env.as_deref(), &workspace_root());
     if !path.exists() {
-        return Connection::Skip(format!(
-            "no kubeconfig at {} (no cluster: run hack/local-up, or set KUBECONFIG)",
+        return Connection::Unavailable(format!(
+            "no kubeconfig at {} (no cluster: run the tests with hack/e2e, which brings one up, \
+             or start one with hack/local-up, or set KUBECONFIG)",
             path.display()
         ));
     }
     match try_connect(&path).await {
         Ok(client) => Connection::Ready(client),
-        Err(e) => Connection::Skip(format!(
-            "cluster from {} not reachable: {e}",
+        Err(e) => Connection::Unavailable(format!(
+            "cluster from {} not reachable: {e} (is it up? hack/local-up starts one, \
+             hack/e2e runs the tests on a fresh one)",
             path.display()
         )),
     }
@@ -89,12 +91,12 @@ async fn try_connect(path: &Path) -> Result<Client, E2eError> {
     }
 }
 
-/// Prints why `test` is skipped where it is seen: straight to stderr, past
-/// the test harness's output capture (which would hide a passing test's
-/// `println!`), so CI logs show that nothing was tested.
-pub fn report_skip(test: &str, reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {reason}");
+/// Fails `test` because there is no cluster (`reason`), or under
+/// `FK_ALLOW_SKIP=1` prints `SKIP: <test>: <reason>` (past the harness's
+/// output capture, so CI logs show nothing was tested) and returns, for the
+/// test to return early.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    crate::prereq::skip_or_fail(&format!("{test}: {reason}"));
 }
 
 /// True when the node's Ready condition is True.

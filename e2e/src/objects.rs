@@ -1,12 +1,12 @@
 //! Small object builders and state readers for the deployment/service
 //! end-to-end test: pods, their readiness, ReplicaSet revisions and kubectl.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
 use tokio::process::Command;
 
-use crate::{E2eError, cluster};
+use crate::{E2eError, cluster, prereq};
 
 /// The annotation the deployment controller stamps on Deployments and their
 /// ReplicaSets (what `kubectl rollout history` lists).
@@ -77,13 +77,16 @@ pub fn history_revisions(stdout: &str) -> Vec<i64> {
         .collect()
 }
 
-/// Runs the stock kubectl (`$KUBE_BIN_DIR`, default /opt/kube-bin) with the
-/// cluster's kubeconfig; stdout on success.
+/// Runs the stock kubectl of the pinned release (from `hack/kube-bin/path`,
+/// like `hack/local-up`'s; a kubectl of another version from PATH could fail
+/// on skew) with the cluster's kubeconfig; stdout on success.
 pub async fn kubectl(args: &[&str]) -> Result<String, E2eError> {
-    let bin = std::env::var_os("KUBE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/kube-bin"))
-        .join("kubectl");
+    // The first lookup may download or build kubectl (minutes): off the
+    // runtime's threads, so the test's other tasks keep running.
+    let bin = tokio::task::spawn_blocking(|| prereq::stock_bin("kubectl"))
+        .await
+        .map_err(|e| E2eError::Check(format!("looking up the stock kubectl: {e}")))?
+        .map_err(E2eError::Check)?;
     let env = std::env::var("KUBECONFIG").ok();
     let kubeconfig = cluster::kubeconfig_path(env.as_deref(), &cluster::workspace_root());
     let out = Command::new(&bin)

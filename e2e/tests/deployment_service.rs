@@ -6,8 +6,8 @@
 //!
 //! One test runs the points in order (they build on one another) and prints
 //! a `RESULT <point> PASS|FAIL` line per point plus `METRIC` lines; it fails
-//! if any point failed. Without a reachable cluster it prints `SKIP` and
-//! passes.
+//! if any point failed. Without a reachable cluster it fails saying why
+//! (`FK_ALLOW_SKIP=1`: it prints `SKIP` and passes).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -17,13 +17,14 @@ use std::{
 
 use ferrokube_e2e::{
     E2eError,
-    cluster::{Connection, connect, list_nodes, node_internal_ip, node_is_ready, report_skip},
+    cluster::{Connection, connect, list_nodes, node_internal_ip, node_is_ready, skip_or_fail},
     exec::exec,
     netns::{control_plane_netns, http_get_from, netns_unusable},
     objects::{
         REVISION_ANNOTATION, first_image, history_revisions, is_ready, is_terminating, kubectl,
         live_and_ready, restart_count, revisions,
     },
+    prereq,
     reach::resolve_in_pod,
     wait::wait_until,
     workloads::{
@@ -63,8 +64,8 @@ const POD_TIMEOUT: Duration = Duration::from_secs(180);
 async fn deployment_service_first_slice() -> Result<(), E2eError> {
     let client = match connect().await {
         Connection::Ready(c) => c,
-        Connection::Skip(reason) => {
-            report_skip("deployment_service_first_slice", &reason);
+        Connection::Unavailable(reason) => {
+            skip_or_fail("deployment_service_first_slice", &reason);
             return Ok(());
         }
     };
@@ -447,7 +448,12 @@ async fn node_port_answers(
 ) -> Result<String, E2eError> {
     let netns = control_plane_netns();
     if let Some(why) = netns_unusable(&netns) {
-        println!("SKIP NodePort part: {why}");
+        // An error, not a panic: the point fails and the namespace is still
+        // cleaned up.
+        prereq::skip_or_err(&format!(
+            "NodePort part: {why} (the hack/local-up control-plane namespace, entered as root)"
+        ))
+        .map_err(E2eError::Check)?;
         return Ok(format!("NodePort skipped ({why})"));
     }
     let node_port = spec

@@ -2,14 +2,16 @@
 //! Ready, a spread Deployment behind a Service reachable across nodes from a
 //! pod, its name in cluster DNS, and the Service's NodePort reachable from
 //! outside the nodes.
-//! Without a reachable cluster it prints why and passes.
+//! Without a reachable cluster it fails saying why (`FK_ALLOW_SKIP=1`: it
+//! prints why and passes).
 
 use std::{collections::BTreeSet, time::Duration};
 
 use ferrokube_e2e::{
     E2eError,
-    cluster::{Connection, connect, list_nodes, node_internal_ip, node_is_ready, report_skip},
+    cluster::{Connection, connect, list_nodes, node_internal_ip, node_is_ready, skip_or_fail},
     netns::{control_plane_netns, http_get_from, netns_unusable},
+    prereq,
     reach::{hostnames_via, nodes_reached, resolve_in_pod},
     wait::wait_until,
     workloads::{
@@ -30,8 +32,8 @@ const REPLICAS: i32 = 4;
 async fn smoke_nodes_service_and_node_port() -> Result<(), E2eError> {
     let client = match connect().await {
         Connection::Ready(c) => c,
-        Connection::Skip(reason) => {
-            report_skip("smoke_nodes_service_and_node_port", &reason);
+        Connection::Unavailable(reason) => {
+            skip_or_fail("smoke_nodes_service_and_node_port", &reason);
             return Ok(());
         }
     };
@@ -129,8 +131,11 @@ async fn cluster_dns(
 ) -> Result<(), E2eError> {
     let dns: Api<Service> = Api::namespaced(client.clone(), "kube-system");
     if dns.get_opt("kube-dns").await?.is_none() {
-        println!("SKIP DNS part: no Service kube-system/kube-dns");
-        return Ok(());
+        // An error rather than a panic: the caller still deletes the namespace.
+        return prereq::skip_or_err(
+            "DNS part: no Service kube-system/kube-dns (hack/local-up deploys cluster DNS unless --no-dns)",
+        )
+        .map_err(E2eError::Check);
     }
     let fqdn = format!("{APP}.{namespace}.svc.cluster.local");
     let addresses = wait_until(
@@ -160,8 +165,11 @@ async fn node_port_from_control_plane(
 ) -> Result<(), E2eError> {
     let netns = control_plane_netns();
     if let Some(why) = netns_unusable(&netns) {
-        println!("SKIP NodePort part: {why}");
-        return Ok(());
+        // An error rather than a panic: the caller still deletes the namespace.
+        return prereq::skip_or_err(&format!(
+            "NodePort part: {why} (the hack/local-up control-plane namespace, entered as root)"
+        ))
+        .map_err(E2eError::Check);
     }
     let node_port = spec
         .ports

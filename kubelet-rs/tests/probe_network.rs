@@ -1,5 +1,8 @@
 //! httpGet / tcpSocket probes against real servers on 127.0.0.1.
 
+#[path = "../../component-base/tests/support/prereq.rs"]
+mod prereq;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -249,7 +252,8 @@ async fn run_probe_resolves_pod_ip_and_named_ports() {
     );
 }
 
-/// A one-shot HTTPS server with a self-signed certificate made by `openssl`.
+/// A one-shot HTTPS server with a self-signed certificate made by `openssl`;
+/// `None` when openssl fails and `FK_ALLOW_SKIP=1` (else the test fails).
 async fn serve_tls_once(dir: &std::path::Path) -> Option<u16> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -276,22 +280,37 @@ async fn serve_tls_once(dir: &std::path::Path) -> Option<u16> {
         ])
         .current_dir(dir)
         .output();
-    if !made.is_ok_and(|o| o.status.success()) {
-        println!("SKIP: openssl could not make a test certificate");
-        return None;
+    match made {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            prereq::skip_or_fail(&format!(
+                "openssl could not make a test certificate: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            return None;
+        }
+        Err(e) => {
+            prereq::skip_or_fail(&format!(
+                "cannot run openssl to make a test certificate (apt-get install openssl): {e}"
+            ));
+            return None;
+        }
     }
-    let cert = CertificateDer::from_pem_file(dir.join("cert.pem")).ok()?;
-    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).ok()?;
+    // Past openssl nothing depends on the machine: a failure is a bug.
+    let cert = CertificateDer::from_pem_file(dir.join("cert.pem")).expect("openssl's cert.pem");
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).expect("openssl's key.pem");
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .ok()?
+        .expect("TLS versions")
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)
-        .ok()?;
+        .expect("TLS server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
-    let port = listener.local_addr().ok()?.port();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("listener address").port();
     tokio::spawn(async move {
         let Ok((tcp, _)) = listener.accept().await else {
             return;

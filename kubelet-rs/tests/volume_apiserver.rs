@@ -1,7 +1,7 @@
 //! Volume manager against a real etcd + kube-apiserver: a pod with the admission-injected
 //! kube-api-access volume, a configMap and a secret volume. The projected token must pass
 //! a TokenReview as the pod's service account, bound to the pod.
-//! Skips (with a message) when the binaries are missing.
+//! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 #[path = "../../component-base/tests/support/apiserver.rs"]
 #[allow(dead_code)]

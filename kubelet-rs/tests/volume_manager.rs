@@ -1,6 +1,9 @@
 //! Volume manager on a temp root dir with an in-memory object source: upstream layout,
 //! atomic-writer update semantics, modes, projected content, FailedMount messages,
-//! tmpfs mounts (when root) and teardown.
+//! tmpfs mounts (needs root) and teardown.
+
+#[path = "../../component-base/tests/support/prereq.rs"]
+mod prereq;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
@@ -444,7 +447,7 @@ async fn projected_kube_api_access_volume() {
 #[tokio::test]
 async fn secret_and_memory_emptydir_use_tmpfs_when_root() {
     if !nix::unistd::geteuid().is_root() {
-        println!("SKIP: not root; tmpfs mounts need CAP_SYS_ADMIN");
+        prereq::skip_or_fail("not root: tmpfs mounts need CAP_SYS_ADMIN (run the tests as root)");
         return;
     }
     let Ok(tmp) = tempfile::tempdir() else {

@@ -1,12 +1,9 @@
 //! `run_in_netns` against a real etcd + kube-apiserver: Services and
 //! EndpointSlices created through the API become working nftables rules in
 //! a throwaway namespace, endpoint removal turns into reject, and the health
-//! handle reports a recent sync. Skips (printing why) without root/tools or
-//! without the apiserver binary.
+//! handle reports a recent sync. Fails without root/tools or without the
+//! apiserver binaries, unless `FK_ALLOW_SKIP=1`.
 
-#[allow(dead_code)] // shared helper; not every item is used here
-#[path = "../../component-base/tests/support/apiserver.rs"]
-mod apiserver;
 mod support;
 
 use std::time::Duration;
@@ -18,7 +15,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube_proxy::KubeProxyConfiguration;
 use kube_proxy::{Handles, ProxyConfig};
 use serde_json::json;
-use support::{NODE_IP, Topology, skip_reason};
+use support::{NODE_IP, Topology, apiserver, netns_tests_can_run};
 use tokio_util::sync::CancellationToken;
 
 async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
@@ -33,8 +30,7 @@ async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
 
 #[tokio::test]
 async fn services_from_the_apiserver_are_proxied() {
-    if let Some(why) = skip_reason() {
-        println!("SKIP: needs root, ip, nft, nsenter and socat: {why}");
+    if !netns_tests_can_run() {
         return;
     }
     let Some(server) = apiserver::TestApiServer::start().await else {

@@ -1,7 +1,7 @@
 //! The nftables proxier against real nftables inside throwaway network
 //! namespaces: ruleset structure, ClusterIP and NodePort DNAT with real TCP
 //! traffic, reject without endpoints, and incremental syncs.
-//! Skips (with a message) when not root or tools are missing.
+//! Fails when not root or tools are missing, unless `FK_ALLOW_SKIP=1`.
 
 mod support;
 
@@ -16,7 +16,7 @@ use kube_proxy::nftables::{NftConfig, Proxier};
 use kube_proxy::proxy_util::{LocalDetector, NodePortAddresses};
 use kube_proxy::{ProxierHealth, ProxyMetrics};
 use serde_json::json;
-use support::{NODE_IP, Topology, skip_reason};
+use support::{NODE_IP, Topology, netns_tests_can_run};
 
 fn service(name: &str, spec: serde_json::Value) -> Service {
     serde_json::from_value(json!({"metadata": {"namespace": "ns1", "name": name}, "spec": spec}))
@@ -64,8 +64,7 @@ fn proxier(topo: &Topology, node_ports: NodePortAddresses) -> (Proxier, NftCli) 
 
 macro_rules! skip_unless_root {
     () => {
-        if let Some(why) = skip_reason() {
-            eprintln!("SKIPPED: real-nftables test needs root, ip, nft, nsenter and socat: {why}");
+        if !netns_tests_can_run() {
             return;
         }
     };

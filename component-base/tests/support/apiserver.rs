@@ -4,9 +4,12 @@
 //! temp dir, random free ports, and an admin kubeconfig. Everything is
 //! killed when the [`TestApiServer`] is dropped.
 //!
-//! Tests call [`TestApiServer::start`] and skip (it prints why) when the
-//! binaries are absent: kube-apiserver is looked up in `$KUBE_BIN_DIR`
-//! (default `/opt/kube-bin`), etcd on `PATH`.
+//! Tests call [`TestApiServer::start`]; the binaries come from [`prereq`]
+//! (kube-apiserver from `hack/kube-bin/path`, etcd from `PATH` or the same
+//! script), and a missing one fails the test unless `FK_ALLOW_SKIP=1`.
+//!
+//! Other crates' tests include this file by `#[path]`; it brings its
+//! sibling `prereq.rs` along as [`prereq`] so they need only this one line.
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::fs;
@@ -15,26 +18,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// Relative to this file's directory, wherever it is included from.
+#[path = "prereq.rs"]
+pub mod prereq;
+
 pub struct TestApiServer {
     /// `https://127.0.0.1:<port>`.
     pub url: String,
     dir: tempfile::TempDir,
     etcd: Child,
     apiserver: Child,
-}
-
-pub fn kube_bin_dir() -> PathBuf {
-    std::env::var_os("KUBE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/kube-bin"))
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 fn free_port() -> Result<u16, String> {
@@ -173,21 +166,12 @@ fn log_tail(dir: &Path, log: &str) -> String {
 }
 
 impl TestApiServer {
-    /// Starts etcd and kube-apiserver and waits for `/readyz`. `None` (with a
-    /// printed reason) when a binary is missing; panics if bring-up fails.
+    /// Starts etcd and kube-apiserver and waits for `/readyz`. A missing
+    /// binary fails the test, or is `None` (with `SKIP: ...` printed) under
+    /// `FK_ALLOW_SKIP=1`; panics if bring-up fails.
     pub async fn start() -> Option<Self> {
-        let apiserver_bin = kube_bin_dir().join("kube-apiserver");
-        if !apiserver_bin.is_file() {
-            println!(
-                "SKIP: {} not found (set KUBE_BIN_DIR); skipping real-apiserver test",
-                apiserver_bin.display()
-            );
-            return None;
-        }
-        let Some(etcd_bin) = on_path("etcd") else {
-            println!("SKIP: etcd not on PATH; skipping real-apiserver test");
-            return None;
-        };
+        let apiserver_bin = prereq::or_skip(prereq::stock_bin("kube-apiserver"))?;
+        let etcd_bin = prereq::or_skip(prereq::etcd_bin())?;
         match Self::bring_up(&apiserver_bin, &etcd_bin).await {
             Ok(server) => Some(server),
             Err(e) => panic!("test apiserver bring-up failed: {e}"),

@@ -1,8 +1,8 @@
 //! Runs the controllers in-process against a real etcd + kube-apiserver:
 //! a Deployment of 3 gets a ReplicaSet with 3 pods, and an image update
 //! rolls out to revision 2. There is no kubelet, so the test marks pods
-//! Running/Ready itself to drive availability. Skips (with a message) when
-//! the binaries are missing.
+//! Running/Ready itself to drive availability. Fails when the binaries are
+//! missing, unless `FK_ALLOW_SKIP=1`.
 
 #[path = "../../../component-base/tests/support/apiserver.rs"]
 #[allow(dead_code)]

@@ -1,7 +1,8 @@
 //! The EndpointSlice controller against a real apiserver: a Service with a
 //! named target port and pods whose status we fill in ourselves (no
 //! kubelet) get a slice with the right endpoints, ports and zones; pod
-//! removal and slice tampering are repaired. Skips without binaries.
+//! removal and slice tampering are repaired. Fails without the binaries,
+//! unless `FK_ALLOW_SKIP=1`.
 
 #[path = "garbagecollector_support/mod.rs"]
 mod support;

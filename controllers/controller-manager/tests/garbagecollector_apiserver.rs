@@ -1,6 +1,6 @@
 //! The garbage collector against a real apiserver: background, orphan and
 //! foreground propagation on ConfigMaps, and a Deployment → ReplicaSet →
-//! Pod chain. Skips (printing why) without etcd/kube-apiserver.
+//! Pod chain. Fails without etcd/kube-apiserver, unless `FK_ALLOW_SKIP=1`.
 
 #[path = "garbagecollector_support/mod.rs"]
 mod support;

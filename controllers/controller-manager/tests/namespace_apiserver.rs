@@ -1,6 +1,7 @@
 //! The namespace controller against a real apiserver: deleting a namespace
 //! removes its content, reports what remains in the upstream conditions,
-//! and finalizes the namespace once it is empty. Skips without binaries.
+//! and finalizes the namespace once it is empty. Fails without the binaries,
+//! unless `FK_ALLOW_SKIP=1`.
 
 #[path = "garbagecollector_support/mod.rs"]
 mod support;

@@ -1,7 +1,7 @@
 //! Runs the node-lifecycle controller against a real etcd + kube-apiserver:
 //! a new Node carries the `not-ready` NoSchedule taint the TaintNodesByCondition
 //! admission plugin adds; Ready=True removes it, Ready=False brings it back.
-//! Skips (with a message) when the binaries are missing.
+//! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 #[path = "../../../component-base/tests/support/apiserver.rs"]
 #[allow(dead_code)]

@@ -3,7 +3,7 @@
 //! admin client impersonating it), which RBAC forbids from creating
 //! ReplicaSets or Pods itself; with per-controller ServiceAccount clients a
 //! Deployment still gets its ReplicaSet and pods and `kube-root-ca.crt` is
-//! published. Skips (with a message) when the binaries are missing.
+//! published. Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 #[path = "../../../component-base/tests/support/apiserver.rs"]
 #[allow(dead_code)]

@@ -1,6 +1,6 @@
 //! Runs the scheduler against a real etcd + kube-apiserver: two nodes, pods get bound, and an
 //! oversized pod gets the upstream FailedScheduling message and PodScheduled condition.
-//! Skips (printing why) when the binaries are not installed.
+//! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 // Shared test harness (owned by component-base); not every helper is used here.
 #[allow(dead_code)]

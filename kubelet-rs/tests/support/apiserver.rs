@@ -26,16 +26,15 @@ fn spawn(cmd: &mut Command, log: PathBuf) -> Result<Child, String> {
 }
 
 impl ApiServer {
-    /// `Ok(None)` (with a message) when no kube-apiserver or etcd is installed.
+    /// Starts etcd and the stock kube-apiserver (binaries from
+    /// [`super::prereq`]). A missing one fails the test, or is `Ok(None)`
+    /// (with `SKIP: ...` printed) under `FK_ALLOW_SKIP=1`.
     pub fn start() -> Result<Option<Self>, String> {
-        let bin_dir = std::env::var("KUBE_BIN_DIR").unwrap_or_else(|_| "/opt/kube-bin".into());
-        let apiserver = PathBuf::from(&bin_dir).join("kube-apiserver");
-        if !apiserver.is_file() {
-            eprintln!("SKIP: no kube-apiserver in {bin_dir}; apiserver test skipped");
+        let Some(apiserver) = super::prereq::or_skip(super::prereq::stock_bin("kube-apiserver"))
+        else {
             return Ok(None);
-        }
-        let Some(etcd) = super::which("etcd") else {
-            eprintln!("SKIP: etcd not on PATH; apiserver test skipped");
+        };
+        let Some(etcd) = super::prereq::or_skip(super::prereq::etcd_bin()) else {
             return Ok(None);
         };
         let dir = tempfile::Builder::new()

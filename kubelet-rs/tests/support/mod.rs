@@ -4,6 +4,9 @@
 
 pub mod apiserver;
 pub mod oci;
+// The workspace-wide lookup of binaries and the skip-or-fail policy.
+#[path = "../../../component-base/tests/support/prereq.rs"]
+pub mod prereq;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,14 +18,6 @@ use std::time::{Duration, Instant};
 
 pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:ferrokube-test";
 pub const BUSYBOX_IMAGE: &str = "docker.io/library/busybox:ferrokube-test";
-
-/// `Some(path)` when a binary is on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
 
 /// A containerd process with its own root, state and socket in a temp dir; killed on drop.
 pub struct Containerd {
@@ -60,12 +55,24 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 impl Containerd {
-    /// Starts containerd, or `Ok(None)` (with a message) when it is not installed.
+    /// Starts containerd with the test images imported. A missing tool fails
+    /// the test, or is `Ok(None)` (with `SKIP: ...` printed) under
+    /// `FK_ALLOW_SKIP=1`.
     pub fn start() -> Result<Option<Self>, String> {
-        let Some(containerd) = which("containerd") else {
-            eprintln!("SKIP: containerd not on PATH; real-runtime test skipped");
+        // Checked up front so the failure names every missing tool at once
+        // rather than surfacing as a spawn error halfway through.
+        let missing: Vec<&str> = ["containerd", "ctr", "runc", "gcc", "busybox"]
+            .into_iter()
+            .filter(|tool| prereq::on_path(tool).is_none())
+            .collect();
+        if !missing.is_empty() {
+            prereq::skip_or_fail(&format!(
+                "the real-runtime tests need {} on PATH (Debian: apt-get install containerd runc gcc busybox)",
+                missing.join(", ")
+            ));
             return Ok(None);
-        };
+        }
+        let containerd = prereq::on_path("containerd").ok_or("containerd not on PATH")?;
         let dir = tempfile::Builder::new()
             .prefix("kubelet-containerd-")
             .tempdir()
@@ -155,7 +162,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             &["/pause"],
         )?;
         self.import(&pause_tar)?;
-        let busybox = which("busybox").ok_or("busybox not on PATH")?;
+        let busybox = prereq::on_path("busybox").ok_or("busybox not on PATH")?;
         let busybox_tar = oci::build_archive(
             &work.join("busybox-image"),
             BUSYBOX_IMAGE,

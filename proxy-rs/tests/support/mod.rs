@@ -6,6 +6,13 @@
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+// component-base's real-apiserver helper, and through it the workspace-wide
+// lookup of binaries and skip-or-fail policy; included here once so that a
+// test using both this module and the apiserver gets one copy of each.
+#[path = "../../../component-base/tests/support/apiserver.rs"]
+pub mod apiserver;
+pub use apiserver::prereq;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Returns why the tests cannot run here, if they cannot.
@@ -13,17 +20,28 @@ pub fn skip_reason() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("not running as root".into());
     }
-    for tool in ["ip", "nft", "nsenter", "socat"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("{tool} not installed"));
-        }
+    let missing: Vec<&str> = ["ip", "nft", "nsenter", "socat"]
+        .into_iter()
+        .filter(|tool| prereq::on_path(tool).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!("{} not installed", missing.join(", ")));
     }
     None
+}
+
+/// True when the real-nftables tests can run here. Otherwise the test fails
+/// naming what is missing, or, under `FK_ALLOW_SKIP=1`, `SKIP: ...` is
+/// printed and this is false.
+pub fn netns_tests_can_run() -> bool {
+    let Some(why) = skip_reason() else {
+        return true;
+    };
+    prereq::skip_or_fail(&format!(
+        "the real-nftables tests need root, ip, nft, nsenter and socat: {why} \
+         (run as root; Debian: apt-get install iproute2 nftables util-linux socat)"
+    ));
+    false
 }
 
 fn run(cmd: &mut Command) -> String {
