@@ -21,7 +21,6 @@ import (
 	_ "k8s.io/kubernetes/test/images/nonewprivs"
 	_ "k8s.io/kubernetes/test/images/regression-issue-74839"
 	_ "k8s.io/sample-apiserver"
-	_ "sigs.k8s.io/cri-tools/cmd/crictl"
 
 	// What test/e2e/e2e_test.go imports beyond test/e2e itself.
 	_ "k8s.io/kubernetes/test/conformance/testdata"

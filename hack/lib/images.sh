@@ -8,7 +8,7 @@
 # Each image is built like its upstream Dockerfile, from this host's Debian
 # programs (copied with their shared libraries) and stock Go binaries, in
 # layers (hack/images/oci-build --base, like FROM) so the big ones share blobs:
-#   busybox                 busybox applets, bash as sh
+#   busybox                 busybox applets; sh is ash, or bash for env names like data-1
 #   |- nonroot, nonewprivs, sample-apiserver, regression-issue-74839, nginx
 #   `- glibc-dns-testing    + dig, getent, curl, OpenBSD nc, ip, ss, ipcs
 #      `- agnhost           + /agnhost, /agnhost-2, certs, users, /coredns
@@ -180,22 +180,24 @@ fk_image_pause() {
 }
 
 # fk_image_busybox REFS: Debian's static busybox for every applet but sh,
-# which is bash (conformance passes env names such as data-1 that busybox
-# ash drops and bash keeps), and wget, a wrapper that avoids the applet's
+# which is hack/images/busybox/sh.c (ash, or bash when the environment holds
+# names such as data-1 that Debian's ash drops and the real image keeps),
+# and wget, a wrapper that avoids the applet's
 # -T crash (hack/images/busybox/wget); printenv and getconf, which upstream
 # busybox has and Debian's lacks, are the host's. The base of most images.
 fk_image_busybox() {
   local refs=$1 out=$FK_IMAGES/busybox.tar wget=$FK_ROOT/hack/images/busybox/wget r t
-  local printenv getconf
+  local sh_src=$FK_ROOT/hack/images/busybox/sh.c printenv getconf
   printenv=$(_fk_host_bin printenv coreutils)
   getconf=$(_fk_host_bin getconf libc-bin)
-  _fk_fresh "$out" "$refs" /bin/busybox /bin/bash "$wget" "$printenv" "$getconf" && { echo "$out"; return; }
+  _fk_fresh "$out" "$refs" /bin/busybox /bin/bash "$wget" "$sh_src" "$printenv" "$getconf" && { echo "$out"; return; }
   [[ -x /bin/busybox ]] || fk_die "/bin/busybox is missing on this host; install it (apt-get install busybox-static)"
   r=$(_fk_rootfs_dir)
   _fk_rootfs_base "$r"
   _fk_busybox_into "$r" sh bash wget printenv getconf
   _fk_copy_with_libs "$r" /bin/bash
-  ln -sf bash "$r/bin/sh"
+  gcc -static -Os -Wall -Werror -o "$r/bin/sh" "$sh_src" || fk_die "compiling $sh_src failed (gcc and static libc needed)"
+  strip "$r/bin/sh"
   for t in "$printenv" "$getconf"; do _fk_copy_with_libs "$r" "$t" "/bin/$(basename "$t")"; done
   install -m 0755 "$wget" "$r/bin/wget"
   _fk_build "$out" "$refs" --rootfs "$r" --cmd '["sh"]'
