@@ -141,21 +141,7 @@ fk_cp_start_compat_service_ca() {
 fk_cp_start_proxy() {
   local bin=$1 dir=$FK_OUT/control-plane
   mkdir -p "$dir"
-  cat >"$dir/kube-proxy-config.yaml" <<YAML
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: $FK_KUBECONFIGS/kube-proxy.kubeconfig
-hostnameOverride: $FK_CP_NS
-bindAddress: $FK_CP_IP
-healthzBindAddress: $FK_CP_IP:10256
-metricsBindAddress: 127.0.0.1:10249
-clusterCIDR: $FK_CLUSTER_CIDR
-mode: ${FK_PROXY_MODE:-iptables}
-conntrack:
-  # nf_conntrack_max is read-only outside the initial network namespace.
-  maxPerCore: 0
-YAML
+  fk_proxy_config "$dir/kube-proxy-config.yaml" "$FK_CP_NS" "$FK_CP_IP"
   fk_start kube-proxy-control-plane "$FK_CP_NS" kube-proxy-control-plane "$bin" \
     --config="$dir/kube-proxy-config.yaml" --v="${FK_V:-2}"
 }

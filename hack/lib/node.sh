@@ -135,14 +135,22 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 YAML
-  cat >"$dir/kube-proxy-config.yaml" <<YAML
+  fk_proxy_config "$dir/kube-proxy-config.yaml" "$node" 0.0.0.0
+}
+
+# fk_proxy_config FILE HOSTNAME BIND_ADDRESS: the KubeProxyConfiguration of
+# every kube-proxy here (nodes and the control plane), as kubeadm's
+# kube-proxy ConfigMap has it, with this cluster's CIDR and mode.
+fk_proxy_config() {
+  local file=$1 hostname=$2 bind=$3
+  cat >"$file" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
   kubeconfig: $FK_KUBECONFIGS/kube-proxy.kubeconfig
-hostnameOverride: $node
-bindAddress: 0.0.0.0
-healthzBindAddress: 0.0.0.0:10256
+hostnameOverride: $hostname
+bindAddress: $bind
+healthzBindAddress: $bind:10256
 metricsBindAddress: 127.0.0.1:10249
 clusterCIDR: $FK_CLUSTER_CIDR
 mode: ${FK_PROXY_MODE:-iptables}
