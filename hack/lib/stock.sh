@@ -54,6 +54,14 @@ fk_stock_bin() {
     echo "$FK_KUBE_BIN_CACHE/$name"
     return 0
   fi
+  # The build compiles what hack/kube-bin/go.mod pins; never file it under
+  # another release's name.
+  local pinned
+  pinned=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$FK_ROOT/hack/kube-bin/go.mod")
+  if [[ $FK_KUBE_VERSION != "$pinned" ]]; then
+    _fk_stock_log "error: $name $FK_KUBE_VERSION is not at hand and hack/kube-bin builds $pinned only (set KUBE_BIN_DIR, or change the require in hack/kube-bin/go.mod)"
+    return 1
+  fi
   _fk_stock_log "$name: not in ${KUBE_BIN_DIR:+\$KUBE_BIN_DIR=$KUBE_BIN_DIR or }$FK_KUBE_BIN_CACHE; building it from the Go module proxy (hack/kube-bin/build $name)"
   FK_KUBE_BIN_OUT=$FK_KUBE_BIN_CACHE "$FK_ROOT/hack/kube-bin/build" "$name" >&2 || {
     _fk_stock_log "error: $name $FK_KUBE_VERSION could not be built (see the output above)"
