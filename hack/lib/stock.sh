@@ -9,8 +9,11 @@
 #   4. hack/kube-bin/build NAME      (from the Go module proxy)
 # Sourced by common.sh; needs FK_ROOT.
 
-# The pinned release is the one hack/kube-bin/go.mod requires.
-FK_KUBE_VERSION=${FK_KUBE_VERSION:-$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$FK_ROOT/hack/kube-bin/go.mod")}
+# The pinned release is the one hack/kube-bin/go.mod requires (and the only
+# one hack/kube-bin/build can make); FK_KUBE_VERSION may name another whose
+# binaries a user supplies.
+FK_KUBE_PINNED=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$FK_ROOT/hack/kube-bin/go.mod")
+FK_KUBE_VERSION=${FK_KUBE_VERSION:-$FK_KUBE_PINNED}
 FK_KUBE_BIN_CACHE=${FK_KUBE_BIN_CACHE:-$FK_ROOT/_output/kube-bin/$FK_KUBE_VERSION}
 
 # What dl.k8s.io publishes per release; everything else is only built.
@@ -41,14 +44,7 @@ _fk_stock_download() {
 # building it if need be; fails with a message naming what is missing.
 fk_stock_bin() {
   local name=$1
-  if [[ -n "${KUBE_BIN_DIR:-}" && -x "$KUBE_BIN_DIR/$name" ]]; then
-    echo "$KUBE_BIN_DIR/$name"
-    return 0
-  fi
-  if [[ -x "$FK_KUBE_BIN_CACHE/$name" ]]; then
-    echo "$FK_KUBE_BIN_CACHE/$name"
-    return 0
-  fi
+  _fk_stock_at_hand "$name" && return 0
   if _fk_stock_download "$name"; then
     _fk_stock_log "$name $FK_KUBE_VERSION downloaded into $FK_KUBE_BIN_CACHE"
     echo "$FK_KUBE_BIN_CACHE/$name"
@@ -56,10 +52,8 @@ fk_stock_bin() {
   fi
   # The build compiles what hack/kube-bin/go.mod pins; never file it under
   # another release's name.
-  local pinned
-  pinned=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$FK_ROOT/hack/kube-bin/go.mod")
-  if [[ $FK_KUBE_VERSION != "$pinned" ]]; then
-    _fk_stock_log "error: $name $FK_KUBE_VERSION is not at hand and hack/kube-bin builds $pinned only (set KUBE_BIN_DIR, or change the require in hack/kube-bin/go.mod)"
+  if [[ $FK_KUBE_VERSION != "$FK_KUBE_PINNED" ]]; then
+    _fk_stock_log "error: $name $FK_KUBE_VERSION is not at hand and hack/kube-bin builds $FK_KUBE_PINNED only (set KUBE_BIN_DIR, or change the require in hack/kube-bin/go.mod)"
     return 1
   fi
   _fk_stock_log "$name: not in ${KUBE_BIN_DIR:+\$KUBE_BIN_DIR=$KUBE_BIN_DIR or }$FK_KUBE_BIN_CACHE; building it from the Go module proxy (hack/kube-bin/build $name)"
@@ -76,7 +70,15 @@ fk_stock_bins() {
   for name in "$@"; do fk_stock_bin "$name" >/dev/null || fk_die "stock $name is not available"; done
 }
 
-# fk_stock_have NAME: true when NAME is already at hand (no fetch, no build).
-fk_stock_have() {
-  [[ -n "${KUBE_BIN_DIR:-}" && -x "$KUBE_BIN_DIR/$1" ]] || [[ -x "$FK_KUBE_BIN_CACHE/$1" ]]
+# _fk_stock_at_hand NAME: prints NAME's path when $KUBE_BIN_DIR or the cache
+# has it (no fetch, no build); false otherwise.
+_fk_stock_at_hand() {
+  local dir
+  for dir in ${KUBE_BIN_DIR:+"$KUBE_BIN_DIR"} "$FK_KUBE_BIN_CACHE"; do
+    [[ -x "$dir/$1" ]] && { echo "$dir/$1"; return 0; }
+  done
+  return 1
 }
+
+# fk_stock_have NAME: true when NAME is already at hand (no fetch, no build).
+fk_stock_have() { _fk_stock_at_hand "$1" >/dev/null; }
