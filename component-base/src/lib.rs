@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod events;
 pub mod flags;
+pub mod informers;
 pub mod leaderelection;
 pub mod logging;
 pub mod metrics;

@@ -8,6 +8,8 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
+use nix::sys::resource::{Resource, getrlimit};
+use nix::unistd::SysconfVar;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -97,6 +99,11 @@ pub fn parse_boot_time(text: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A sysconf value, or 0 when the system does not say.
+fn sysconf(var: SysconfVar) -> i64 {
+    nix::unistd::sysconf(var).ok().flatten().unwrap_or(0)
+}
+
 #[derive(Debug)]
 struct ProcessCollector;
 
@@ -104,20 +111,10 @@ impl ProcessCollector {
     fn sample() -> Option<Vec<(&'static str, &'static str, f64, bool)>> {
         let stat = parse_proc_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
         let boot = parse_boot_time(&std::fs::read_to_string("/proc/stat").ok()?)?;
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        // SAFETY: as above.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64;
+        let ticks = sysconf(SysconfVar::CLK_TCK).max(1) as f64;
+        let page = sysconf(SysconfVar::PAGE_SIZE).max(1) as f64;
         let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as f64;
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes only into the struct we pass.
-        let max_fds = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
-            0 => limit.rlim_cur as f64,
-            _ => 0.0,
-        };
+        let max_fds = getrlimit(Resource::RLIMIT_NOFILE).map_or(0.0, |(soft, _)| soft as f64);
         Some(vec![
             (
                 "process_cpu_seconds",

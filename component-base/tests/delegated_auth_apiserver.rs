@@ -5,9 +5,10 @@
 //!
 //! Needs the stock kube-apiserver (from `hack/kube-bin/path`) and etcd (from
 //! PATH, else the same script); fails without them unless `FK_ALLOW_SKIP=1`.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/prereq.rs"]
-mod prereq;
+use test_support::prereq;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,9 +16,6 @@ use std::time::Duration;
 use axum::Router;
 use component_base::auth::delegating::build_filter;
 use component_base::flags::{AuthenticationFlags, AuthorizationFlags};
-use component_base::serving::probe::{
-    ClientIdentity, ComponentProcess, TestDir, free_port, https_get, https_get_as,
-};
 use component_base::serving::{HealthRegistry, component_router, serve_https, tls};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -26,6 +24,9 @@ use kube::api::{ObjectMeta, PostParams};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     SanType,
+};
+use test_support::serving::{
+    ClientIdentity, ComponentProcess, TestDir, free_port, https_get, https_get_as,
 };
 use tokio_util::sync::CancellationToken;
 

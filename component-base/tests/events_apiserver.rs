@@ -1,15 +1,13 @@
 //! The event recorder against a real etcd + stock kube-apiserver (skipped
 //! when absent): the apiserver accepts our events and our series patches.
 
-mod support;
-
 use component_base::events::{EventBroadcaster, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
 use std::time::Duration;
-use support::apiserver::TestApiServer;
+use test_support::apiserver::TestApiServer;
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 

@@ -2,8 +2,6 @@
 //! paused clock: contention, hand-over on shutdown, loss on partition, and
 //! coexistence with a foreign holder that renews like client-go.
 
-mod support;
-
 use component_base::leaderelection::{
     Error, LeaderElectionConfig, LeaderElectionHealth, run, run_with_health,
 };
@@ -13,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::fake_leases::FakeLeaseApi;
+use test_support::fake_leases::FakeLeaseApi;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;

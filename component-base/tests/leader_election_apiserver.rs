@@ -3,8 +3,6 @@
 //! for a Lease, hand it over on shutdown and on a crash, and interoperate
 //! with a stock kube-scheduler on `kube-system/kube-scheduler`.
 
-mod support;
-
 use component_base::leaderelection::{Error, LeaderElectionConfig, run};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -13,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::apiserver::TestApiServer;
-use support::prereq;
+use test_support::apiserver::TestApiServer;
+use test_support::prereq;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;

@@ -3,12 +3,12 @@
 //! `SKIP` and a pass. Checked both as functions and end to end, in a child
 //! copy of this test binary with the real environment variable and the real
 //! `hack/kube-bin/path` failing on a binary nobody can provide.
-
-mod support;
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
 
-use support::prereq::{ALLOW_SKIP_ENV, or_skip, skip_verdict, stock_bin, workspace_root};
+use test_support::prereq::{ALLOW_SKIP_ENV, or_skip, skip_verdict, stock_bin, workspace_root};
 
 /// A name `hack/kube-bin/path` cannot fetch or build, so it fails fast.
 const UNOBTAINABLE: &str = "fk-test-no-such-binary";

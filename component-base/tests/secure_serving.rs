@@ -1,6 +1,8 @@
 //! The HTTPS stack end to end over real TLS: optional client certificates
 //! reach the authenticator, front-proxy headers are only trusted from the
 //! request-header CA, and upstream's 401/403/healthz responses come back.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
@@ -9,12 +11,12 @@ use axum::routing::get;
 use component_base::auth::authn::{CaVerifier, RequestHeaderConfig, TokenReviewer};
 use component_base::auth::authz::{AccessReviewer, AlwaysAllowPaths, default_always_allow_groups};
 use component_base::auth::{Attributes, AuthFilter, Authenticator, Authorizer, Decision, UserInfo};
-use component_base::serving::probe::{ClientIdentity, https_get, https_get_as};
 use component_base::serving::{HealthCheck, HealthRegistry, component_router, serve_https, tls};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
 use rustls::pki_types::CertificateDer;
+use test_support::serving::{ClientIdentity, https_get, https_get_as};
 use tokio_util::sync::CancellationToken;
 
 struct Ca {

@@ -14,8 +14,7 @@ pub mod netns;
 pub mod objects;
 /// The workspace-wide lookup of stock binaries (`hack/kube-bin/path`) and the
 /// skip-or-fail policy, shared with every crate's integration tests.
-#[path = "../../component-base/tests/support/prereq.rs"]
-pub mod prereq;
+pub use test_support::prereq;
 pub mod reach;
 pub mod wait;
 pub mod workloads;

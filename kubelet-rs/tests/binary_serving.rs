@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use component_base::serving::probe::{
+use test_support::serving::{
     ComponentProcess, TestDir, free_port, http_get, https_get, unreachable_kubeconfig,
 };
 

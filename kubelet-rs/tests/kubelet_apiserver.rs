@@ -2,6 +2,8 @@
 //! registers and turns Ready, the lease renews, a bound pod runs and its deletion
 //! completes through the status manager. The kubelet's :10250 router, fed by
 //! the same run's `KubeletHandle`, serves the running pod on `/pods`.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

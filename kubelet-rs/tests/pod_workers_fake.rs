@@ -1,4 +1,6 @@
 //! Pod workers + runtime manager + status generation against the fake CRI.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,7 +1,8 @@
 //! httpGet / tcpSocket probes against real servers on 127.0.0.1.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../component-base/tests/support/prereq.rs"]
-mod prereq;
+use test_support::prereq;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The kubelet API router over real HTTP on 127.0.0.1 with a fake pod
 //! provider, a fake runtime, temp CRI log files and a fake CRI streaming server.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! `/exec` and `/run` through the kubelet server against a real, private
 //! containerd: the upgrade is spliced to containerd's streaming server and the
 //! exec output and exit code come back over `v4.channel.k8s.io` WebSocket frames.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -3,9 +3,7 @@
 //! a TokenReview as the pod's service account, bound to the pod.
 //! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
-#[path = "../../component-base/tests/support/apiserver.rs"]
-#[allow(dead_code)]
-mod apiserver;
+use test_support::apiserver;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,8 +2,7 @@
 //! atomic-writer update semantics, modes, projected content, FailedMount messages,
 //! tmpfs mounts (needs root) and teardown.
 
-#[path = "../../component-base/tests/support/prereq.rs"]
-mod prereq;
+use test_support::prereq;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;

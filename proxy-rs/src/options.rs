@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn config_file_replaces_flags() {
-        let dir = component_base::serving::probe::TestDir::new("kube-proxy-options").expect("dir");
+        let dir = test_support::serving::TestDir::new("kube-proxy-options").expect("dir");
         let path = dir.path().join("config.conf");
         std::fs::write(
             &path,

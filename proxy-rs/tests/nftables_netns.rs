@@ -2,6 +2,8 @@
 //! namespaces: ruleset structure, ClusterIP and NodePort DNAT with real TCP
 //! traffic, reject without endpoints, and incremental syncs.
 //! Fails when not root or tools are missing, unless `FK_ALLOW_SKIP=1`.
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

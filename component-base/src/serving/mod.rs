@@ -3,7 +3,6 @@
 //! kubelet API), behind delegated authentication/authorization.
 
 pub mod healthz;
-pub mod probe;
 pub mod server;
 pub mod tls;
 

@@ -2,7 +2,7 @@
 //!
 //! Layout mirrors upstream `pkg/controller/`: one module per controller, each
 //! with a pure `reconcile` and a thin runner fed from the shared informers
-//! ([`informers`]); shared helpers live once in [`controller_utils`]. A new
+//! (`component_base::informers`); shared helpers live once in [`controller_utils`]. A new
 //! controller is one module plus one line in [`registry`].
 
 pub mod clientbuilder;
@@ -13,7 +13,6 @@ pub mod endpointslice;
 pub mod error;
 pub mod events;
 pub mod garbagecollector;
-pub mod informers;
 pub mod names;
 pub mod namespace;
 pub mod nodelifecycle;

@@ -14,9 +14,9 @@ use crate::clientbuilder::{ControllerClientBuilder, SERVICE_ACCOUNT_NAMESPACE};
 use crate::config::ControllerManagerConfig;
 use crate::controller_utils::Key;
 use crate::error::Error;
-use crate::informers::SharedInformerFactory;
 use crate::names::ControllerSelection;
 use crate::registry;
+use component_base::informers::SharedInformerFactory;
 
 /// What every controller gets when it starts.
 #[derive(Clone)]

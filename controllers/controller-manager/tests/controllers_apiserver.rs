@@ -4,9 +4,7 @@
 //! Running/Ready itself to drive availability. Fails when the binaries are
 //! missing, unless `FK_ALLOW_SKIP=1`.
 
-#[path = "../../../component-base/tests/support/apiserver.rs"]
-#[allow(dead_code)]
-mod apiserver;
+use test_support::apiserver;
 
 use std::time::Duration;
 

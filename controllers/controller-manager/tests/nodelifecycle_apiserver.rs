@@ -3,9 +3,7 @@
 //! admission plugin adds; Ready=True removes it, Ready=False brings it back.
 //! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
-#[path = "../../../component-base/tests/support/apiserver.rs"]
-#[allow(dead_code)]
-mod apiserver;
+use test_support::apiserver;
 
 use std::time::Duration;
 

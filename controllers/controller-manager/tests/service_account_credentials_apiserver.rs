@@ -5,9 +5,7 @@
 //! Deployment still gets its ReplicaSet and pods and `kube-root-ca.crt` is
 //! published. Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
-#[path = "../../../component-base/tests/support/apiserver.rs"]
-#[allow(dead_code)]
-mod apiserver;
+use test_support::apiserver;
 
 use std::time::Duration;
 

@@ -3,9 +3,7 @@
 //! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 // Shared test harness (owned by component-base); not every helper is used here.
-#[allow(dead_code)]
-#[path = "../../../component-base/tests/support/apiserver.rs"]
-mod apiserver;
+use test_support::apiserver;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use component_base::serving::probe::{
+use test_support::serving::{
     ComponentProcess, TestDir, free_port, https_get, unreachable_kubeconfig,
 };
 

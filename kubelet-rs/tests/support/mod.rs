@@ -5,8 +5,7 @@
 pub mod apiserver;
 pub mod oci;
 // The workspace-wide lookup of binaries and the skip-or-fail policy.
-#[path = "../../../component-base/tests/support/prereq.rs"]
-pub mod prereq;
+pub use test_support::prereq;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

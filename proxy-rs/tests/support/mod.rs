@@ -6,12 +6,11 @@
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-// component-base's real-apiserver helper, and through it the workspace-wide
-// lookup of binaries and skip-or-fail policy; included here once so that a
-// test using both this module and the apiserver gets one copy of each.
-#[path = "../../../component-base/tests/support/apiserver.rs"]
-pub mod apiserver;
-pub use apiserver::prereq;
+// The real-apiserver helper and the workspace-wide
+// lookup of binaries and skip-or-fail policy, from test-support.
+#[allow(unused_imports)]
+pub use test_support::apiserver;
+pub use test_support::prereq;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

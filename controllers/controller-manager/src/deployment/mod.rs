@@ -26,9 +26,9 @@ use kube::{Client, Resource, ResourceExt};
 use crate::controller_utils::{self, Key};
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
-use crate::informers::{Change, Subscription};
 use crate::names::DEPLOYMENT_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
+use component_base::informers::{Change, Subscription};
 use model::{Action, Model};
 
 struct Controller {

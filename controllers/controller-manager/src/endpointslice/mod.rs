@@ -26,9 +26,9 @@ use std::time::Duration;
 use crate::controller_utils::Key;
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
-use crate::informers::{Change, Subscription};
 use crate::names::ENDPOINTSLICE_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
+use component_base::informers::{Change, Subscription};
 use reconcile::{
     Action, CONTROLLER_NAME, DEFAULT_MAX_ENDPOINTS_PER_SLICE, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
     State,

@@ -18,9 +18,9 @@ use kube::discovery::{Discovery, Scope, verbs};
 
 use crate::controller_utils::Key;
 use crate::error::Error;
-use crate::informers::{Change, Subscription};
 use crate::names::NAMESPACE_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
+use component_base::informers::{Change, Subscription};
 use deletion::{ConditionUpdater, ContentTotals, PodGrace, ResourceOutcome};
 
 /// Upstream `namespaceDeletionGracePeriod`: lets HA apiservers observe the

@@ -22,8 +22,8 @@ use serde_json::json;
 
 use crate::controller_utils::Key;
 use crate::error::Error;
-use crate::informers::{Change, Subscription};
 use crate::runner::{ControllerContext, SyncResult, run_workers};
+use component_base::informers::{Change, Subscription};
 use taints::{apply_taint_diff, no_schedule_taint_diff};
 
 /// Upstream `names.NodeLifecycleController`.

@@ -25,9 +25,9 @@ use crate::controller_utils::{
 };
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
-use crate::informers::{Change, Subscription};
 use crate::names::REPLICASET_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
+use component_base::informers::{Change, Subscription};
 use reconcile::{Scale, calculate_status, manage_replicas, status_update};
 
 pub const SUCCESSFUL_CREATE_REASON: &str = "SuccessfulCreate";

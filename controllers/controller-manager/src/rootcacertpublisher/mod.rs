@@ -14,9 +14,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller_utils::Key;
 use crate::error::Error;
-use crate::informers::{Change, Subscription};
 use crate::names::ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
+use component_base::informers::{Change, Subscription};
 
 pub const ROOT_CA_CONFIG_MAP_NAME: &str = "kube-root-ca.crt";
 pub const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";

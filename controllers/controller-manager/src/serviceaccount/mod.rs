@@ -12,9 +12,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller_utils::Key;
 use crate::error::Error;
-use crate::informers::{Change, Subscription};
 use crate::names::SERVICEACCOUNT_CONTROLLER;
 use crate::runner::{ControllerContext, SyncResult, run_workers};
+use component_base::informers::{Change, Subscription};
 
 /// Upstream `DefaultServiceAccountsControllerOptions`.
 pub const SERVICE_ACCOUNTS_TO_ENSURE: &[&str] = &["default"];

@@ -3,19 +3,18 @@
 //! controller context to start one controller on it.
 #![allow(dead_code)]
 
-#[path = "../../../../component-base/tests/support/apiserver.rs"]
-pub mod apiserver;
+pub use test_support::apiserver;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use component_base::events::EventBroadcaster;
+use component_base::informers::SharedInformerFactory;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube_controller_manager::ControllerManagerConfig;
-use kube_controller_manager::informers::SharedInformerFactory;
 use kube_controller_manager::runner::ControllerContext;
 use tokio_util::sync::CancellationToken;
 

@@ -8,8 +8,6 @@
 //! (kube-apiserver from `hack/kube-bin/path`, etcd from `PATH` or the same
 //! script), and a missing one fails the test unless `FK_ALLOW_SKIP=1`.
 //!
-//! Other crates' tests include this file by `#[path]`; it brings its
-//! sibling `prereq.rs` along as [`prereq`] so they need only this one line.
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::fs;
@@ -18,9 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-// Relative to this file's directory, wherever it is included from.
-#[path = "prereq.rs"]
-pub mod prereq;
+use crate::prereq;
 
 pub struct TestApiServer {
     /// `https://127.0.0.1:<port>`.

@@ -24,7 +24,7 @@ impl TestDir {
         let path = std::env::temp_dir().join(format!(
             "{prefix}-{}-{}",
             std::process::id(),
-            crate::app::uuid_v4()
+            component_base::app::uuid_v4()
         ));
         std::fs::create_dir_all(&path)?;
         Ok(TestDir(path))
@@ -131,8 +131,15 @@ pub struct ClientIdentity {
 
 impl ClientIdentity {
     /// From PEM text (certificate chain, then key).
-    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, super::tls::TlsError> {
-        let pair = super::tls::parse_pem_pair(cert_pem.as_bytes(), key_pem.as_bytes(), "identity")?;
+    pub fn from_pem(
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<Self, component_base::serving::tls::TlsError> {
+        let pair = component_base::serving::tls::parse_pem_pair(
+            cert_pem.as_bytes(),
+            key_pem.as_bytes(),
+            "identity",
+        )?;
         Ok(ClientIdentity {
             chain: pair.chain,
             key: pair.key,

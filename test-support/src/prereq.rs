@@ -10,10 +10,6 @@
 //! * A missing prerequisite fails the test, naming it and how to get it: a
 //!   green run must mean the real thing ran. `FK_ALLOW_SKIP=1` opts out; the
 //!   test then prints `SKIP: <reason>` and passes.
-//!
-//! Included by `#[path]` from every crate's tests and from `ferrokube-e2e`,
-//! so it uses `std` only and each includer may use only part of it.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::Write;
