@@ -31,7 +31,7 @@ use crate::auth::AuthFilter;
 use crate::flags::{ClientDefaults, ClientFlags, LeaderElectionFlags, LoggingFlags};
 use crate::leaderelection::{self, LeaderElectionConfig};
 use crate::serving::{
-    HealthCheck, HealthRegistry, RunningServer, SecureServingOptions, ServingError,
+    CheckFailure, HealthCheck, HealthRegistry, RunningServer, SecureServingOptions, ServingError,
     component_router, serve_http, start_secure,
 };
 
@@ -291,7 +291,7 @@ impl App {
         let check = health.clone();
         self.health
             .add_to_all(HealthCheck::new(health.name(), move || {
-                check.check().map_err(|e| e.to_string())
+                check.check().map_err(CheckFailure::of)
             }));
         tracing::info!(
             lease = %format!("{}/{}", cfg.lease_namespace, cfg.lease_name),

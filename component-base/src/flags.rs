@@ -13,19 +13,24 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
-use crate::config::parse_duration;
+use crate::config::{DurationError, parse_duration};
 
 /// clap value parser for Go duration strings (`15s`, `1m30s`).
-pub fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
+pub fn duration_arg(s: &str) -> Result<Duration, DurationError> {
+    parse_duration(s)
 }
 
+/// A flag value that is not one of Go's `strconv.ParseBool` spellings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid boolean value {0:?}")]
+pub struct InvalidBool(pub String);
+
 /// clap value parser for Go's `strconv.ParseBool` spellings.
-pub fn go_bool_arg(s: &str) -> Result<bool, String> {
+pub fn go_bool_arg(s: &str) -> Result<bool, InvalidBool> {
     match s {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("invalid boolean value {s:?}")),
+        _ => Err(InvalidBool(s.to_string())),
     }
 }
 

@@ -8,8 +8,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use component_base::auth::authn::{CaVerifier, RequestHeaderConfig, TokenReviewer};
-use component_base::auth::authz::{AccessReviewer, AlwaysAllowPaths, default_always_allow_groups};
+use component_base::auth::authn::{
+    CaVerifier, CredentialError, RequestHeaderConfig, TokenReviewer,
+};
+use component_base::auth::authz::{
+    AccessReviewer, AlwaysAllowPaths, AuthzError, default_always_allow_groups,
+};
 use component_base::auth::{Attributes, AuthFilter, Authenticator, Authorizer, Decision, UserInfo};
 use component_base::serving::{HealthCheck, HealthRegistry, component_router, serve_https, tls};
 use rcgen::{
@@ -54,7 +58,7 @@ struct Tokens;
 
 #[async_trait::async_trait]
 impl TokenReviewer for Tokens {
-    async fn review(&self, token: &str) -> Result<Option<UserInfo>, String> {
+    async fn review(&self, token: &str) -> Result<Option<UserInfo>, CredentialError> {
         Ok((token == "prometheus-token").then(|| UserInfo {
             name: "prometheus".into(),
             ..UserInfo::default()
@@ -66,7 +70,7 @@ struct Sar;
 
 #[async_trait::async_trait]
 impl AccessReviewer for Sar {
-    async fn review(&self, attrs: &Attributes) -> Result<Decision, String> {
+    async fn review(&self, attrs: &Attributes) -> Result<Decision, AuthzError> {
         Ok(match (attrs.user.name.as_str(), attrs.path.as_str()) {
             ("prometheus", "/metrics") => Decision::Allow,
             _ => Decision::NoOpinion(String::new()),

@@ -19,9 +19,43 @@ use super::{AUTHENTICATED_GROUP, CREDENTIAL_ID_KEY, UNAUTHENTICATED_GROUP, UserI
 pub enum AuthnError {
     #[error("invalid CA bundle: {0}")]
     InvalidCa(String),
-    /// Credentials were presented and rejected (→ 401).
+    /// Credentials were presented and rejected (→ 401), each with its reason.
+    #[error("{}", join(.0))]
+    Rejected(Vec<CredentialError>),
+}
+
+/// Why one presented credential did not authenticate the request.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("verifying certificate failed: {0}")]
+    CertificateUnverified(#[source] rustls::Error),
+    #[error("invalid certificate: {0}")]
+    InvalidCertificate(String),
+    #[error("x509: subject with cn={0} is not in the allowed list")]
+    NameNotAllowed(String),
+    #[error("invalid bearer token")]
+    InvalidBearerToken,
+    /// The TokenReview answered with an error of its own.
     #[error("{0}")]
-    Rejected(String),
+    TokenReviewStatus(String),
+    /// The TokenReview could not be made (the apiserver was not reached).
+    #[error("TokenReview failed: {0}")]
+    TokenReviewFailed(#[source] kube::Error),
+    #[error("no credentials provided")]
+    NoCredentials,
+}
+
+impl CredentialError {
+    /// Whether asking again later may succeed (a failed request, not a
+    /// rejected credential).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, CredentialError::TokenReviewFailed(_))
+    }
+}
+
+fn join(errors: &[CredentialError]) -> String {
+    let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    texts.join(", ")
 }
 
 /// A CA bundle that client certificates are verified against; swappable at
@@ -69,14 +103,14 @@ impl CaVerifier {
 
     /// `None` when unconfigured or no chain was presented, else whether the
     /// chain verifies (for client auth) against the CA.
-    pub fn verify(&self, chain: &[CertificateDer<'static>]) -> Option<Result<(), String>> {
+    pub fn verify(&self, chain: &[CertificateDer<'static>]) -> Option<Result<(), CredentialError>> {
         let verifier = self.0.read().unwrap_or_else(|e| e.into_inner()).clone()?;
         let (leaf, intermediates) = chain.split_first()?;
         Some(
             verifier
                 .verify_client_cert(leaf, intermediates, UnixTime::now())
                 .map(|_| ())
-                .map_err(|e| format!("verifying certificate failed: {e}")),
+                .map_err(CredentialError::CertificateUnverified),
         )
     }
 }
@@ -93,10 +127,10 @@ pub struct RequestHeaderConfig {
 }
 
 /// Subject CN and O of a certificate.
-pub fn subject_names(der: &CertificateDer<'_>) -> Result<(String, Vec<String>), String> {
+pub fn subject_names(der: &CertificateDer<'_>) -> Result<(String, Vec<String>), CredentialError> {
     use x509_parser::prelude::*;
-    let (_, cert) =
-        X509Certificate::from_der(der.as_ref()).map_err(|e| format!("invalid certificate: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|e| CredentialError::InvalidCertificate(e.to_string()))?;
     let cn = cert
         .subject()
         .iter_common_name()
@@ -114,7 +148,7 @@ pub fn subject_names(der: &CertificateDer<'_>) -> Result<(String, Vec<String>), 
 
 /// upstream's `CommonNameUserConversion`: CN → name, O → groups, the
 /// certificate's SHA-256 as credential id. An empty CN is no user.
-pub fn user_from_cert(der: &CertificateDer<'_>) -> Result<Option<UserInfo>, String> {
+pub fn user_from_cert(der: &CertificateDer<'_>) -> Result<Option<UserInfo>, CredentialError> {
     let (cn, orgs) = subject_names(der)?;
     if cn.is_empty() {
         return Ok(None);
@@ -206,7 +240,7 @@ pub fn user_from_headers(headers: &HeaderMap, cfg: &RequestHeaderConfig) -> Opti
 
 /// The bearer token of an `Authorization` header: `Ok(None)` when there is
 /// none, `Err` for `Bearer` with an empty token.
-pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, String> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, CredentialError> {
     let Some(value) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -222,7 +256,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, String> {
         return Ok(None);
     }
     if token.is_empty() {
-        return Err("invalid bearer token".to_string());
+        return Err(CredentialError::InvalidBearerToken);
     }
     Ok(Some(token.to_string()))
 }
@@ -244,7 +278,7 @@ pub fn add_authenticated_group(mut user: UserInfo) -> UserInfo {
 pub trait TokenReviewer: Send + Sync {
     /// `Ok(Some(user))` authenticated, `Ok(None)` rejected, `Err` on failure
     /// to ask (or a review that carries an error).
-    async fn review(&self, token: &str) -> Result<Option<UserInfo>, String>;
+    async fn review(&self, token: &str) -> Result<Option<UserInfo>, CredentialError>;
 }
 
 /// TokenReview through the authentication kubeconfig's client.
@@ -253,13 +287,15 @@ pub struct KubeTokenReviewer {
 }
 
 /// Maps a TokenReview status to the reviewer result.
-pub fn token_review_result(review: &TokenReview) -> Result<Option<UserInfo>, String> {
+pub fn token_review_result(review: &TokenReview) -> Result<Option<UserInfo>, CredentialError> {
     let Some(status) = &review.status else {
         return Ok(None);
     };
     if status.authenticated != Some(true) {
         return match status.error.as_deref() {
-            Some(err) if !err.is_empty() => Err(err.to_string()),
+            Some(err) if !err.is_empty() => {
+                Err(CredentialError::TokenReviewStatus(err.to_string()))
+            }
             _ => Ok(None),
         };
     }
@@ -274,7 +310,7 @@ pub fn token_review_result(review: &TokenReview) -> Result<Option<UserInfo>, Str
 
 #[async_trait::async_trait]
 impl TokenReviewer for KubeTokenReviewer {
-    async fn review(&self, token: &str) -> Result<Option<UserInfo>, String> {
+    async fn review(&self, token: &str) -> Result<Option<UserInfo>, CredentialError> {
         let api: kube::Api<TokenReview> = kube::Api::all(self.client.clone());
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -286,7 +322,7 @@ impl TokenReviewer for KubeTokenReviewer {
         let created = api
             .create(&kube::api::PostParams::default(), &review)
             .await
-            .map_err(|e| format!("TokenReview failed: {e}"))?;
+            .map_err(CredentialError::TokenReviewFailed)?;
         token_review_result(&created)
     }
 }
@@ -311,7 +347,7 @@ impl CachedTokenReviewer {
 
 #[async_trait::async_trait]
 impl TokenReviewer for CachedTokenReviewer {
-    async fn review(&self, token: &str) -> Result<Option<UserInfo>, String> {
+    async fn review(&self, token: &str) -> Result<Option<UserInfo>, CredentialError> {
         let key = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
             .as_ref()
             .to_vec();
@@ -355,7 +391,7 @@ impl Authenticator {
         headers: &HeaderMap,
         client_chain: &[CertificateDer<'static>],
     ) -> Result<UserInfo, AuthnError> {
-        let mut errors: Vec<String> = Vec::new();
+        let mut errors: Vec<CredentialError> = Vec::new();
         if let Some(user) = self.try_request_header(headers, client_chain, &mut errors) {
             return Ok(add_authenticated_group(user));
         }
@@ -372,7 +408,7 @@ impl Authenticator {
             match bearer_token(headers) {
                 Ok(Some(token)) => match reviewer.review(&token).await {
                     Ok(Some(user)) => return Ok(add_authenticated_group(user)),
-                    Ok(None) => errors.push("invalid bearer token".to_string()),
+                    Ok(None) => errors.push(CredentialError::InvalidBearerToken),
                     Err(err) => errors.push(err),
                 },
                 Ok(None) => {}
@@ -380,19 +416,19 @@ impl Authenticator {
             }
         }
         if !errors.is_empty() {
-            return Err(AuthnError::Rejected(errors.join(", ")));
+            return Err(AuthnError::Rejected(errors));
         }
         if self.anonymous {
             return Ok(UserInfo::anonymous());
         }
-        Err(AuthnError::Rejected("no credentials provided".to_string()))
+        Err(AuthnError::Rejected(vec![CredentialError::NoCredentials]))
     }
 
     fn try_request_header(
         &self,
         headers: &HeaderMap,
         chain: &[CertificateDer<'static>],
-        errors: &mut Vec<String>,
+        errors: &mut Vec<CredentialError>,
     ) -> Option<UserInfo> {
         let cfg = self.request_header.as_ref()?;
         match cfg.ca.verify(chain)? {
@@ -409,9 +445,7 @@ impl Authenticator {
                 .map(|(cn, _)| cn)
                 .unwrap_or_default();
             if !cfg.allowed_names.contains(&cn) {
-                errors.push(format!(
-                    "x509: subject with cn={cn} is not in the allowed list"
-                ));
+                errors.push(CredentialError::NameNotAllowed(cn));
                 return None;
             }
         }
@@ -467,7 +501,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl TokenReviewer for FakeReviewer {
-        async fn review(&self, token: &str) -> Result<Option<UserInfo>, String> {
+        async fn review(&self, token: &str) -> Result<Option<UserInfo>, CredentialError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             match token {
                 "good" => Ok(Some(UserInfo {
@@ -475,7 +509,9 @@ mod tests {
                     groups: vec!["devs".into()],
                     ..UserInfo::default()
                 })),
-                "broken" => Err("apiserver unreachable".into()),
+                "broken" => Err(CredentialError::TokenReviewStatus(
+                    "apiserver unreachable".into(),
+                )),
                 _ => Ok(None),
             }
         }
@@ -627,13 +663,16 @@ mod tests {
     fn token_review_mapping() {
         use k8s_openapi::api::authentication::v1::{TokenReviewStatus, UserInfo as KUser};
         let mut review = TokenReview::default();
-        assert_eq!(token_review_result(&review), Ok(None));
+        assert!(matches!(token_review_result(&review), Ok(None)));
         review.status = Some(TokenReviewStatus {
             authenticated: Some(false),
             error: Some("token expired".into()),
             ..TokenReviewStatus::default()
         });
-        assert_eq!(token_review_result(&review), Err("token expired".into()));
+        assert!(matches!(
+            token_review_result(&review),
+            Err(CredentialError::TokenReviewStatus(m)) if m == "token expired"
+        ));
         review.status = Some(TokenReviewStatus {
             authenticated: Some(true),
             user: Some(KUser {
@@ -651,16 +690,19 @@ mod tests {
 
     #[test]
     fn bearer_parsing() {
-        assert_eq!(bearer_token(&HeaderMap::new()), Ok(None));
-        assert_eq!(
+        assert!(matches!(bearer_token(&HeaderMap::new()), Ok(None)));
+        assert!(matches!(
             bearer_token(&headers(&[("Authorization", "bearer abc")])),
-            Ok(Some("abc".into()))
-        );
-        assert_eq!(
+            Ok(Some(t)) if t == "abc"
+        ));
+        assert!(matches!(
             bearer_token(&headers(&[("Authorization", "Basic abc")])),
             Ok(None)
-        );
-        assert!(bearer_token(&headers(&[("Authorization", "Bearer  x")])).is_err());
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&[("Authorization", "Bearer  x")])),
+            Err(CredentialError::InvalidBearerToken)
+        ));
     }
 
     #[test]

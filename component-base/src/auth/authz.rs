@@ -61,10 +61,26 @@ impl AlwaysAllowPaths {
     }
 }
 
+/// Why an authorizer could not decide (→ 500, never cached).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    /// The SubjectAccessReview request failed (the apiserver was not reached).
+    #[error("SubjectAccessReview failed: {0}")]
+    ReviewFailed(#[source] kube::Error),
+    /// A wrapping authorizer's failure, with what it was asking
+    /// (the kubelet's fine-grained subresource checks).
+    #[error("Authorization error ({attributes}): {source}")]
+    While {
+        attributes: String,
+        #[source]
+        source: Box<AuthzError>,
+    },
+}
+
 /// Asks whether a request is allowed (SubjectAccessReview in production).
 #[async_trait::async_trait]
 pub trait AccessReviewer: Send + Sync {
-    async fn review(&self, attrs: &Attributes) -> Result<Decision, String>;
+    async fn review(&self, attrs: &Attributes) -> Result<Decision, AuthzError>;
 }
 
 /// Builds the SubjectAccessReview spec for `attrs`.
@@ -124,7 +140,7 @@ pub struct KubeAccessReviewer {
 
 #[async_trait::async_trait]
 impl AccessReviewer for KubeAccessReviewer {
-    async fn review(&self, attrs: &Attributes) -> Result<Decision, String> {
+    async fn review(&self, attrs: &Attributes) -> Result<Decision, AuthzError> {
         let api: kube::Api<SubjectAccessReview> = kube::Api::all(self.client.clone());
         let review = SubjectAccessReview {
             spec: access_review_spec(attrs),
@@ -133,7 +149,7 @@ impl AccessReviewer for KubeAccessReviewer {
         let created = api
             .create(&kube::api::PostParams::default(), &review)
             .await
-            .map_err(|e| format!("SubjectAccessReview failed: {e}"))?;
+            .map_err(AuthzError::ReviewFailed)?;
         Ok(access_review_decision(&created))
     }
 }
@@ -159,7 +175,7 @@ impl CachedAccessReviewer {
 
 #[async_trait::async_trait]
 impl AccessReviewer for CachedAccessReviewer {
-    async fn review(&self, attrs: &Attributes) -> Result<Decision, String> {
+    async fn review(&self, attrs: &Attributes) -> Result<Decision, AuthzError> {
         if let Some(hit) = self.cache.get(attrs, Instant::now()) {
             return Ok(hit);
         }
@@ -219,7 +235,7 @@ impl Authorizer {
     }
 
     /// Authorizes `attrs`; `Err` means the webhook could not be asked (500).
-    pub async fn authorize(&self, attrs: &Attributes) -> Result<Decision, String> {
+    pub async fn authorize(&self, attrs: &Attributes) -> Result<Decision, AuthzError> {
         if let Some(decision) = self.local_decision(attrs) {
             return Ok(decision);
         }
@@ -247,7 +263,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl AccessReviewer for FakeSar {
-        async fn review(&self, attrs: &Attributes) -> Result<Decision, String> {
+        async fn review(&self, attrs: &Attributes) -> Result<Decision, AuthzError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(match (attrs.user.name.as_str(), attrs.path.as_str()) {
                 ("prometheus", "/metrics") => Decision::Allow,

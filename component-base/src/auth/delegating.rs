@@ -33,7 +33,7 @@ pub enum DelegatingError {
     #[error("unable to load client CA file: {0}")]
     ClientCa(String),
     #[error("unable to load configmap based request-header-client-ca-file: {0}")]
-    RequestHeaderLookup(String),
+    RequestHeaderLookup(#[source] RequestHeaderError),
     #[error("invalid --authorization-always-allow-paths: {0}")]
     AlwaysAllowPaths(String),
 }
@@ -70,6 +70,21 @@ pub async fn delegated_client(
         .map_err(|e| err(e.to_string()))
 }
 
+/// Why the request-header settings in the apiserver's configmap are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestHeaderError {
+    #[error("{0}")]
+    Lookup(#[from] kube::Error),
+    #[error("{key}: {source}")]
+    List {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Ca(#[from] super::authn::AuthnError),
+}
+
 /// Request-header settings published by the apiserver in its configmap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHeaderData {
@@ -85,7 +100,7 @@ pub struct RequestHeaderData {
 /// (list values are JSON arrays); `None` without a request-header CA.
 pub fn requestheader_from_configmap(
     data: &BTreeMap<String, String>,
-) -> Result<Option<RequestHeaderData>, String> {
+) -> Result<Option<RequestHeaderData>, RequestHeaderError> {
     let ca_pem = data
         .get("requestheader-client-ca-file")
         .cloned()
@@ -93,10 +108,13 @@ pub fn requestheader_from_configmap(
     if ca_pem.trim().is_empty() {
         return Ok(None);
     }
-    let list = |key: &str| -> Result<Vec<String>, String> {
+    let list = |key: &str| -> Result<Vec<String>, RequestHeaderError> {
         match data.get(key).map(|s| s.trim()).filter(|s| !s.is_empty()) {
             None => Ok(Vec::new()),
-            Some(json) => serde_json::from_str(json).map_err(|e| format!("{key}: {e}")),
+            Some(json) => serde_json::from_str(json).map_err(|source| RequestHeaderError::List {
+                key: key.to_string(),
+                source,
+            }),
         }
     };
     Ok(Some(RequestHeaderData {
@@ -109,9 +127,10 @@ pub fn requestheader_from_configmap(
     }))
 }
 
-fn requestheader_config(data: RequestHeaderData) -> Result<RequestHeaderConfig, String> {
-    let ca = CaVerifier::from_certs(&parse_ca_bundle(data.ca_pem.as_bytes()))
-        .map_err(|e| e.to_string())?;
+fn requestheader_config(
+    data: RequestHeaderData,
+) -> Result<RequestHeaderConfig, RequestHeaderError> {
+    let ca = CaVerifier::from_certs(&parse_ca_bundle(data.ca_pem.as_bytes()))?;
     Ok(RequestHeaderConfig {
         ca,
         allowed_names: data.allowed_names,
@@ -226,7 +245,7 @@ pub async fn build_authenticator(
             Some(client) => {
                 let looked_up = auth_configmap(client)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(RequestHeaderError::from)
                     .and_then(|cm| {
                         let data = cm.and_then(|cm| cm.data).unwrap_or_default();
                         requestheader_from_configmap(&data)?
@@ -305,7 +324,7 @@ mod tests {
     #[test]
     fn parses_configmap_requestheader() {
         let mut data = BTreeMap::new();
-        assert_eq!(requestheader_from_configmap(&data), Ok(None));
+        assert!(matches!(requestheader_from_configmap(&data), Ok(None)));
         data.insert(
             "requestheader-client-ca-file".into(),
             "-----BEGIN CERTIFICATE-----".into(),

@@ -10,7 +10,31 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-type CheckFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+type CheckFn = Arc<dyn Fn() -> Result<(), CheckFailure> + Send + Sync>;
+
+/// Why a check fails, as the endpoint prints it (`[-]name failed: reason`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailure(pub String);
+
+impl CheckFailure {
+    /// A failure reported by an error's text.
+    pub fn of(err: impl std::fmt::Display) -> Self {
+        CheckFailure(err.to_string())
+    }
+}
+
+impl From<String> for CheckFailure {
+    fn from(reason: String) -> Self {
+        CheckFailure(reason)
+    }
+}
+
+impl From<&str> for CheckFailure {
+    fn from(reason: &str) -> Self {
+        CheckFailure(reason.to_string())
+    }
+}
 
 /// One named check.
 #[derive(Clone)]
@@ -22,7 +46,7 @@ pub struct HealthCheck {
 impl HealthCheck {
     pub fn new(
         name: impl Into<String>,
-        check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+        check: impl Fn() -> Result<(), CheckFailure> + Send + Sync + 'static,
     ) -> Self {
         HealthCheck {
             name: name.into(),
@@ -40,7 +64,7 @@ impl HealthCheck {
         HealthCheck::new("log", || Ok(()))
     }
 
-    pub fn run(&self) -> Result<(), String> {
+    pub fn run(&self) -> Result<(), CheckFailure> {
         (self.check)()
     }
 }
@@ -174,7 +198,7 @@ pub fn evaluate(checks: &[HealthCheck], query: &HealthQuery) -> Vec<(String, Out
             } else {
                 match c.run() {
                     Ok(()) => Outcome::Passed,
-                    Err(reason) => Outcome::Failed(reason),
+                    Err(CheckFailure(reason)) => Outcome::Failed(reason),
                 }
             };
             (c.name.clone(), outcome)

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-pub use healthz::{Checks, HealthCheck, HealthRegistry};
+pub use healthz::{CheckFailure, Checks, HealthCheck, HealthRegistry};
 pub use server::{PeerInfo, RunningServer, ServeError, serve_http, serve_https};
 pub use tls::{CertSource, TlsError};
 
