@@ -3,6 +3,9 @@
 //! object, scoped (field-selector) and metadata-only informers, and the named
 //! cache sync.
 
+// Test helpers outside #[test] fns may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
