@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::framework::events::{action, node_update_actions, pod_update_actions};
 use crate::framework::{ClusterEvent, EventObject, EventResource};
-use crate::scheduler::{Shared, scheduler_name};
+use crate::pod::scheduler_name;
+use crate::scheduler::Shared;
 
 /// Upstream's pod informer ignores terminated pods.
 pub const POD_FIELD_SELECTOR: &str = "status.phase!=Succeeded,status.phase!=Failed";

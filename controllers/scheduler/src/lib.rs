@@ -12,13 +12,14 @@ pub mod eventhandlers;
 pub mod framework;
 pub mod metrics;
 pub mod plugins;
+pub mod pod;
 pub mod queue;
 pub mod reporter;
 pub mod runner;
 pub mod schedule_one;
 pub mod scheduler;
-#[doc(hidden)]
-pub mod testing;
+#[cfg(test)]
+mod testing;
 
 pub use config::SchedulerConfig;
 pub use runner::run;

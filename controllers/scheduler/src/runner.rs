@@ -10,7 +10,7 @@ use component_base::events::EventBroadcaster;
 
 use crate::config::SchedulerConfig;
 use crate::eventhandlers::{run_node_informer, run_pod_informer};
-use crate::plugins::registry::{Handle, Registry};
+use crate::framework::Handle;
 use crate::reporter::KubeReporter;
 use crate::scheduler::Scheduler;
 
@@ -44,7 +44,12 @@ pub async fn run(
     let handle = Handle {
         client: Some(client.clone()),
     };
-    let scheduler = Scheduler::new(&config, &Registry::in_tree(), &handle, reporter)?;
+    let scheduler = Scheduler::new(
+        &config,
+        &crate::plugins::registry::in_tree(),
+        &handle,
+        reporter,
+    )?;
     let shared = scheduler.shared.clone();
     let (pods_tx, pods_rx) = watch::channel(false);
     let (nodes_tx, nodes_rx) = watch::channel(false);

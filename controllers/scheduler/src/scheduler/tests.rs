@@ -1,19 +1,18 @@
-//! End-to-end scheduling attempts through `Scheduler::schedule_one` on an in-memory cluster:
+//! Whole scheduling attempts through `Scheduler::schedule_one` on an in-memory cluster:
 //! no apiserver; binding and reporting are captured by fakes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::{Attempt, Scheduler};
+use crate::SchedulerConfig;
+use crate::eventhandlers::{on_node_apply, on_pod_apply, on_pod_delete};
+use crate::framework::{BindPlugin, CycleState, Handle, Plugin, Status};
+use crate::plugins::{names, registry};
+use crate::reporter::Reporter;
+use crate::testing::{container, node, pod_named, taint, with_priority, with_taints};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
-use kube_scheduler::SchedulerConfig;
-use kube_scheduler::eventhandlers::{on_node_apply, on_pod_apply, on_pod_delete};
-use kube_scheduler::framework::{BindPlugin, CycleState, Plugin, Status};
-use kube_scheduler::plugins::names;
-use kube_scheduler::plugins::registry::{Handle, Registry};
-use kube_scheduler::reporter::Reporter;
-use kube_scheduler::scheduler::{Attempt, Scheduler};
-use kube_scheduler::testing::{container, node, pod_named, taint, with_taints};
 
 #[derive(Default)]
 struct Recorded {
@@ -62,7 +61,7 @@ impl Reporter for Fakes {
     async fn scheduled(&self, pod: &Pod, node: &str) {
         self.with(|r| {
             r.scheduled
-                .push(kube_scheduler::reporter::scheduled_message(pod, node))
+                .push(crate::reporter::scheduled_message(pod, node))
         });
     }
     async fn failed(&self, _pod: &Pod, reason: &str, message: &str, nominated: Option<&str>) {
@@ -78,7 +77,7 @@ impl Reporter for Fakes {
 }
 
 fn scheduler(fakes: &Fakes) -> Scheduler {
-    let mut registry = Registry::in_tree();
+    let mut registry = registry::in_tree();
     let binder: Arc<dyn Plugin> = Arc::new(FakeBinder(fakes.clone()));
     registry.register(
         names::DEFAULT_BINDER,
@@ -241,10 +240,7 @@ async fn higher_priority_pod_preempts_and_is_nominated() {
     let mut low = pod_named("low", vec![container(&[("cpu", "1500m")])]);
     low.spec.get_or_insert_with(Default::default).node_name = Some("a".into());
     on_pod_apply(&shared, None, Arc::new(low));
-    let high = kube_scheduler::testing::with_priority(
-        pod_named("high", vec![container(&[("cpu", "1")])]),
-        1000,
-    );
+    let high = with_priority(pod_named("high", vec![container(&[("cpu", "1")])]), 1000);
     on_pod_apply(&shared, None, Arc::new(high));
     assert_eq!(
         attempt(&mut s).await,

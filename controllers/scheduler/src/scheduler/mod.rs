@@ -13,8 +13,9 @@ use crate::cache::Cache;
 use crate::cache::snapshot::Snapshot;
 use crate::config::SchedulerConfig;
 use crate::framework::{CycleState, Framework, PostFilterResult, Status};
+use crate::framework::{Handle, Registry};
 use crate::metrics::{self, Metrics};
-use crate::plugins::registry::{Handle, Registry};
+use crate::pod::{key, scheduler_name};
 use crate::queue::{QueuedPodInfo, SchedulingQueue};
 use crate::reporter::{REASON_SCHEDULER_ERROR, REASON_UNSCHEDULABLE, Reporter};
 use crate::schedule_one::{Algorithm, ScheduleError};
@@ -84,13 +85,6 @@ pub enum Attempt {
         message: String,
     },
     Skipped,
-}
-
-pub fn scheduler_name(pod: &Pod) -> &str {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.scheduler_name.as_deref())
-        .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME)
 }
 
 impl Scheduler {
@@ -286,14 +280,6 @@ impl Scheduler {
     }
 }
 
-fn key(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
 fn failed(reason: &'static str, message: String) -> Attempt {
     Attempt::Failed { reason, message }
 }
@@ -471,3 +457,6 @@ impl BindingCycle {
         s
     }
 }
+
+#[cfg(test)]
+mod tests;

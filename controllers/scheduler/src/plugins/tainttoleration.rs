@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
 
+use super::helper::default_normalize_score;
+use super::helper::taint::{find_untolerated, tolerations_tolerate};
 use super::names;
-use super::tolerations::{find_untolerated, tolerations_tolerate};
 use crate::framework::events::{EventResource, action};
 use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, MAX_NODE_SCORE,
-    NodeInfo, Plugin, PreScorePlugin, QueueingHint, ScorePlugin, Status, default_normalize_score,
+    NodeInfo, Plugin, PreScorePlugin, QueueingHint, ScorePlugin, Status,
 };
 
 const PRE_SCORE_STATE_KEY: &str = "PreScoreTaintToleration";
@@ -152,6 +153,14 @@ impl ScorePlugin for TaintToleration {
         default_normalize_score(MAX_NODE_SCORE, true, scores);
         Status::success()
     }
+}
+
+/// The factory the registry calls (upstream `New`).
+pub fn new(
+    _args: Option<&serde_json::Value>,
+    _handle: &crate::framework::Handle,
+) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
+    Ok(std::sync::Arc::new(TaintToleration))
 }
 
 #[cfg(test)]

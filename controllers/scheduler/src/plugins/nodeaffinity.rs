@@ -10,13 +10,14 @@ use component_base::selectors::nodeaffinity::{
 use k8s_openapi::api::core::v1::{NodeAffinity as V1NodeAffinity, Pod};
 use serde::Deserialize;
 
+use super::helper::default_normalize_score;
 use super::names;
 use crate::Error;
 use crate::framework::events::{EventResource, action};
 use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, MAX_NODE_SCORE,
     NodeInfo, Plugin, PreFilterPlugin, PreFilterResult, PreScorePlugin, QueueingHint, ScorePlugin,
-    Status, default_normalize_score,
+    Status,
 };
 
 pub const ERR_REASON_POD: &str = "node(s) didn't match Pod's node affinity/selector";
@@ -264,6 +265,14 @@ impl ScorePlugin for NodeAffinity {
         default_normalize_score(MAX_NODE_SCORE, false, scores);
         Status::success()
     }
+}
+
+/// The factory the registry calls (upstream `New`).
+pub fn new(
+    args: Option<&serde_json::Value>,
+    _handle: &crate::framework::Handle,
+) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
+    Ok(std::sync::Arc::new(NodeAffinity::from_args(args)?))
 }
 
 #[cfg(test)]

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
-use super::names;
 use super::resource_allocation::{
     ResourceAllocationScorer, ResourceSpec, Strategy, default_resources,
 };
 use crate::Error;
 use crate::framework::{CycleState, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status};
+use crate::plugins::names;
 
 const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesBalancedAllocation";
 
@@ -72,6 +72,14 @@ impl ScorePlugin for BalancedAllocation {
             None => self.scorer.score(node, &self.scorer.pod_request_list(pod)),
         })
     }
+}
+
+/// The factory the registry calls (upstream `New`).
+pub fn new(
+    args: Option<&serde_json::Value>,
+    _handle: &crate::framework::Handle,
+) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
+    Ok(std::sync::Arc::new(BalancedAllocation::from_args(args)?))
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
-use super::names;
 use super::resource_allocation::{
     ResourceAllocationScorer, ResourceSpec, Strategy, UtilizationShapePoint, default_resources,
 };
@@ -18,6 +17,7 @@ use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, NodeInfo, Plugin,
     PreFilterPlugin, PreFilterResult, PreScorePlugin, QueueingHint, ScorePlugin, Status,
 };
+use crate::plugins::names;
 
 const PRE_FILTER_STATE_KEY: &str = "PreFilterNodeResourcesFit";
 const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesFit";
@@ -331,6 +331,14 @@ impl ScorePlugin for NodeResourcesFit {
             None => self.scorer.score(node, &self.scorer.pod_request_list(pod)),
         })
     }
+}
+
+/// The factory the registry calls (upstream `New`).
+pub fn new(
+    args: Option<&serde_json::Value>,
+    _handle: &crate::framework::Handle,
+) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
+    Ok(std::sync::Arc::new(NodeResourcesFit::from_args(args)?))
 }
 
 #[cfg(test)]

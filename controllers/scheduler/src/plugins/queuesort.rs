@@ -1,16 +1,11 @@
 //! PrioritySort: higher priority first, then earlier queue timestamp.
 
 use crate::framework::{Plugin, QueueSortPlugin, QueuedPodView};
-use k8s_openapi::api::core::v1::Pod;
+use crate::pod::priority as pod_priority;
 
 use super::names;
 
 pub struct PrioritySort;
-
-/// Pod priority as upstream `corev1helpers.PodPriority` (unset means 0).
-pub fn pod_priority(pod: &Pod) -> i32 {
-    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
-}
 
 impl Plugin for PrioritySort {
     fn name(&self) -> &'static str {
@@ -26,6 +21,14 @@ impl QueueSortPlugin for PrioritySort {
         let (pa, pb) = (pod_priority(a.pod), pod_priority(b.pod));
         pa > pb || (pa == pb && a.timestamp < b.timestamp)
     }
+}
+
+/// The factory the registry calls (upstream `New`).
+pub fn new(
+    _args: Option<&serde_json::Value>,
+    _handle: &crate::framework::Handle,
+) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
+    Ok(std::sync::Arc::new(PrioritySort))
 }
 
 #[cfg(test)]

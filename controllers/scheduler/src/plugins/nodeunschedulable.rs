@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::core::v1::{Pod, Taint};
 
+use super::helper::taint::tolerations_tolerate;
 use super::names;
-use super::tolerations::tolerations_tolerate;
 use crate::framework::events::{EventResource, action};
 use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, NodeInfo, Plugin,
@@ -105,6 +105,14 @@ impl FilterPlugin for NodeUnschedulable {
         }
         Status::success()
     }
+}
+
+/// The factory the registry calls (upstream `New`).
+pub fn new(
+    _args: Option<&serde_json::Value>,
+    _handle: &crate::framework::Handle,
+) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
+    Ok(std::sync::Arc::new(NodeUnschedulable))
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::names;
-use super::priority_sort::pod_priority;
 use crate::framework::{
     Code, CycleState, FitError, Framework, NodeInfo, NodeToStatus, Plugin, PostFilterPlugin,
     PostFilterResult, Status,
 };
+use crate::pod::priority as pod_priority;
 
 pub const REASON_NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
 pub const REASON_NO_VICTIMS: &str = "No preemption victims found for incoming pod";
@@ -304,16 +304,25 @@ impl PostFilterPlugin for DefaultPreemption {
     }
 }
 
+/// The factory the registry calls (upstream `New`).
+pub fn new(
+    args: Option<&serde_json::Value>,
+    _handle: &crate::framework::Handle,
+) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
+    Ok(std::sync::Arc::new(DefaultPreemption::from_args(args)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::SchedulerConfig;
-    use crate::plugins::registry::{Handle, Registry};
+    use crate::framework::Handle;
+    use crate::plugins::registry;
     use crate::testing::{container, node, pod_named, with_priority};
 
     fn framework() -> Framework {
         let cfg = SchedulerConfig::default();
-        match Framework::new(&cfg.profiles[0], &Registry::in_tree(), &Handle::default()) {
+        match Framework::new(&cfg.profiles[0], &registry::in_tree(), &Handle::default()) {
             Ok(fw) => fw,
             Err(e) => panic!("{e}"),
         }

@@ -1,0 +1,6 @@
+//! NodeResourcesFit and NodeResourcesBalancedAllocation with their shared resource scoring
+//! (upstream `framework/plugins/noderesources`).
+
+pub mod balanced_allocation;
+pub mod fit;
+pub mod resource_allocation;
