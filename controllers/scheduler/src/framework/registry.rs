@@ -61,3 +61,21 @@ impl Registry {
         }
     }
 }
+
+/// A factory handing every profile the same instance of a plugin without state or args.
+pub fn stateless(plugin: impl Plugin + 'static) -> PluginFactory {
+    let plugin: Arc<dyn Plugin> = Arc::new(plugin);
+    Arc::new(move |_, _| Ok(plugin.clone()))
+}
+
+/// A factory building a plugin from its profile args and the handle (upstream `New`).
+pub fn factory<P, F>(build: F) -> PluginFactory
+where
+    P: Plugin + 'static,
+    F: Fn(Option<&serde_json::Value>, &Handle) -> Result<P, Error> + Send + Sync + 'static,
+{
+    Arc::new(move |args, handle| {
+        let plugin: Arc<dyn Plugin> = Arc::new(build(args, handle)?);
+        Ok(plugin)
+    })
+}

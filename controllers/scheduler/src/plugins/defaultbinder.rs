@@ -70,16 +70,6 @@ impl BindPlugin for DefaultBinder {
     }
 }
 
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    _args: Option<&serde_json::Value>,
-    handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(DefaultBinder::new(
-        handle.client.clone(),
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -304,14 +304,6 @@ impl PostFilterPlugin for DefaultPreemption {
     }
 }
 
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(DefaultPreemption::from_args(args)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

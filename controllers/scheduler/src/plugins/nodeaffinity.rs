@@ -137,14 +137,11 @@ impl Plugin for NodeAffinity {
         Some(self)
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
-        vec![ClusterEventWithHint {
-            event: ClusterEvent::new(
-                EventResource::Node,
-                action::ADD | action::UPDATE_NODE_LABEL,
-                "NodeAddOrLabelChange",
-            ),
-            has_hint: true,
-        }]
+        vec![ClusterEventWithHint::hinted(
+            EventResource::Node,
+            action::ADD | action::UPDATE_NODE_LABEL,
+            "NodeAddOrLabelChange",
+        )]
     }
     /// Requeue only when the node newly matches the pod's required affinity.
     fn queueing_hint(
@@ -265,14 +262,6 @@ impl ScorePlugin for NodeAffinity {
         default_normalize_score(MAX_NODE_SCORE, false, scores);
         Status::success()
     }
-}
-
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(NodeAffinity::from_args(args)?))
 }
 
 #[cfg(test)]

@@ -28,10 +28,11 @@ impl Plugin for NodeName {
         Some(self)
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
-        vec![ClusterEventWithHint {
-            event: ClusterEvent::new(EventResource::Node, action::ADD, "NodeAdd"),
-            has_hint: true,
-        }]
+        vec![ClusterEventWithHint::hinted(
+            EventResource::Node,
+            action::ADD,
+            "NodeAdd",
+        )]
     }
     fn queueing_hint(
         &self,
@@ -57,14 +58,6 @@ impl FilterPlugin for NodeName {
             Status::unresolvable(ERR_REASON)
         }
     }
-}
-
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    _args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(NodeName))
 }
 
 #[cfg(test)]

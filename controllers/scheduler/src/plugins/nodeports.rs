@@ -37,14 +37,11 @@ impl Plugin for NodePorts {
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::AssignedPod,
-                    action::DELETE,
-                    "AssignedPodDelete",
-                ),
-                has_hint: true,
-            },
+            ClusterEventWithHint::hinted(
+                EventResource::AssignedPod,
+                action::DELETE,
+                "AssignedPodDelete",
+            ),
             ClusterEventWithHint {
                 event: ClusterEvent::new(EventResource::Node, action::ADD, "NodeAdd"),
                 has_hint: false,
@@ -112,14 +109,6 @@ impl FilterPlugin for NodePorts {
             Status::unschedulable(ERR_REASON)
         }
     }
-}
-
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    _args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(NodePorts))
 }
 
 #[cfg(test)]

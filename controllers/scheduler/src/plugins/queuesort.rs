@@ -23,14 +23,6 @@ impl QueueSortPlugin for PrioritySort {
     }
 }
 
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    _args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(PrioritySort))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

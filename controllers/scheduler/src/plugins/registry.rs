@@ -1,14 +1,19 @@
 //! Every in-tree plugin by upstream name (upstream `plugins/registry.go`
 //! `NewInTreeRegistry`). Adding a plugin is one line here.
 
-use std::sync::Arc;
-
+use super::defaultbinder::DefaultBinder;
+use super::defaultpreemption::DefaultPreemption;
+use super::imagelocality::ImageLocality;
 use super::names;
-use super::{
-    defaultbinder, defaultpreemption, imagelocality, nodeaffinity, nodename, nodeports,
-    noderesources, nodeunschedulable, queuesort, schedulinggates, tainttoleration,
-};
-use crate::framework::Registry;
+use super::nodeaffinity::NodeAffinity;
+use super::nodename::NodeName;
+use super::nodeports::NodePorts;
+use super::noderesources::{BalancedAllocation, NodeResourcesFit};
+use super::nodeunschedulable::NodeUnschedulable;
+use super::queuesort::PrioritySort;
+use super::schedulinggates::SchedulingGates;
+use super::tainttoleration::TaintToleration;
+use crate::framework::registry::{Registry, factory, stateless};
 
 /// Upstream default plugins we do not implement yet. A profile naming them still loads (so the
 /// upstream default configuration works); they are logged and left out.
@@ -25,21 +30,33 @@ pub const NOT_YET_IMPLEMENTED: &[&str] = &[
 /// The registry of in-tree plugins; out-of-tree ones (and test fakes) are `register`ed on top.
 pub fn in_tree() -> Registry {
     let mut r = Registry::default();
-    r.register(names::PRIORITY_SORT, Arc::new(queuesort::new));
-    r.register(names::SCHEDULING_GATES, Arc::new(schedulinggates::new));
-    r.register(names::NODE_UNSCHEDULABLE, Arc::new(nodeunschedulable::new));
-    r.register(names::NODE_NAME, Arc::new(nodename::new));
-    r.register(names::TAINT_TOLERATION, Arc::new(tainttoleration::new));
-    r.register(names::NODE_PORTS, Arc::new(nodeports::new));
-    r.register(names::IMAGE_LOCALITY, Arc::new(imagelocality::new));
-    r.register(names::NODE_AFFINITY, Arc::new(nodeaffinity::new));
-    r.register(names::NODE_RESOURCES_FIT, Arc::new(noderesources::fit::new));
+    r.register(names::PRIORITY_SORT, stateless(PrioritySort));
+    r.register(names::SCHEDULING_GATES, stateless(SchedulingGates));
+    r.register(names::NODE_UNSCHEDULABLE, stateless(NodeUnschedulable));
+    r.register(names::NODE_NAME, stateless(NodeName));
+    r.register(names::TAINT_TOLERATION, stateless(TaintToleration));
+    r.register(names::NODE_PORTS, stateless(NodePorts));
+    r.register(names::IMAGE_LOCALITY, stateless(ImageLocality));
+    r.register(
+        names::NODE_AFFINITY,
+        factory(|args, _| NodeAffinity::from_args(args)),
+    );
+    r.register(
+        names::NODE_RESOURCES_FIT,
+        factory(|args, _| NodeResourcesFit::from_args(args)),
+    );
     r.register(
         names::NODE_RESOURCES_BALANCED_ALLOCATION,
-        Arc::new(noderesources::balanced_allocation::new),
+        factory(|args, _| BalancedAllocation::from_args(args)),
     );
-    r.register(names::DEFAULT_PREEMPTION, Arc::new(defaultpreemption::new));
-    r.register(names::DEFAULT_BINDER, Arc::new(defaultbinder::new));
+    r.register(
+        names::DEFAULT_PREEMPTION,
+        factory(|args, _| DefaultPreemption::from_args(args)),
+    );
+    r.register(
+        names::DEFAULT_BINDER,
+        factory(|_, h| Ok(DefaultBinder::new(h.client.clone()))),
+    );
     for name in NOT_YET_IMPLEMENTED {
         r.tolerate_not_yet_implemented(name);
     }

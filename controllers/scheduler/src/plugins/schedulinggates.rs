@@ -18,14 +18,11 @@ impl Plugin for SchedulingGates {
         Some(self)
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
-        vec![ClusterEventWithHint {
-            event: ClusterEvent::new(
-                EventResource::UnscheduledPod,
-                action::UPDATE_POD_SCHEDULING_GATES_ELIMINATED,
-                "PodSchedulingGatesEliminated",
-            ),
-            has_hint: true,
-        }]
+        vec![ClusterEventWithHint::hinted(
+            EventResource::UnscheduledPod,
+            action::UPDATE_POD_SCHEDULING_GATES_ELIMINATED,
+            "PodSchedulingGatesEliminated",
+        )]
     }
     /// Only the gated pod's own update can ungate it.
     fn queueing_hint(
@@ -56,14 +53,6 @@ impl PreEnqueuePlugin for SchedulingGates {
             _ => Status::success(),
         }
     }
-}
-
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    _args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(SchedulingGates))
 }
 
 #[cfg(test)]

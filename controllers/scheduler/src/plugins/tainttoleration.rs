@@ -70,22 +70,16 @@ impl Plugin for TaintToleration {
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::Node,
-                    action::ADD | action::UPDATE_NODE_TAINT,
-                    "NodeAddOrTaintChange",
-                ),
-                has_hint: true,
-            },
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::UnscheduledPod,
-                    action::UPDATE_POD_TOLERATION,
-                    "PodTolerationChange",
-                ),
-                has_hint: true,
-            },
+            ClusterEventWithHint::hinted(
+                EventResource::Node,
+                action::ADD | action::UPDATE_NODE_TAINT,
+                "NodeAddOrTaintChange",
+            ),
+            ClusterEventWithHint::hinted(
+                EventResource::UnscheduledPod,
+                action::UPDATE_POD_TOLERATION,
+                "PodTolerationChange",
+            ),
         ]
     }
     fn queueing_hint(
@@ -153,14 +147,6 @@ impl ScorePlugin for TaintToleration {
         default_normalize_score(MAX_NODE_SCORE, true, scores);
         Status::success()
     }
-}
-
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    _args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(TaintToleration))
 }
 
 #[cfg(test)]

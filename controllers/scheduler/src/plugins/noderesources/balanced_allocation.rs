@@ -74,14 +74,6 @@ impl ScorePlugin for BalancedAllocation {
     }
 }
 
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(BalancedAllocation::from_args(args)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

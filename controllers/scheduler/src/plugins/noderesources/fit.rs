@@ -193,22 +193,16 @@ impl Plugin for NodeResourcesFit {
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::Pod,
-                    action::DELETE | action::UPDATE_POD_SCALE_DOWN,
-                    "PodDeleteOrScaleDown",
-                ),
-                has_hint: true,
-            },
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::Node,
-                    action::ADD | action::UPDATE_NODE_ALLOCATABLE,
-                    "NodeAddOrAllocatableChange",
-                ),
-                has_hint: true,
-            },
+            ClusterEventWithHint::hinted(
+                EventResource::Pod,
+                action::DELETE | action::UPDATE_POD_SCALE_DOWN,
+                "PodDeleteOrScaleDown",
+            ),
+            ClusterEventWithHint::hinted(
+                EventResource::Node,
+                action::ADD | action::UPDATE_NODE_ALLOCATABLE,
+                "NodeAddOrAllocatableChange",
+            ),
         ]
     }
     fn queueing_hint(
@@ -331,14 +325,6 @@ impl ScorePlugin for NodeResourcesFit {
             None => self.scorer.score(node, &self.scorer.pod_request_list(pod)),
         })
     }
-}
-
-/// The factory the registry calls (upstream `New`).
-pub fn new(
-    args: Option<&serde_json::Value>,
-    _handle: &crate::framework::Handle,
-) -> Result<std::sync::Arc<dyn crate::framework::Plugin>, crate::Error> {
-    Ok(std::sync::Arc::new(NodeResourcesFit::from_args(args)?))
 }
 
 #[cfg(test)]
