@@ -157,6 +157,13 @@ pub struct PostFilterResult {
     pub victims: Vec<Arc<Pod>>,
 }
 
+/// What a plugin may run of its profile's other plugins (upstream `framework.PluginsRunner`);
+/// the profile's `Framework` implements it.
+pub trait PluginsRunner {
+    /// Runs the profile's Filter plugins against one node.
+    fn run_filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status;
+}
+
 pub trait PostFilterPlugin: Send + Sync {
     /// Runs after no node fit; the status message becomes `Diagnosis.post_filter_msg`.
     /// `nodes` is the cycle's snapshot and `fw` lets the plugin re-run filters.
@@ -166,7 +173,7 @@ pub trait PostFilterPlugin: Send + Sync {
         pod: &Pod,
         statuses: &NodeToStatus,
         nodes: &[Arc<NodeInfo>],
-        fw: &super::runtime::Framework,
+        fw: &dyn PluginsRunner,
     ) -> (Option<PostFilterResult>, Status);
 }
 

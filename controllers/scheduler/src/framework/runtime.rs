@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use super::cycle_state::CycleState;
 use super::events::{ClusterEvent, ClusterEventWithHint};
 use super::interface::{
-    MAX_NODE_SCORE, MIN_NODE_SCORE, NodeScore, NodeToStatus, Plugin, PostFilterResult,
-    PreFilterResult, QueuedPodView,
+    MAX_NODE_SCORE, MIN_NODE_SCORE, NodeScore, NodeToStatus, Plugin, PluginsRunner,
+    PostFilterResult, PreFilterResult, QueuedPodView,
 };
 use super::node_info::NodeInfo;
 use super::registry::{Handle, Registry};
@@ -123,6 +123,12 @@ fn expand_point(
         }
     }
     Ok(out)
+}
+
+impl PluginsRunner for Framework {
+    fn run_filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
+        Framework::run_filter(self, state, pod, node)
+    }
 }
 
 impl Framework {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::names;
 use crate::framework::{
-    Code, CycleState, FitError, Framework, NodeInfo, NodeToStatus, Plugin, PostFilterPlugin,
+    Code, CycleState, FitError, NodeInfo, NodeToStatus, Plugin, PluginsRunner, PostFilterPlugin,
     PostFilterResult, Status,
 };
 use crate::pod::priority as pod_priority;
@@ -138,7 +138,7 @@ fn eligibility(
 /// Upstream `SelectVictimsOnNode` (without PDBs): remove every lower-priority pod, check the
 /// pod fits, then reprieve victims from the most important down while it still fits.
 fn select_victims(
-    fw: &Framework,
+    fw: &dyn PluginsRunner,
     state: &CycleState,
     pod: &Pod,
     node: &NodeInfo,
@@ -216,7 +216,7 @@ impl DefaultPreemption {
         pod: &Pod,
         statuses: &NodeToStatus,
         nodes: &[Arc<NodeInfo>],
-        fw: &Framework,
+        fw: &dyn PluginsRunner,
     ) -> (Option<PostFilterResult>, Status) {
         if let Err(msg) = eligibility(pod, statuses, nodes) {
             return (None, Status::unschedulable(msg));
@@ -291,7 +291,7 @@ impl PostFilterPlugin for DefaultPreemption {
         pod: &Pod,
         statuses: &NodeToStatus,
         nodes: &[Arc<NodeInfo>],
-        fw: &Framework,
+        fw: &dyn PluginsRunner,
     ) -> (Option<PostFilterResult>, Status) {
         let (result, s) = self.preempt(state, pod, statuses, nodes, fw);
         if s.is_success() || s.reasons().is_empty() {
@@ -308,7 +308,7 @@ impl PostFilterPlugin for DefaultPreemption {
 mod tests {
     use super::*;
     use crate::config::SchedulerConfig;
-    use crate::framework::Handle;
+    use crate::framework::{Framework, Handle};
     use crate::plugins::registry;
     use crate::testing::{container, node, pod_named, with_priority};
 
