@@ -210,7 +210,7 @@ impl KubeReporter {
             Ok(_) => {
                 let note = format!(
                     "Preempted by pod {} on node {node}",
-                    preemptor.metadata.uid.as_deref().unwrap_or_default()
+                    crate::pod::uid(preemptor)
                 );
                 self.publish(
                     victim,

@@ -155,7 +155,7 @@ fn select_victims(
         return Err(Status::unresolvable(REASON_NO_VICTIMS));
     }
     for v in &potential {
-        ni.remove_pod(v.metadata.uid.as_deref().unwrap_or_default());
+        ni.remove_pod(crate::pod::uid(v));
     }
     let s = fw.run_filter(state, pod, &ni);
     if !s.is_success() {
@@ -166,7 +166,7 @@ fn select_victims(
     for v in potential {
         ni.add_pod(v.clone());
         if !fw.run_filter(state, pod, &ni).is_success() {
-            ni.remove_pod(v.metadata.uid.as_deref().unwrap_or_default());
+            ni.remove_pod(crate::pod::uid(&v));
             victims.push(v);
         }
     }

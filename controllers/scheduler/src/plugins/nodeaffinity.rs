@@ -83,9 +83,18 @@ impl NodeAffinity {
     }
 }
 
+/// What the required terms' `matchFields: metadata.name In [...]` leave eligible.
+enum Pinned {
+    /// Some term leaves every node eligible.
+    Any,
+    Nodes(HashSet<String>),
+    /// The terms pin no node at all (`ERR_REASON_CONFLICT`).
+    Conflict,
+}
+
 /// Node names pinned by `matchFields: metadata.name In [...]` in every required term
-/// (upstream PreFilter): `Ok(None)` when some term leaves all nodes eligible.
-fn pinned_node_names(pod: &Pod) -> Result<Option<HashSet<String>>, ()> {
+/// (upstream PreFilter).
+fn pinned_node_names(pod: &Pod) -> Pinned {
     let Some(terms) = node_affinity(pod)
         .and_then(|a| {
             a.required_during_scheduling_ignored_during_execution
@@ -94,7 +103,7 @@ fn pinned_node_names(pod: &Pod) -> Result<Option<HashSet<String>>, ()> {
         .map(|r| &r.node_selector_terms)
         .filter(|t| !t.is_empty())
     else {
-        return Ok(None);
+        return Pinned::Any;
     };
     let mut union: HashSet<String> = HashSet::new();
     for term in terms {
@@ -109,14 +118,14 @@ fn pinned_node_names(pod: &Pod) -> Result<Option<HashSet<String>>, ()> {
             }
         }
         match term_names {
-            None => return Ok(None),
+            None => return Pinned::Any,
             Some(n) => union.extend(n),
         }
     }
     if union.is_empty() {
-        Err(())
+        Pinned::Conflict
     } else {
-        Ok(Some(union))
+        Pinned::Nodes(union)
     }
 }
 
@@ -196,14 +205,14 @@ impl PreFilterPlugin for NodeAffinity {
             PreFilterState(RequiredNodeAffinity::from_pod(pod)),
         );
         match pinned_node_names(pod) {
-            Ok(None) => (None, Status::success()),
-            Ok(Some(names)) => (
+            Pinned::Any => (None, Status::success()),
+            Pinned::Nodes(names) => (
                 Some(PreFilterResult {
                     node_names: Some(names),
                 }),
                 Status::success(),
             ),
-            Err(()) => (None, Status::unresolvable(ERR_REASON_CONFLICT)),
+            Pinned::Conflict => (None, Status::unresolvable(ERR_REASON_CONFLICT)),
         }
     }
 }
