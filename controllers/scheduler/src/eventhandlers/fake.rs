@@ -42,6 +42,16 @@ impl FakeInformers {
         self.pod_handler.catch_up(&ObjectRef::from_obj(pod));
     }
 
+    /// Changes the pod store without notifying the handler, as a lagged subscription misses it.
+    pub fn miss_pod_event(&mut self, event: Event<Pod>) {
+        self.pods.apply_watcher_event(&event);
+    }
+
+    /// What a `Change::Resync` makes the pod handler do.
+    pub fn resync_pods(&mut self) {
+        self.pod_handler.catch_up_all();
+    }
+
     pub fn apply_node(&mut self, node: Node) {
         let key = ObjectRef::from_obj(&node);
         self.nodes.apply_watcher_event(&Event::Apply(node));

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::Event;
 
 #[derive(Default)]
 struct Recorded {
@@ -288,5 +289,46 @@ async fn preemption_policy_never_is_reported() {
             reason: "Unschedulable",
             message: "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.".into()
         })
+    );
+}
+
+#[tokio::test]
+async fn resync_after_lag_applies_missed_adds_binds_deletes_and_recreations() {
+    let fakes = Fakes::default();
+    let (s, mut informers) = scheduler(&fakes);
+    let shared = s.shared.clone();
+    let on_a = |name: &str, uid: &str| {
+        let mut p = pod_named(name, vec![container(&[("cpu", "1")])]);
+        p.metadata.uid = Some(uid.into());
+        p.spec.get_or_insert_with(Default::default).node_name = Some("a".into());
+        p
+    };
+    let cpu_on_a = || shared.cache.node_info("a").map(|n| n.requested.milli_cpu);
+    informers.apply_node(node("a", "4", "8Gi", "110"));
+    informers.apply_pod(pod_named("queued", vec![]));
+    informers.apply_pod(on_a("gone", "uid-gone"));
+    informers.apply_pod(on_a("recreated", "uid-old"));
+    assert_eq!(shared.queue.pending().active, 1);
+    assert_eq!(cpu_on_a(), Some(2000));
+
+    // Notifications lost to lag: "queued" was bound, "gone" deleted, "recreated" deleted and
+    // created again with a new UID, "new" created.
+    informers.miss_pod_event(Event::Apply(on_a("queued", "uid-queued")));
+    informers.miss_pod_event(Event::Delete(on_a("gone", "uid-gone")));
+    informers.miss_pod_event(Event::Apply(on_a("recreated", "uid-new")));
+    informers.miss_pod_event(Event::Apply(pod_named("new", vec![])));
+    informers.resync_pods();
+
+    assert_eq!(shared.queue.pending().active, 1, "only the new pod waits");
+    assert!(shared.cache.has_pod("uid-queued"));
+    assert!(!shared.cache.has_pod("uid-gone"));
+    assert!(!shared.cache.has_pod("uid-old"));
+    assert!(shared.cache.has_pod("uid-new"));
+    assert_eq!(cpu_on_a(), Some(2000));
+    informers.resync_pods();
+    assert_eq!(
+        shared.queue.pending().active,
+        1,
+        "a second resync changes nothing"
     );
 }
