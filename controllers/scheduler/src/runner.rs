@@ -46,10 +46,8 @@ pub async fn run(
         })
         .collect();
     let reporter = Arc::new(KubeReporter::new(client.clone(), recorders));
-    let handle = Handle {
-        client: Some(client.clone()),
-    };
-    let informers = SharedInformerFactory::new(client, tasks.clone());
+    let informers = Arc::new(SharedInformerFactory::new(client.clone(), tasks.clone()));
+    let handle = Handle::new(client, informers.clone());
     let pods = informers.scoped::<Pod>(WatchScope::fields(POD_FIELD_SELECTOR));
     let nodes = informers.informer::<Node>();
     let registry = crate::plugins::registry::in_tree();
@@ -59,7 +57,8 @@ pub async fn run(
     let (nodes_tx, nodes_rx) = watch::channel(false);
     let pod_handler = PodHandler::new(shared.clone(), pods.store().clone());
     let node_handler = NodeHandler::new(shared.clone(), nodes.store().clone());
-    let signals = [nodes.synced(), pods.synced()];
+    let mut signals = vec![nodes.synced(), pods.synced()];
+    signals.extend(handle.requested_synced());
     let pod_events = tokio::spawn(dispatch::run(pod_handler, pods, pods_tx, tasks.clone()));
     let node_events = tokio::spawn(dispatch::run(node_handler, nodes, nodes_tx, tasks.clone()));
     let queue_flusher = tokio::spawn(shared.queue.clone().run(tasks.clone()));

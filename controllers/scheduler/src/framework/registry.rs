@@ -3,15 +3,58 @@
 //! `plugins::registry`; the framework knows no plugin.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use component_base::informers::{
+    Informable, Informer, SharedInformerFactory, SyncedSignal, WatchScope,
+};
 
 use super::interface::Plugin;
 use crate::Error;
 
-/// What plugins may reach outside the pure snapshot: the API client.
+/// What plugins may reach outside the pure snapshot (upstream `framework.Handle`): the API
+/// client and the process's shared informers. Both are `None` without an apiserver (unit tests).
 #[derive(Clone, Default)]
 pub struct Handle {
     pub client: Option<kube::Client>,
+    informers: Option<Arc<SharedInformerFactory>>,
+    /// Has-synced signals of the informers plugins asked for.
+    requested: Arc<Mutex<Vec<SyncedSignal>>>,
+}
+
+impl Handle {
+    pub fn new(client: kube::Client, informers: Arc<SharedInformerFactory>) -> Self {
+        Self {
+            client: Some(client),
+            informers: Some(informers),
+            requested: Arc::default(),
+        }
+    }
+
+    /// The process-wide informer for every `K` (upstream `Handle.SharedInformerFactory()`),
+    /// for listers a plugin reads (PVCs, CSINodes, ...). The scheduler starts scheduling only
+    /// once every informer asked for here has synced.
+    pub fn informer<K: Informable>(&self) -> Option<Arc<Informer<K>>> {
+        self.scoped_informer(WatchScope::all())
+    }
+
+    /// Like [`Handle::informer`], for the `K`s in `scope`.
+    pub fn scoped_informer<K: Informable>(&self, scope: WatchScope) -> Option<Arc<Informer<K>>> {
+        let informer = self.informers.as_ref()?.scoped::<K>(scope);
+        self.requested
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(informer.synced());
+        Some(informer)
+    }
+
+    /// What the scheduler waits for besides its own Pod and Node informers.
+    pub fn requested_synced(&self) -> Vec<SyncedSignal> {
+        self.requested
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Builds a plugin from its profile args (upstream `PluginFactory`).
