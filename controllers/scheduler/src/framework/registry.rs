@@ -111,6 +111,13 @@ pub fn stateless(plugin: impl Plugin + 'static) -> PluginFactory {
     Arc::new(move |_, _| Ok(plugin.clone()))
 }
 
+/// A factory building a plugin from its profile args alone.
+pub fn with_args<P: Plugin + 'static>(
+    from_args: fn(Option<&serde_json::Value>) -> Result<P, Error>,
+) -> PluginFactory {
+    factory(move |args, _| from_args(args))
+}
+
 /// A factory building a plugin from its profile args and the handle (upstream `New`).
 pub fn factory<P, F>(build: F) -> PluginFactory
 where

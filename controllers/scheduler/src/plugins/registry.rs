@@ -13,7 +13,7 @@ use super::nodeunschedulable::NodeUnschedulable;
 use super::queuesort::PrioritySort;
 use super::schedulinggates::SchedulingGates;
 use super::tainttoleration::TaintToleration;
-use crate::framework::registry::{Registry, factory, stateless};
+use crate::framework::registry::{Registry, factory, stateless, with_args};
 
 /// Upstream default plugins we do not implement yet. A profile naming them still loads (so the
 /// upstream default configuration works); they are logged and left out.
@@ -28,6 +28,7 @@ pub const NOT_YET_IMPLEMENTED: &[&str] = &[
 ];
 
 /// The registry of in-tree plugins; out-of-tree ones (and test fakes) are `register`ed on top.
+#[rustfmt::skip] // a table: one line per plugin
 pub fn in_tree() -> Registry {
     let mut r = Registry::default();
     r.register(names::PRIORITY_SORT, stateless(PrioritySort));
@@ -37,26 +38,11 @@ pub fn in_tree() -> Registry {
     r.register(names::TAINT_TOLERATION, stateless(TaintToleration));
     r.register(names::NODE_PORTS, stateless(NodePorts));
     r.register(names::IMAGE_LOCALITY, stateless(ImageLocality));
-    r.register(
-        names::NODE_AFFINITY,
-        factory(|args, _| NodeAffinity::from_args(args)),
-    );
-    r.register(
-        names::NODE_RESOURCES_FIT,
-        factory(|args, _| NodeResourcesFit::from_args(args)),
-    );
-    r.register(
-        names::NODE_RESOURCES_BALANCED_ALLOCATION,
-        factory(|args, _| BalancedAllocation::from_args(args)),
-    );
-    r.register(
-        names::DEFAULT_PREEMPTION,
-        factory(|args, _| DefaultPreemption::from_args(args)),
-    );
-    r.register(
-        names::DEFAULT_BINDER,
-        factory(|_, h| Ok(DefaultBinder::new(h.client.clone()))),
-    );
+    r.register(names::NODE_AFFINITY, with_args(NodeAffinity::from_args));
+    r.register(names::NODE_RESOURCES_FIT, with_args(NodeResourcesFit::from_args));
+    r.register(names::NODE_RESOURCES_BALANCED_ALLOCATION, with_args(BalancedAllocation::from_args));
+    r.register(names::DEFAULT_PREEMPTION, with_args(DefaultPreemption::from_args));
+    r.register(names::DEFAULT_BINDER, factory(|_, h| Ok(DefaultBinder::new(h))));
     for name in NOT_YET_IMPLEMENTED {
         r.tolerate_not_yet_implemented(name);
     }
