@@ -16,8 +16,15 @@ pub trait Handler {
     /// Applies whatever changed about the object under `key`.
     fn catch_up(&mut self, key: &ObjectRef<Self::Object>);
 
+    /// Every object the store or the handler knows.
+    fn known_keys(&self) -> Vec<ObjectRef<Self::Object>>;
+
     /// Applies every object the store or the handler knows.
-    fn catch_up_all(&mut self);
+    fn catch_up_all(&mut self) {
+        for key in self.known_keys() {
+            self.catch_up(&key);
+        }
+    }
 }
 
 /// Runs `handler` until `shutdown` or the informer stops; flips `handled` once the initial list

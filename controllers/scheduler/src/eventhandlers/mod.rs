@@ -26,7 +26,6 @@ pub const POD_FIELD_SELECTOR: &str = "status.phase!=Succeeded,status.phase!=Fail
 /// Pods into the cache (assigned) or the queue (ours, unassigned).
 pub struct PodHandler {
     shared: Arc<Shared>,
-    store: Store<Pod>,
     seen: Seen<Pod>,
 }
 
@@ -35,8 +34,7 @@ impl PodHandler {
     pub fn new(shared: Arc<Shared>, store: Store<Pod>) -> Self {
         Self {
             shared,
-            store,
-            seen: Seen::default(),
+            seen: Seen::new(store),
         }
     }
 }
@@ -45,7 +43,7 @@ impl Handler for PodHandler {
     type Object = Pod;
 
     fn catch_up(&mut self, key: &ObjectRef<Pod>) {
-        match self.seen.catch_up(&self.store, key) {
+        match self.seen.catch_up(key) {
             // Deleted and recreated under the same name: two different pods (as upstream's
             // `updatePodInCache` does on a UID change).
             Some(Transition::Applied {
@@ -61,17 +59,14 @@ impl Handler for PodHandler {
         }
     }
 
-    fn catch_up_all(&mut self) {
-        for key in self.seen.all_keys(&self.store) {
-            self.catch_up(&key);
-        }
+    fn known_keys(&self) -> Vec<ObjectRef<Self::Object>> {
+        self.seen.all_keys()
     }
 }
 
 /// Nodes into the cache; node changes may make waiting pods schedulable.
 pub struct NodeHandler {
     shared: Arc<Shared>,
-    store: Store<Node>,
     seen: Seen<Node>,
 }
 
@@ -79,8 +74,7 @@ impl NodeHandler {
     pub fn new(shared: Arc<Shared>, store: Store<Node>) -> Self {
         Self {
             shared,
-            store,
-            seen: Seen::default(),
+            seen: Seen::new(store),
         }
     }
 }
@@ -89,7 +83,7 @@ impl Handler for NodeHandler {
     type Object = Node;
 
     fn catch_up(&mut self, key: &ObjectRef<Node>) {
-        match self.seen.catch_up(&self.store, key) {
+        match self.seen.catch_up(key) {
             Some(Transition::Applied { old, new }) => {
                 on_node_apply(&self.shared, old.as_deref(), new)
             }
@@ -98,10 +92,8 @@ impl Handler for NodeHandler {
         }
     }
 
-    fn catch_up_all(&mut self) {
-        for key in self.seen.all_keys(&self.store) {
-            self.catch_up(&key);
-        }
+    fn known_keys(&self) -> Vec<ObjectRef<Self::Object>> {
+        self.seen.all_keys()
     }
 }
 

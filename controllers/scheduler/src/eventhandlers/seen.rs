@@ -17,24 +17,25 @@ pub enum Transition<K> {
     Deleted(Arc<K>),
 }
 
-/// The objects the handlers last applied, sharing the store's `Arc`s (no second copy).
+/// An informer's store and the objects the handlers last applied from it, sharing the
+/// store's `Arc`s (no second copy).
 pub struct Seen<K: Informable> {
+    store: Store<K>,
     objects: HashMap<ObjectRef<K>, Arc<K>>,
 }
 
-impl<K: Informable> Default for Seen<K> {
-    fn default() -> Self {
+impl<K: Informable> Seen<K> {
+    pub fn new(store: Store<K>) -> Self {
         Self {
+            store,
             objects: HashMap::new(),
         }
     }
-}
 
-impl<K: Informable> Seen<K> {
-    /// The transition that brings `key` up to date with `store`; `None` when the handlers
+    /// The transition that brings `key` up to date with the store; `None` when the handlers
     /// already applied the stored object (a repeated or superseded notification).
-    pub fn catch_up(&mut self, store: &Store<K>, key: &ObjectRef<K>) -> Option<Transition<K>> {
-        match store.get(key) {
+    pub fn catch_up(&mut self, key: &ObjectRef<K>) -> Option<Transition<K>> {
+        match self.store.get(key) {
             Some(new) => {
                 let old = self.objects.insert(key.clone(), new.clone());
                 if old.as_ref().is_some_and(|o| Arc::ptr_eq(o, &new)) {
@@ -47,7 +48,8 @@ impl<K: Informable> Seen<K> {
     }
 
     /// Every key the store or the handlers know: what a full resync walks.
-    pub fn all_keys(&self, store: &Store<K>) -> Vec<ObjectRef<K>> {
+    pub fn all_keys(&self) -> Vec<ObjectRef<K>> {
+        let store = &self.store;
         let mut keys: Vec<ObjectRef<K>> = store
             .state()
             .iter()
@@ -84,23 +86,18 @@ mod tests {
     #[test]
     fn catches_up_once_per_stored_object_and_finds_deletions() {
         let mut writer = Writer::<Node>::default();
-        let store = writer.as_reader();
-        let mut seen = Seen::default();
+        let mut seen = Seen::new(writer.as_reader());
         let a = node("a", "1", "1Gi", "10");
         let key = ObjectRef::from_obj(&a);
         writer.apply_watcher_event(&Event::Apply(a.clone()));
-        assert_eq!(describe(seen.catch_up(&store, &key)), "add a");
-        assert_eq!(
-            describe(seen.catch_up(&store, &key)),
-            "none",
-            "already applied"
-        );
+        assert_eq!(describe(seen.catch_up(&key)), "add a");
+        assert_eq!(describe(seen.catch_up(&key)), "none", "already applied");
         writer.apply_watcher_event(&Event::Apply(a.clone()));
-        assert_eq!(describe(seen.catch_up(&store, &key)), "update a");
+        assert_eq!(describe(seen.catch_up(&key)), "update a");
         writer.apply_watcher_event(&Event::Delete(a));
-        assert_eq!(seen.all_keys(&store), vec![key.clone()]);
-        assert_eq!(describe(seen.catch_up(&store, &key)), "delete a");
-        assert_eq!(describe(seen.catch_up(&store, &key)), "none");
-        assert!(seen.all_keys(&store).is_empty());
+        assert_eq!(seen.all_keys(), vec![key.clone()]);
+        assert_eq!(describe(seen.catch_up(&key)), "delete a");
+        assert_eq!(describe(seen.catch_up(&key)), "none");
+        assert!(seen.all_keys().is_empty());
     }
 }
