@@ -26,14 +26,12 @@ async fn wait_handled(mut rx: watch::Receiver<bool>, shutdown: &CancellationToke
     }
 }
 
-/// Runs the scheduler against the apiserver behind `client` until `shutdown` is cancelled.
-/// Call it once leadership is acquired.
-pub async fn run(
-    client: kube::Client,
-    config: SchedulerConfig,
-    shutdown: CancellationToken,
-) -> Result<(), Error> {
-    let tasks = CancellationToken::new();
+/// Events and status updates, with one event recorder per profile.
+fn reporter(
+    client: &kube::Client,
+    config: &SchedulerConfig,
+    tasks: &CancellationToken,
+) -> Arc<KubeReporter> {
     let broadcaster = EventBroadcaster::start(client.clone(), tasks.clone());
     let recorders = config
         .profiles
@@ -45,7 +43,18 @@ pub async fn run(
             )
         })
         .collect();
-    let reporter = Arc::new(KubeReporter::new(client.clone(), recorders));
+    Arc::new(KubeReporter::new(client.clone(), recorders))
+}
+
+/// Runs the scheduler against the apiserver behind `client` until `shutdown` is cancelled.
+/// Call it once leadership is acquired.
+pub async fn run(
+    client: kube::Client,
+    config: SchedulerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let tasks = CancellationToken::new();
+    let reporter = reporter(&client, &config, &tasks);
     let informers = Arc::new(SharedInformerFactory::new(client.clone(), tasks.clone()));
     let handle = Handle::new(client, informers.clone());
     let pods = informers.scoped::<Pod>(WatchScope::fields(POD_FIELD_SELECTOR));

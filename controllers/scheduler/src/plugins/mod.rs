@@ -1,5 +1,13 @@
 //! In-tree plugins, one module each, named as upstream's `framework/plugins/<name>` folders;
 //! `registry` lists them. Plugins depend on `framework`, never the other way round.
+//!
+//! Adding a plugin (e.g. upstream `podtopologyspread`): copy the closest module (`nodeports.rs`
+//! for a filter, `imagelocality.rs` for a score, `noderesources/` for several files sharing
+//! helpers) to `plugins/<upstreamfolder>.rs`; implement `framework::Plugin` plus one trait per
+//! extension point; put its failure reasons in `pub const`s and its `events_to_register` /
+//! `queueing_hint` beside its filter; add the `mod` line here and one `r.register(..)` line in
+//! `registry::in_tree` (removing the name from `NOT_YET_IMPLEMENTED`). Listers come from
+//! `Handle::informer`, which the scheduler waits on before scheduling.
 
 pub mod defaultbinder;
 pub mod defaultpreemption;
