@@ -2,9 +2,6 @@
 //! oversized pod gets the upstream FailedScheduling message and PodScheduled condition.
 //! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
-// Shared test harness (owned by component-base); not every helper is used here.
-use test_support::apiserver;
-
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
@@ -12,6 +9,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_scheduler::SchedulerConfig;
+use test_support::apiserver;
 use tokio_util::sync::CancellationToken;
 
 /// Parses a manifest written as JSON, as a user would write it.
