@@ -87,7 +87,7 @@ impl KubeReporter {
         action: &str,
         note: &str,
     ) {
-        let name = crate::scheduler::scheduler_name(related.unwrap_or(pod));
+        let name = crate::pod::scheduler_name(related.unwrap_or(pod));
         let recorder = self
             .recorders
             .get(name)
@@ -185,7 +185,7 @@ impl KubeReporter {
         let condition = serde_json::json!({"status": {"conditions": [{
             "type": "DisruptionTarget",
             "status": "True",
-            "reason": crate::plugins::default_preemption::DISRUPTION_REASON,
+            "reason": crate::plugins::defaultpreemption::DISRUPTION_REASON,
             "message": format!("{}: preempting to accommodate a higher priority pod", crate::config::DEFAULT_SCHEDULER_NAME),
             "lastTransitionTime": jiff::Timestamp::now(),
         }]}});
@@ -210,7 +210,7 @@ impl KubeReporter {
             Ok(_) => {
                 let note = format!(
                     "Preempted by pod {} on node {node}",
-                    preemptor.metadata.uid.as_deref().unwrap_or_default()
+                    crate::pod::uid(preemptor)
                 );
                 self.publish(
                     victim,

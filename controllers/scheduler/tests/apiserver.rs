@@ -2,9 +2,6 @@
 //! oversized pod gets the upstream FailedScheduling message and PodScheduled condition.
 //! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
-// Shared test harness (owned by component-base); not every helper is used here.
-use test_support::apiserver;
-
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
@@ -12,12 +9,41 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_scheduler::SchedulerConfig;
-use kube_scheduler::testing::{container, node, pod_named};
+use test_support::apiserver;
 use tokio_util::sync::CancellationToken;
+
+/// Parses a manifest written as JSON, as a user would write it.
+fn manifest<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
+    match serde_json::from_value(value) {
+        Ok(k) => k,
+        Err(e) => panic!("bad test manifest: {e}"),
+    }
+}
+
+/// A node with 2 CPUs, 4Gi and 110 pods, capacity equal to allocatable.
+fn node(name: &str) -> Node {
+    let alloc = serde_json::json!({"cpu": "2", "memory": "4Gi", "pods": "110"});
+    manifest(serde_json::json!({
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+        "spec": {},
+        "status": {"capacity": alloc, "allocatable": alloc},
+    }))
+}
+
+/// `default/<name>` for the default scheduler, one container requesting `cpu`.
+fn pod(name: &str, cpu: &str) -> Pod {
+    manifest(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "schedulerName": "default-scheduler",
+            "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}],
+        },
+    }))
+}
 
 async fn create_node(client: &kube::Client, name: &str) {
     let api: Api<Node> = Api::all(client.clone());
-    let n = node(name, "2", "4Gi", "110");
+    let n = node(name);
     if let Err(e) = api.create(&PostParams::default(), &n).await {
         panic!("creating node {name}: {e}");
     }
@@ -45,9 +71,7 @@ async fn make_ready(client: &kube::Client, name: &str) {
 
 async fn create_pod(client: &kube::Client, name: &str, cpu: &str) {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mut p = pod_named(name, vec![container(&[("cpu", cpu)])]);
-    p.metadata.uid = None;
-    if let Err(e) = api.create(&PostParams::default(), &p).await {
+    if let Err(e) = api.create(&PostParams::default(), &pod(name, cpu)).await {
         panic!("creating pod {name}: {e}");
     }
 }
@@ -164,8 +188,7 @@ async fn preempts_lower_priority_pod(client: &kube::Client, pods: &Api<Pod>) {
     if let Err(e) = classes.create(&PostParams::default(), &pc).await {
         panic!("creating priority class: {e}");
     }
-    let mut vip = pod_named("vip", vec![container(&[("cpu", "1500m")])]);
-    vip.metadata.uid = None;
+    let mut vip = pod("vip", "1500m");
     vip.spec
         .get_or_insert_with(Default::default)
         .priority_class_name = Some("high".into());

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::framework::NodeInfo;
+use crate::pod::{key as pod_key, node_name, uid};
 use snapshot::Snapshot;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -49,25 +50,6 @@ pub struct Cache {
     /// How long an assumed pod may wait for its binding to show up (`None`: forever, the
     /// upstream default since the assumed-pod TTL was set to 0).
     ttl: Option<Duration>,
-}
-
-fn uid(pod: &Pod) -> String {
-    pod.metadata.uid.clone().unwrap_or_default()
-}
-
-fn node_name(pod: &Pod) -> &str {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .unwrap_or_default()
-}
-
-fn pod_key(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
 }
 
 impl Inner {
@@ -127,7 +109,7 @@ impl Inner {
             return;
         }
         let info = self.bump(&node);
-        info.remove_pod(&uid(pod));
+        info.remove_pod(uid(pod));
         if info.node().is_none() && info.pods.is_empty() {
             self.nodes.remove(&node);
             self.node_set_changed = true;
@@ -153,7 +135,7 @@ impl Cache {
             return Err(CacheError::NoNodeName(pod_key(&pod)));
         }
         let mut inner = self.lock();
-        let id = uid(&pod);
+        let id = uid(&pod).to_string();
         if inner.pods.contains_key(&id) {
             return Err(CacheError::AlreadyPresent(pod_key(&pod)));
         }
@@ -198,7 +180,7 @@ impl Cache {
     /// An assigned pod seen by the informer: confirms an assumed pod or adds a new one.
     pub fn add_pod(&self, pod: Arc<Pod>) {
         let mut inner = self.lock();
-        let id = uid(&pod);
+        let id = uid(&pod).to_string();
         if let Some(old) = inner.pods.get(&id).map(|ps| ps.pod.clone()) {
             // Assumed (or re-listed) pod: replace with the authoritative object, which may even
             // sit on another node than we assumed.
@@ -221,7 +203,7 @@ impl Cache {
 
     pub fn remove_pod(&self, pod: &Pod) {
         let mut inner = self.lock();
-        let id = uid(pod);
+        let id = uid(pod).to_string();
         let Some(ps) = inner.pods.remove(&id) else {
             return;
         };
@@ -277,7 +259,7 @@ impl Cache {
             .collect();
         for pod in &expired {
             inner.remove_pod_from_node(pod);
-            inner.pods.remove(&uid(pod));
+            inner.pods.remove(uid(pod));
         }
         expired.iter().map(|p| pod_key(p)).collect()
     }

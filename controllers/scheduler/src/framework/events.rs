@@ -105,6 +105,16 @@ pub struct ClusterEventWithHint {
     pub has_hint: bool,
 }
 
+impl ClusterEventWithHint {
+    /// An event after which the plugin's `queueing_hint` decides whether to requeue.
+    pub const fn hinted(resource: EventResource, action: ActionType, label: &'static str) -> Self {
+        ClusterEventWithHint {
+            event: ClusterEvent::new(resource, action, label),
+            has_hint: true,
+        }
+    }
+}
+
 /// Node change classification (upstream `nodeSchedulingPropertiesChange`).
 pub fn node_update_actions(old: &Node, new: &Node) -> ActionType {
     let mut a = 0;

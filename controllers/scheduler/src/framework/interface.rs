@@ -157,6 +157,13 @@ pub struct PostFilterResult {
     pub victims: Vec<Arc<Pod>>,
 }
 
+/// What a plugin may run of its profile's other plugins (upstream `framework.PluginsRunner`);
+/// the profile's `Framework` implements it.
+pub trait PluginsRunner {
+    /// Runs the profile's Filter plugins against one node.
+    fn run_filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status;
+}
+
 pub trait PostFilterPlugin: Send + Sync {
     /// Runs after no node fit; the status message becomes `Diagnosis.post_filter_msg`.
     /// `nodes` is the cycle's snapshot and `fw` lets the plugin re-run filters.
@@ -166,7 +173,7 @@ pub trait PostFilterPlugin: Send + Sync {
         pod: &Pod,
         statuses: &NodeToStatus,
         nodes: &[Arc<NodeInfo>],
-        fw: &super::runtime::Framework,
+        fw: &dyn PluginsRunner,
     ) -> (Option<PostFilterResult>, Status);
 }
 
@@ -215,42 +222,9 @@ pub trait PostBindPlugin: Send + Sync {
     async fn post_bind(&self, state: &CycleState, pod: &Pod, node: &str);
 }
 
-/// Upstream `helper.DefaultNormalizeScore`: scale to [0, max], optionally reversed.
-pub fn default_normalize_score(max_priority: i64, reverse: bool, scores: &mut [i64]) {
-    let max_count = scores.iter().copied().max().unwrap_or(0).max(0);
-    if max_count == 0 {
-        if reverse {
-            scores.iter_mut().for_each(|s| *s = max_priority);
-        }
-        return;
-    }
-    for s in scores.iter_mut() {
-        let mut v = max_priority * *s / max_count;
-        if reverse {
-            v = max_priority - v;
-        }
-        *s = v;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalize_table() {
-        let cases: [(&[i64], bool, &[i64]); 4] = [
-            (&[1, 2, 4], false, &[25, 50, 100]),
-            (&[1, 2, 4], true, &[75, 50, 0]),
-            (&[0, 0], true, &[100, 100]),
-            (&[0, 0], false, &[0, 0]),
-        ];
-        for (input, reverse, want) in cases {
-            let mut s = input.to_vec();
-            default_normalize_score(MAX_NODE_SCORE, reverse, &mut s);
-            assert_eq!(s, want, "{input:?} reverse={reverse}");
-        }
-    }
 
     #[test]
     fn prefilter_result_merge() {

@@ -29,7 +29,7 @@ impl PodInfo {
     }
 
     pub fn uid(&self) -> &str {
-        self.pod.metadata.uid.as_deref().unwrap_or_default()
+        crate::pod::uid(&self.pod)
     }
 }
 

@@ -10,14 +10,14 @@ use k8s_openapi::api::core::v1::Pod;
 use super::cycle_state::CycleState;
 use super::events::{ClusterEvent, ClusterEventWithHint};
 use super::interface::{
-    MAX_NODE_SCORE, MIN_NODE_SCORE, NodeScore, NodeToStatus, Plugin, PostFilterResult,
-    PreFilterResult, QueuedPodView,
+    MAX_NODE_SCORE, MIN_NODE_SCORE, NodeScore, NodeToStatus, Plugin, PluginsRunner,
+    PostFilterResult, PreFilterResult, QueuedPodView,
 };
 use super::node_info::NodeInfo;
+use super::registry::{Handle, Registry};
 use super::status::{Code, Status};
 use crate::Error;
 use crate::config::{ExtensionPoint, PluginSet, ProfileConfig};
-use crate::plugins::registry::{Handle, Registry};
 
 type PluginRef = Arc<dyn Plugin>;
 
@@ -123,6 +123,12 @@ fn expand_point(
         }
     }
     Ok(out)
+}
+
+impl PluginsRunner for Framework {
+    fn run_filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
+        Framework::run_filter(self, state, pod, node)
+    }
 }
 
 impl Framework {
@@ -341,13 +347,10 @@ impl Framework {
         node: &NodeInfo,
         nominated: &[Arc<Pod>],
     ) -> Status {
-        let prio = crate::plugins::priority_sort::pod_priority(pod);
+        let prio = crate::pod::priority(pod);
         let relevant: Vec<&Arc<Pod>> = nominated
             .iter()
-            .filter(|n| {
-                n.metadata.uid != pod.metadata.uid
-                    && crate::plugins::priority_sort::pod_priority(n) >= prio
-            })
+            .filter(|n| n.metadata.uid != pod.metadata.uid && crate::pod::priority(n) >= prio)
             .collect();
         if !relevant.is_empty() {
             let mut with = node.clone();
@@ -552,6 +555,7 @@ impl Framework {
 mod tests {
     use super::*;
     use crate::config::{PluginRef as Ref, Plugins, SchedulerConfig};
+    use crate::plugins::registry;
 
     fn names(fw: &Framework, ep: ExtensionPoint) -> Vec<&'static str> {
         fw.plugins(ep).iter().map(|p| p.name()).collect()
@@ -560,7 +564,7 @@ mod tests {
     #[test]
     fn default_profile_expands_multipoint() {
         let cfg = SchedulerConfig::default();
-        let fw = Framework::new(&cfg.profiles[0], &Registry::in_tree(), &Handle::default());
+        let fw = Framework::new(&cfg.profiles[0], &registry::in_tree(), &Handle::default());
         let Ok(fw) = fw else {
             panic!("default profile rejected: {fw:?}");
         };
@@ -609,7 +613,7 @@ mod tests {
             },
             ..Default::default()
         });
-        let fw = Framework::new(&profile, &Registry::in_tree(), &Handle::default());
+        let fw = Framework::new(&profile, &registry::in_tree(), &Handle::default());
         let Ok(fw) = fw else {
             panic!("profile rejected: {fw:?}");
         };
@@ -634,6 +638,6 @@ mod tests {
             .multi_point
             .enabled
             .push(Ref::new("NoSuchPlugin", None));
-        assert!(Framework::new(&profile, &Registry::in_tree(), &Handle::default()).is_err());
+        assert!(Framework::new(&profile, &registry::in_tree(), &Handle::default()).is_err());
     }
 }

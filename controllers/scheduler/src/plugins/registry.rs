@@ -1,21 +1,19 @@
-//! Every in-tree plugin by upstream name, plus room for out-of-tree ones (tests use that).
+//! Every in-tree plugin by upstream name (upstream `plugins/registry.go`
+//! `NewInTreeRegistry`). Adding a plugin is one line here.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
+use super::defaultbinder::DefaultBinder;
+use super::defaultpreemption::DefaultPreemption;
+use super::imagelocality::ImageLocality;
 use super::names;
-use crate::Error;
-use crate::framework::Plugin;
-
-/// What plugins may reach outside the pure snapshot: the API client.
-#[derive(Clone, Default)]
-pub struct Handle {
-    pub client: Option<kube::Client>,
-}
-
-pub type PluginFactory = Arc<
-    dyn Fn(Option<&serde_json::Value>, &Handle) -> Result<Arc<dyn Plugin>, Error> + Send + Sync,
->;
+use super::nodeaffinity::NodeAffinity;
+use super::nodename::NodeName;
+use super::nodeports::NodePorts;
+use super::noderesources::{BalancedAllocation, NodeResourcesFit};
+use super::nodeunschedulable::NodeUnschedulable;
+use super::queuesort::PrioritySort;
+use super::schedulinggates::SchedulingGates;
+use super::tainttoleration::TaintToleration;
+use crate::framework::registry::{Registry, factory, stateless, with_args};
 
 /// Upstream default plugins we do not implement yet. A profile naming them still loads (so the
 /// upstream default configuration works); they are logged and left out.
@@ -29,110 +27,24 @@ pub const NOT_YET_IMPLEMENTED: &[&str] = &[
     names::DYNAMIC_RESOURCES,
 ];
 
-#[derive(Clone)]
-pub struct Registry {
-    factories: HashMap<String, PluginFactory>,
-}
-
-fn simple(p: impl Plugin + 'static) -> PluginFactory {
-    let p: Arc<dyn Plugin> = Arc::new(p);
-    Arc::new(move |_, _| Ok(p.clone()))
-}
-
-impl Registry {
-    pub fn in_tree() -> Self {
-        let mut r = Registry {
-            factories: HashMap::new(),
-        };
-        r.register(
-            names::PRIORITY_SORT,
-            simple(super::priority_sort::PrioritySort),
-        );
-        r.register(
-            names::SCHEDULING_GATES,
-            simple(super::scheduling_gates::SchedulingGates),
-        );
-        r.register(
-            names::NODE_UNSCHEDULABLE,
-            simple(super::node_unschedulable::NodeUnschedulable),
-        );
-        r.register(names::NODE_NAME, simple(super::node_name::NodeName));
-        r.register(
-            names::TAINT_TOLERATION,
-            simple(super::taint_toleration::TaintToleration),
-        );
-        r.register(names::NODE_PORTS, simple(super::node_ports::NodePorts));
-        r.register(
-            names::IMAGE_LOCALITY,
-            simple(super::image_locality::ImageLocality),
-        );
-        r.register(
-            names::NODE_AFFINITY,
-            Arc::new(|args, _| {
-                Ok(Arc::new(super::node_affinity::NodeAffinity::from_args(
-                    args,
-                )?))
-            }),
-        );
-        r.register(
-            names::NODE_RESOURCES_FIT,
-            Arc::new(|args, _| {
-                Ok(Arc::new(
-                    super::node_resources_fit::NodeResourcesFit::from_args(args)?,
-                ))
-            }),
-        );
-        r.register(
-            names::NODE_RESOURCES_BALANCED_ALLOCATION,
-            Arc::new(|args, _| {
-                Ok(Arc::new(
-                    super::balanced_allocation::BalancedAllocation::from_args(args)?,
-                ))
-            }),
-        );
-        r.register(
-            names::DEFAULT_PREEMPTION,
-            Arc::new(|args, _| {
-                Ok(Arc::new(
-                    super::default_preemption::DefaultPreemption::from_args(args)?,
-                ))
-            }),
-        );
-        r.register(
-            names::DEFAULT_BINDER,
-            Arc::new(|_, h| {
-                Ok(Arc::new(super::default_binder::DefaultBinder::new(
-                    h.client.clone(),
-                )))
-            }),
-        );
-        r
+/// The registry of in-tree plugins; out-of-tree ones (and test fakes) are `register`ed on top.
+#[rustfmt::skip] // a table: one line per plugin
+pub fn in_tree() -> Registry {
+    let mut r = Registry::default();
+    r.register(names::PRIORITY_SORT, stateless(PrioritySort));
+    r.register(names::SCHEDULING_GATES, stateless(SchedulingGates));
+    r.register(names::NODE_UNSCHEDULABLE, stateless(NodeUnschedulable));
+    r.register(names::NODE_NAME, stateless(NodeName));
+    r.register(names::TAINT_TOLERATION, stateless(TaintToleration));
+    r.register(names::NODE_PORTS, stateless(NodePorts));
+    r.register(names::IMAGE_LOCALITY, stateless(ImageLocality));
+    r.register(names::NODE_AFFINITY, with_args(NodeAffinity::from_args));
+    r.register(names::NODE_RESOURCES_FIT, with_args(NodeResourcesFit::from_args));
+    r.register(names::NODE_RESOURCES_BALANCED_ALLOCATION, with_args(BalancedAllocation::from_args));
+    r.register(names::DEFAULT_PREEMPTION, with_args(DefaultPreemption::from_args));
+    r.register(names::DEFAULT_BINDER, factory(|_, h| Ok(DefaultBinder::new(h))));
+    for name in NOT_YET_IMPLEMENTED {
+        r.tolerate_not_yet_implemented(name);
     }
-
-    /// Adds or replaces a plugin factory (upstream `Registry.Register` / out-of-tree merge).
-    pub fn register(&mut self, name: &str, factory: PluginFactory) {
-        self.factories.insert(name.to_string(), factory);
-    }
-
-    /// Instantiates `name`; `Ok(None)` for known upstream plugins we do not implement yet.
-    pub fn new_plugin(
-        &self,
-        name: &str,
-        args: Option<&serde_json::Value>,
-        handle: &Handle,
-    ) -> Result<Option<Arc<dyn Plugin>>, Error> {
-        match self.factories.get(name) {
-            Some(f) => f(args, handle).map(Some),
-            None if NOT_YET_IMPLEMENTED.contains(&name) => {
-                tracing::debug!(
-                    plugin = name,
-                    "upstream plugin not implemented yet; skipping"
-                );
-                Ok(None)
-            }
-            None => Err(Error::InvalidConfig(format!(
-                "plugin {name:?} does not exist"
-            ))),
-        }
-    }
+    r
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::framework::events::{EventResource, FORCE_ACTIVATE, UNSCHEDULABLE_TIMEOUT};
 use crate::framework::{ClusterEvent, EventObject, Framework, QueuedPodView, QueueingHint};
+use crate::pod::{scheduler_name, uid};
 use heap::Heap;
 
 /// Upstream `DefaultPodMaxInUnschedulablePodsDuration`.
@@ -51,17 +52,6 @@ impl QueuedPodInfo {
     pub fn uid(&self) -> &str {
         uid(&self.pod)
     }
-}
-
-fn uid(pod: &Pod) -> &str {
-    pod.metadata.uid.as_deref().unwrap_or_default()
-}
-
-fn scheduler_name(pod: &Pod) -> &str {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.scheduler_name.as_deref())
-        .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME)
 }
 
 /// Counts for `scheduler_pending_pods{queue}`.

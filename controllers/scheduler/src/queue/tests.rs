@@ -1,13 +1,14 @@
 use super::*;
 use crate::config::SchedulerConfig;
+use crate::framework::Handle;
 use crate::framework::events::action;
-use crate::plugins::registry::{Handle, Registry};
+use crate::plugins::registry;
 use crate::testing::{container, node, pod_named, with_priority};
 use k8s_openapi::api::core::v1::PodSchedulingGate;
 
 fn queue() -> SchedulingQueue {
     let cfg = SchedulerConfig::default();
-    let fw = Framework::new(&cfg.profiles[0], &Registry::in_tree(), &Handle::default());
+    let fw = Framework::new(&cfg.profiles[0], &registry::in_tree(), &Handle::default());
     let Ok(fw) = fw else {
         panic!("default framework: {fw:?}");
     };

@@ -37,14 +37,11 @@ impl Plugin for NodePorts {
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::AssignedPod,
-                    action::DELETE,
-                    "AssignedPodDelete",
-                ),
-                has_hint: true,
-            },
+            ClusterEventWithHint::hinted(
+                EventResource::AssignedPod,
+                action::DELETE,
+                "AssignedPodDelete",
+            ),
             ClusterEventWithHint {
                 event: ClusterEvent::new(EventResource::Node, action::ADD, "NodeAdd"),
                 has_hint: false,

@@ -2,10 +2,11 @@
 //! scheduling cycle synchronously, then bind asynchronously so the next pod can start.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::time::Instant;
 
 use crate::Error;
@@ -13,56 +14,20 @@ use crate::cache::Cache;
 use crate::cache::snapshot::Snapshot;
 use crate::config::SchedulerConfig;
 use crate::framework::{CycleState, Framework, PostFilterResult, Status};
+use crate::framework::{Handle, Registry};
 use crate::metrics::{self, Metrics};
-use crate::plugins::registry::{Handle, Registry};
+use crate::pod::{key, scheduler_name};
 use crate::queue::{QueuedPodInfo, SchedulingQueue};
 use crate::reporter::{REASON_SCHEDULER_ERROR, REASON_UNSCHEDULABLE, Reporter};
 use crate::schedule_one::{Algorithm, ScheduleError};
-
-/// Latest version of every pod the informer has seen, keyed by UID; the failure handler checks
-/// it so a pod deleted or bound meanwhile is not requeued.
-#[derive(Default)]
-pub struct PodStore(RwLock<HashMap<String, Arc<Pod>>>);
-
-impl PodStore {
-    pub fn get(&self, uid: &str) -> Option<Arc<Pod>> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(uid)
-            .cloned()
-    }
-
-    pub fn insert(&self, pod: Arc<Pod>) {
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        self.0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(uid, pod);
-    }
-
-    pub fn all(&self) -> Vec<Arc<Pod>> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    pub fn remove(&self, uid: &str) -> Option<Arc<Pod>> {
-        self.0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(uid)
-    }
-}
 
 /// State shared by the loop, the binding tasks and the event handlers.
 pub struct Shared {
     pub cache: Arc<Cache>,
     pub queue: Arc<SchedulingQueue>,
-    pub pods: Arc<PodStore>,
+    /// The pod informer's store (upstream's pod lister): the failure handler checks it so a
+    /// pod deleted or bound meanwhile is not requeued.
+    pub pods: Store<Pod>,
     pub profiles: HashMap<String, Arc<Framework>>,
     pub reporter: Arc<dyn Reporter>,
     pub metrics: Arc<Metrics>,
@@ -86,19 +51,13 @@ pub enum Attempt {
     Skipped,
 }
 
-pub fn scheduler_name(pod: &Pod) -> &str {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.scheduler_name.as_deref())
-        .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME)
-}
-
 impl Scheduler {
     pub fn new(
         config: &SchedulerConfig,
         registry: &Registry,
         handle: &Handle,
         reporter: Arc<dyn Reporter>,
+        pods: Store<Pod>,
     ) -> Result<Self, Error> {
         let mut profiles = HashMap::new();
         for p in &config.profiles {
@@ -115,7 +74,7 @@ impl Scheduler {
             shared: Arc::new(Shared {
                 cache: Arc::new(Cache::new(None)),
                 queue,
-                pods: Arc::new(PodStore::default()),
+                pods,
                 profiles,
                 reporter,
                 metrics: Metrics::global(),
@@ -286,14 +245,6 @@ impl Scheduler {
     }
 }
 
-fn key(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
 fn failed(reason: &'static str, message: String) -> Attempt {
     Attempt::Failed { reason, message }
 }
@@ -338,19 +289,18 @@ async fn handle_failure(
         .metrics
         .observe_attempt(result, fw.profile_name(), start.elapsed().as_secs_f64());
     let uid = pinfo.uid().to_string();
-    let latest = shared.pods.get(&uid);
+    // The same name may meanwhile hold a recreated pod: that one is not this pod.
+    let latest = shared
+        .pods
+        .get(&ObjectRef::from_obj(pinfo.pod.as_ref()))
+        .filter(|p| crate::pod::uid(p) == uid);
     let pod = match latest {
         None => {
             tracing::debug!(pod = %key(&pinfo.pod), "pod no longer exists; not requeueing");
             shared.queue.done(&uid);
             return;
         }
-        Some(p)
-            if p.spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_deref())
-                .is_some_and(|n| !n.is_empty()) =>
-        {
+        Some(p) if crate::pod::assigned(&p) => {
             tracing::debug!(pod = %key(&p), "pod was assigned meanwhile; not requeueing");
             shared.queue.done(&uid);
             return;
@@ -471,3 +421,6 @@ impl BindingCycle {
         s
     }
 }
+
+#[cfg(test)]
+mod tests;

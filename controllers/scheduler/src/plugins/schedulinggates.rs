@@ -18,14 +18,11 @@ impl Plugin for SchedulingGates {
         Some(self)
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
-        vec![ClusterEventWithHint {
-            event: ClusterEvent::new(
-                EventResource::UnscheduledPod,
-                action::UPDATE_POD_SCHEDULING_GATES_ELIMINATED,
-                "PodSchedulingGatesEliminated",
-            ),
-            has_hint: true,
-        }]
+        vec![ClusterEventWithHint::hinted(
+            EventResource::UnscheduledPod,
+            action::UPDATE_POD_SCHEDULING_GATES_ELIMINATED,
+            "PodSchedulingGatesEliminated",
+        )]
     }
     /// Only the gated pod's own update can ungate it.
     fn queueing_hint(

@@ -1,4 +1,5 @@
-//! Taint/toleration matching (upstream `v1helper.TolerationsTolerateTaint` and friends).
+//! Taint/toleration matching shared by TaintToleration and NodeUnschedulable (upstream
+//! `plugins/helper/taint.go`, `v1helper.TolerationsTolerateTaint` and friends).
 
 use k8s_openapi::api::core::v1::{Taint, Toleration};
 

@@ -6,15 +6,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 
 use super::names;
-use crate::framework::{BindPlugin, CycleState, Plugin, Status};
+use crate::framework::{BindPlugin, CycleState, Handle, Plugin, Status};
 
 pub struct DefaultBinder {
     client: Option<kube::Client>,
 }
 
 impl DefaultBinder {
-    pub fn new(client: Option<kube::Client>) -> Self {
-        DefaultBinder { client }
+    pub fn new(handle: &Handle) -> Self {
+        DefaultBinder {
+            client: handle.client.clone(),
+        }
     }
 }
 

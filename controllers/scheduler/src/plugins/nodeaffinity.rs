@@ -10,13 +10,14 @@ use component_base::selectors::nodeaffinity::{
 use k8s_openapi::api::core::v1::{NodeAffinity as V1NodeAffinity, Pod};
 use serde::Deserialize;
 
+use super::helper::default_normalize_score;
 use super::names;
 use crate::Error;
 use crate::framework::events::{EventResource, action};
 use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, MAX_NODE_SCORE,
     NodeInfo, Plugin, PreFilterPlugin, PreFilterResult, PreScorePlugin, QueueingHint, ScorePlugin,
-    Status, default_normalize_score,
+    Status,
 };
 
 pub const ERR_REASON_POD: &str = "node(s) didn't match Pod's node affinity/selector";
@@ -82,9 +83,18 @@ impl NodeAffinity {
     }
 }
 
+/// What the required terms' `matchFields: metadata.name In [...]` leave eligible.
+enum Pinned {
+    /// Some term leaves every node eligible.
+    Any,
+    Nodes(HashSet<String>),
+    /// The terms pin no node at all (`ERR_REASON_CONFLICT`).
+    Conflict,
+}
+
 /// Node names pinned by `matchFields: metadata.name In [...]` in every required term
-/// (upstream PreFilter): `Ok(None)` when some term leaves all nodes eligible.
-fn pinned_node_names(pod: &Pod) -> Result<Option<HashSet<String>>, ()> {
+/// (upstream PreFilter).
+fn pinned_node_names(pod: &Pod) -> Pinned {
     let Some(terms) = node_affinity(pod)
         .and_then(|a| {
             a.required_during_scheduling_ignored_during_execution
@@ -93,7 +103,7 @@ fn pinned_node_names(pod: &Pod) -> Result<Option<HashSet<String>>, ()> {
         .map(|r| &r.node_selector_terms)
         .filter(|t| !t.is_empty())
     else {
-        return Ok(None);
+        return Pinned::Any;
     };
     let mut union: HashSet<String> = HashSet::new();
     for term in terms {
@@ -108,14 +118,14 @@ fn pinned_node_names(pod: &Pod) -> Result<Option<HashSet<String>>, ()> {
             }
         }
         match term_names {
-            None => return Ok(None),
+            None => return Pinned::Any,
             Some(n) => union.extend(n),
         }
     }
     if union.is_empty() {
-        Err(())
+        Pinned::Conflict
     } else {
-        Ok(Some(union))
+        Pinned::Nodes(union)
     }
 }
 
@@ -136,14 +146,11 @@ impl Plugin for NodeAffinity {
         Some(self)
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
-        vec![ClusterEventWithHint {
-            event: ClusterEvent::new(
-                EventResource::Node,
-                action::ADD | action::UPDATE_NODE_LABEL,
-                "NodeAddOrLabelChange",
-            ),
-            has_hint: true,
-        }]
+        vec![ClusterEventWithHint::hinted(
+            EventResource::Node,
+            action::ADD | action::UPDATE_NODE_LABEL,
+            "NodeAddOrLabelChange",
+        )]
     }
     /// Requeue only when the node newly matches the pod's required affinity.
     fn queueing_hint(
@@ -198,14 +205,14 @@ impl PreFilterPlugin for NodeAffinity {
             PreFilterState(RequiredNodeAffinity::from_pod(pod)),
         );
         match pinned_node_names(pod) {
-            Ok(None) => (None, Status::success()),
-            Ok(Some(names)) => (
+            Pinned::Any => (None, Status::success()),
+            Pinned::Nodes(names) => (
                 Some(PreFilterResult {
                     node_names: Some(names),
                 }),
                 Status::success(),
             ),
-            Err(()) => (None, Status::unresolvable(ERR_REASON_CONFLICT)),
+            Pinned::Conflict => (None, Status::unresolvable(ERR_REASON_CONFLICT)),
         }
     }
 }

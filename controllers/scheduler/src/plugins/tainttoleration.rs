@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
 
+use super::helper::default_normalize_score;
+use super::helper::taint::{find_untolerated, tolerations_tolerate};
 use super::names;
-use super::tolerations::{find_untolerated, tolerations_tolerate};
 use crate::framework::events::{EventResource, action};
 use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, MAX_NODE_SCORE,
-    NodeInfo, Plugin, PreScorePlugin, QueueingHint, ScorePlugin, Status, default_normalize_score,
+    NodeInfo, Plugin, PreScorePlugin, QueueingHint, ScorePlugin, Status,
 };
 
 const PRE_SCORE_STATE_KEY: &str = "PreScoreTaintToleration";
@@ -69,22 +70,16 @@ impl Plugin for TaintToleration {
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::Node,
-                    action::ADD | action::UPDATE_NODE_TAINT,
-                    "NodeAddOrTaintChange",
-                ),
-                has_hint: true,
-            },
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::UnscheduledPod,
-                    action::UPDATE_POD_TOLERATION,
-                    "PodTolerationChange",
-                ),
-                has_hint: true,
-            },
+            ClusterEventWithHint::hinted(
+                EventResource::Node,
+                action::ADD | action::UPDATE_NODE_TAINT,
+                "NodeAddOrTaintChange",
+            ),
+            ClusterEventWithHint::hinted(
+                EventResource::UnscheduledPod,
+                action::UPDATE_POD_TOLERATION,
+                "PodTolerationChange",
+            ),
         ]
     }
     fn queueing_hint(

@@ -28,10 +28,11 @@ impl Plugin for NodeName {
         Some(self)
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
-        vec![ClusterEventWithHint {
-            event: ClusterEvent::new(EventResource::Node, action::ADD, "NodeAdd"),
-            has_hint: true,
-        }]
+        vec![ClusterEventWithHint::hinted(
+            EventResource::Node,
+            action::ADD,
+            "NodeAdd",
+        )]
     }
     fn queueing_hint(
         &self,

@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::core::v1::{Pod, Taint};
 
+use super::helper::taint::tolerations_tolerate;
 use super::names;
-use super::tolerations::tolerations_tolerate;
 use crate::framework::events::{EventResource, action};
 use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, NodeInfo, Plugin,
@@ -40,22 +40,16 @@ impl Plugin for NodeUnschedulable {
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::Node,
-                    action::ADD | action::UPDATE_NODE_TAINT,
-                    "NodeAddOrTaintChange",
-                ),
-                has_hint: true,
-            },
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::UnscheduledPod,
-                    action::UPDATE_POD_TOLERATION,
-                    "PodTolerationChange",
-                ),
-                has_hint: true,
-            },
+            ClusterEventWithHint::hinted(
+                EventResource::Node,
+                action::ADD | action::UPDATE_NODE_TAINT,
+                "NodeAddOrTaintChange",
+            ),
+            ClusterEventWithHint::hinted(
+                EventResource::UnscheduledPod,
+                action::UPDATE_POD_TOLERATION,
+                "PodTolerationChange",
+            ),
         ]
     }
     fn queueing_hint(

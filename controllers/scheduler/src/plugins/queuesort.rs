@@ -1,16 +1,11 @@
 //! PrioritySort: higher priority first, then earlier queue timestamp.
 
 use crate::framework::{Plugin, QueueSortPlugin, QueuedPodView};
-use k8s_openapi::api::core::v1::Pod;
+use crate::pod::priority as pod_priority;
 
 use super::names;
 
 pub struct PrioritySort;
-
-/// Pod priority as upstream `corev1helpers.PodPriority` (unset means 0).
-pub fn pod_priority(pod: &Pod) -> i32 {
-    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
-}
 
 impl Plugin for PrioritySort {
     fn name(&self) -> &'static str {

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
-use super::names;
 use super::resource_allocation::{
     ResourceAllocationScorer, ResourceSpec, Strategy, default_resources,
 };
 use crate::Error;
 use crate::framework::{CycleState, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status};
+use crate::plugins::names;
 
 const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesBalancedAllocation";
 

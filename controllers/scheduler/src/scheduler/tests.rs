@@ -1,19 +1,21 @@
-//! End-to-end scheduling attempts through `Scheduler::schedule_one` on an in-memory cluster:
+//! Whole scheduling attempts through `Scheduler::schedule_one` on an in-memory cluster:
 //! no apiserver; binding and reporting are captured by fakes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::{Attempt, Scheduler};
+use crate::SchedulerConfig;
+use crate::eventhandlers::fake::FakeInformers;
+use crate::framework::{BindPlugin, CycleState, Handle, Plugin, Status};
+use crate::plugins::{names, registry};
+use crate::reporter::Reporter;
+use crate::testing::{container, node, pod_named, taint, with_priority, with_taints};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
-use kube_scheduler::SchedulerConfig;
-use kube_scheduler::eventhandlers::{on_node_apply, on_pod_apply, on_pod_delete};
-use kube_scheduler::framework::{BindPlugin, CycleState, Plugin, Status};
-use kube_scheduler::plugins::names;
-use kube_scheduler::plugins::registry::{Handle, Registry};
-use kube_scheduler::reporter::Reporter;
-use kube_scheduler::scheduler::{Attempt, Scheduler};
-use kube_scheduler::testing::{container, node, pod_named, taint, with_taints};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::Event;
 
 #[derive(Default)]
 struct Recorded {
@@ -62,7 +64,7 @@ impl Reporter for Fakes {
     async fn scheduled(&self, pod: &Pod, node: &str) {
         self.with(|r| {
             r.scheduled
-                .push(kube_scheduler::reporter::scheduled_message(pod, node))
+                .push(crate::reporter::scheduled_message(pod, node))
         });
     }
     async fn failed(&self, _pod: &Pod, reason: &str, message: &str, nominated: Option<&str>) {
@@ -77,21 +79,27 @@ impl Reporter for Fakes {
     }
 }
 
-fn scheduler(fakes: &Fakes) -> Scheduler {
-    let mut registry = Registry::in_tree();
+/// A scheduler with a fake binder and reporter, and the fake informers that feed it.
+fn scheduler(fakes: &Fakes) -> (Scheduler, FakeInformers) {
+    let mut registry = registry::in_tree();
     let binder: Arc<dyn Plugin> = Arc::new(FakeBinder(fakes.clone()));
     registry.register(
         names::DEFAULT_BINDER,
         Arc::new(move |_, _| Ok(binder.clone())),
     );
+    let pods = Writer::<Pod>::default();
     let s = Scheduler::new(
         &SchedulerConfig::default(),
         &registry,
         &Handle::default(),
         Arc::new(fakes.clone()),
+        pods.as_reader(),
     );
     match s {
-        Ok(s) => s,
+        Ok(s) => {
+            let informers = FakeInformers::new(s.shared.clone(), pods);
+            (s, informers)
+        }
         Err(e) => panic!("scheduler: {e}"),
     }
 }
@@ -112,7 +120,7 @@ async fn settle() {
 #[tokio::test]
 async fn mixed_two_node_failure_has_upstream_message() {
     let fakes = Fakes::default();
-    let mut s = scheduler(&fakes);
+    let (mut s, mut informers) = scheduler(&fakes);
     let shared = s.shared.clone();
     let control_plane = with_taints(
         node("cp", "8", "16Gi", "110"),
@@ -122,13 +130,9 @@ async fn mixed_two_node_failure_has_upstream_message() {
             "NoSchedule",
         )],
     );
-    on_node_apply(&shared, None, Arc::new(control_plane));
-    on_node_apply(&shared, None, Arc::new(node("worker", "1", "4Gi", "110")));
-    on_pod_apply(
-        &shared,
-        None,
-        Arc::new(pod_named("big", vec![container(&[("cpu", "2")])])),
-    );
+    informers.apply_node(control_plane);
+    informers.apply_node(node("worker", "1", "4Gi", "110"));
+    informers.apply_pod(pod_named("big", vec![container(&[("cpu", "2")])]));
 
     let got = attempt(&mut s).await;
     let want = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.";
@@ -151,16 +155,12 @@ async fn mixed_two_node_failure_has_upstream_message() {
 #[tokio::test]
 async fn pods_are_spread_and_bound_then_node_fills_up() {
     let fakes = Fakes::default();
-    let mut s = scheduler(&fakes);
+    let (mut s, mut informers) = scheduler(&fakes);
     let shared = s.shared.clone();
-    on_node_apply(&shared, None, Arc::new(node("a", "2", "4Gi", "110")));
-    on_node_apply(&shared, None, Arc::new(node("b", "2", "4Gi", "110")));
+    informers.apply_node(node("a", "2", "4Gi", "110"));
+    informers.apply_node(node("b", "2", "4Gi", "110"));
     for name in ["p1", "p2"] {
-        on_pod_apply(
-            &shared,
-            None,
-            Arc::new(pod_named(name, vec![container(&[("cpu", "1500m")])])),
-        );
+        informers.apply_pod(pod_named(name, vec![container(&[("cpu", "1500m")])]));
     }
     let first = attempt(&mut s).await;
     let second = attempt(&mut s).await;
@@ -178,11 +178,7 @@ async fn pods_are_spread_and_bound_then_node_fills_up() {
     assert!(scheduled.contains(&format!("Successfully assigned default/p1 to {h1}")));
 
     // Third pod does not fit anywhere while both are assumed.
-    on_pod_apply(
-        &shared,
-        None,
-        Arc::new(pod_named("p3", vec![container(&[("cpu", "1")])])),
-    );
+    informers.apply_pod(pod_named("p3", vec![container(&[("cpu", "1")])]));
     let third = attempt(&mut s).await;
     assert_eq!(
         third,
@@ -195,9 +191,8 @@ async fn pods_are_spread_and_bound_then_node_fills_up() {
     // The informer confirms p1's binding, then p1 is deleted: p3 becomes schedulable.
     let mut p1 = pod_named("p1", vec![container(&[("cpu", "1500m")])]);
     p1.spec.get_or_insert_with(Default::default).node_name = Some(h1.clone());
-    let p1 = Arc::new(p1);
-    on_pod_apply(&shared, shared.pods.get("uid-p1"), p1.clone());
-    on_pod_delete(&shared, &p1);
+    informers.apply_pod(p1.clone());
+    informers.delete_pod(&p1);
     let counts = shared.queue.pending();
     assert_eq!(
         counts.unschedulable, 0,
@@ -211,8 +206,8 @@ async fn pods_are_spread_and_bound_then_node_fills_up() {
 #[tokio::test]
 async fn no_nodes_message() {
     let fakes = Fakes::default();
-    let mut s = scheduler(&fakes);
-    on_pod_apply(&s.shared.clone(), None, Arc::new(pod_named("p", vec![])));
+    let (mut s, mut informers) = scheduler(&fakes);
+    informers.apply_pod(pod_named("p", vec![]));
     assert_eq!(
         attempt(&mut s).await,
         Some(Attempt::Failed {
@@ -225,27 +220,24 @@ async fn no_nodes_message() {
 #[tokio::test]
 async fn pods_for_other_schedulers_are_ignored() {
     let fakes = Fakes::default();
-    let mut s = scheduler(&fakes);
+    let (mut s, mut informers) = scheduler(&fakes);
     let mut p = pod_named("p", vec![]);
     p.spec.get_or_insert_with(Default::default).scheduler_name = Some("other".into());
-    on_pod_apply(&s.shared.clone(), None, Arc::new(p));
+    informers.apply_pod(p);
     assert_eq!(attempt(&mut s).await, None, "nothing to pop");
 }
 
 #[tokio::test]
 async fn higher_priority_pod_preempts_and_is_nominated() {
     let fakes = Fakes::default();
-    let mut s = scheduler(&fakes);
+    let (mut s, mut informers) = scheduler(&fakes);
     let shared = s.shared.clone();
-    on_node_apply(&shared, None, Arc::new(node("a", "2", "4Gi", "110")));
+    informers.apply_node(node("a", "2", "4Gi", "110"));
     let mut low = pod_named("low", vec![container(&[("cpu", "1500m")])]);
     low.spec.get_or_insert_with(Default::default).node_name = Some("a".into());
-    on_pod_apply(&shared, None, Arc::new(low));
-    let high = kube_scheduler::testing::with_priority(
-        pod_named("high", vec![container(&[("cpu", "1")])]),
-        1000,
-    );
-    on_pod_apply(&shared, None, Arc::new(high));
+    informers.apply_pod(low);
+    let high = with_priority(pod_named("high", vec![container(&[("cpu", "1")])]), 1000);
+    informers.apply_pod(high);
     assert_eq!(
         attempt(&mut s).await,
         Some(Attempt::Failed {
@@ -265,14 +257,10 @@ async fn higher_priority_pod_preempts_and_is_nominated() {
 
     // The victim is gone; a lower-priority pod must not take the space the nominated pod
     // preempted for.
-    if let Some(victim) = shared.pods.get("uid-low") {
-        on_pod_delete(&shared, &victim);
+    if let Some(victim) = shared.pods.get(&ObjectRef::new("low").within("default")) {
+        informers.delete_pod(&victim);
     }
-    on_pod_apply(
-        &shared,
-        None,
-        Arc::new(pod_named("sneaky", vec![container(&[("cpu", "1500m")])])),
-    );
+    informers.apply_pod(pod_named("sneaky", vec![container(&[("cpu", "1500m")])]));
     assert_eq!(
         attempt(&mut s).await,
         Some(Attempt::Failed {
@@ -288,19 +276,59 @@ async fn higher_priority_pod_preempts_and_is_nominated() {
 #[tokio::test]
 async fn preemption_policy_never_is_reported() {
     let fakes = Fakes::default();
-    let mut s = scheduler(&fakes);
-    let shared = s.shared.clone();
-    on_node_apply(&shared, None, Arc::new(node("a", "2", "4Gi", "110")));
+    let (mut s, mut informers) = scheduler(&fakes);
+    informers.apply_node(node("a", "2", "4Gi", "110"));
     let mut p = pod_named("p", vec![container(&[("cpu", "3")])]);
     p.spec
         .get_or_insert_with(Default::default)
         .preemption_policy = Some("Never".into());
-    on_pod_apply(&shared, None, Arc::new(p));
+    informers.apply_pod(p);
     assert_eq!(
         attempt(&mut s).await,
         Some(Attempt::Failed {
             reason: "Unschedulable",
             message: "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.".into()
         })
+    );
+}
+
+#[tokio::test]
+async fn resync_after_lag_applies_missed_adds_binds_deletes_and_recreations() {
+    let fakes = Fakes::default();
+    let (s, mut informers) = scheduler(&fakes);
+    let shared = s.shared.clone();
+    let on_a = |name: &str, uid: &str| {
+        let mut p = pod_named(name, vec![container(&[("cpu", "1")])]);
+        p.metadata.uid = Some(uid.into());
+        p.spec.get_or_insert_with(Default::default).node_name = Some("a".into());
+        p
+    };
+    let cpu_on_a = || shared.cache.node_info("a").map(|n| n.requested.milli_cpu);
+    informers.apply_node(node("a", "4", "8Gi", "110"));
+    informers.apply_pod(pod_named("queued", vec![]));
+    informers.apply_pod(on_a("gone", "uid-gone"));
+    informers.apply_pod(on_a("recreated", "uid-old"));
+    assert_eq!(shared.queue.pending().active, 1);
+    assert_eq!(cpu_on_a(), Some(2000));
+
+    // Notifications lost to lag: "queued" was bound, "gone" deleted, "recreated" deleted and
+    // created again with a new UID, "new" created.
+    informers.miss_pod_event(Event::Apply(on_a("queued", "uid-queued")));
+    informers.miss_pod_event(Event::Delete(on_a("gone", "uid-gone")));
+    informers.miss_pod_event(Event::Apply(on_a("recreated", "uid-new")));
+    informers.miss_pod_event(Event::Apply(pod_named("new", vec![])));
+    informers.resync_pods();
+
+    assert_eq!(shared.queue.pending().active, 1, "only the new pod waits");
+    assert!(shared.cache.has_pod("uid-queued"));
+    assert!(!shared.cache.has_pod("uid-gone"));
+    assert!(!shared.cache.has_pod("uid-old"));
+    assert!(shared.cache.has_pod("uid-new"));
+    assert_eq!(cpu_on_a(), Some(2000));
+    informers.resync_pods();
+    assert_eq!(
+        shared.queue.pending().active,
+        1,
+        "a second resync changes nothing"
     );
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::names;
-use super::priority_sort::pod_priority;
 use crate::framework::{
-    Code, CycleState, FitError, Framework, NodeInfo, NodeToStatus, Plugin, PostFilterPlugin,
+    Code, CycleState, FitError, NodeInfo, NodeToStatus, Plugin, PluginsRunner, PostFilterPlugin,
     PostFilterResult, Status,
 };
+use crate::pod::priority as pod_priority;
 
 pub const REASON_NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
 pub const REASON_NO_VICTIMS: &str = "No preemption victims found for incoming pod";
@@ -138,7 +138,7 @@ fn eligibility(
 /// Upstream `SelectVictimsOnNode` (without PDBs): remove every lower-priority pod, check the
 /// pod fits, then reprieve victims from the most important down while it still fits.
 fn select_victims(
-    fw: &Framework,
+    fw: &dyn PluginsRunner,
     state: &CycleState,
     pod: &Pod,
     node: &NodeInfo,
@@ -155,7 +155,7 @@ fn select_victims(
         return Err(Status::unresolvable(REASON_NO_VICTIMS));
     }
     for v in &potential {
-        ni.remove_pod(v.metadata.uid.as_deref().unwrap_or_default());
+        ni.remove_pod(crate::pod::uid(v));
     }
     let s = fw.run_filter(state, pod, &ni);
     if !s.is_success() {
@@ -166,7 +166,7 @@ fn select_victims(
     for v in potential {
         ni.add_pod(v.clone());
         if !fw.run_filter(state, pod, &ni).is_success() {
-            ni.remove_pod(v.metadata.uid.as_deref().unwrap_or_default());
+            ni.remove_pod(crate::pod::uid(&v));
             victims.push(v);
         }
     }
@@ -216,7 +216,7 @@ impl DefaultPreemption {
         pod: &Pod,
         statuses: &NodeToStatus,
         nodes: &[Arc<NodeInfo>],
-        fw: &Framework,
+        fw: &dyn PluginsRunner,
     ) -> (Option<PostFilterResult>, Status) {
         if let Err(msg) = eligibility(pod, statuses, nodes) {
             return (None, Status::unschedulable(msg));
@@ -291,7 +291,7 @@ impl PostFilterPlugin for DefaultPreemption {
         pod: &Pod,
         statuses: &NodeToStatus,
         nodes: &[Arc<NodeInfo>],
-        fw: &Framework,
+        fw: &dyn PluginsRunner,
     ) -> (Option<PostFilterResult>, Status) {
         let (result, s) = self.preempt(state, pod, statuses, nodes, fw);
         if s.is_success() || s.reasons().is_empty() {
@@ -308,12 +308,13 @@ impl PostFilterPlugin for DefaultPreemption {
 mod tests {
     use super::*;
     use crate::config::SchedulerConfig;
-    use crate::plugins::registry::{Handle, Registry};
+    use crate::framework::{Framework, Handle};
+    use crate::plugins::registry;
     use crate::testing::{container, node, pod_named, with_priority};
 
     fn framework() -> Framework {
         let cfg = SchedulerConfig::default();
-        match Framework::new(&cfg.profiles[0], &Registry::in_tree(), &Handle::default()) {
+        match Framework::new(&cfg.profiles[0], &registry::in_tree(), &Handle::default()) {
             Ok(fw) => fw,
             Err(e) => panic!("{e}"),
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
-use super::names;
 use super::resource_allocation::{
     ResourceAllocationScorer, ResourceSpec, Strategy, UtilizationShapePoint, default_resources,
 };
@@ -18,6 +17,7 @@ use crate::framework::{
     ClusterEvent, ClusterEventWithHint, CycleState, EventObject, FilterPlugin, NodeInfo, Plugin,
     PreFilterPlugin, PreFilterResult, PreScorePlugin, QueueingHint, ScorePlugin, Status,
 };
+use crate::plugins::names;
 
 const PRE_FILTER_STATE_KEY: &str = "PreFilterNodeResourcesFit";
 const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesFit";
@@ -193,22 +193,16 @@ impl Plugin for NodeResourcesFit {
     }
     fn events_to_register(&self) -> Vec<ClusterEventWithHint> {
         vec![
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::Pod,
-                    action::DELETE | action::UPDATE_POD_SCALE_DOWN,
-                    "PodDeleteOrScaleDown",
-                ),
-                has_hint: true,
-            },
-            ClusterEventWithHint {
-                event: ClusterEvent::new(
-                    EventResource::Node,
-                    action::ADD | action::UPDATE_NODE_ALLOCATABLE,
-                    "NodeAddOrAllocatableChange",
-                ),
-                has_hint: true,
-            },
+            ClusterEventWithHint::hinted(
+                EventResource::Pod,
+                action::DELETE | action::UPDATE_POD_SCALE_DOWN,
+                "PodDeleteOrScaleDown",
+            ),
+            ClusterEventWithHint::hinted(
+                EventResource::Node,
+                action::ADD | action::UPDATE_NODE_ALLOCATABLE,
+                "NodeAddOrAllocatableChange",
+            ),
         ]
     }
     fn queueing_hint(
