@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, watch};
 
 /// Capacity of each informer's notification channel; a subscriber that
 /// falls further behind gets [`Change::Resync`] instead.
-const CHANNEL_CAPACITY: usize = 8192;
+pub(super) const CHANNEL_CAPACITY: usize = 8192;
 
 /// A notification from an informer.
 #[derive(Debug)]

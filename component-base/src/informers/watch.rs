@@ -10,7 +10,7 @@ use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use tokio_util::sync::CancellationToken;
 
-use super::informer::{Change, Feed, Informable};
+use super::informer::{CHANNEL_CAPACITY, Change, Feed, Informable};
 
 /// Runs one informer's watch until `shutdown` fires or the stream ends.
 pub(super) async fn run<K, S>(events: S, feed: Feed<K>, shutdown: CancellationToken)
@@ -36,9 +36,16 @@ where
             Some(Ok(event)) => {
                 tracing::trace!(%kind, "watch event");
                 let list_done = matches!(event, Event::InitDone);
-                for change in apply_event(&mut writer, &mut relist, &event) {
-                    // No receivers is fine: consumers may not have subscribed yet.
-                    let _ = tx.send(change);
+                let changes = apply_event(&mut writer, &mut relist, &event);
+                // No receivers is fine: consumers may not have subscribed yet.
+                if changes.len() > CHANNEL_CAPACITY {
+                    // A (re)list larger than the channel would make every
+                    // subscriber lag; one resync from the store says the same.
+                    let _ = tx.send(Change::Resync);
+                } else {
+                    for change in changes {
+                        let _ = tx.send(change);
+                    }
                 }
                 if list_done {
                     synced.send_replace(true);
