@@ -3,8 +3,9 @@
 //! Layout mirrors upstream `pkg/proxy`: [`model`] is the backend-neutral
 //! Service/EndpointSlice model; [`nftables`] renders it (an `ipvs` renderer
 //! will sit beside it, consuming the same model); [`healthcheck`],
-//! [`metrics`], [`conntrack`] and [`runner`] are shared by every renderer.
+//! [`metrics`], [`conntrack`] and [`bounded_frequency_runner`] are shared by every renderer.
 
+pub mod bounded_frequency_runner;
 pub mod config;
 pub mod conntrack;
 pub mod conntrack_sysctl;
@@ -14,8 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod nftables;
 pub mod proxy_util;
-pub mod runner;
-mod server;
+mod wiring;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -23,7 +23,7 @@ pub(crate) mod testutil;
 pub use config::{KubeProxyConfiguration, ProxyConfig, ProxyMode};
 pub use healthcheck::{HealthResponse, ProxierHealth};
 pub use metrics::ProxyMetrics;
-pub use server::{Handles, run, run_in_netns, run_with};
+pub use wiring::{Handles, run, run_in_netns, run_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

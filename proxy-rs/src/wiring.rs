@@ -1,5 +1,5 @@
-//! `run`: wires watchers, the proxier and the sync pacing together
-//! (upstream `cmd/kube-proxy/app/server.go` + `ProxyServer.Run`).
+//! The wiring (upstream `cmd/kube-proxy/app/server.go` + `ProxyServer.Run`):
+//! picks the backend for `mode`, builds it, and runs the event loop.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,6 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use crate::bounded_frequency_runner::RateLimiter;
 use crate::conntrack::Conntrack;
 use crate::healthcheck::ServiceHealthServer;
 use crate::informers::{Change, Store};
@@ -22,7 +23,6 @@ use crate::model::{Cidr, IpFamily};
 use crate::nftables::exec::NftCli;
 use crate::nftables::{NftConfig, Proxier};
 use crate::proxy_util::{LocalDetector, NodePortAddresses};
-use crate::runner::RateLimiter;
 use crate::{Error, ProxierHealth, ProxyConfig, ProxyMetrics, ProxyMode, config::DetectLocalMode};
 
 /// Upstream's label selector for Services and EndpointSlices.
