@@ -9,12 +9,14 @@ pub mod bounded_frequency_runner;
 pub mod config;
 pub mod conntrack;
 pub mod conntrack_sysctl;
+pub mod event_handlers;
 pub mod healthcheck;
-pub mod informers;
 pub mod metrics;
 pub mod model;
 pub mod nftables;
+pub mod provider;
 pub mod proxy_util;
+pub mod sync_loop;
 mod wiring;
 
 #[cfg(test)]
@@ -23,18 +25,19 @@ pub(crate) mod testutil;
 pub use config::{KubeProxyConfiguration, ProxyConfig, ProxyMode};
 pub use healthcheck::{HealthResponse, ProxierHealth};
 pub use metrics::ProxyMetrics;
+pub use provider::Provider;
 pub use wiring::{Handles, run, run_in_netns, run_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("nft: {0}")]
-    Nft(String),
+    Nft(#[from] nftables::exec::NftError),
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("invalid configuration: {0}")]
     Config(#[from] config::ConfigValidationError),
     #[error("cannot determine node name: {0}")]
-    Hostname(String),
+    Hostname(#[source] nix::errno::Errno),
     #[error("proxy mode {0:?} is not implemented yet")]
     ModeNotImplemented(ProxyMode),
 }

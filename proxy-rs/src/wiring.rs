@@ -3,33 +3,25 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::ServiceCIDR;
+use component_base::informers::SharedInformerFactory;
+use k8s_openapi::api::core::v1::Node;
 use kube::Api;
-use kube::runtime::{WatchStreamExt, watcher};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::bounded_frequency_runner::RateLimiter;
 use crate::conntrack::Conntrack;
 use crate::healthcheck::ServiceHealthServer;
-use crate::informers::{Change, Store};
 use crate::model::{Cidr, IpFamily};
 use crate::nftables::exec::NftCli;
 use crate::nftables::{NftConfig, Proxier};
 use crate::proxy_util::{LocalDetector, NodePortAddresses};
-use crate::{Error, ProxierHealth, ProxyConfig, ProxyMetrics, ProxyMode, config::DetectLocalMode};
-
-/// Upstream's label selector for Services and EndpointSlices.
-const PROXY_LABEL_SELECTOR: &str =
-    "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless";
-/// Upstream `burstSyncs`.
-const BURST_SYNCS: u32 = 2;
+use crate::sync_loop::{self, Pacing, Sources};
+use crate::{
+    Error, Provider, ProxierHealth, ProxyConfig, ProxyMetrics, ProxyMode, config::DetectLocalMode,
+};
 
 /// State shared with the binary: health for `:10256`, metrics for `:10249`.
 #[derive(Debug, Clone)]
@@ -76,19 +68,16 @@ pub async fn run_in_netns(
     handles: Handles,
     netns: Option<PathBuf>,
 ) -> Result<(), Error> {
-    if config.mode != ProxyMode::Nftables {
-        return Err(Error::ModeNotImplemented(config.mode));
+    match config.mode {
+        ProxyMode::Nftables => {}
+        // A new backend is one more arm: build its `Provider` from the same
+        // `NodeInfo` (as `nftables_proxier` does) and hand it to `run_provider`.
+        ProxyMode::Ipvs => return Err(Error::ModeNotImplemented(config.mode)),
     }
-    let hostname = node_name(&config)?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node = tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
-        n = wait_for_node(&nodes, &hostname) => n,
+    let Some(node) = NodeInfo::discover(client.clone(), &config, &shutdown).await? else {
+        return Ok(());
     };
-    let node_ips = node.as_ref().map(node_addresses).unwrap_or_default();
-    let node_ip = node_ips.iter().copied().find(IpAddr::is_ipv4);
-    tracing::info!(node = %hostname, ?node_ip, "Starting kube-proxy-rs in nftables mode (IPv4)");
-
+    tracing::info!(node = %node.name, node_ip = ?node.ipv4(), "Starting kube-proxy-rs in nftables mode (IPv4)");
     // Only the host's own namespace gets the node-wide conntrack settings.
     if netns.is_none() {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
@@ -99,186 +88,124 @@ pub async fn run_in_netns(
             std::path::Path::new("/sys"),
         );
     }
+    let proxier = nftables_proxier(&config, &node, &handles, netns.as_deref());
+    run_provider(proxier, client, &config, &node, handles, shutdown).await
+}
+
+/// What the proxy learns about its own Node at start-up.
+struct NodeInfo {
+    name: String,
+    /// `None` when the Node object did not show up in time.
+    object: Option<Node>,
+    /// InternalIPs first, then ExternalIPs.
+    ips: Vec<IpAddr>,
+}
+
+impl NodeInfo {
+    /// `None` when shutdown came first.
+    async fn discover(
+        client: kube::Client,
+        config: &ProxyConfig,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Self>, Error> {
+        let name = node_name(config)?;
+        let nodes: Api<Node> = Api::all(client);
+        let object = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            n = wait_for_node(&nodes, &name) => n,
+        };
+        let ips = object.as_ref().map(node_addresses).unwrap_or_default();
+        Ok(Some(Self { name, object, ips }))
+    }
+
+    fn ipv4(&self) -> Option<IpAddr> {
+        self.ips.iter().copied().find(IpAddr::is_ipv4)
+    }
+}
+
+/// The nftables backend for this node (IPv4), optionally confined to `netns`.
+fn nftables_proxier(
+    config: &ProxyConfig,
+    node: &NodeInfo,
+    handles: &Handles,
+    netns: Option<&Path>,
+) -> Proxier {
     let cfg = NftConfig {
         family: IpFamily::V4,
         masquerade_all: config.masquerade_all,
         masquerade_bit: config.masquerade_bit,
-        local_detector: local_detector(&config, node.as_ref()),
+        local_detector: local_detector(config, node.object.as_ref()),
         node_port_addresses: NodePortAddresses::resolve(
             &config.node_port_addresses,
             IpFamily::V4,
-            &node_ips,
+            &node.ips,
             &local_addresses(),
         ),
-        node_ip,
+        node_ip: node.ipv4(),
         service_cidrs: Vec::new(),
     };
     let service_health_ips = match &cfg.node_port_addresses {
         NodePortAddresses::MatchAll => Vec::new(),
         NodePortAddresses::Ips(ips) => ips.clone(),
     };
-    let mut proxier = Proxier::new(
+    let (nft, conntrack) = match netns {
+        Some(ns) => (NftCli::new("ip").in_netns(ns), Conntrack::in_netns(ns)),
+        None => (NftCli::new("ip"), Conntrack::default()),
+    };
+    let proxier = Proxier::new(
         cfg,
-        match &netns {
-            Some(ns) => NftCli::new("ip").in_netns(ns),
-            None => NftCli::new("ip"),
-        },
-        netns.as_ref().map(Conntrack::in_netns).unwrap_or_default(),
-        hostname.clone(),
+        nft,
+        conntrack,
+        node.name.clone(),
         handles.health.clone(),
         handles.metrics.clone(),
     );
     // Health check node ports are node-level listeners; a proxier confined
     // to another namespace (tests) does not open them in ours.
-    if netns.is_none() {
-        proxier = proxier.with_service_health(ServiceHealthServer::new(
+    if netns.is_some() {
+        return proxier;
+    }
+    let (setting, ips) = (config.node_port_addresses.clone(), node.ips.clone());
+    proxier
+        .with_service_health(ServiceHealthServer::new(
             service_health_ips,
             handles.health.clone(),
-        ));
-        let (setting, ips) = (config.node_port_addresses.clone(), node_ips.clone());
-        proxier = proxier.with_node_port_resolver(Box::new(move || {
+        ))
+        .with_node_port_resolver(Box::new(move || {
             NodePortAddresses::resolve(&setting, IpFamily::V4, &ips, &local_addresses())
-        }));
-    }
-    if let Some(n) = &node {
+        }))
+}
+
+/// Runs any backend: seeds it with the Node's labels, then drives it from
+/// the shared informers until shutdown.
+async fn run_provider<P: Provider>(
+    mut provider: P,
+    client: kube::Client,
+    config: &ProxyConfig,
+    node: &NodeInfo,
+    handles: Handles,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    if let Some(n) = &node.object {
         handles.health.sync_node(n);
-        proxier.on_node_labels(labels(n));
+        provider.on_topology_change(labels(n));
     }
     // Healthy while the first sync is pending.
     handles.health.updated();
-    event_loop(client, config, shutdown, handles, proxier, hostname).await
-}
-
-async fn event_loop(
-    client: kube::Client,
-    config: ProxyConfig,
-    shutdown: CancellationToken,
-    handles: Handles,
-    mut proxier: Proxier,
-    hostname: String,
-) -> Result<(), Error> {
-    let proxied = watcher::Config::default().labels(PROXY_LABEL_SELECTOR);
-    let mut services = watcher(Api::<Service>::all(client.clone()), proxied.clone())
-        .default_backoff()
-        .boxed();
-    let mut slices = watcher(Api::<EndpointSlice>::all(client.clone()), proxied)
-        .default_backoff()
-        .boxed();
-    let node_cfg = watcher::Config::default().fields(&format!("metadata.name={hostname}"));
-    let mut nodes = watcher(Api::<Node>::all(client.clone()), node_cfg)
-        .default_backoff()
-        .boxed();
-    let mut service_cidrs = watcher(Api::<ServiceCIDR>::all(client), watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let (mut svc_store, mut slice_store, mut node_store) =
-        (Store::default(), Store::default(), Store::default());
-    let mut cidr_store = Store::default();
-    let mut cidrs_by_object: BTreeMap<String, Vec<Cidr>> = BTreeMap::new();
-
-    let mut limiter = RateLimiter::new(config.min_sync_period, BURST_SYNCS, Instant::now());
-    let mut dirty = false;
-    let mut next_periodic = Instant::now() + config.sync_period;
-    loop {
-        let next_sync = if dirty {
-            limiter.next_allowed(Instant::now())
-        } else {
-            next_periodic
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                tracing::info!("Shutting down kube-proxy-rs");
-                return Ok(());
-            }
-            ev = services.try_next() => match ev {
-                Ok(Some(ev)) => for change in svc_store.apply(ev) {
-                    dirty |= match change {
-                        Change::Upsert(s) => proxier.on_service_update(&s),
-                        Change::Delete(s) => proxier.on_service_delete(&s),
-                        Change::Synced => { proxier.set_services_synced(); true }
-                    };
-                },
-                Ok(None) => return Ok(()),
-                Err(e) => tracing::warn!(error = %e, "Service watch failed; retrying with backoff"),
-            },
-            ev = slices.try_next() => match ev {
-                Ok(Some(ev)) => for change in slice_store.apply(ev) {
-                    dirty |= match change {
-                        Change::Upsert(s) => proxier.on_endpoint_slice(&s, false),
-                        Change::Delete(s) => proxier.on_endpoint_slice(&s, true),
-                        Change::Synced => { proxier.set_slices_synced(); true }
-                    };
-                },
-                Ok(None) => return Ok(()),
-                Err(e) => tracing::warn!(error = %e, "EndpointSlice watch failed; retrying with backoff"),
-            },
-            ev = nodes.try_next() => match ev {
-                Ok(Some(ev)) => for change in node_store.apply(ev) {
-                    dirty |= match change {
-                        Change::Upsert(n) => { handles.health.sync_node(&n); proxier.on_node_labels(labels(&n)) }
-                        Change::Delete(_) => proxier.on_node_labels(BTreeMap::new()),
-                        Change::Synced => false,
-                    };
-                },
-                Ok(None) => return Ok(()),
-                Err(e) => tracing::warn!(error = %e, "Node watch failed; retrying with backoff"),
-            },
-            ev = service_cidrs.try_next() => match ev {
-                Ok(Some(ev)) => {
-                    let changes = cidr_store.apply(ev);
-                    if !changes.is_empty() {
-                        for change in changes {
-                            match change {
-                                Change::Upsert(c) => { cidrs_by_object.insert(object_name(&c), service_cidr_ranges(&c)); }
-                                Change::Delete(c) => { cidrs_by_object.remove(&object_name(&c)); }
-                                Change::Synced => {}
-                            }
-                        }
-                        let mut all: Vec<Cidr> = cidrs_by_object.values().flatten().copied().collect();
-                        all.sort();
-                        all.dedup();
-                        dirty |= proxier.on_service_cidrs(all);
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(e) => tracing::warn!(error = %e, "ServiceCIDR watch failed; retrying with backoff"),
-            },
-            _ = sleep_until(next_sync) => {
-                let now = Instant::now();
-                if !dirty {
-                    // Periodic resync: rewrite everything.
-                    proxier.request_full_sync();
-                }
-                limiter.take(now);
-                dirty = false;
-                next_periodic = now + config.sync_period;
-                if let Err(e) = proxier.sync().await {
-                    tracing::error!(error = %e, retry_after = ?config.sync_period, "Sync failed");
-                }
-            }
-        }
-    }
-}
-
-fn object_name(c: &ServiceCIDR) -> String {
-    c.metadata.name.clone().unwrap_or_default()
-}
-
-fn service_cidr_ranges(c: &ServiceCIDR) -> Vec<Cidr> {
-    c.spec
-        .as_ref()
-        .and_then(|s| s.cidrs.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.parse::<Cidr>().ok())
-        .collect()
+    let factory = SharedInformerFactory::new(client, shutdown.clone());
+    let sources = Sources::new(&factory, &node.name);
+    let pacing = Pacing {
+        min_sync_period: config.min_sync_period,
+        sync_period: config.sync_period,
+    };
+    sync_loop::run(provider, sources, pacing, handles.health, shutdown).await
 }
 
 fn node_name(config: &ProxyConfig) -> Result<String, Error> {
     if !config.hostname_override.is_empty() {
         return Ok(config.hostname_override.clone());
     }
-    let name = nix::unistd::gethostname().map_err(|e| Error::Hostname(e.to_string()))?;
+    let name = nix::unistd::gethostname().map_err(Error::Hostname)?;
     Ok(name.to_string_lossy().trim().to_lowercase())
 }
 
