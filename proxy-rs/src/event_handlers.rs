@@ -3,7 +3,7 @@
 //! Each [`Feed`] turns one shared informer's changes into deliveries,
 //! re-reading the store when the subscriber lagged so no deletion is missed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use component_base::informers::{Change, Informable, Informer, Subscription, SyncedSignal};
@@ -30,13 +30,12 @@ pub enum Delivery<K> {
     Synced,
 }
 
-/// One informer seen through one subscription, remembering what it handed
-/// out so that a resync can tell updates from additions and find deletions.
+/// One informer seen through one subscription.
 pub struct Feed<K: Informable> {
     informer: Arc<Informer<K>>,
     changes: Subscription<K>,
     synced: Option<SyncedSignal>,
-    delivered: HashMap<ObjectRef<K>, Arc<K>>,
+    delivered: Delivered<K>,
 }
 
 impl<K: Informable> Feed<K> {
@@ -47,7 +46,7 @@ impl<K: Informable> Feed<K> {
             changes: informer.subscribe(),
             synced: Some(informer.synced()),
             informer,
-            delivered: HashMap::new(),
+            delivered: Delivered::default(),
         }
     }
 
@@ -77,56 +76,75 @@ impl<K: Informable> Feed<K> {
         while let Some(Some(change)) = self.changes.recv().now_or_never() {
             out.extend(self.deliver(change));
         }
-        out.extend(self.resync());
+        out.extend(self.delivered.resync(self.store_state()));
         out.push(Delivery::Synced);
         out
     }
 
     fn deliver(&mut self, change: Change<K>) -> Vec<Delivery<K>> {
         match change {
+            Change::Resync => self.delivered.resync(self.store_state()),
+            change => self.delivered.change(change),
+        }
+    }
+}
+
+/// What a feed handed out, so a resync can tell updates from additions and
+/// find deletions (upstream's informer store does this for its handlers).
+struct Delivered<K: Informable>(HashMap<ObjectRef<K>, Arc<K>>);
+
+impl<K: Informable> Default for Delivered<K> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<K: Informable> Delivered<K> {
+    /// One informer change (`Resync` is the caller's: it needs the store).
+    fn change(&mut self, change: Change<K>) -> Vec<Delivery<K>> {
+        match change {
             Change::Added(new) | Change::Updated { new, .. } => {
                 self.upsert(new).into_iter().collect()
             }
             Change::Deleted(gone) => {
-                self.delivered.remove(&ObjectRef::from_obj(gone.as_ref()));
+                self.0.remove(&ObjectRef::from_obj(gone.as_ref()));
                 vec![Delivery::Delete(gone)]
             }
-            Change::Resync => self.resync(),
+            Change::Resync => Vec::new(),
         }
     }
 
-    /// `old` is what this feed delivered last (the informer's own `old` may
+    /// `old` is what was delivered last (the informer's own `old` may
     /// predate a resync); an object already delivered at the same
     /// resourceVersion is not delivered again.
     fn upsert(&mut self, new: Arc<K>) -> Option<Delivery<K>> {
         let key = ObjectRef::from_obj(new.as_ref());
-        match self.delivered.insert(key, Arc::clone(&new)) {
+        match self.0.insert(key, Arc::clone(&new)) {
             None => Some(Delivery::Add(new)),
             Some(old) if same_version(old.as_ref(), new.as_ref()) => None,
             Some(old) => Some(Delivery::Update { old, new }),
         }
     }
 
-    /// Re-reads the store (the subscriber lagged, or the initial list):
-    /// upserts everything in it and deletes what vanished.
-    fn resync(&mut self) -> Vec<Delivery<K>> {
-        let state = self.store_state();
-        let present: std::collections::HashSet<ObjectRef<K>> = state
+    /// Squares up with the store's `state`: upserts everything in it and
+    /// deletes what vanished (e.g. across a relist we lagged behind).
+    fn resync(&mut self, state: Vec<Arc<K>>) -> Vec<Delivery<K>> {
+        let present: HashSet<ObjectRef<K>> = state
             .iter()
             .map(|o| ObjectRef::from_obj(o.as_ref()))
             .collect();
         let mut out: Vec<Delivery<K>> = state.into_iter().filter_map(|o| self.upsert(o)).collect();
         let gone: Vec<ObjectRef<K>> = self
-            .delivered
+            .0
             .keys()
             .filter(|k| !present.contains(*k))
             .cloned()
             .collect();
-        for key in gone {
-            if let Some(obj) = self.delivered.remove(&key) {
-                out.push(Delivery::Delete(obj));
-            }
-        }
+        out.extend(
+            gone.into_iter()
+                .filter_map(|key| self.0.remove(&key))
+                .map(Delivery::Delete),
+        );
         out
     }
 }
@@ -192,4 +210,67 @@ pub fn deliver_slices<P: crate::Provider>(p: &mut P, batch: Vec<Delivery<Endpoin
         };
     }
     dirty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::service;
+    use serde_json::json;
+
+    fn svc(name: &str, rv: &str) -> Arc<Service> {
+        let mut s = service("ns", name, json!({}));
+        s.metadata.resource_version = Some(rv.into());
+        Arc::new(s)
+    }
+
+    fn describe(batch: &[Delivery<Service>]) -> Vec<String> {
+        let name = |s: &Arc<Service>| s.metadata.name.clone().unwrap_or_default();
+        batch
+            .iter()
+            .map(|d| match d {
+                Delivery::Add(s) => format!("add {}", name(s)),
+                Delivery::Update { old, new } => format!(
+                    "update {} {}->{}",
+                    name(new),
+                    old.metadata.resource_version.clone().unwrap_or_default(),
+                    new.metadata.resource_version.clone().unwrap_or_default()
+                ),
+                Delivery::Delete(s) => format!("delete {}", name(s)),
+                Delivery::Synced => "synced".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resync_deletes_vanished_objects_and_skips_unchanged_ones() {
+        let mut d = Delivered::default();
+        assert_eq!(
+            describe(&d.change(Change::Added(svc("a", "1")))),
+            vec!["add a"]
+        );
+        d.change(Change::Added(svc("b", "1")));
+        // We lagged across a relist: only b (unchanged) and c (new) remain.
+        let mut out = describe(&d.resync(vec![svc("b", "1"), svc("c", "2")]));
+        out.sort();
+        assert_eq!(out, vec!["add c", "delete a"]);
+        // The queued notification for c, seen late, is not delivered twice;
+        // a newer b is an update from what was delivered.
+        assert!(d.change(Change::Added(svc("c", "2"))).is_empty());
+        assert_eq!(
+            describe(&d.change(Change::Updated {
+                old: svc("b", "0"),
+                new: svc("b", "3")
+            })),
+            vec!["update b 1->3"]
+        );
+        assert_eq!(
+            describe(&d.change(Change::Deleted(svc("b", "3")))),
+            vec!["delete b"]
+        );
+        assert_eq!(
+            describe(&d.resync(vec![svc("c", "2")])),
+            Vec::<String>::new()
+        );
+    }
 }
