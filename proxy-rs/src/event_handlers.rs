@@ -13,9 +13,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::runtime::reflector::ObjectRef;
 
-#[cfg(doc)]
-use crate::Provider;
 use crate::model::Cidr;
+use crate::{Provider, ProxierHealth};
 
 /// One notification as a handler sees it.
 #[derive(Debug)]
@@ -154,19 +153,30 @@ fn same_version<K: Informable>(a: &K, b: &K) -> bool {
     a.is_some() && a == b
 }
 
-/// Our Node's labels (empty once it is gone), for topology.
-pub fn node_labels(delivery: &Delivery<Node>) -> Option<BTreeMap<String, String>> {
-    match delivery {
-        Delivery::Add(n) | Delivery::Update { new: n, .. } => {
-            Some(n.metadata.labels.clone().unwrap_or_default())
-        }
-        Delivery::Delete(_) => Some(BTreeMap::new()),
-        Delivery::Synced => None,
+/// Our Node → health (its deletion timestamp) and topology labels (empty
+/// once it is gone); true when a sync is due.
+pub fn deliver_node<P: Provider>(
+    p: &mut P,
+    health: &ProxierHealth,
+    batch: Vec<Delivery<Node>>,
+) -> bool {
+    let mut dirty = false;
+    for d in batch {
+        dirty |= match d {
+            Delivery::Add(n) | Delivery::Update { new: n, .. } => {
+                health.sync_node(&n);
+                p.on_topology_change(n.metadata.labels.clone().unwrap_or_default())
+            }
+            Delivery::Delete(_) => p.on_topology_change(BTreeMap::new()),
+            Delivery::Synced => false,
+        };
     }
+    dirty
 }
 
-/// Every ServiceCIDR range in the cache, sorted and deduplicated.
-pub fn service_cidrs(objects: &[Arc<ServiceCIDR>]) -> Vec<Cidr> {
+/// Any ServiceCIDR change → every range in the cache, sorted and
+/// deduplicated; true when a sync is due.
+pub fn deliver_service_cidrs<P: Provider>(p: &mut P, objects: &[Arc<ServiceCIDR>]) -> bool {
     let mut all: Vec<Cidr> = objects
         .iter()
         .filter_map(|c| c.spec.as_ref()?.cidrs.as_ref())
@@ -175,11 +185,11 @@ pub fn service_cidrs(objects: &[Arc<ServiceCIDR>]) -> Vec<Cidr> {
         .collect();
     all.sort();
     all.dedup();
-    all
+    p.on_service_cidrs_changed(all)
 }
 
 /// Service deliveries → `Provider` calls; true when a sync is due.
-pub fn deliver_services<P: crate::Provider>(p: &mut P, batch: Vec<Delivery<Service>>) -> bool {
+pub fn deliver_services<P: Provider>(p: &mut P, batch: Vec<Delivery<Service>>) -> bool {
     let mut dirty = false;
     for d in batch {
         dirty |= match d {
@@ -196,7 +206,7 @@ pub fn deliver_services<P: crate::Provider>(p: &mut P, batch: Vec<Delivery<Servi
 }
 
 /// EndpointSlice deliveries → `Provider` calls; true when a sync is due.
-pub fn deliver_slices<P: crate::Provider>(p: &mut P, batch: Vec<Delivery<EndpointSlice>>) -> bool {
+pub fn deliver_slices<P: Provider>(p: &mut P, batch: Vec<Delivery<EndpointSlice>>) -> bool {
     let mut dirty = false;
     for d in batch {
         dirty |= match d {
@@ -271,6 +281,118 @@ mod tests {
         assert_eq!(
             describe(&d.resync(vec![svc("c", "2")])),
             Vec::<String>::new()
+        );
+    }
+
+    /// Records the calls it gets; asks for a sync on every change.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    fn name<K: kube::Resource>(o: &K) -> String {
+        o.meta().name.clone().unwrap_or_default()
+    }
+
+    impl Provider for Recorder {
+        fn on_service_add(&mut self, s: &Service) -> bool {
+            self.0.push(format!("service add {}", name(s)));
+            true
+        }
+        fn on_service_update(&mut self, _: &Service, s: &Service) -> bool {
+            self.0.push(format!("service update {}", name(s)));
+            true
+        }
+        fn on_service_delete(&mut self, s: &Service) -> bool {
+            self.0.push(format!("service delete {}", name(s)));
+            false
+        }
+        fn on_service_synced(&mut self) {
+            self.0.push("services synced".into());
+        }
+        fn on_endpoint_slice_add(&mut self, _: &EndpointSlice) -> bool {
+            false
+        }
+        fn on_endpoint_slice_update(&mut self, _: &EndpointSlice, _: &EndpointSlice) -> bool {
+            false
+        }
+        fn on_endpoint_slice_delete(&mut self, _: &EndpointSlice) -> bool {
+            false
+        }
+        fn on_endpoint_slices_synced(&mut self) {}
+        fn on_topology_change(&mut self, labels: BTreeMap<String, String>) -> bool {
+            self.0.push(format!("topology {labels:?}"));
+            true
+        }
+        fn on_service_cidrs_changed(&mut self, cidrs: Vec<Cidr>) -> bool {
+            let cidrs: Vec<String> = cidrs.iter().map(ToString::to_string).collect();
+            self.0.push(format!("cidrs {}", cidrs.join(", ")));
+            true
+        }
+        fn request_full_sync(&mut self) {}
+        async fn sync(&mut self) -> Result<(), crate::Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn deliveries_become_provider_calls_in_order() {
+        let mut p = Recorder::default();
+        let batch = vec![
+            Delivery::Add(svc("a", "1")),
+            Delivery::Update {
+                old: svc("a", "1"),
+                new: svc("a", "2"),
+            },
+            Delivery::Delete(svc("a", "2")),
+        ];
+        assert!(deliver_services(&mut p, batch));
+        assert!(!deliver_services(
+            &mut p,
+            vec![Delivery::Delete(svc("b", "1"))]
+        ));
+        assert!(
+            deliver_services(&mut p, vec![Delivery::Synced]),
+            "the initial list is in: sync"
+        );
+        let mut node = Node::default();
+        node.metadata.labels = Some([("zone".to_string(), "z1".to_string())].into());
+        let health = ProxierHealth::new(std::time::Duration::from_secs(60));
+        assert!(deliver_node(
+            &mut p,
+            &health,
+            vec![Delivery::Add(Arc::new(node.clone()))]
+        ));
+        assert!(deliver_node(
+            &mut p,
+            &health,
+            vec![Delivery::Delete(Arc::new(node))]
+        ));
+        let cidr = |ranges: &[&str]| -> Arc<ServiceCIDR> {
+            Arc::new(
+                serde_json::from_value(
+                    json!({"metadata": {"name": "c"}, "spec": {"cidrs": ranges}}),
+                )
+                .unwrap(),
+            )
+        };
+        deliver_service_cidrs(
+            &mut p,
+            &[
+                cidr(&["172.30.0.0/16", "fd00::/108"]),
+                cidr(&["10.96.0.0/12", "172.30.0.0/16"]),
+            ],
+        );
+        assert_eq!(
+            p.0,
+            vec![
+                "service add a",
+                "service update a",
+                "service delete a",
+                "service delete b",
+                "services synced",
+                "topology {\"zone\": \"z1\"}",
+                "topology {}",
+                "cidrs 10.96.0.0/12, 172.30.0.0/16, fd00::/108",
+            ]
         );
     }
 }

@@ -85,19 +85,12 @@ pub async fn run<P: Provider>(
             }
             batch = sources.node.next() => {
                 let Some(batch) = batch else { return Ok(()) };
-                for delivery in &batch {
-                    if let event_handlers::Delivery::Add(n) | event_handlers::Delivery::Update { new: n, .. } = delivery {
-                        health.sync_node(n);
-                    }
-                    if let Some(labels) = event_handlers::node_labels(delivery) {
-                        dirty |= provider.on_topology_change(labels);
-                    }
-                }
+                dirty |= event_handlers::deliver_node(&mut provider, &health, batch);
             }
             batch = sources.service_cidrs.next() => {
                 if batch.is_none() { return Ok(()) }
-                let cidrs = event_handlers::service_cidrs(&sources.service_cidrs.store_state());
-                dirty |= provider.on_service_cidrs_changed(cidrs);
+                let all = sources.service_cidrs.store_state();
+                dirty |= event_handlers::deliver_service_cidrs(&mut provider, &all);
             }
             _ = sleep_until(next_sync) => {
                 let now = Instant::now();
