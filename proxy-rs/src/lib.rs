@@ -1,9 +1,19 @@
 //! Library half of `kube-proxy-rs`: everything but argument parsing lives here so it can be tested.
 //!
 //! Layout mirrors upstream `pkg/proxy`: [`model`] is the backend-neutral
-//! Service/EndpointSlice model; [`nftables`] renders it (an `ipvs` renderer
-//! will sit beside it, consuming the same model); [`healthcheck`],
-//! [`metrics`], [`conntrack`] and [`bounded_frequency_runner`] are shared by every renderer.
+//! Service/EndpointSlice model; a backend implements [`Provider`] (upstream
+//! `pkg/proxy.Provider`) and renders the model into kernel state —
+//! [`nftables`] today, an `ipvs` backend beside it later. [`event_handlers`]
+//! turns the shared informers' changes into `Provider` calls, [`sync_loop`]
+//! paces the syncs with the [`bounded_frequency_runner`], and `wiring`
+//! (upstream `cmd/kube-proxy/app/server.go`) picks and builds the backend.
+//! [`healthcheck`], [`metrics`] and [`conntrack`] are shared by every backend.
+//!
+//! Adding a backend: a module beside `nftables/` with a proxier that
+//! implements [`Provider`] (copy `nftables/provider_impl.rs`), its kernel
+//! calls behind a small trait with a fake (copy `nftables/exec.rs` and
+//! `nftables/fake.rs`), and one arm in `wiring::run_in_netns`'s `match
+//! config.mode` that builds it and calls `run_provider`.
 
 pub mod bounded_frequency_runner;
 pub mod config;
