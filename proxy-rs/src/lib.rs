@@ -24,6 +24,7 @@ pub mod healthcheck;
 pub mod metrics;
 pub mod model;
 pub mod nftables;
+mod node_info;
 pub mod provider;
 pub mod proxy_util;
 pub mod sync_loop;

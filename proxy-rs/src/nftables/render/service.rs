@@ -152,7 +152,9 @@ fn cluster_ip_elements(ctx: &mut Ctx<'_>, state: &mut RendererState, p: &Service
         .ensure(&mut ctx.tx, cluster_ip.to_string(), None, None);
     if p.has_internal {
         let verdict = format!("goto {}", p.internal_chain());
-        (state.service_ips).ensure(&mut ctx.tx, p.key(&cluster_ip), Some(verdict), None);
+        state
+            .service_ips
+            .ensure(&mut ctx.tx, p.key(&cluster_ip), Some(verdict), None);
     } else {
         state.no_endpoint_services.ensure(
             &mut ctx.tx,
@@ -167,7 +169,9 @@ fn external_ip_elements(ctx: &mut Ctx<'_>, state: &mut RendererState, p: &Servic
     for ext_ip in &p.svc.external_ips {
         if p.cat.has_any {
             let verdict = format!("goto {}", p.chains.external);
-            (state.service_ips).ensure(&mut ctx.tx, p.key(ext_ip), Some(verdict), None);
+            state
+                .service_ips
+                .ensure(&mut ctx.tx, p.key(ext_ip), Some(verdict), None);
         }
         if !p.has_external {
             no_endpoint_service(ctx, state, p, ext_ip);
@@ -187,11 +191,15 @@ fn load_balancer_elements(
     for lb_ip in &p.svc.load_balancer_vips {
         if p.cat.has_any {
             let verdict = format!("goto {}", p.chains.external);
-            (state.service_ips).ensure(&mut ctx.tx, p.key(lb_ip), Some(verdict), None);
+            state
+                .service_ips
+                .ensure(&mut ctx.tx, p.key(lb_ip), Some(verdict), None);
         }
         if p.uses_firewall_chain {
             let verdict = format!("goto {}", p.chains.firewall);
-            (state.firewall_ips).ensure(&mut ctx.tx, p.key(lb_ip), Some(verdict), None);
+            state
+                .firewall_ips
+                .ensure(&mut ctx.tx, p.key(lb_ip), Some(verdict), None);
         }
     }
     if !p.has_external {
@@ -223,7 +231,9 @@ fn node_port_elements(ctx: &mut Ctx<'_>, state: &mut RendererState, p: &ServiceP
     let np_key = format!("{} . {}", p.proto, p.svc.node_port);
     if p.cat.has_any {
         let verdict = format!("goto {}", p.chains.external);
-        (state.service_nodeports).ensure(&mut ctx.tx, np_key.clone(), Some(verdict), None);
+        state
+            .service_nodeports
+            .ensure(&mut ctx.tx, np_key.clone(), Some(verdict), None);
     }
     if !p.has_external {
         state.no_endpoint_nodeports.ensure(
