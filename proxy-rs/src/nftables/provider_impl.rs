@@ -97,6 +97,6 @@ impl<N: NftExecutor, C: Cleaner> Provider for Proxier<N, C> {
     }
 
     async fn sync(&mut self) -> Result<(), Error> {
-        Proxier::sync(self).await.map(drop)
+        Ok(Proxier::sync(self).await.map(drop)?)
     }
 }

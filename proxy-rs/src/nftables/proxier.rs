@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::exec::{Listing, NftCli, NftExecutor};
+use super::exec::{Listing, NftCli, NftError, NftExecutor};
 use super::render::{NftConfig, RendererState, SyncInput, SyncOutput, render};
 use super::transaction::Transaction;
-use crate::Error;
 use crate::conntrack::{self, Cleaner, Conntrack};
 use crate::healthcheck::ProxierHealth;
 use crate::healthcheck::service_health::{self, ServiceHealthServer};
@@ -130,7 +129,7 @@ impl<N: NftExecutor, C: Cleaner> Proxier<N, C> {
     }
 
     /// One sync. Errors leave the proxier needing a full sync.
-    pub async fn sync(&mut self) -> Result<Option<SyncReport>, Error> {
+    pub async fn sync(&mut self) -> Result<Option<SyncReport>, NftError> {
         if !self.is_initialized() {
             tracing::debug!(
                 "Not syncing nftables until Services and Endpoints have been received from master"
@@ -161,7 +160,7 @@ impl<N: NftExecutor, C: Cleaner> Proxier<N, C> {
         result.map(Some)
     }
 
-    async fn sync_inner(&mut self, full: bool) -> Result<SyncReport, Error> {
+    async fn sync_inner(&mut self, full: bool) -> Result<SyncReport, NftError> {
         let new_svcs = self.services.port_map();
         let new_eps = self.endpoints.endpoints_map();
         let mut updated = self.services.take_updated();
@@ -194,7 +193,7 @@ impl<N: NftExecutor, C: Cleaner> Proxier<N, C> {
         );
         if let Err(e) = self.nft.apply(&script).await {
             tracing::error!(error = %e, "nftables sync failed");
-            return Err(e.into());
+            return Err(e);
         }
         self.note_applied(&out, &ep_update);
         if let Some(server) = &self.service_health {
@@ -288,10 +287,10 @@ impl<N: NftExecutor, C: Cleaner> Proxier<N, C> {
 
 impl Proxier {
     /// Removes our table (upstream `CleanupLeftovers`).
-    pub async fn cleanup(nft: &NftCli) -> Result<(), Error> {
+    pub async fn cleanup(nft: &NftCli) -> Result<(), NftError> {
         let mut tx = Transaction::new("ip");
         tx.add_table("rules for kube-proxy");
         tx.delete_table();
-        Ok(nft.run(&tx.to_script()).await?)
+        nft.run(&tx.to_script()).await
     }
 }

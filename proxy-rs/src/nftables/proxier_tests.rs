@@ -148,7 +148,7 @@ async fn a_failed_transaction_makes_the_next_sync_full() {
         &web_slice("a", "10.180.0.12"),
     );
     nft.record().fail_next = Some("Error: Could not process rule".into());
-    let err = p.sync().await.unwrap_err();
+    let err = Provider::sync(&mut p).await.unwrap_err();
     assert!(
         matches!(err, crate::Error::Nft(ref e) if e.is_retriable()),
         "{err}"
