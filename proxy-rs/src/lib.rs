@@ -39,6 +39,7 @@ pub use metrics::ProxyMetrics;
 pub use provider::Provider;
 pub use wiring::{Handles, run, run_in_netns, run_with};
 
+/// Why the proxy (or one of its syncs) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("nft: {0}")]
@@ -51,4 +52,16 @@ pub enum Error {
     Hostname(#[source] nix::errno::Errno),
     #[error("proxy mode {0:?} is not implemented yet")]
     ModeNotImplemented(ProxyMode),
+}
+
+impl Error {
+    /// Whether trying again can succeed: a failed sync is retried (as a full
+    /// sync); a bad configuration or an unsupported mode is fatal at start-up.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Nft(e) => e.is_retriable(),
+            Error::Kube(_) => true,
+            Error::Config(_) | Error::Hostname(_) | Error::ModeNotImplemented(_) => false,
+        }
+    }
 }

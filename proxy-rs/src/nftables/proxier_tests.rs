@@ -150,7 +150,7 @@ async fn a_failed_transaction_makes_the_next_sync_full() {
     nft.record().fail_next = Some("Error: Could not process rule".into());
     let err = Provider::sync(&mut p).await.unwrap_err();
     assert!(
-        matches!(err, crate::Error::Nft(ref e) if e.is_retriable()),
+        matches!(err, crate::Error::Nft(_)) && err.is_retriable(),
         "{err}"
     );
     assert_eq!(err.to_string(), "nft: Error: Could not process rule");
