@@ -167,12 +167,7 @@ fn cluster_ip_elements(ctx: &mut Ctx<'_>, state: &mut RendererState, p: &Service
 
 fn external_ip_elements(ctx: &mut Ctx<'_>, state: &mut RendererState, p: &ServicePlan<'_>) {
     for ext_ip in &p.svc.external_ips {
-        if p.cat.has_any {
-            let verdict = format!("goto {}", p.chains.external);
-            state
-                .service_ips
-                .ensure(&mut ctx.tx, p.key(ext_ip), Some(verdict), None);
-        }
+        to_external_chain(ctx, state, p, ext_ip);
         if !p.has_external {
             no_endpoint_service(ctx, state, p, ext_ip);
         }
@@ -189,12 +184,7 @@ fn load_balancer_elements(
         ctx.ensure_chain(&p.chains.firewall, skip);
     }
     for lb_ip in &p.svc.load_balancer_vips {
-        if p.cat.has_any {
-            let verdict = format!("goto {}", p.chains.external);
-            state
-                .service_ips
-                .ensure(&mut ctx.tx, p.key(lb_ip), Some(verdict), None);
-        }
+        to_external_chain(ctx, state, p, lb_ip);
         if p.uses_firewall_chain {
             let verdict = format!("goto {}", p.chains.firewall);
             state
@@ -206,6 +196,21 @@ fn load_balancer_elements(
         for lb_ip in &p.svc.load_balancer_vips {
             no_endpoint_service(ctx, state, p, lb_ip);
         }
+    }
+}
+
+/// An external address of a Service with endpoints goes to its external chain.
+fn to_external_chain(
+    ctx: &mut Ctx<'_>,
+    state: &mut RendererState,
+    p: &ServicePlan<'_>,
+    addr: &IpAddr,
+) {
+    if p.cat.has_any {
+        let verdict = format!("goto {}", p.chains.external);
+        state
+            .service_ips
+            .ensure(&mut ctx.tx, p.key(addr), Some(verdict), None);
     }
 }
 
