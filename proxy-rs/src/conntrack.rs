@@ -4,6 +4,7 @@
 //! Best effort: failures are logged, never fatal.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -116,6 +117,20 @@ pub fn plan(
     out
 }
 
+/// The proxier's only access to the conntrack table (upstream
+/// `conntrack.Interface`), so a sync can be unit-tested without the tool.
+/// Best effort: failures are logged by the implementation, never returned.
+pub trait Cleaner: Send {
+    fn execute(&mut self, deletions: &BTreeSet<Deletion>) -> impl Future<Output = ()> + Send;
+}
+
+impl Cleaner for Conntrack {
+    async fn execute(&mut self, deletions: &BTreeSet<Deletion>) {
+        Conntrack::execute(self, deletions).await;
+    }
+}
+
+/// The real cleaner: runs the `conntrack` tool (inside `netns` if set).
 #[derive(Debug, Clone, Default)]
 pub struct Conntrack {
     netns: Option<PathBuf>,

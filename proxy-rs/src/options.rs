@@ -31,10 +31,6 @@ pub const UPSTREAM_BOOL_FLAGS: &[&str] = &[
     "profiling",
 ];
 
-fn bool_flag(s: &str) -> Result<bool, String> {
-    go_bool_arg(s)
-}
-
 /// kube-proxy flags. Unset optional flags take the config defaults shown.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -74,7 +70,7 @@ pub struct Options {
     pub nodeport_addresses: Vec<String>,
     /// SNAT all traffic sent via Service cluster IPs.
     #[arg(long = "masquerade-all", default_value_t = false, num_args = 0..=1, require_equals = true,
-          default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
+          default_missing_value = "true", action = ArgAction::Set, value_parser = go_bool_arg, value_name = "bool")]
     pub masquerade_all: bool,
     /// Maximum number of NAT connections to track per CPU core (default 32768).
     #[arg(long = "conntrack-max-per-core", value_name = "int32")]
@@ -90,7 +86,7 @@ pub struct Options {
     pub conntrack_tcp_timeout_close_wait: Option<Duration>,
     /// Enable liberal mode for tracking TCP packets.
     #[arg(long = "conntrack-tcp-be-liberal", num_args = 0..=1, require_equals = true,
-          default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
+          default_missing_value = "true", action = ArgAction::Set, value_parser = go_bool_arg, value_name = "bool")]
     pub conntrack_tcp_be_liberal: Option<bool>,
     /// Idle timeout for UNREPLIED UDP connections (0 to leave as-is).
     #[arg(long = "conntrack-udp-timeout", value_parser = duration_arg, value_name = "duration")]

@@ -16,7 +16,7 @@ use kube_proxy::model::IpFamily;
 use kube_proxy::nftables::exec::NftCli;
 use kube_proxy::nftables::{NftConfig, Proxier};
 use kube_proxy::proxy_util::{LocalDetector, NodePortAddresses};
-use kube_proxy::{ProxierHealth, ProxyMetrics};
+use kube_proxy::{Provider, ProxierHealth, ProxyMetrics};
 use serde_json::json;
 use support::{NODE_IP, Topology, netns_tests_can_run};
 
@@ -59,8 +59,8 @@ fn proxier(topo: &Topology, node_ports: NodePortAddresses) -> (Proxier, NftCli) 
         health,
         ProxyMetrics::default(),
     );
-    p.set_services_synced();
-    p.set_slices_synced();
+    p.on_service_synced();
+    p.on_endpoint_slices_synced();
     (p, nft)
 }
 
@@ -79,13 +79,13 @@ async fn cluster_ip_and_node_port_traffic_is_dnated() {
     let _backend = topo.backend("10.180.0.1", 8080, "backend-1");
     let (mut p, nft) = proxier(&topo, NodePortAddresses::MatchAll);
 
-    p.on_service_update(&service(
+    p.on_service_add(&service(
         "web",
         json!({"type": "NodePort", "clusterIP": "172.30.0.41",
         "ports": [{"name": "p80", "port": 80, "nodePort": 30080}]}),
     ));
-    p.on_endpoint_slice(&slice("web", "web-1", 8080, &["10.180.0.1"]), false);
-    p.on_service_update(&service(
+    p.on_endpoint_slice_add(&slice("web", "web-1", 8080, &["10.180.0.1"]));
+    p.on_service_add(&service(
         "empty",
         json!({"clusterIP": "172.30.0.43", "ports": [{"name": "p80", "port": 80}]}),
     ));
@@ -141,12 +141,12 @@ async fn node_port_addresses_restrict_to_listed_ips() {
         .exec(&["ip", "addr", "add", "10.99.1.2/24", "dev", "c0"]);
     let only = NodePortAddresses::Ips(vec![NODE_IP.parse().unwrap()]);
     let (mut p, nft) = proxier(&topo, only);
-    p.on_service_update(&service(
+    p.on_service_add(&service(
         "np",
         json!({"type": "NodePort", "clusterIP": "172.30.0.50",
         "ports": [{"name": "p80", "port": 80, "nodePort": 30090}]}),
     ));
-    p.on_endpoint_slice(&slice("np", "np-1", 8080, &["10.180.0.2"]), false);
+    p.on_endpoint_slice_add(&slice("np", "np-1", 8080, &["10.180.0.2"]));
     p.sync().await.expect("sync");
     let table = nft.list_table().await.unwrap();
     assert!(table.contains("set nodeport-ips {"), "{table}");
@@ -165,20 +165,23 @@ async fn incremental_sync_only_touches_changed_service() {
     let _b2 = topo.backend("10.180.0.12", 8080, "a-new");
     let _b3 = topo.backend("10.180.0.13", 8080, "b");
     let (mut p, nft) = proxier(&topo, NodePortAddresses::MatchAll);
-    p.on_service_update(&service(
+    p.on_service_add(&service(
         "a",
         json!({"clusterIP": "172.30.0.61", "ports": [{"name": "p80", "port": 80}]}),
     ));
-    p.on_service_update(&service(
+    p.on_service_add(&service(
         "b",
         json!({"clusterIP": "172.30.0.62", "ports": [{"name": "p80", "port": 80}]}),
     ));
-    p.on_endpoint_slice(&slice("a", "a-1", 8080, &["10.180.0.11"]), false);
-    p.on_endpoint_slice(&slice("b", "b-1", 8080, &["10.180.0.13"]), false);
+    p.on_endpoint_slice_add(&slice("a", "a-1", 8080, &["10.180.0.11"]));
+    p.on_endpoint_slice_add(&slice("b", "b-1", 8080, &["10.180.0.13"]));
     assert!(p.sync().await.unwrap().unwrap().full);
     assert_eq!(topo.connect("172.30.0.61", 80).as_deref(), Ok("a-old"));
 
-    assert!(p.on_endpoint_slice(&slice("a", "a-1", 8080, &["10.180.0.12"]), false));
+    assert!(p.on_endpoint_slice_update(
+        &slice("a", "a-1", 8080, &["10.180.0.11"]),
+        &slice("a", "a-1", 8080, &["10.180.0.12"])
+    ));
     let report = p.sync().await.unwrap().unwrap();
     assert!(!report.full, "change-driven sync is partial");
     assert!(

@@ -1,15 +1,86 @@
 //! Runs `nft` (optionally inside a network namespace via `nsenter`, which is
-//! how the integration tests drive a throwaway namespace).
+//! how the integration tests drive a throwaway namespace), behind the narrow
+//! [`NftExecutor`] seam the proxier talks to (youki's `Syscall` shape), so a
+//! unit test can drive a whole sync against a fake.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::names::TABLE;
-use crate::Error;
+
+/// Why running `nft` failed. Every variant is retriable: the proxier answers
+/// any failure with a full resync on its next run.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("spawning nft: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("writing nft script: {0}")]
+    WriteScript(#[source] std::io::Error),
+    #[error("waiting for nft: {0}")]
+    Wait(#[source] std::io::Error),
+    /// nft ran and rejected the command; `stderr` says why.
+    #[error("{stderr}")]
+    Failed {
+        /// The exit code; `None` when nft was killed by a signal.
+        code: Option<i32>,
+        stderr: String,
+    },
+}
+
+impl NftError {
+    /// Every nft failure is worth retrying with a full sync.
+    pub fn is_retriable(&self) -> bool {
+        true
+    }
+
+    /// nft's answer when our table (or the family) does not exist yet.
+    fn is_missing_table(&self) -> bool {
+        matches!(self, NftError::Failed { stderr, .. } if stderr.contains("No such file or directory"))
+    }
+
+    fn from_output(out: &Output) -> Self {
+        NftError::Failed {
+            code: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+    }
+}
+
+/// What of our table [`NftExecutor::list`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Chains,
+    Sets,
+}
+
+impl Listing {
+    /// The `nft list` object word.
+    fn plural(self) -> &'static str {
+        match self {
+            Listing::Chains => "chains",
+            Listing::Sets => "sets",
+        }
+    }
+}
+
+/// The proxier's only access to nftables: apply one atomic script, and list
+/// what our table holds. [`NftCli`] is the real one.
+pub trait NftExecutor: Send {
+    /// Applies `script` as one atomic transaction.
+    fn apply(&mut self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send;
+
+    /// Names of the chains or sets in our table; empty when the table does
+    /// not exist yet.
+    fn list(
+        &mut self,
+        what: Listing,
+    ) -> impl Future<Output = Result<BTreeSet<String>, NftError>> + Send;
+}
 
 #[derive(Debug, Clone)]
 pub struct NftCli {
@@ -44,7 +115,7 @@ impl NftCli {
     }
 
     /// Applies `script` as one atomic transaction (`nft -f -`).
-    pub async fn run(&self, script: &str) -> Result<(), Error> {
+    pub async fn run(&self, script: &str) -> Result<(), NftError> {
         let mut child = self
             .command()
             .args(["-f", "-"])
@@ -52,57 +123,58 @@ impl NftCli {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::Nft(format!("spawning nft: {e}")))?;
+            .map_err(NftError::Spawn)?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(script.as_bytes())
                 .await
-                .map_err(|e| Error::Nft(format!("writing nft script: {e}")))?;
+                .map_err(NftError::WriteScript)?;
         }
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| Error::Nft(format!("waiting for nft: {e}")))?;
+        let out = child.wait_with_output().await.map_err(NftError::Wait)?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Nft(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ))
+            Err(NftError::from_output(&out))
         }
     }
 
     /// `nft list table`, the full text (for tests and debugging).
-    pub async fn list_table(&self) -> Result<String, Error> {
+    pub async fn list_table(&self) -> Result<String, NftError> {
         self.output(&["list", "table", self.family, TABLE]).await
     }
 
     /// Names of the chains (`what == "chains"`) or sets in our table; empty
     /// when the table does not exist yet.
-    pub async fn list(&self, what: &str) -> Result<BTreeSet<String>, Error> {
+    pub async fn list(&self, what: &str) -> Result<BTreeSet<String>, NftError> {
         match self.output(&["list", what, self.family]).await {
             Ok(text) => Ok(parse_names(&text, what.trim_end_matches('s'))),
-            Err(Error::Nft(msg)) if msg.contains("No such file or directory") => {
-                Ok(BTreeSet::new())
-            }
+            Err(e) if e.is_missing_table() => Ok(BTreeSet::new()),
             Err(e) => Err(e),
         }
     }
 
-    async fn output(&self, args: &[&str]) -> Result<String, Error> {
+    async fn output(&self, args: &[&str]) -> Result<String, NftError> {
         let out = self
             .command()
             .args(args)
             .output()
             .await
-            .map_err(|e| Error::Nft(format!("spawning nft: {e}")))?;
+            .map_err(NftError::Spawn)?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(Error::Nft(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ))
+            Err(NftError::from_output(&out))
         }
+    }
+}
+
+impl NftExecutor for NftCli {
+    async fn apply(&mut self, script: &str) -> Result<(), NftError> {
+        self.run(script).await
+    }
+
+    async fn list(&mut self, what: Listing) -> Result<BTreeSet<String>, NftError> {
+        NftCli::list(self, what.plural()).await
     }
 }
 

@@ -5,11 +5,16 @@
 pub mod element_storage;
 pub mod exec;
 pub mod names;
+mod provider_impl;
 pub mod proxier;
 pub mod render;
 pub mod setup;
 pub mod transaction;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod proxier_tests;
 #[cfg(test)]
 mod render_tests;
 

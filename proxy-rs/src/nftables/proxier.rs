@@ -1,24 +1,28 @@
-//! Stateful nftables proxier: owns the change trackers and renderer state,
-//! runs each sync as one `nft -f` transaction, deletes stale chains later,
-//! clears UDP conntrack, and reports health and metrics.
+//! Stateful nftables proxier (upstream `pkg/proxy/nftables/proxier.go`):
+//! owns the change trackers and renderer state, runs each sync as one
+//! `nft -f` transaction, deletes stale chains later, clears UDP conntrack,
+//! and reports health and metrics. Its [`Provider`] half is in
+//! `provider_impl.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::time::Instant;
 
-use super::exec::NftCli;
-use super::render::{NftConfig, RendererState, SyncInput, render};
+use super::exec::{Listing, NftCli, NftError, NftExecutor};
+use super::render::{NftConfig, RendererState, SyncInput, SyncOutput, render};
 use super::transaction::Transaction;
-use crate::Error;
-use crate::conntrack::{self, Conntrack};
+use crate::conntrack::{self, Cleaner, Conntrack};
 use crate::healthcheck::ProxierHealth;
 use crate::healthcheck::service_health::{self, ServiceHealthServer};
 use crate::metrics::{ProxyMetrics, TrafficPolicyLabel, unix_now};
-use crate::model::{EndpointsChangeTracker, EndpointsMap, ServiceChangeTracker, ServicePortMap};
+use crate::model::{
+    EndpointsChangeTracker, EndpointsMap, EndpointsUpdate, ServiceChangeTracker, ServicePortMap,
+};
 use crate::proxy_util::{NodePortAddresses, nft_family_keyword};
+
+#[cfg(doc)]
+use crate::Provider;
 
 /// How long a flushed chain must stay unreferenced before we delete it.
 const STALE_CHAIN_DELAY: Duration = Duration::from_secs(1);
@@ -31,21 +35,23 @@ pub struct SyncReport {
     pub conntrack_deletions: BTreeSet<conntrack::Deletion>,
 }
 
-pub struct Proxier {
-    cfg: NftConfig,
-    nft: NftCli,
-    conntrack: Conntrack,
+/// The nftables backend. `N` runs nft and `C` clears conntrack: the real
+/// tools by default, fakes in unit tests.
+pub struct Proxier<N = NftCli, C = Conntrack> {
+    pub(super) cfg: NftConfig,
+    nft: N,
+    conntrack: C,
     hostname: String,
-    services: ServiceChangeTracker,
-    endpoints: EndpointsChangeTracker,
-    node_labels: BTreeMap<String, String>,
+    pub(super) services: ServiceChangeTracker,
+    pub(super) endpoints: EndpointsChangeTracker,
+    pub(super) node_labels: BTreeMap<String, String>,
     svc_map: ServicePortMap,
     ep_map: EndpointsMap,
     renderer: RendererState,
-    need_full_sync: bool,
+    pub(super) need_full_sync: bool,
     stale_chains: BTreeMap<String, Instant>,
-    services_synced: bool,
-    slices_synced: bool,
+    pub(super) services_synced: bool,
+    pub(super) slices_synced: bool,
     health: ProxierHealth,
     metrics: ProxyMetrics,
     service_health: Option<ServiceHealthServer>,
@@ -55,11 +61,11 @@ pub struct Proxier {
 /// Re-reads which addresses accept NodePorts (interfaces change at runtime).
 pub type NodePortResolver = Box<dyn Fn() -> NodePortAddresses + Send + Sync>;
 
-impl Proxier {
+impl<N: NftExecutor, C: Cleaner> Proxier<N, C> {
     pub fn new(
         cfg: NftConfig,
-        nft: NftCli,
-        conntrack: Conntrack,
+        nft: N,
+        conntrack: C,
         hostname: impl Into<String>,
         health: ProxierHealth,
         metrics: ProxyMetrics,
@@ -102,7 +108,7 @@ impl Proxier {
 
     /// Like upstream, a change only counts against health once the proxier
     /// is initialized (before that, nothing is being synced yet).
-    fn queued(&self) {
+    pub(super) fn queued(&self) {
         if !self.is_initialized() {
             return;
         }
@@ -112,76 +118,10 @@ impl Proxier {
             .set(unix_now());
     }
 
-    /// Returns true when a sync is needed.
-    pub fn on_service_update(&mut self, svc: &Service) -> bool {
-        let changed = self.services.update(svc);
-        if changed {
-            self.queued();
-        }
-        changed && self.is_initialized()
-    }
-
-    pub fn on_service_delete(&mut self, svc: &Service) -> bool {
-        let changed = self.services.delete(svc);
-        if changed {
-            self.queued();
-        }
-        changed && self.is_initialized()
-    }
-
-    pub fn on_endpoint_slice(&mut self, slice: &EndpointSlice, removed: bool) -> bool {
-        let changed = self.endpoints.update(slice, removed);
-        if changed {
-            self.queued();
-        }
-        changed && self.is_initialized()
-    }
-
-    /// Node labels drive topology; a change needs a full sync.
-    pub fn on_node_labels(&mut self, labels: BTreeMap<String, String>) -> bool {
-        if labels == self.node_labels {
-            return false;
-        }
-        tracing::debug!(?labels, "Updated proxier node labels");
-        self.node_labels = labels;
-        self.need_full_sync = true;
-        self.queued();
-        true
-    }
-
-    pub fn set_services_synced(&mut self) {
-        self.services_synced = true;
-    }
-
-    pub fn set_slices_synced(&mut self) {
-        self.slices_synced = true;
-    }
-
     /// Rules are only written once both caches have their initial list, so a
     /// restart never programs a partial view.
     pub fn is_initialized(&self) -> bool {
         self.services_synced && self.slices_synced
-    }
-
-    /// ServiceCIDRs of our family changed (traffic to unallocated ClusterIPs
-    /// in them is dropped); part of the fixed rules, so a full sync follows.
-    pub fn on_service_cidrs(&mut self, cidrs: Vec<crate::model::Cidr>) -> bool {
-        let cidrs: Vec<_> = cidrs
-            .into_iter()
-            .filter(|c| self.cfg.family.matches(c.addr))
-            .collect();
-        if cidrs == self.cfg.service_cidrs {
-            return false;
-        }
-        tracing::debug!(?cidrs, "Updated ServiceCIDRs");
-        self.cfg.service_cidrs = cidrs;
-        self.need_full_sync = true;
-        self.queued();
-        self.is_initialized()
-    }
-
-    pub fn request_full_sync(&mut self) {
-        self.need_full_sync = true;
     }
 
     pub fn hostname(&self) -> &str {
@@ -189,7 +129,7 @@ impl Proxier {
     }
 
     /// One sync. Errors leave the proxier needing a full sync.
-    pub async fn sync(&mut self) -> Result<Option<SyncReport>, Error> {
+    pub async fn sync(&mut self) -> Result<Option<SyncReport>, NftError> {
         if !self.is_initialized() {
             tracing::debug!(
                 "Not syncing nftables until Services and Endpoints have been received from master"
@@ -220,7 +160,7 @@ impl Proxier {
         result.map(Some)
     }
 
-    async fn sync_inner(&mut self, full: bool) -> Result<SyncReport, Error> {
+    async fn sync_inner(&mut self, full: bool) -> Result<SyncReport, NftError> {
         let new_svcs = self.services.port_map();
         let new_eps = self.endpoints.endpoints_map();
         let mut updated = self.services.take_updated();
@@ -231,15 +171,7 @@ impl Proxier {
         if full && let Some(resolve) = &self.node_port_resolver {
             self.cfg.node_port_addresses = resolve();
         }
-
-        let existing_chains = self.nft.list("chains").await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "Failed to list nftables chains: stale chains will not be deleted");
-            BTreeSet::new()
-        });
-        let existing_sets = self.nft.list("sets").await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "Failed to list nftables sets: stale affinity sets will not be deleted");
-            BTreeSet::new()
-        });
+        let (existing_chains, existing_sets) = self.list_existing().await;
         let input = SyncInput {
             services: &new_svcs,
             endpoints: &new_eps,
@@ -259,10 +191,42 @@ impl Proxier {
             full,
             "Reloading service nftables data"
         );
-        if let Err(e) = self.nft.run(&script).await {
+        if let Err(e) = self.nft.apply(&script).await {
             tracing::error!(error = %e, "nftables sync failed");
             return Err(e);
         }
+        self.note_applied(&out, &ep_update);
+        if let Some(server) = &self.service_health {
+            server.sync_services(&service_health::health_check_node_ports(&new_svcs));
+            server.sync_endpoints(&service_health::local_ready_endpoints(&new_eps));
+        }
+        let deletions = conntrack::plan(&self.svc_map, &self.ep_map, &new_svcs, &new_eps);
+        self.conntrack.execute(&deletions).await;
+        self.svc_map = new_svcs;
+        self.ep_map = new_eps;
+        Ok(SyncReport {
+            full,
+            script,
+            conntrack_deletions: deletions,
+        })
+    }
+
+    /// The chains and sets our table holds now; a listing failure only
+    /// means stale objects survive until a later sync.
+    async fn list_existing(&mut self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let chains = self.nft.list(Listing::Chains).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Failed to list nftables chains: stale chains will not be deleted");
+            BTreeSet::new()
+        });
+        let sets = self.nft.list(Listing::Sets).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Failed to list nftables sets: stale affinity sets will not be deleted");
+            BTreeSet::new()
+        });
+        (chains, sets)
+    }
+
+    /// Bookkeeping after a transaction went in: stale chains, health, metrics.
+    fn note_applied(&mut self, out: &SyncOutput, ep_update: &EndpointsUpdate) {
         let now = Instant::now();
         for chain in &out.stale_chains {
             self.stale_chains.entry(chain.clone()).or_insert(now);
@@ -279,35 +243,20 @@ impl Proxier {
                     .observe(latency.max(0.0));
             }
         }
-        self.metrics
-            .no_local_endpoints
-            .get_or_create(&TrafficPolicyLabel {
-                traffic_policy: "internal".into(),
-            })
-            .set(i64::try_from(out.no_local_endpoints_internal).unwrap_or(i64::MAX));
-        self.metrics
-            .no_local_endpoints
-            .get_or_create(&TrafficPolicyLabel {
-                traffic_policy: "external".into(),
-            })
-            .set(i64::try_from(out.no_local_endpoints_external).unwrap_or(i64::MAX));
+        let no_local = [
+            ("internal", out.no_local_endpoints_internal),
+            ("external", out.no_local_endpoints_external),
+        ];
+        for (policy, count) in no_local {
+            self.metrics
+                .no_local_endpoints
+                .get_or_create(&TrafficPolicyLabel {
+                    traffic_policy: policy.into(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
         self.health.updated();
         self.metrics.sync_proxy_rules_last_timestamp.set(unix_now());
-
-        if let Some(server) = &self.service_health {
-            server.sync_services(&service_health::health_check_node_ports(&new_svcs));
-            server.sync_endpoints(&service_health::local_ready_endpoints(&new_eps));
-        }
-
-        let deletions = conntrack::plan(&self.svc_map, &self.ep_map, &new_svcs, &new_eps);
-        self.conntrack.execute(&deletions).await;
-        self.svc_map = new_svcs;
-        self.ep_map = new_eps;
-        Ok(SyncReport {
-            full,
-            script,
-            conntrack_deletions: deletions,
-        })
     }
 
     /// Deletes chains flushed at least a second ago, in their own transaction.
@@ -328,15 +277,17 @@ impl Proxier {
             self.stale_chains.remove(chain);
         }
         tracing::info!(num_chains = due.len(), "Deleting stale nftables chains");
-        if let Err(e) = self.nft.run(&tx.to_script()).await {
+        if let Err(e) = self.nft.apply(&tx.to_script()).await {
             // Still-existing chains are rediscovered (and re-queued) on the next sync.
             tracing::error!(error = %e, "Unable to delete stale chains; will retry later");
             self.metrics.nftables_cleanup_failures.inc();
         }
     }
+}
 
+impl Proxier {
     /// Removes our table (upstream `CleanupLeftovers`).
-    pub async fn cleanup(nft: &NftCli) -> Result<(), Error> {
+    pub async fn cleanup(nft: &NftCli) -> Result<(), NftError> {
         let mut tx = Transaction::new("ip");
         tx.add_table("rules for kube-proxy");
         tx.delete_table();

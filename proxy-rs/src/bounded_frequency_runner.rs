@@ -1,4 +1,4 @@
-//! Sync pacing like upstream `async.BoundedFrequencyRunner`: change-driven
+//! Sync pacing (upstream `pkg/util/async.BoundedFrequencyRunner`): change-driven
 //! syncs are rate limited to one per `minSyncPeriod` with a small burst,
 //! and a sync happens at least every `syncPeriod` (as a full resync).
 
