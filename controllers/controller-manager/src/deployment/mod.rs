@@ -23,20 +23,34 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, KeyedController, Reconciler, SyncResult,
+    object_key,
+};
 use crate::controller_utils::{self, Key};
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
-use crate::names::DEPLOYMENT_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
+use component_base::informers::Change;
 use model::{Action, Model};
+
+/// Upstream `names.DeploymentController`.
+pub const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
+
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: DEPLOYMENT_CONTROLLER,
+    aliases: &["deployment"],
+    disabled_by_default: false,
+    client_name: "deployment-controller",
+    watches: &["Deployment", "ReplicaSet", "Pod"],
+    concurrent_syncs: |c| c.concurrent.deployment,
+    start: |ctx| Box::pin(start(ctx)),
+};
 
 struct Controller {
     client: Client,
     deployments: Store<Deployment>,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
-    queue: RateLimitingQueue<Key>,
     events: EventSink,
 }
 
@@ -44,80 +58,61 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let d_inf = ctx.informers.informer::<Deployment>();
     let rs_inf = ctx.informers.informer::<ReplicaSet>();
     let pod_inf = ctx.informers.informer::<Pod>();
-    let (d_changes, rs_changes, pod_changes) =
-        (d_inf.subscribe(), rs_inf.subscribe(), pod_inf.subscribe());
     let controller = Arc::new(Controller {
         client: ctx.client.clone(),
         deployments: d_inf.store().clone(),
         replicasets: rs_inf.store().clone(),
         pods: pod_inf.store().clone(),
-        queue: RateLimitingQueue::new("deployment"),
         events: EventSink::new(&ctx.events, DEPLOYMENT_CONTROLLER),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = async { tokio::join!(d_inf.wait_synced(), rs_inf.wait_synced(), pod_inf.wait_synced()) } => {}
-    }
-    tokio::spawn(watch_deployments(Arc::clone(&controller), d_changes));
-    tokio::spawn(watch_replicasets(Arc::clone(&controller), rs_changes));
-    tokio::spawn(watch_pods(Arc::clone(&controller), pod_changes));
-    controller.enqueue_all();
-    let sync_ctl = Arc::clone(&controller);
-    run_workers(
+    KeyedController::new(
         DEPLOYMENT_CONTROLLER,
-        controller.queue.clone(),
-        ctx.config.concurrent.deployment,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key).await }
-        },
+        controller,
+        RateLimitingQueue::new("deployment"),
     )
-    .await;
-    Ok(())
+    .watches(&d_inf, |_, change| object_key(change))
+    .watches(&rs_inf, Controller::replicaset_changed)
+    .watches(&pod_inf, Controller::pod_changed)
+    .run(&ctx)
+    .await
 }
 
-async fn watch_deployments(ctl: Arc<Controller>, mut changes: Subscription<Deployment>) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(d) | Change::Updated { new: d, .. } | Change::Deleted(d) => {
-                ctl.queue.add(Key::of(d.as_ref()))
-            }
-            Change::Resync => ctl.enqueue_all(),
-        }
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_deployment(key).await
     }
-}
 
-async fn watch_replicasets(ctl: Arc<Controller>, mut changes: Subscription<ReplicaSet>) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(rs) | Change::Deleted(rs) => ctl.enqueue_for_rs(&rs),
-            Change::Updated { old, new } => {
-                ctl.enqueue_for_rs(&old);
-                ctl.enqueue_for_rs(&new);
-            }
-            Change::Resync => ctl.enqueue_all(),
-        }
-    }
-}
-
-/// Recreate waits for old pods to disappear: a pod deletion may unblock it.
-async fn watch_pods(ctl: Arc<Controller>, mut changes: Subscription<Pod>) {
-    while let Some(change) = changes.recv().await {
-        if let Change::Deleted(pod) = change
-            && let Some(d) = ctl.deployment_of_pod(&pod)
-            && util::is_recreate(&d)
-        {
-            ctl.queue.add(Key::of(d.as_ref()));
-        }
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.deployments
+            .state()
+            .iter()
+            .map(|d| Key::of(d.as_ref()).into())
+            .collect()
     }
 }
 
 impl Controller {
-    fn enqueue_all(&self) {
-        for d in self.deployments.state() {
-            self.queue.add(Key::of(d.as_ref()));
+    fn replicaset_changed(&self, change: Change<ReplicaSet>) -> Vec<Enqueue> {
+        match change {
+            Change::Added(rs) | Change::Deleted(rs) => self.keys_for_rs(&rs),
+            Change::Updated { old, new } => {
+                let mut keys = self.keys_for_rs(&old);
+                keys.extend(self.keys_for_rs(&new));
+                keys
+            }
+            Change::Resync => Vec::new(),
         }
+    }
+
+    /// Recreate waits for old pods to disappear: a pod deletion may unblock it.
+    fn pod_changed(&self, change: Change<Pod>) -> Vec<Enqueue> {
+        if let Change::Deleted(pod) = change
+            && let Some(d) = self.deployment_of_pod(&pod)
+            && util::is_recreate(&d)
+        {
+            return vec![Key::of(d.as_ref()).into()];
+        }
+        Vec::new()
     }
 
     fn owner_deployment(&self, rs: &ReplicaSet) -> Option<Arc<Deployment>> {
@@ -134,26 +129,24 @@ impl Controller {
 
     /// Upstream add/update/deleteReplicaSet: the owner, or for an orphan
     /// every Deployment whose selector matches it (they may adopt it).
-    fn enqueue_for_rs(&self, rs: &ReplicaSet) {
+    fn keys_for_rs(&self, rs: &ReplicaSet) -> Vec<Enqueue> {
         if let Some(d) = self.owner_deployment(rs) {
-            self.queue.add(Key::of(d.as_ref()));
-            return;
+            return vec![Key::of(d.as_ref()).into()];
         }
         if ownerref::get_controller_of(&rs.metadata).is_some() {
-            return;
+            return Vec::new();
         }
         let ns = rs.metadata.namespace.as_deref();
-        for d in self.deployments.state() {
-            if d.metadata.namespace.as_deref() != ns {
-                continue;
-            }
-            let selector = Selector::from_label_selector(d.spec.as_ref().map(|s| &s.selector));
-            if selector
-                .is_ok_and(|s| !s.is_empty() && s.matches_labels(rs.metadata.labels.as_ref()))
-            {
-                self.queue.add(Key::of(d.as_ref()));
-            }
-        }
+        self.deployments
+            .state()
+            .iter()
+            .filter(|d| d.metadata.namespace.as_deref() == ns)
+            .filter(|d| {
+                Selector::from_label_selector(d.spec.as_ref().map(|s| &s.selector))
+                    .is_ok_and(|s| !s.is_empty() && s.matches_labels(rs.metadata.labels.as_ref()))
+            })
+            .map(|d| Key::of(d.as_ref()).into())
+            .collect()
     }
 
     fn deployment_of_pod(&self, pod: &Pod) -> Option<Arc<Deployment>> {
@@ -166,7 +159,7 @@ impl Controller {
     }
 
     /// Upstream `syncDeployment`.
-    async fn sync(&self, key: &Key) -> SyncResult {
+    async fn sync_deployment(&self, key: &Key) -> SyncResult {
         let Some(ns) = key.namespace.as_deref() else {
             return Ok(None);
         };
@@ -339,7 +332,7 @@ impl Controller {
         }
         let msg = format!(
             "Failed to create new replica set {name:?}: {}",
-            crate::replicaset::kube_message(&err)
+            err.api_message()
         );
         if util::progress_deadline_seconds(d).is_some() {
             let now = Timestamp::from_second(Timestamp::now().as_second())

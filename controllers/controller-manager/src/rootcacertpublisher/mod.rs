@@ -12,11 +12,11 @@ use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::controller_utils::Key;
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, Key, KeyedController, Reconciler, SyncResult,
+};
 use crate::error::Error;
-use crate::names::ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
+use component_base::informers::Change;
 
 pub const ROOT_CA_CONFIG_MAP_NAME: &str = "kube-root-ca.crt";
 pub const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";
@@ -68,11 +68,26 @@ pub fn decide(existing: Option<&ConfigMap>, root_ca: &str) -> Publish {
     Publish::Update(fixed)
 }
 
+/// Upstream `names.RootCACertificatePublisherController`.
+pub const ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER: &str =
+    "root-ca-certificate-publisher-controller";
+
+/// Upstream hard-codes one worker for the root CA publisher.
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
+    aliases: &["root-ca-cert-publisher"],
+    disabled_by_default: false,
+    client_name: "root-ca-cert-publisher",
+    watches: &["Namespace", "ConfigMap"],
+    concurrent_syncs: |_| 1,
+    start: |ctx| Box::pin(start(ctx)),
+};
+
 struct Controller {
     client: Client,
+    namespaces: Store<Namespace>,
     config_maps: Store<ConfigMap>,
     root_ca: String,
-    queue: RateLimitingQueue<Key>,
 }
 
 pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
@@ -85,87 +100,68 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     };
     let ns_informer = ctx.informers.informer::<Namespace>();
     let cm_informer = ctx.informers.informer::<ConfigMap>();
-    let ns_changes = ns_informer.subscribe();
-    let cm_changes = cm_informer.subscribe();
     let controller = Arc::new(Controller {
         client: ctx.client.clone(),
+        namespaces: ns_informer.store().clone(),
         config_maps: cm_informer.store().clone(),
         root_ca: String::from_utf8_lossy(&root_ca).into_owned(),
-        queue: RateLimitingQueue::new("root_ca_cert_publisher"),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = async { tokio::join!(ns_informer.wait_synced(), cm_informer.wait_synced()) } => {}
-    }
-    tokio::spawn(watch_namespaces(
-        Arc::clone(&controller),
-        ns_changes,
-        ns_informer.store().clone(),
-    ));
-    tokio::spawn(watch_config_maps(Arc::clone(&controller), cm_changes));
-    for ns in ns_informer.store().state() {
-        controller.queue.add(ns_key(&ns));
-    }
-    let sync_ctl = Arc::clone(&controller);
-    run_workers(
+    KeyedController::new(
         ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
-        controller.queue.clone(),
-        ctx.config.concurrent.root_ca_publisher,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key).await }
-        },
+        controller,
+        RateLimitingQueue::new("root_ca_cert_publisher"),
     )
-    .await;
-    Ok(())
-}
-
-fn ns_key(ns: &Namespace) -> Key {
-    Key::new(None, ns.metadata.name.as_deref().unwrap_or_default())
-}
-
-async fn watch_namespaces(
-    ctl: Arc<Controller>,
-    mut changes: Subscription<Namespace>,
-    store: Store<Namespace>,
-) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(ns) => ctl.queue.add(ns_key(&ns)),
-            Change::Updated { new, .. } => {
-                let phase = new.status.as_ref().and_then(|s| s.phase.as_deref());
-                if phase == Some("Active") {
-                    ctl.queue.add(ns_key(&new));
-                }
-            }
-            Change::Deleted(_) => {}
-            Change::Resync => {
-                for ns in store.state() {
-                    ctl.queue.add(ns_key(&ns));
-                }
+    .watches(&ns_informer, |_, change| match change {
+        Change::Added(ns) => vec![ns_key(&ns)],
+        Change::Updated { new, .. } => {
+            let phase = new.status.as_ref().and_then(|s| s.phase.as_deref());
+            if phase == Some("Active") {
+                vec![ns_key(&new)]
+            } else {
+                Vec::new()
             }
         }
+        Change::Deleted(_) | Change::Resync => Vec::new(),
+    })
+    .watches(&cm_informer, |_, change| match change {
+        Change::Updated { new: cm, .. } | Change::Deleted(cm) => config_map_key(&cm),
+        Change::Added(_) | Change::Resync => Vec::new(),
+    })
+    .run(&ctx)
+    .await
+}
+
+fn ns_key(ns: &Namespace) -> Enqueue {
+    Key::new(None, ns.metadata.name.as_deref().unwrap_or_default()).into()
+}
+
+/// Our ConfigMap was edited or deleted: repair its namespace.
+fn config_map_key(cm: &ConfigMap) -> Vec<Enqueue> {
+    match cm.metadata.namespace.as_deref() {
+        Some(ns) if cm.metadata.name.as_deref() == Some(ROOT_CA_CONFIG_MAP_NAME) => {
+            vec![Key::new(None, ns).into()]
+        }
+        _ => Vec::new(),
     }
 }
 
-async fn watch_config_maps(ctl: Arc<Controller>, mut changes: Subscription<ConfigMap>) {
-    while let Some(change) = changes.recv().await {
-        let cm = match change {
-            Change::Updated { new, .. } => new,
-            Change::Deleted(cm) => cm,
-            Change::Added(_) | Change::Resync => continue,
-        };
-        if cm.metadata.name.as_deref() == Some(ROOT_CA_CONFIG_MAP_NAME)
-            && let Some(ns) = cm.metadata.namespace.as_deref()
-        {
-            ctl.queue.add(Key::new(None, ns));
-        }
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_namespace(key).await
+    }
+
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.namespaces
+            .state()
+            .iter()
+            .map(|ns| ns_key(ns))
+            .collect()
     }
 }
 
 impl Controller {
-    async fn sync(&self, key: &Key) -> SyncResult {
+    /// Upstream `syncNamespace`.
+    async fn sync_namespace(&self, key: &Key) -> SyncResult {
         let ns = key.name.as_str();
         let existing = self
             .config_maps
