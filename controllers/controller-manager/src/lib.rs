@@ -10,6 +10,7 @@
 
 pub mod clientbuilder;
 pub mod config;
+pub mod control;
 pub mod controller;
 pub mod controller_utils;
 pub mod deployment;

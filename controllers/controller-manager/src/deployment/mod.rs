@@ -3,6 +3,7 @@
 //! pure [`sync::sync_deployment`] over a [`model::Model`]; this module feeds
 //! it from the shared informers and replays its [`model::Action`]s.
 
+mod apply;
 pub mod model;
 pub mod sync;
 pub mod util;
@@ -19,19 +20,19 @@ use component_base::workqueue::RateLimitingQueue;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
 
+use crate::control::{KubeObjectControl, ObjectControl};
 use crate::controller::{
     ControllerContext, ControllerDescriptor, Enqueue, KeyedController, Reconciler, SyncResult,
     object_key,
 };
 use crate::controller_utils::{self, Key};
 use crate::error::Error;
-use crate::events::{EventSink, EventSpec};
+use crate::events::EventSink;
 use component_base::informers::Change;
-use model::{Action, Model};
+use model::Model;
 
 /// Upstream `names.DeploymentController`.
 pub const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
@@ -47,10 +48,11 @@ pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
 };
 
 struct Controller {
-    client: Client,
     deployments: Store<Deployment>,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
+    rs_control: Arc<dyn ObjectControl<ReplicaSet>>,
+    d_control: Arc<dyn ObjectControl<Deployment>>,
     events: EventSink,
 }
 
@@ -59,10 +61,11 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let rs_inf = ctx.informers.informer::<ReplicaSet>();
     let pod_inf = ctx.informers.informer::<Pod>();
     let controller = Arc::new(Controller {
-        client: ctx.client.clone(),
         deployments: d_inf.store().clone(),
         replicasets: rs_inf.store().clone(),
         pods: pod_inf.store().clone(),
+        rs_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
+        d_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
         events: EventSink::new(&ctx.events, DEPLOYMENT_CONTROLLER),
     });
     KeyedController::new(
@@ -215,147 +218,31 @@ impl Controller {
         let plan =
             ownerref::plan_claims_by_selector(&me, &selector, candidates.iter().map(Arc::as_ref));
         let mut claimed: Vec<ReplicaSet> = plan.owned.into_iter().cloned().collect();
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &me.namespace);
+        let ns = me.namespace.as_str();
         if !plan.adopt.is_empty() && self.can_adopt(d, &me).await {
             for rs in plan.adopt {
-                if let Some(adopted) = controller_utils::adopt(&api, &me, rs).await? {
+                let patch = controller_utils::adopt_patch(&me, uid_of(rs))?;
+                let result = self.rs_control.patch(ns, &rs.name_any(), patch).await;
+                if let Some(adopted) = controller_utils::adopted(result)? {
                     claimed.push(adopted);
                 }
             }
         }
         for rs in plan.release {
-            controller_utils::release(&api, &me, rs).await?;
+            let patch = controller_utils::release_patch(&me, uid_of(rs))?;
+            controller_utils::released(self.rs_control.patch(ns, &rs.name_any(), patch).await)?;
         }
         Ok(claimed)
     }
 
     async fn can_adopt(&self, d: &Deployment, me: &ClaimingController) -> bool {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &me.namespace);
-        match api.get(&d.name_any()).await {
+        match self.d_control.get(&me.namespace, &d.name_any()).await {
             Ok(fresh) => ownerref::recheck_deletion_timestamp(me, &fresh.metadata).is_ok(),
             Err(_) => false,
         }
     }
+}
 
-    /// Replays the plan; stops at the first failed write.
-    async fn apply(&self, d: &Deployment, actions: Vec<Action>) -> Result<(), Error> {
-        let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &ns);
-        let d_api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-        let regarding = d.object_ref(&());
-        // Later writes of the same object must carry the version the
-        // previous write returned, or they would conflict with ourselves.
-        let mut rs_versions: HashMap<String, Option<String>> = HashMap::new();
-        let mut d_version = d.metadata.resource_version.clone();
-        for action in actions {
-            match action {
-                Action::CreateReplicaSet(rs) => {
-                    let name = rs.name_any();
-                    match rs_api.create(&PostParams::default(), &rs).await {
-                        Ok(created) => {
-                            rs_versions.insert(name, created.metadata.resource_version);
-                        }
-                        Err(err) => {
-                            return Err(self.create_failed(d, &d_version, &rs, err.into()).await);
-                        }
-                    }
-                }
-                Action::UpdateReplicaSet(mut rs) => {
-                    let name = rs.name_any();
-                    if let Some(v) = rs_versions.get(&name) {
-                        rs.metadata.resource_version = v.clone();
-                    }
-                    let updated = rs_api.replace(&name, &PostParams::default(), &rs).await?;
-                    rs_versions.insert(name, updated.metadata.resource_version);
-                }
-                Action::DeleteReplicaSet(name) => {
-                    if let Err(err) = rs_api.delete(&name, &DeleteParams::default()).await {
-                        let err = Error::from(err);
-                        if !err.is_not_found() {
-                            return Err(err);
-                        }
-                    }
-                }
-                Action::UpdateDeploymentStatus(mut next) => {
-                    next.metadata.resource_version = d_version.clone();
-                    let updated = d_api
-                        .replace_status(&next.name_any(), &PostParams::default(), &next)
-                        .await?;
-                    d_version = updated.metadata.resource_version;
-                }
-                Action::Event(e) => self.events.publish(&regarding, &e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Upstream's error branches of `getNewReplicaSet`'s create: a name
-    /// collision bumps `status.collisionCount` (the next hash differs); other
-    /// failures set `ReplicaSetCreateError` and emit an event.
-    async fn create_failed(
-        &self,
-        d: &Deployment,
-        version: &Option<String>,
-        rs: &ReplicaSet,
-        err: Error,
-    ) -> Error {
-        let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let d_api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-        let mut next = d.clone();
-        next.metadata.resource_version = version.clone();
-        let name = rs.name_any();
-        if err.is_already_exists() {
-            // Like upstream, a name the cache does not know yet (our own
-            // create racing the informer) is retried, not a collision.
-            let Some(existing) = self.replicasets.get(&ObjectRef::new(&name).within(&ns)) else {
-                return err;
-            };
-            let ours =
-                ownerref::is_controlled_by(
-                    &existing.metadata,
-                    d.metadata.uid.as_deref().unwrap_or_default(),
-                ) && util::equal_ignore_hash(&util::rs_template(&existing), &util::template(d));
-            if !ours {
-                let status = next.status.get_or_insert_with(Default::default);
-                status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
-                if let Err(e) = d_api
-                    .replace_status(&next.name_any(), &PostParams::default(), &next)
-                    .await
-                {
-                    tracing::debug!(error = %e, "failed to bump collisionCount");
-                }
-            }
-            return err;
-        }
-        if err.is_namespace_terminating() {
-            return err;
-        }
-        let msg = format!(
-            "Failed to create new replica set {name:?}: {}",
-            err.api_message()
-        );
-        if util::progress_deadline_seconds(d).is_some() {
-            let now = Timestamp::from_second(Timestamp::now().as_second())
-                .unwrap_or(Timestamp::UNIX_EPOCH);
-            let status = next.status.get_or_insert_with(Default::default);
-            util::set_condition(
-                status,
-                util::new_condition(
-                    util::CONDITION_PROGRESSING,
-                    "False",
-                    util::FAILED_RS_CREATE_REASON,
-                    msg.clone(),
-                    now,
-                ),
-            );
-            let _ = d_api
-                .replace_status(&next.name_any(), &PostParams::default(), &next)
-                .await;
-        }
-        self.events.publish(
-            &d.object_ref(&()),
-            &EventSpec::warning(util::FAILED_RS_CREATE_REASON, msg),
-        );
-        err
-    }
+fn uid_of(rs: &ReplicaSet) -> &str {
+    rs.metadata.uid.as_deref().unwrap_or_default()
 }

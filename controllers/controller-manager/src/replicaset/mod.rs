@@ -15,17 +15,17 @@ use futures::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
+use crate::control::{KubeObjectControl, KubePodControl, ObjectControl, PodControl};
 use crate::controller::{
     ControllerContext, ControllerDescriptor, Enqueue, KeyedController, Reconciler, SyncResult,
     object_key,
 };
 use crate::controller_utils::{
     self, Expectations, Key, SLOW_START_INITIAL_BATCH_SIZE, is_pod_active, is_pod_terminating,
-    min_next_availability_check, pod_from_template, slow_start_batches,
+    min_next_availability_check, slow_start_batches,
 };
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
@@ -51,9 +51,10 @@ pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
 };
 
 struct Controller {
-    client: Client,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
+    pod_control: Arc<dyn PodControl>,
+    rs_control: Arc<dyn ObjectControl<ReplicaSet>>,
     expectations: Expectations,
     events: EventSink,
 }
@@ -62,9 +63,10 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let rs_informer = ctx.informers.informer::<ReplicaSet>();
     let pod_informer = ctx.informers.informer::<Pod>();
     let controller = Arc::new(Controller {
-        client: ctx.client.clone(),
         replicasets: rs_informer.store().clone(),
         pods: pod_informer.store().clone(),
+        pod_control: Arc::new(KubePodControl::new(ctx.client.clone())),
+        rs_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
         expectations: Expectations::default(),
         events: EventSink::new(&ctx.events, REPLICASET_CONTROLLER),
     });
@@ -95,6 +97,10 @@ impl Reconciler for Controller {
 
 fn pod_key(pod: &Pod) -> String {
     Key::of(pod).to_string()
+}
+
+fn uid_of(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
 impl Controller {
@@ -290,24 +296,28 @@ impl Controller {
         let me = ClaimingController::from_resource(rs);
         let plan = ownerref::plan_claims_by_selector(&me, selector, active.iter().copied());
         let mut claimed = plan.owned;
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &me.namespace);
+        let ns = me.namespace.as_str();
         if !plan.adopt.is_empty() && self.can_adopt(rs, &me).await {
             for pod in plan.adopt {
-                if controller_utils::adopt(&api, &me, pod).await?.is_some() {
+                let patch = controller_utils::adopt_patch(&me, uid_of(pod))?;
+                let result = self.pod_control.patch_pod(ns, &pod.name_any(), patch).await;
+                if controller_utils::adopted(result)?.is_some() {
                     claimed.push(pod);
                 }
             }
         }
         for pod in plan.release {
-            controller_utils::release(&api, &me, pod).await?;
+            let patch = controller_utils::release_patch(&me, uid_of(pod))?;
+            controller_utils::released(
+                self.pod_control.patch_pod(ns, &pod.name_any(), patch).await,
+            )?;
         }
         Ok(claimed)
     }
 
     /// Upstream `RecheckDeletionTimestamp` against a fresh read.
     async fn can_adopt(&self, rs: &ReplicaSet, me: &ClaimingController) -> bool {
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &me.namespace);
-        match api.get(&rs.name_any()).await {
+        match self.rs_control.get(&me.namespace, &rs.name_any()).await {
             Ok(fresh) => match ownerref::recheck_deletion_timestamp(me, &fresh.metadata) {
                 Ok(()) => true,
                 Err(err) => {
@@ -377,17 +387,16 @@ impl Controller {
             });
         };
         let owner = ownerref::new_controller_ref_for(rs);
-        let pod = pod_from_template(template, &rs.name_any(), Some(owner));
-        let api: Api<Pod> = Api::namespaced(
-            self.client.clone(),
-            key.namespace.as_deref().unwrap_or_default(),
-        );
+        let (ns, name) = (key.namespace.as_deref().unwrap_or_default(), rs.name_any());
         let regarding = rs.object_ref(&());
-        let params = PostParams::default();
         let mut created = 0;
         let mut first_error = None;
         for batch in slow_start_batches(count, SLOW_START_INITIAL_BATCH_SIZE) {
-            let results = join_all((0..batch).map(|_| api.create(&params, &pod))).await;
+            let results = join_all((0..batch).map(|_| {
+                self.pod_control
+                    .create_pods(ns, template, &name, owner.clone())
+            }))
+            .await;
             for result in results {
                 match result {
                     Ok(new_pod) => {
@@ -399,7 +408,6 @@ impl Controller {
                         );
                     }
                     Err(err) => {
-                        let err = Error::from(err);
                         if err.is_namespace_terminating() {
                             // Upstream treats this as success and lets
                             // the expectation time out.
@@ -428,19 +436,13 @@ impl Controller {
         self.expectations
             .expect_deletions(&exp_key, pods.iter().map(|p| pod_key(p)));
         tracing::debug!(replicaset = %key, deleting = pods.len(), "Too many replicas");
-        let api: Api<Pod> = Api::namespaced(
-            self.client.clone(),
-            key.namespace.as_deref().unwrap_or_default(),
-        );
+        let ns = key.namespace.as_deref().unwrap_or_default();
         let regarding = rs.object_ref(&());
         let results = join_all(pods.iter().map(|p| {
-            let api = api.clone();
             let name = p.name_any();
             async move {
-                (
-                    name.clone(),
-                    api.delete(&name, &DeleteParams::default()).await,
-                )
+                let result = self.pod_control.delete_pod(ns, &name).await;
+                (name, result)
             }
         }))
         .await;
@@ -456,7 +458,6 @@ impl Controller {
                 }
                 Err(err) => {
                     self.expectations.deletion_observed(&exp_key, &pod_key(pod));
-                    let err = Error::from(err);
                     if err.is_not_found() {
                         continue;
                     }
@@ -475,17 +476,13 @@ impl Controller {
         rs: &ReplicaSet,
         status: &k8s_openapi::api::apps::v1::ReplicaSetStatus,
     ) -> Result<(), Error> {
-        let api: Api<ReplicaSet> = Api::namespaced(
-            self.client.clone(),
-            rs.metadata.namespace.as_deref().unwrap_or_default(),
-        );
+        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
         // An update (PUT with the cached resourceVersion), as upstream: the
         // `system:controller:replicaset-controller` role grants `update` on
         // replicasets/status but not `patch`; a 409 requeues the sync.
         let mut next = rs.clone();
         next.status = Some(status.clone());
-        api.replace_status(&rs.name_any(), &PostParams::default(), &next)
-            .await?;
+        self.rs_control.update_status(ns, &next).await?;
         Ok(())
     }
 }
