@@ -4,6 +4,8 @@
 //! creates/deletes pods and writes status.
 
 pub mod reconcile;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
