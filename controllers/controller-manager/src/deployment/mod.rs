@@ -4,6 +4,8 @@
 //! it from the shared informers and replays its [`model::Action`]s.
 
 mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod model;
 pub mod sync;
 pub mod util;
