@@ -1,13 +1,13 @@
 //! The Deployment controller (upstream `pkg/controller/deployment`): rolls
 //! Deployments out through ReplicaSets. The decision for one sync is the
-//! pure [`sync::sync_deployment`] over a [`model::Model`]; this module feeds
+//! pure [`reconcile::sync_deployment`] over a [`model::Model`]; this module feeds
 //! it from the shared informers and replays its [`model::Action`]s.
 
 mod apply;
 #[cfg(test)]
 mod apply_tests;
 pub mod model;
-pub mod sync;
+pub mod reconcile;
 pub mod util;
 
 #[cfg(test)]
@@ -195,7 +195,7 @@ impl Controller {
         // Condition timestamps round-trip with second precision.
         let now =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
-        let plan = sync::sync_deployment(Model::new((*d).clone(), rss, pods_by_rs, now));
+        let plan = reconcile::sync_deployment(Model::new((*d).clone(), rss, pods_by_rs, now));
         tracing::debug!(deployment = %key, actions = plan.actions.len(), "synced deployment");
         self.apply(&d, plan.actions).await?;
         Ok(plan.requeue_after)

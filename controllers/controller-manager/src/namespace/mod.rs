@@ -3,7 +3,7 @@
 //! the deletion conditions up to date, and remove the `kubernetes`
 //! finalizer through the `finalize` subresource when nothing is left.
 
-pub mod deletion;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +21,8 @@ use crate::controller::{
 };
 use crate::error::Error;
 use component_base::informers::Change;
-use deletion::{ConditionUpdater, ContentTotals, PodGrace, ResourceOutcome};
 use kube::runtime::reflector::Store;
+use reconcile::{ConditionUpdater, ContentTotals, PodGrace, ResourceOutcome};
 
 /// Upstream `namespaceDeletionGracePeriod`: lets HA apiservers observe the
 /// deletion and etcd members last-minute creations before we clean up.
@@ -154,7 +154,7 @@ impl Controller {
                 estimate,
                 "content remains in namespace; requeueing"
             );
-            return Ok(Some(Duration::from_secs(deletion::requeue_after_seconds(
+            return Ok(Some(Duration::from_secs(reconcile::requeue_after_seconds(
                 estimate,
             ))));
         }
@@ -168,7 +168,7 @@ impl Controller {
         for _ in 0..FINALIZE_CONFLICT_RETRIES {
             let spec = ns.spec.get_or_insert_with(Default::default);
             let current = spec.finalizers.clone().unwrap_or_default();
-            spec.finalizers = Some(deletion::finalizers_after_finalize(&current));
+            spec.finalizers = Some(reconcile::finalizers_after_finalize(&current));
             match api
                 .replace_subresource("finalize", &name, &PostParams::default(), &ns)
                 .await
@@ -358,7 +358,7 @@ impl Controller {
             .into_iter()
             .map(|i| i.metadata.finalizers.unwrap_or_default())
             .collect();
-        deletion::resource_outcome(&res.display(), ns, &finalizers, estimate)
+        reconcile::resource_outcome(&res.display(), ns, &finalizers, estimate)
     }
 
     async fn estimate_pods(&self, ns: &str, deleted_at: jiff::Timestamp) -> Result<i64, Error> {
@@ -379,7 +379,7 @@ impl Controller {
                 }
             })
             .collect();
-        Ok(deletion::estimate_for_pods(
+        Ok(reconcile::estimate_for_pods(
             &graces,
             deleted_at,
             jiff::Timestamp::now(),

@@ -7,7 +7,7 @@
 //! Not implemented yet: the health monitor (Lease grace period → Ready=Unknown)
 //! and the NoExecute `not-ready`/`unreachable` taints.
 
-pub mod taints;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use crate::controller::{
 };
 use crate::error::Error;
 use component_base::informers::Change;
-use taints::{apply_taint_diff, no_schedule_taint_diff};
+use reconcile::{apply_taint_diff, no_schedule_taint_diff};
 
 /// Upstream `names.NodeLifecycleController`.
 pub const NODE_LIFECYCLE_CONTROLLER: &str = "node-lifecycle-controller";
