@@ -656,6 +656,11 @@ mod tests {
     }
 }
 
+/// An object's UID, empty when unset (objects from the apiserver have one).
+pub fn uid_of<K: Resource>(obj: &K) -> &str {
+    obj.meta().uid.as_deref().unwrap_or_default()
+}
+
 /// Upstream `controller_ref_manager` adoption: the patch naming `me` as
 /// the controller of the object with `uid`.
 pub fn adopt_patch(

@@ -223,7 +223,7 @@ impl Controller {
         let ns = me.namespace.as_str();
         if !plan.adopt.is_empty() && self.can_adopt(d, &me).await {
             for rs in plan.adopt {
-                let patch = controller_utils::adopt_patch(&me, uid_of(rs))?;
+                let patch = controller_utils::adopt_patch(&me, controller_utils::uid_of(rs))?;
                 let result = self.rs_control.patch(ns, &rs.name_any(), patch).await;
                 if let Some(adopted) = controller_utils::adopted(result)? {
                     claimed.push(adopted);
@@ -231,7 +231,7 @@ impl Controller {
             }
         }
         for rs in plan.release {
-            let patch = controller_utils::release_patch(&me, uid_of(rs))?;
+            let patch = controller_utils::release_patch(&me, controller_utils::uid_of(rs))?;
             controller_utils::released(self.rs_control.patch(ns, &rs.name_any(), patch).await)?;
         }
         Ok(claimed)
@@ -243,8 +243,4 @@ impl Controller {
             Err(_) => false,
         }
     }
-}
-
-fn uid_of(rs: &ReplicaSet) -> &str {
-    rs.metadata.uid.as_deref().unwrap_or_default()
 }

@@ -101,10 +101,6 @@ fn pod_key(pod: &Pod) -> String {
     Key::of(pod).to_string()
 }
 
-fn uid_of(pod: &Pod) -> &str {
-    pod.metadata.uid.as_deref().unwrap_or_default()
-}
-
 impl Controller {
     fn pod_changed(&self, change: Change<Pod>) -> Vec<Enqueue> {
         match change {
@@ -301,7 +297,7 @@ impl Controller {
         let ns = me.namespace.as_str();
         if !plan.adopt.is_empty() && self.can_adopt(rs, &me).await {
             for pod in plan.adopt {
-                let patch = controller_utils::adopt_patch(&me, uid_of(pod))?;
+                let patch = controller_utils::adopt_patch(&me, controller_utils::uid_of(pod))?;
                 let result = self.pod_control.patch_pod(ns, &pod.name_any(), patch).await;
                 if controller_utils::adopted(result)?.is_some() {
                     claimed.push(pod);
@@ -309,7 +305,7 @@ impl Controller {
             }
         }
         for pod in plan.release {
-            let patch = controller_utils::release_patch(&me, uid_of(pod))?;
+            let patch = controller_utils::release_patch(&me, controller_utils::uid_of(pod))?;
             controller_utils::released(
                 self.pod_control.patch_pod(ns, &pod.name_any(), patch).await,
             )?;
