@@ -1,9 +1,10 @@
 //! Upstream controller names (`cmd/kube-controller-manager/names`), their
 //! legacy aliases and the `--controllers` enable/disable rules
 //! (`controller-manager/app.IsControllerEnabled`). Implemented controllers
-//! declare their names in their descriptors ([`crate::registry`]); this
-//! file lists only the upstream controllers we do not run, which
-//! `--controllers` must still accept.
+//! declare their names in their descriptors ([`crate::registry`]), which
+//! the parser prefers; the table here is upstream's full list, so
+//! `--controllers` accepts controllers we do not run and adding one needs
+//! no edit here (a registry test checks the two agree).
 
 use std::collections::BTreeSet;
 
@@ -45,13 +46,19 @@ pub fn known_controllers() -> impl Iterator<Item = KnownController> {
             aliases: d.aliases,
             disabled_by_default: d.disabled_by_default,
         })
-        .chain(NOT_IMPLEMENTED.iter().copied())
+        .chain(
+            UPSTREAM_CONTROLLERS
+                .iter()
+                .filter(|c| !DESCRIPTORS.iter().any(|d| d.name == c.name))
+                .copied(),
+        )
 }
 
-/// Upstream controllers this binary does not run (yet).
-pub const NOT_IMPLEMENTED: &[KnownController] = &[
+/// Upstream's controllers (v1.36 `NewControllerDescriptors` order).
+pub const UPSTREAM_CONTROLLERS: &[KnownController] = &[
     on("serviceaccount-token-controller", &["serviceaccount-token"]),
     on("endpoints-controller", &["endpoint"]),
+    on("endpointslice-controller", &["endpointslice"]),
     on(
         "endpointslice-mirroring-controller",
         &["endpointslicemirroring"],
@@ -62,8 +69,13 @@ pub const NOT_IMPLEMENTED: &[KnownController] = &[
     ),
     on("pod-garbage-collector-controller", &["podgc"]),
     on("resourcequota-controller", &["resourcequota"]),
+    on("namespace-controller", &["namespace"]),
+    on("serviceaccount-controller", &["serviceaccount"]),
+    on("garbage-collector-controller", &["garbagecollector"]),
     on("daemonset-controller", &["daemonset"]),
     on("job-controller", &["job"]),
+    on("deployment-controller", &["deployment"]),
+    on("replicaset-controller", &["replicaset"]),
     on(
         "horizontal-pod-autoscaler-controller",
         &["horizontalpodautoscaling"],
@@ -88,6 +100,7 @@ pub const NOT_IMPLEMENTED: &[KnownController] = &[
     off("bootstrap-signer-controller", &["bootstrapsigner"]),
     off("token-cleaner-controller", &["tokencleaner"]),
     on("node-ipam-controller", &["nodeipam"]),
+    on("node-lifecycle-controller", &["nodelifecycle"]),
     on("taint-eviction-controller", &[]),
     on("device-taint-eviction-controller", &[]),
     on(
@@ -113,6 +126,10 @@ pub const NOT_IMPLEMENTED: &[KnownController] = &[
     on("persistentvolume-protection-controller", &["pv-protection"]),
     on("podgroup-protection-controller", &[]),
     on("ttl-after-finished-controller", &["ttl-after-finished"]),
+    on(
+        "root-ca-certificate-publisher-controller",
+        &["root-ca-cert-publisher"],
+    ),
     on(
         "service-ca-certificate-publisher-controller",
         &["service-ca-cert-publisher"],
@@ -234,6 +251,7 @@ mod tests {
             }
         }
         assert_eq!(all.len(), 53);
+        assert_eq!(UPSTREAM_CONTROLLERS.len(), 53);
     }
 
     fn sel(list: &[&str]) -> Result<ControllerSelection, Error> {

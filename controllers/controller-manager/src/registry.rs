@@ -27,59 +27,65 @@ mod tests {
 
     use super::*;
     use crate::config::ControllerManagerConfig;
+    use crate::names::UPSTREAM_CONTROLLERS;
 
-    /// Upstream facts per controller: canonical name → (aliases, the
-    /// ServiceAccount `NewClient` names in bootstrap RBAC
-    /// `system:controller:<client name>`, default workers). Looked up by
-    /// name, so the order and extent of [`DESCRIPTORS`] are not repeated.
-    const UPSTREAM: &[(&str, &[&str], &str, usize)] = &[
+    /// Upstream facts per controller: canonical name → (the ServiceAccount
+    /// `NewClient` names, bootstrap RBAC `system:controller:<client name>`;
+    /// default workers where we run it). Looked up by name, so the order
+    /// and extent of [`DESCRIPTORS`] are not repeated; the first eight are
+    /// in upstream start order.
+    const UPSTREAM: &[(&str, &str, Option<usize>)] = &[
         (
             "endpointslice-controller",
-            &["endpointslice"],
             "endpointslice-controller",
-            5,
+            Some(5),
         ),
-        (
-            "namespace-controller",
-            &["namespace"],
-            "namespace-controller",
-            10,
-        ),
+        ("namespace-controller", "namespace-controller", Some(10)),
         (
             "serviceaccount-controller",
-            &["serviceaccount"],
             "service-account-controller",
-            1,
+            Some(1),
         ),
         (
             "garbage-collector-controller",
-            &["garbagecollector"],
             "generic-garbage-collector",
-            20,
+            Some(20),
         ),
-        (
-            "replicaset-controller",
-            &["replicaset"],
-            "replicaset-controller",
-            5,
-        ),
-        (
-            "deployment-controller",
-            &["deployment"],
-            "deployment-controller",
-            5,
-        ),
+        ("replicaset-controller", "replicaset-controller", Some(5)),
+        ("deployment-controller", "deployment-controller", Some(5)),
         (
             "root-ca-certificate-publisher-controller",
-            &["root-ca-cert-publisher"],
             "root-ca-cert-publisher",
-            1,
+            Some(1),
+        ),
+        ("node-lifecycle-controller", "node-controller", Some(8)),
+        ("endpoints-controller", "endpoint-controller", None),
+        (
+            "endpointslice-mirroring-controller",
+            "endpointslicemirroring-controller",
+            None,
         ),
         (
-            "node-lifecycle-controller",
-            &["nodelifecycle"],
-            "node-controller",
-            8,
+            "replicationcontroller-controller",
+            "replication-controller",
+            None,
+        ),
+        (
+            "pod-garbage-collector-controller",
+            "pod-garbage-collector",
+            None,
+        ),
+        ("resourcequota-controller", "resourcequota-controller", None),
+        ("daemonset-controller", "daemon-set-controller", None),
+        ("job-controller", "job-controller", None),
+        ("statefulset-controller", "statefulset-controller", None),
+        ("cronjob-controller", "cronjob-controller", None),
+        ("disruption-controller", "disruption-controller", None),
+        ("ttl-controller", "ttl-controller", None),
+        (
+            "ttl-after-finished-controller",
+            "ttl-after-finished-controller",
+            None,
         ),
     ];
 
@@ -87,20 +93,29 @@ mod tests {
     fn descriptors_match_upstream() {
         let config = ControllerManagerConfig::default();
         for d in DESCRIPTORS {
-            let Some((_, aliases, client, workers)) =
-                UPSTREAM.iter().find(|(name, ..)| *name == d.name)
+            let Some((_, client, workers)) = UPSTREAM.iter().find(|(name, ..)| *name == d.name)
             else {
+                panic!("{}: add its upstream client name to UPSTREAM", d.name);
+            };
+            let Some(known) = UPSTREAM_CONTROLLERS.iter().find(|c| c.name == d.name) else {
                 panic!("{} is not an upstream controller name", d.name);
             };
-            assert_eq!(d.aliases, *aliases, "{} aliases", d.name);
+            assert_eq!(d.aliases, known.aliases, "{} aliases", d.name);
+            assert_eq!(
+                d.disabled_by_default, known.disabled_by_default,
+                "{}",
+                d.name
+            );
             assert_eq!(d.client_name, *client, "{} client name", d.name);
+            let Some(workers) = workers else {
+                panic!("{}: add its default workers to UPSTREAM", d.name);
+            };
             assert_eq!(
                 (d.concurrent_syncs)(&config),
                 *workers,
                 "{} workers",
                 d.name
             );
-            assert!(!d.disabled_by_default, "{} is on by default", d.name);
             assert!(!d.watches.is_empty(), "{} declares what it watches", d.name);
         }
     }
