@@ -3,6 +3,16 @@
 //! plus the `WaitForNamedCacheSync` + `wait.UntilWithContext` worker loop,
 //! kube-runtime's `Controller::run`). Depends on no controller: controllers
 //! depend on it, [`crate::registry`] lists them, [`crate::runner`] starts them.
+//!
+//! A controller module (copy `serviceaccount/` for a small one,
+//! `replicaset/` for one that writes pods) holds:
+//! - `reconcile.rs`: the pure decision, tested on plain objects;
+//! - `mod.rs`: `pub const DESCRIPTOR: ControllerDescriptor` (upstream name,
+//!   aliases, client name, watched kinds, workers, start), a `Controller`
+//!   implementing [`Reconciler`] (`sync` one key, `all_keys`), and `start`,
+//!   which builds a [`KeyedController`] with one `.watches(informer, key_fn)`
+//!   per informer and `.run(&ctx)`s it;
+//! - writes through [`crate::control`] when they need unit tests.
 
 mod context;
 mod descriptor;
