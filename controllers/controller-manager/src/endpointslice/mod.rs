@@ -13,6 +13,7 @@ pub mod trigger_time;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use component_base::selectors::Selector;
 use component_base::workqueue::{
     BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter, RateLimitingQueue,
 };
@@ -114,14 +115,13 @@ fn service_rate_limiter() -> MaxOfRateLimiter<Key> {
     ])
 }
 
+/// Whether a Service with a (non-empty) selector selects these labels
+/// (upstream `labels.Set(spec.selector).AsSelectorPreValidated()`).
 fn selector_matches(service: &Service, labels: Option<&BTreeMap<String, String>>) -> bool {
     let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
     };
-    !selector.is_empty()
-        && selector
-            .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    !selector.is_empty() && Selector::from_set(selector).matches_labels(labels)
 }
 
 /// The service a slice managed by this controller belongs to.
