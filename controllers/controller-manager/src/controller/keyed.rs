@@ -138,3 +138,46 @@ fn enqueue(queue: &RateLimitingQueue<Key>, keys: Vec<Enqueue>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    fn pod(name: &str) -> Arc<Pod> {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(name.into());
+        pod.metadata.namespace = Some("ns".into());
+        Arc::new(pod)
+    }
+
+    #[test]
+    fn object_key_is_the_changed_object() {
+        let want = vec![Enqueue::Now(Key::new(Some("ns"), "b"))];
+        assert_eq!(object_key(Change::Added(pod("b"))), want);
+        assert_eq!(object_key(Change::Deleted(pod("b"))), want);
+        let updated = Change::Updated {
+            old: pod("a"),
+            new: pod("b"),
+        };
+        assert_eq!(object_key(updated), want);
+        assert!(object_key::<Pod>(Change::Resync).is_empty());
+    }
+
+    #[tokio::test]
+    async fn enqueue_adds_now_or_later() {
+        let queue = RateLimitingQueue::new("test");
+        let later = Duration::from_millis(30);
+        enqueue(
+            &queue,
+            vec![
+                Key::new(None, "now").into(),
+                Enqueue::After(Key::new(None, "later"), later),
+            ],
+        );
+        assert_eq!(queue.len(), 1);
+        tokio::time::sleep(later * 3).await;
+        assert_eq!(queue.len(), 2);
+    }
+}

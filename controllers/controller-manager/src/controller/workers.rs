@@ -63,3 +63,52 @@ fn handle_result(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::Error;
+
+    /// A failed sync comes back (rate-limited), a successful one is
+    /// forgotten, and `Ok(Some(after))` asks for another pass later.
+    #[tokio::test]
+    async fn failures_are_retried_and_requeues_honoured() {
+        let queue = RateLimitingQueue::new("test");
+        let shutdown = CancellationToken::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        queue.add(Key::new(None, "k"));
+        let counted = Arc::clone(&calls);
+        let workers = tokio::spawn(run_workers(
+            "test",
+            queue.clone(),
+            2,
+            shutdown.clone(),
+            move |_key| {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match n {
+                        0 => Err(Error::Controller {
+                            name: "test",
+                            reason: "first try fails".into(),
+                        }),
+                        1 => Ok(Some(Duration::from_millis(20))),
+                        _ => Ok(None),
+                    }
+                }
+            },
+        ));
+        for _ in 0..200 {
+            if calls.load(Ordering::SeqCst) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        shutdown.cancel();
+        assert!(workers.await.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "fail, requeue, done");
+    }
+}
