@@ -1,17 +1,16 @@
 //! What the controllers need from the command line, decoupled from clap so
 //! tests and the binary build it the same way.
 
-/// `--concurrent-*-syncs`: workers per controller, upstream defaults.
+/// `--concurrent-*-syncs`: workers per controller, upstream defaults. One
+/// field per flag; a controller's descriptor names the one it reads
+/// (controllers with a hard-coded count have none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConcurrentSyncs {
     pub replicaset: usize,
     pub deployment: usize,
-    pub serviceaccount: usize,
     pub endpointslice: usize,
     pub namespace: usize,
     pub garbage_collector: usize,
-    /// Upstream hard-codes one worker for the root CA publisher.
-    pub root_ca_publisher: usize,
 }
 
 impl Default for ConcurrentSyncs {
@@ -19,11 +18,9 @@ impl Default for ConcurrentSyncs {
         Self {
             replicaset: 5,
             deployment: 5,
-            serviceaccount: 1,
             endpointslice: 5,
             namespace: 10,
             garbage_collector: 20,
-            root_ca_publisher: 1,
         }
     }
 }

@@ -656,74 +656,56 @@ mod tests {
     }
 }
 
-/// Upstream `controller_ref_manager` adoption: patches `obj` to name `me` as
-/// its controller. `Ok(None)` when the object vanished (ignorable, as
-/// upstream), otherwise the patched object.
-pub async fn adopt<K>(
-    api: &kube::Api<K>,
+/// An object's UID, empty when unset (objects from the apiserver have one).
+pub fn uid_of<K: Resource>(obj: &K) -> &str {
+    obj.meta().uid.as_deref().unwrap_or_default()
+}
+
+/// Upstream `controller_ref_manager` adoption: the patch naming `me` as
+/// the controller of the object with `uid`.
+pub fn adopt_patch(
     me: &component_base::ownerref::ClaimingController,
-    obj: &K,
-) -> Result<Option<K>, crate::error::Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
-{
-    let patch = component_base::ownerref::adopt_patch(
-        me,
-        obj.meta().uid.as_deref().unwrap_or_default(),
-        &[],
-    );
-    send_claim_patch(
-        api,
-        obj,
-        &patch,
+    uid: &str,
+) -> Result<serde_json::Value, crate::error::Error> {
+    Ok(serde_json::to_value(
+        component_base::ownerref::adopt_patch(me, uid, &[]),
+    )?)
+}
+
+/// Upstream release: the patch dropping `me` from the object with `uid`.
+pub fn release_patch(
+    me: &component_base::ownerref::ClaimingController,
+    uid: &str,
+) -> Result<serde_json::Value, crate::error::Error> {
+    Ok(serde_json::to_value(
+        component_base::ownerref::release_patch(uid, &[me.uid.as_str()], &[]),
+    )?)
+}
+
+/// The outcome of an adopt patch: `Ok(None)` when the object vanished
+/// (ignorable, as upstream), otherwise the patched object.
+pub fn adopted<K>(
+    result: Result<K, crate::error::Error>,
+) -> Result<Option<K>, crate::error::Error> {
+    claimed(
+        result,
         component_base::ownerref::adoption_error_is_ignorable,
     )
-    .await
 }
 
-/// Upstream release: drops `me` from `obj`'s ownerReferences; NotFound and
-/// Invalid are ignorable, as upstream.
-pub async fn release<K>(
-    api: &kube::Api<K>,
-    me: &component_base::ownerref::ClaimingController,
-    obj: &K,
-) -> Result<(), crate::error::Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
-{
-    let patch = component_base::ownerref::release_patch(
-        obj.meta().uid.as_deref().unwrap_or_default(),
-        &[me.uid.as_str()],
-        &[],
-    );
-    send_claim_patch(
-        api,
-        obj,
-        &patch,
-        component_base::ownerref::release_error_is_ignorable,
-    )
-    .await
-    .map(|_| ())
+/// The outcome of a release patch: NotFound and Invalid are ignorable, as
+/// upstream.
+pub fn released<K>(result: Result<K, crate::error::Error>) -> Result<(), crate::error::Error> {
+    claimed(result, component_base::ownerref::release_error_is_ignorable).map(|_| ())
 }
 
-async fn send_claim_patch<K, P>(
-    api: &kube::Api<K>,
-    obj: &K,
-    patch: &P,
+fn claimed<K>(
+    result: Result<K, crate::error::Error>,
     ignorable: fn(&kube::Error) -> bool,
-) -> Result<Option<K>, crate::error::Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
-    P: serde::Serialize + fmt::Debug,
-{
-    let name = obj.meta().name.as_deref().unwrap_or_default();
-    let body = kube::api::Patch::Strategic(patch);
-    match api
-        .patch(name, &kube::api::PatchParams::default(), &body)
-        .await
-    {
+) -> Result<Option<K>, crate::error::Error> {
+    match result {
         Ok(patched) => Ok(Some(patched)),
-        Err(err) if ignorable(&err) => Ok(None),
-        Err(err) => Err(err.into()),
+        Err(crate::error::Error::Kube(err)) if ignorable(&err) => Ok(None),
+        Err(err) => Err(err),
     }
 }

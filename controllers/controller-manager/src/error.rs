@@ -37,6 +37,31 @@ impl Error {
         self.status_code() == Some(409)
     }
 
+    /// Whether trying again later may succeed: API conflicts, throttling,
+    /// server-side and transport failures are; a malformed object, a bad
+    /// flag or a patch we cannot serialize are not. The work queue retries
+    /// every failed key regardless (rate-limited), as upstream does.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => {
+                matches!(status.code, 404 | 409 | 429) || status.code >= 500
+            }
+            Error::Kube(_) | Error::Multiple { .. } | Error::Controller { .. } => true,
+            Error::UnknownControllers(_) | Error::InvalidObject { .. } | Error::Serialize(_) => {
+                false
+            }
+        }
+    }
+
+    /// The apiserver's message for an API error (what upstream's `%v`
+    /// prints), otherwise the error itself.
+    pub fn api_message(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => status.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn is_already_exists(&self) -> bool {
         matches!(self, Error::Kube(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists")
     }

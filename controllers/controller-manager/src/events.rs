@@ -6,17 +6,10 @@
 use component_base::events::{EventBroadcaster, EventRecorder, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
 
-/// Normal or Warning, as upstream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Normal,
-    Warning,
-}
-
 /// One event a reconciler wants recorded on the object it works on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventSpec {
-    pub kind: Kind,
+    pub kind: EventType,
     pub reason: String,
     pub message: String,
 }
@@ -24,7 +17,7 @@ pub struct EventSpec {
 impl EventSpec {
     pub fn normal(reason: &str, message: impl Into<String>) -> Self {
         Self {
-            kind: Kind::Normal,
+            kind: EventType::Normal,
             reason: reason.to_string(),
             message: message.into(),
         }
@@ -32,7 +25,7 @@ impl EventSpec {
 
     pub fn warning(reason: &str, message: impl Into<String>) -> Self {
         Self {
-            kind: Kind::Warning,
+            kind: EventType::Warning,
             reason: reason.to_string(),
             message: message.into(),
         }
@@ -55,14 +48,10 @@ impl EventSink {
     /// events.k8s.io/v1 requires an action; upstream's controllers record
     /// through the legacy API, which has none, so the reason doubles as it.
     pub fn publish(&self, regarding: &ObjectReference, spec: &EventSpec) {
-        let event_type = match spec.kind {
-            Kind::Normal => EventType::Normal,
-            Kind::Warning => EventType::Warning,
-        };
         self.recorder.record(
             regarding,
             None,
-            event_type,
+            spec.kind,
             &spec.reason,
             &spec.reason,
             &spec.message,

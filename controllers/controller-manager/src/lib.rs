@@ -1,12 +1,17 @@
 //! Library half of `kube-controller-manager-rs`: everything but argument parsing lives here so it can be tested.
 //!
 //! Layout mirrors upstream `pkg/controller/`: one module per controller, each
-//! with a pure `reconcile` and a thin runner fed from the shared informers
-//! (`component_base::informers`); shared helpers live once in [`controller_utils`]. A new
-//! controller is one module plus one line in [`registry`].
+//! with a pure `reconcile.rs` and a thin `mod.rs` that declares the
+//! controller (`DESCRIPTOR`) and feeds it from the shared informers through
+//! [`controller::KeyedController`]; shared helpers live once in
+//! [`controller_utils`]. A new controller is one module plus one line in
+//! [`registry`]. Dependencies point one way: [`controller`] ← each
+//! controller ← [`registry`] ← [`names`], [`runner`].
 
 pub mod clientbuilder;
 pub mod config;
+pub mod control;
+pub mod controller;
 pub mod controller_utils;
 pub mod deployment;
 pub mod endpointslice;

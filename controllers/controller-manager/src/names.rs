@@ -1,19 +1,15 @@
 //! Upstream controller names (`cmd/kube-controller-manager/names`), their
 //! legacy aliases and the `--controllers` enable/disable rules
-//! (`controller-manager/app.IsControllerEnabled`).
+//! (`controller-manager/app.IsControllerEnabled`). Implemented controllers
+//! declare their names in their descriptors ([`crate::registry`]), which
+//! the parser prefers; the table here is upstream's full list, so
+//! `--controllers` accepts controllers we do not run and adding one needs
+//! no edit here (a registry test checks the two agree).
 
 use std::collections::BTreeSet;
 
 use crate::error::Error;
-
-pub const REPLICASET_CONTROLLER: &str = "replicaset-controller";
-pub const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
-pub const SERVICEACCOUNT_CONTROLLER: &str = "serviceaccount-controller";
-pub const ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER: &str =
-    "root-ca-certificate-publisher-controller";
-pub const ENDPOINTSLICE_CONTROLLER: &str = "endpointslice-controller";
-pub const NAMESPACE_CONTROLLER: &str = "namespace-controller";
-pub const GARBAGE_COLLECTOR_CONTROLLER: &str = "garbage-collector-controller";
+use crate::registry::DESCRIPTORS;
 
 /// One controller upstream knows about.
 #[derive(Clone, Copy, Debug)]
@@ -40,12 +36,29 @@ const fn off(name: &'static str, aliases: &'static [&'static str]) -> KnownContr
 }
 
 /// Every controller of upstream v1.36 `NewControllerDescriptors` (including
-/// feature-gated and cloud ones), so `--controllers` accepts and rejects
-/// exactly what upstream does even for controllers we do not run.
-pub const KNOWN_CONTROLLERS: &[KnownController] = &[
+/// feature-gated and cloud ones): ours from the registry, then the rest, so
+/// `--controllers` accepts and rejects exactly what upstream does.
+pub fn known_controllers() -> impl Iterator<Item = KnownController> {
+    DESCRIPTORS
+        .iter()
+        .map(|d| KnownController {
+            name: d.name,
+            aliases: d.aliases,
+            disabled_by_default: d.disabled_by_default,
+        })
+        .chain(
+            UPSTREAM_CONTROLLERS
+                .iter()
+                .filter(|c| !DESCRIPTORS.iter().any(|d| d.name == c.name))
+                .copied(),
+        )
+}
+
+/// Upstream's controllers (v1.36 `NewControllerDescriptors` order).
+pub const UPSTREAM_CONTROLLERS: &[KnownController] = &[
     on("serviceaccount-token-controller", &["serviceaccount-token"]),
     on("endpoints-controller", &["endpoint"]),
-    on(ENDPOINTSLICE_CONTROLLER, &["endpointslice"]),
+    on("endpointslice-controller", &["endpointslice"]),
     on(
         "endpointslice-mirroring-controller",
         &["endpointslicemirroring"],
@@ -56,13 +69,13 @@ pub const KNOWN_CONTROLLERS: &[KnownController] = &[
     ),
     on("pod-garbage-collector-controller", &["podgc"]),
     on("resourcequota-controller", &["resourcequota"]),
-    on(NAMESPACE_CONTROLLER, &["namespace"]),
-    on(SERVICEACCOUNT_CONTROLLER, &["serviceaccount"]),
-    on(GARBAGE_COLLECTOR_CONTROLLER, &["garbagecollector"]),
+    on("namespace-controller", &["namespace"]),
+    on("serviceaccount-controller", &["serviceaccount"]),
+    on("garbage-collector-controller", &["garbagecollector"]),
     on("daemonset-controller", &["daemonset"]),
     on("job-controller", &["job"]),
-    on(DEPLOYMENT_CONTROLLER, &["deployment"]),
-    on(REPLICASET_CONTROLLER, &["replicaset"]),
+    on("deployment-controller", &["deployment"]),
+    on("replicaset-controller", &["replicaset"]),
     on(
         "horizontal-pod-autoscaler-controller",
         &["horizontalpodautoscaling"],
@@ -114,7 +127,7 @@ pub const KNOWN_CONTROLLERS: &[KnownController] = &[
     on("podgroup-protection-controller", &[]),
     on("ttl-after-finished-controller", &["ttl-after-finished"]),
     on(
-        ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
+        "root-ca-certificate-publisher-controller",
         &["root-ca-cert-publisher"],
     ),
     on(
@@ -149,8 +162,7 @@ pub const KNOWN_CONTROLLERS: &[KnownController] = &[
 
 /// Canonical name for a name or alias, if upstream knows it.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
-    KNOWN_CONTROLLERS
-        .iter()
+    known_controllers()
         .find(|c| c.name == name || c.aliases.contains(&name))
         .map(|c| c.name)
 }
@@ -203,16 +215,12 @@ impl ControllerSelection {
                 has_star = true;
             }
         }
-        has_star
-            && !KNOWN_CONTROLLERS
-                .iter()
-                .any(|c| c.name == name && c.disabled_by_default)
+        has_star && !known_controllers().any(|c| c.name == name && c.disabled_by_default)
     }
 
     /// Every known controller this selection enables.
     pub fn enabled(&self) -> BTreeSet<&'static str> {
-        KNOWN_CONTROLLERS
-            .iter()
+        known_controllers()
             .map(|c| c.name)
             .filter(|n| self.is_enabled(n))
             .collect()
@@ -222,6 +230,29 @@ impl ControllerSelection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const REPLICASET_CONTROLLER: &str = "replicaset-controller";
+    const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
+    const SERVICEACCOUNT_CONTROLLER: &str = "serviceaccount-controller";
+    const ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER: &str =
+        "root-ca-certificate-publisher-controller";
+    const GARBAGE_COLLECTOR_CONTROLLER: &str = "garbage-collector-controller";
+
+    /// Upstream v1.36 knows 53 controllers (50 kcm + 3 cloud); names and
+    /// aliases never collide.
+    #[test]
+    fn known_controllers_are_upstreams() {
+        let all: Vec<KnownController> = known_controllers().collect();
+        let mut seen = BTreeSet::new();
+        for c in &all {
+            assert!(seen.insert(c.name), "duplicate {}", c.name);
+            for alias in c.aliases {
+                assert!(seen.insert(alias), "duplicate alias {alias}");
+            }
+        }
+        assert_eq!(all.len(), 53);
+        assert_eq!(UPSTREAM_CONTROLLERS.len(), 53);
+    }
 
     fn sel(list: &[&str]) -> Result<ControllerSelection, Error> {
         ControllerSelection::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())

@@ -61,8 +61,14 @@ pub struct Options {
     pub node: NodeLifecycleFlags,
 }
 
-fn bool_flag(s: &str) -> Result<bool, String> {
-    go_bool_arg(s)
+/// A boolean flag value pflag would not accept.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidBool(String);
+
+/// pflag's boolean syntax (`true`, `1`, `t`, ...), as a clap value parser.
+fn bool_flag(s: &str) -> Result<bool, InvalidBool> {
+    go_bool_arg(s).map_err(InvalidBool)
 }
 
 /// Generic and controller-specific settings.

@@ -1,104 +1,141 @@
-//! The controllers this binary implements. Adding a controller = one module
-//! plus one line here.
+//! The controllers this binary implements, in upstream start order
+//! (upstream `NewControllerDescriptors`). Adding a controller = one module
+//! exporting a `DESCRIPTOR` plus one line here.
 
-use futures::future::BoxFuture;
+use crate::controller::ControllerDescriptor;
 
-use crate::error::Error;
-use crate::names;
-use crate::runner::ControllerContext;
+/// Every implemented controller.
+pub const DESCRIPTORS: &[ControllerDescriptor] = &[
+    crate::endpointslice::DESCRIPTOR,
+    crate::namespace::DESCRIPTOR,
+    crate::serviceaccount::DESCRIPTOR,
+    crate::garbagecollector::DESCRIPTOR,
+    crate::replicaset::DESCRIPTOR,
+    crate::deployment::DESCRIPTOR,
+    crate::rootcacertpublisher::DESCRIPTOR,
+    crate::nodelifecycle::DESCRIPTOR,
+];
 
-/// Starts a controller and runs it until the context's shutdown fires.
-pub type StartFn = fn(ControllerContext) -> BoxFuture<'static, Result<(), Error>>;
-
-/// An implemented controller, by its upstream canonical name.
-pub struct ControllerDescriptor {
-    pub name: &'static str,
-    /// What upstream passes to `NewClient(...)`: the ServiceAccount the
-    /// controller runs as under `--use-service-account-credentials`.
-    pub client_name: &'static str,
-    pub start: StartFn,
-}
-
-/// Every implemented controller, in upstream start order.
-pub fn descriptors() -> Vec<ControllerDescriptor> {
-    vec![
-        ControllerDescriptor {
-            name: names::ENDPOINTSLICE_CONTROLLER,
-            client_name: "endpointslice-controller",
-            start: |ctx| Box::pin(crate::endpointslice::start(ctx)),
-        },
-        ControllerDescriptor {
-            name: names::NAMESPACE_CONTROLLER,
-            client_name: "namespace-controller",
-            start: |ctx| Box::pin(crate::namespace::start(ctx)),
-        },
-        ControllerDescriptor {
-            name: names::SERVICEACCOUNT_CONTROLLER,
-            client_name: "service-account-controller",
-            start: |ctx| Box::pin(crate::serviceaccount::start(ctx)),
-        },
-        ControllerDescriptor {
-            name: names::GARBAGE_COLLECTOR_CONTROLLER,
-            client_name: "generic-garbage-collector",
-            start: |ctx| Box::pin(crate::garbagecollector::start(ctx)),
-        },
-        ControllerDescriptor {
-            name: names::REPLICASET_CONTROLLER,
-            client_name: "replicaset-controller",
-            start: |ctx| Box::pin(crate::replicaset::start(ctx)),
-        },
-        ControllerDescriptor {
-            name: names::DEPLOYMENT_CONTROLLER,
-            client_name: "deployment-controller",
-            start: |ctx| Box::pin(crate::deployment::start(ctx)),
-        },
-        ControllerDescriptor {
-            name: names::ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
-            client_name: "root-ca-cert-publisher",
-            start: |ctx| Box::pin(crate::rootcacertpublisher::start(ctx)),
-        },
-        ControllerDescriptor {
-            name: crate::nodelifecycle::NODE_LIFECYCLE_CONTROLLER,
-            client_name: "node-controller",
-            start: |ctx| Box::pin(crate::nodelifecycle::start(ctx)),
-        },
-    ]
+/// The descriptor of an implemented controller, by canonical name.
+pub fn descriptor(name: &str) -> Option<&'static ControllerDescriptor> {
+    DESCRIPTORS.iter().find(|d| d.name == name)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeSet;
 
-    /// The ServiceAccount names must match upstream's bootstrap RBAC
-    /// (`system:controller:<client name>`), or the controller is forbidden.
+    use super::*;
+    use crate::config::ControllerManagerConfig;
+    use crate::names::UPSTREAM_CONTROLLERS;
+
+    /// Upstream facts per controller: canonical name → (the ServiceAccount
+    /// `NewClient` names, bootstrap RBAC `system:controller:<client name>`;
+    /// default workers where we run it). Looked up by name, so the order
+    /// and extent of [`DESCRIPTORS`] are not repeated; the first eight are
+    /// in upstream start order.
+    const UPSTREAM: &[(&str, &str, Option<usize>)] = &[
+        (
+            "endpointslice-controller",
+            "endpointslice-controller",
+            Some(5),
+        ),
+        ("namespace-controller", "namespace-controller", Some(10)),
+        (
+            "serviceaccount-controller",
+            "service-account-controller",
+            Some(1),
+        ),
+        (
+            "garbage-collector-controller",
+            "generic-garbage-collector",
+            Some(20),
+        ),
+        ("replicaset-controller", "replicaset-controller", Some(5)),
+        ("deployment-controller", "deployment-controller", Some(5)),
+        (
+            "root-ca-certificate-publisher-controller",
+            "root-ca-cert-publisher",
+            Some(1),
+        ),
+        ("node-lifecycle-controller", "node-controller", Some(8)),
+        ("endpoints-controller", "endpoint-controller", None),
+        (
+            "endpointslice-mirroring-controller",
+            "endpointslicemirroring-controller",
+            None,
+        ),
+        (
+            "replicationcontroller-controller",
+            "replication-controller",
+            None,
+        ),
+        (
+            "pod-garbage-collector-controller",
+            "pod-garbage-collector",
+            None,
+        ),
+        ("resourcequota-controller", "resourcequota-controller", None),
+        ("daemonset-controller", "daemon-set-controller", None),
+        ("job-controller", "job-controller", None),
+        ("statefulset-controller", "statefulset-controller", None),
+        ("cronjob-controller", "cronjob-controller", None),
+        ("disruption-controller", "disruption-controller", None),
+        ("ttl-controller", "ttl-controller", None),
+        (
+            "ttl-after-finished-controller",
+            "ttl-after-finished-controller",
+            None,
+        ),
+    ];
+
     #[test]
-    fn client_names_match_upstream() {
-        let want = [
-            (names::ENDPOINTSLICE_CONTROLLER, "endpointslice-controller"),
-            (names::NAMESPACE_CONTROLLER, "namespace-controller"),
-            (
-                names::SERVICEACCOUNT_CONTROLLER,
-                "service-account-controller",
-            ),
-            (
-                names::GARBAGE_COLLECTOR_CONTROLLER,
-                "generic-garbage-collector",
-            ),
-            (names::REPLICASET_CONTROLLER, "replicaset-controller"),
-            (names::DEPLOYMENT_CONTROLLER, "deployment-controller"),
-            (
-                names::ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
-                "root-ca-cert-publisher",
-            ),
-            (
-                crate::nodelifecycle::NODE_LIFECYCLE_CONTROLLER,
-                "node-controller",
-            ),
-        ];
-        let got: Vec<(&str, &str)> = descriptors()
+    fn descriptors_match_upstream() {
+        let config = ControllerManagerConfig::default();
+        for d in DESCRIPTORS {
+            let Some((_, client, workers)) = UPSTREAM.iter().find(|(name, ..)| *name == d.name)
+            else {
+                panic!("{}: add its upstream client name to UPSTREAM", d.name);
+            };
+            let Some(known) = UPSTREAM_CONTROLLERS.iter().find(|c| c.name == d.name) else {
+                panic!("{} is not an upstream controller name", d.name);
+            };
+            assert_eq!(d.aliases, known.aliases, "{} aliases", d.name);
+            assert_eq!(
+                d.disabled_by_default, known.disabled_by_default,
+                "{}",
+                d.name
+            );
+            assert_eq!(d.client_name, *client, "{} client name", d.name);
+            let Some(workers) = workers else {
+                panic!("{}: add its default workers to UPSTREAM", d.name);
+            };
+            assert_eq!(
+                (d.concurrent_syncs)(&config),
+                *workers,
+                "{} workers",
+                d.name
+            );
+            assert!(!d.watches.is_empty(), "{} declares what it watches", d.name);
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let names: BTreeSet<&str> = DESCRIPTORS.iter().map(|d| d.name).collect();
+        assert_eq!(names.len(), DESCRIPTORS.len());
+    }
+
+    /// Implemented controllers start in upstream's order (the table's).
+    #[test]
+    fn start_order_is_upstream() {
+        let got: Vec<&str> = DESCRIPTORS.iter().map(|d| d.name).collect();
+        let want: Vec<&str> = UPSTREAM
             .iter()
-            .map(|d| (d.name, d.client_name))
+            .map(|(name, ..)| *name)
+            .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
+        assert_eq!(got.len(), 8);
     }
 }

@@ -1,33 +1,20 @@
-//! Starts the enabled controllers on shared informers and runs their work
-//! queues (upstream `StartControllers` + each controller's `Run`/`worker`).
+//! Starts the enabled controllers of the registry on shared informers
+//! (upstream `StartControllers`).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use component_base::events::EventBroadcaster;
-use component_base::workqueue::RateLimitingQueue;
+use component_base::informers::SharedInformerFactory;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::clientbuilder::{ControllerClientBuilder, SERVICE_ACCOUNT_NAMESPACE};
 use crate::config::ControllerManagerConfig;
-use crate::controller_utils::Key;
+use crate::controller::{ControllerContext, ControllerDescriptor};
 use crate::error::Error;
 use crate::names::ControllerSelection;
-use crate::registry;
-use component_base::informers::SharedInformerFactory;
-
-/// What every controller gets when it starts.
-#[derive(Clone)]
-pub struct ControllerContext {
-    pub client: Client,
-    pub informers: Arc<SharedInformerFactory>,
-    pub config: Arc<ControllerManagerConfig>,
-    pub shutdown: CancellationToken,
-    /// One event writer for the whole process; controllers take recorders.
-    pub events: Arc<EventBroadcaster>,
-}
+use crate::registry::DESCRIPTORS;
 
 /// Runs every enabled, implemented controller until `shutdown` fires.
 pub async fn run(
@@ -43,10 +30,10 @@ pub async fn run(
         client,
         config: Arc::new(config),
         shutdown: shutdown.clone(),
+        workers: 1,
     };
-    let implemented = registry::descriptors();
     for name in selection.enabled() {
-        if !implemented.iter().any(|d| d.name == name) {
+        if !DESCRIPTORS.iter().any(|d| d.name == name) {
             tracing::info!(
                 controller = name,
                 "controller is enabled but not implemented; skipping"
@@ -54,7 +41,7 @@ pub async fn run(
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for descriptor in implemented {
+    for descriptor in DESCRIPTORS {
         if !selection.is_enabled(descriptor.name) {
             tracing::info!(
                 controller = descriptor.name,
@@ -62,10 +49,10 @@ pub async fn run(
             );
             continue;
         }
-        tracing::info!(controller = descriptor.name, "Starting controller");
+        tracing::info!(controller = descriptor.name, watches = ?descriptor.watches, "Starting controller");
         let name = descriptor.name;
         let start = descriptor.start;
-        let controller_ctx = for_controller(&ctx, &clients, descriptor.client_name);
+        let controller_ctx = for_controller(&ctx, &clients, descriptor);
         tasks.spawn(async move {
             match controller_ctx.await {
                 Ok(ctx) => (name, start(ctx).await),
@@ -125,10 +112,11 @@ fn client_builder(
 fn for_controller(
     shared: &ControllerContext,
     clients: &ControllerClientBuilder,
-    client_name: &'static str,
+    descriptor: &ControllerDescriptor,
 ) -> impl Future<Output = Result<ControllerContext, Error>> + Send + 'static {
-    let mut ctx = shared.clone();
+    let mut ctx = shared.clone().sized_for(descriptor);
     let clients = clients.clone();
+    let client_name = descriptor.client_name;
     async move {
         if let ControllerClientBuilder::ServiceAccount { .. } = clients {
             let client = clients.client(client_name).await?;
@@ -139,63 +127,5 @@ fn for_controller(
             ctx.client = client;
         }
         Ok(ctx)
-    }
-}
-
-/// What a sync asks of the queue besides success/failure.
-pub type SyncResult = Result<Option<Duration>, Error>;
-
-/// Runs `workers` loops pulling keys from `queue` until shutdown, like
-/// upstream's `processNextWorkItem`: success forgets the key's backoff (and
-/// optionally re-adds it after a delay), failure re-adds it rate-limited.
-pub async fn run_workers<F, Fut>(
-    controller: &'static str,
-    queue: RateLimitingQueue<Key>,
-    workers: usize,
-    shutdown: CancellationToken,
-    sync: F,
-) where
-    F: Fn(Key) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = SyncResult> + Send + 'static,
-{
-    let sync = Arc::new(sync);
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..workers.max(1) {
-        let queue = queue.clone();
-        let sync = Arc::clone(&sync);
-        set.spawn(async move {
-            while let Some(key) = queue.get().await {
-                let result = sync(key.clone()).await;
-                handle_result(controller, &queue, &key, result);
-                queue.done(&key);
-            }
-        });
-    }
-    shutdown.cancelled().await;
-    queue.shut_down();
-    while set.join_next().await.is_some() {}
-}
-
-fn handle_result(
-    controller: &'static str,
-    queue: &RateLimitingQueue<Key>,
-    key: &Key,
-    result: SyncResult,
-) {
-    match result {
-        Ok(requeue) => {
-            queue.forget(key);
-            if let Some(after) = requeue {
-                queue.add_after(key.clone(), after);
-            }
-        }
-        Err(err) if err.is_conflict() => {
-            tracing::debug!(controller, %key, "conflict; requeueing");
-            queue.add_rate_limited(key.clone());
-        }
-        Err(err) => {
-            tracing::warn!(controller, %key, error = %err, "error syncing; requeueing");
-            queue.add_rate_limited(key.clone());
-        }
     }
 }

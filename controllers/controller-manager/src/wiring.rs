@@ -5,19 +5,17 @@ use kube_controller_manager::{ConcurrentSyncs, ControllerManagerConfig};
 
 use crate::options::Options;
 
-/// Upstream `--concurrent-*-syncs` → workers per controller; the root CA
-/// publisher keeps its single worker as upstream hard-codes it.
+/// Upstream `--concurrent-*-syncs` → workers per controller (controllers
+/// with a hard-coded count say so in their descriptor).
 pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerConfig, AppError> {
     let c = &o.concurrency;
     let workers = |n: i32| usize::try_from(n.max(1)).unwrap_or(1);
     let concurrent = ConcurrentSyncs {
         replicaset: workers(c.concurrent_replicaset_syncs),
         deployment: workers(c.concurrent_deployment_syncs),
-        serviceaccount: 1,
         endpointslice: workers(c.concurrent_service_endpoint_syncs),
         namespace: workers(c.concurrent_namespace_syncs),
         garbage_collector: workers(c.concurrent_gc_syncs),
-        root_ca_publisher: 1,
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),

@@ -99,7 +99,8 @@ async fn service_pods_become_endpoint_slices() {
     running_pod(&client, "a", "10.244.0.5", 8080).await;
     running_pod(&client, "b", "10.244.0.6", 9090).await;
 
-    let (ctx, shutdown) = support::context(&client);
+    let (ctx, shutdown) =
+        support::context(&client, &kube_controller_manager::endpointslice::DESCRIPTOR);
     let controller = tokio::spawn(kube_controller_manager::endpointslice::start(ctx));
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), "es");
 

@@ -67,7 +67,10 @@ async fn collects_orphans_and_foreground_dependents() {
     };
     let client = server.client().await;
     support::create_namespace(&client, "gc").await;
-    let (ctx, shutdown) = support::context(&client);
+    let (ctx, shutdown) = support::context(
+        &client,
+        &kube_controller_manager::garbagecollector::DESCRIPTOR,
+    );
     let gc = tokio::spawn(kube_controller_manager::garbagecollector::start(ctx));
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "gc");
 
@@ -170,7 +173,10 @@ async fn deleting_a_deployment_cascades_unless_orphaned() {
     };
     let client = server.client().await;
     support::create_namespace(&client, "gc2").await;
-    let (ctx, shutdown) = support::context(&client);
+    let (ctx, shutdown) = support::context(
+        &client,
+        &kube_controller_manager::garbagecollector::DESCRIPTOR,
+    );
     let gc = tokio::spawn(kube_controller_manager::garbagecollector::start(ctx));
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "gc2");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "gc2");

@@ -63,7 +63,8 @@ async fn deleted_namespace_is_emptied_and_finalized() {
         panic!("create secret: {e}");
     }
 
-    let (ctx, shutdown) = support::context(&client);
+    let (ctx, shutdown) =
+        support::context(&client, &kube_controller_manager::namespace::DESCRIPTOR);
     let controller = tokio::spawn(kube_controller_manager::namespace::start(ctx));
     let namespaces: Api<Namespace> = Api::all(client.clone());
     if let Err(e) = namespaces.delete("doomed", &DeleteParams::default()).await {

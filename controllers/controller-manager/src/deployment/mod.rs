@@ -1,10 +1,13 @@
 //! The Deployment controller (upstream `pkg/controller/deployment`): rolls
 //! Deployments out through ReplicaSets. The decision for one sync is the
-//! pure [`sync::sync_deployment`] over a [`model::Model`]; this module feeds
+//! pure [`reconcile::sync_deployment`] over a [`model::Model`]; this module feeds
 //! it from the shared informers and replays its [`model::Action`]s.
 
+mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod model;
-pub mod sync;
+pub mod reconcile;
 pub mod util;
 
 #[cfg(test)]
@@ -19,24 +22,39 @@ use component_base::workqueue::RateLimitingQueue;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
 
+use crate::control::{KubeObjectControl, ObjectControl};
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, KeyedController, Reconciler, SyncResult,
+    object_key,
+};
 use crate::controller_utils::{self, Key};
 use crate::error::Error;
-use crate::events::{EventSink, EventSpec};
-use crate::names::DEPLOYMENT_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
-use model::{Action, Model};
+use crate::events::EventSink;
+use component_base::informers::Change;
+use model::Model;
+
+/// Upstream `names.DeploymentController`.
+pub const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
+
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: DEPLOYMENT_CONTROLLER,
+    aliases: &["deployment"],
+    disabled_by_default: false,
+    client_name: "deployment-controller",
+    watches: &["Deployment", "ReplicaSet", "Pod"],
+    concurrent_syncs: |c| c.concurrent.deployment,
+    start: |ctx| Box::pin(start(ctx)),
+};
 
 struct Controller {
-    client: Client,
     deployments: Store<Deployment>,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
-    queue: RateLimitingQueue<Key>,
+    rs_control: Arc<dyn ObjectControl<ReplicaSet>>,
+    d_control: Arc<dyn ObjectControl<Deployment>>,
     events: EventSink,
 }
 
@@ -44,80 +62,62 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let d_inf = ctx.informers.informer::<Deployment>();
     let rs_inf = ctx.informers.informer::<ReplicaSet>();
     let pod_inf = ctx.informers.informer::<Pod>();
-    let (d_changes, rs_changes, pod_changes) =
-        (d_inf.subscribe(), rs_inf.subscribe(), pod_inf.subscribe());
     let controller = Arc::new(Controller {
-        client: ctx.client.clone(),
         deployments: d_inf.store().clone(),
         replicasets: rs_inf.store().clone(),
         pods: pod_inf.store().clone(),
-        queue: RateLimitingQueue::new("deployment"),
+        rs_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
+        d_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
         events: EventSink::new(&ctx.events, DEPLOYMENT_CONTROLLER),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = async { tokio::join!(d_inf.wait_synced(), rs_inf.wait_synced(), pod_inf.wait_synced()) } => {}
-    }
-    tokio::spawn(watch_deployments(Arc::clone(&controller), d_changes));
-    tokio::spawn(watch_replicasets(Arc::clone(&controller), rs_changes));
-    tokio::spawn(watch_pods(Arc::clone(&controller), pod_changes));
-    controller.enqueue_all();
-    let sync_ctl = Arc::clone(&controller);
-    run_workers(
+    KeyedController::new(
         DEPLOYMENT_CONTROLLER,
-        controller.queue.clone(),
-        ctx.config.concurrent.deployment,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key).await }
-        },
+        controller,
+        RateLimitingQueue::new("deployment"),
     )
-    .await;
-    Ok(())
+    .watches(&d_inf, |_, change| object_key(change))
+    .watches(&rs_inf, Controller::replicaset_changed)
+    .watches(&pod_inf, Controller::pod_changed)
+    .run(&ctx)
+    .await
 }
 
-async fn watch_deployments(ctl: Arc<Controller>, mut changes: Subscription<Deployment>) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(d) | Change::Updated { new: d, .. } | Change::Deleted(d) => {
-                ctl.queue.add(Key::of(d.as_ref()))
-            }
-            Change::Resync => ctl.enqueue_all(),
-        }
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_deployment(key).await
     }
-}
 
-async fn watch_replicasets(ctl: Arc<Controller>, mut changes: Subscription<ReplicaSet>) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(rs) | Change::Deleted(rs) => ctl.enqueue_for_rs(&rs),
-            Change::Updated { old, new } => {
-                ctl.enqueue_for_rs(&old);
-                ctl.enqueue_for_rs(&new);
-            }
-            Change::Resync => ctl.enqueue_all(),
-        }
-    }
-}
-
-/// Recreate waits for old pods to disappear: a pod deletion may unblock it.
-async fn watch_pods(ctl: Arc<Controller>, mut changes: Subscription<Pod>) {
-    while let Some(change) = changes.recv().await {
-        if let Change::Deleted(pod) = change
-            && let Some(d) = ctl.deployment_of_pod(&pod)
-            && util::is_recreate(&d)
-        {
-            ctl.queue.add(Key::of(d.as_ref()));
-        }
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.deployments
+            .state()
+            .iter()
+            .map(|d| Key::of(d.as_ref()).into())
+            .collect()
     }
 }
 
 impl Controller {
-    fn enqueue_all(&self) {
-        for d in self.deployments.state() {
-            self.queue.add(Key::of(d.as_ref()));
+    fn replicaset_changed(&self, change: Change<ReplicaSet>) -> Vec<Enqueue> {
+        match change {
+            Change::Added(rs) | Change::Deleted(rs) => self.keys_for_rs(&rs),
+            Change::Updated { old, new } => {
+                let mut keys = self.keys_for_rs(&old);
+                keys.extend(self.keys_for_rs(&new));
+                keys
+            }
+            Change::Resync => Vec::new(),
         }
+    }
+
+    /// Recreate waits for old pods to disappear: a pod deletion may unblock it.
+    fn pod_changed(&self, change: Change<Pod>) -> Vec<Enqueue> {
+        if let Change::Deleted(pod) = change
+            && let Some(d) = self.deployment_of_pod(&pod)
+            && util::is_recreate(&d)
+        {
+            return vec![Key::of(d.as_ref()).into()];
+        }
+        Vec::new()
     }
 
     fn owner_deployment(&self, rs: &ReplicaSet) -> Option<Arc<Deployment>> {
@@ -134,26 +134,24 @@ impl Controller {
 
     /// Upstream add/update/deleteReplicaSet: the owner, or for an orphan
     /// every Deployment whose selector matches it (they may adopt it).
-    fn enqueue_for_rs(&self, rs: &ReplicaSet) {
+    fn keys_for_rs(&self, rs: &ReplicaSet) -> Vec<Enqueue> {
         if let Some(d) = self.owner_deployment(rs) {
-            self.queue.add(Key::of(d.as_ref()));
-            return;
+            return vec![Key::of(d.as_ref()).into()];
         }
         if ownerref::get_controller_of(&rs.metadata).is_some() {
-            return;
+            return Vec::new();
         }
         let ns = rs.metadata.namespace.as_deref();
-        for d in self.deployments.state() {
-            if d.metadata.namespace.as_deref() != ns {
-                continue;
-            }
-            let selector = Selector::from_label_selector(d.spec.as_ref().map(|s| &s.selector));
-            if selector
-                .is_ok_and(|s| !s.is_empty() && s.matches_labels(rs.metadata.labels.as_ref()))
-            {
-                self.queue.add(Key::of(d.as_ref()));
-            }
-        }
+        self.deployments
+            .state()
+            .iter()
+            .filter(|d| d.metadata.namespace.as_deref() == ns)
+            .filter(|d| {
+                Selector::from_label_selector(d.spec.as_ref().map(|s| &s.selector))
+                    .is_ok_and(|s| !s.is_empty() && s.matches_labels(rs.metadata.labels.as_ref()))
+            })
+            .map(|d| Key::of(d.as_ref()).into())
+            .collect()
     }
 
     fn deployment_of_pod(&self, pod: &Pod) -> Option<Arc<Deployment>> {
@@ -166,7 +164,7 @@ impl Controller {
     }
 
     /// Upstream `syncDeployment`.
-    async fn sync(&self, key: &Key) -> SyncResult {
+    async fn sync_deployment(&self, key: &Key) -> SyncResult {
         let Some(ns) = key.namespace.as_deref() else {
             return Ok(None);
         };
@@ -197,7 +195,7 @@ impl Controller {
         // Condition timestamps round-trip with second precision.
         let now =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
-        let plan = sync::sync_deployment(Model::new((*d).clone(), rss, pods_by_rs, now));
+        let plan = reconcile::sync_deployment(Model::new((*d).clone(), rss, pods_by_rs, now));
         tracing::debug!(deployment = %key, actions = plan.actions.len(), "synced deployment");
         self.apply(&d, plan.actions).await?;
         Ok(plan.requeue_after)
@@ -222,147 +220,27 @@ impl Controller {
         let plan =
             ownerref::plan_claims_by_selector(&me, &selector, candidates.iter().map(Arc::as_ref));
         let mut claimed: Vec<ReplicaSet> = plan.owned.into_iter().cloned().collect();
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &me.namespace);
+        let ns = me.namespace.as_str();
         if !plan.adopt.is_empty() && self.can_adopt(d, &me).await {
             for rs in plan.adopt {
-                if let Some(adopted) = controller_utils::adopt(&api, &me, rs).await? {
+                let patch = controller_utils::adopt_patch(&me, controller_utils::uid_of(rs))?;
+                let result = self.rs_control.patch(ns, &rs.name_any(), patch).await;
+                if let Some(adopted) = controller_utils::adopted(result)? {
                     claimed.push(adopted);
                 }
             }
         }
         for rs in plan.release {
-            controller_utils::release(&api, &me, rs).await?;
+            let patch = controller_utils::release_patch(&me, controller_utils::uid_of(rs))?;
+            controller_utils::released(self.rs_control.patch(ns, &rs.name_any(), patch).await)?;
         }
         Ok(claimed)
     }
 
     async fn can_adopt(&self, d: &Deployment, me: &ClaimingController) -> bool {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &me.namespace);
-        match api.get(&d.name_any()).await {
+        match self.d_control.get(&me.namespace, &d.name_any()).await {
             Ok(fresh) => ownerref::recheck_deletion_timestamp(me, &fresh.metadata).is_ok(),
             Err(_) => false,
         }
-    }
-
-    /// Replays the plan; stops at the first failed write.
-    async fn apply(&self, d: &Deployment, actions: Vec<Action>) -> Result<(), Error> {
-        let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &ns);
-        let d_api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-        let regarding = d.object_ref(&());
-        // Later writes of the same object must carry the version the
-        // previous write returned, or they would conflict with ourselves.
-        let mut rs_versions: HashMap<String, Option<String>> = HashMap::new();
-        let mut d_version = d.metadata.resource_version.clone();
-        for action in actions {
-            match action {
-                Action::CreateReplicaSet(rs) => {
-                    let name = rs.name_any();
-                    match rs_api.create(&PostParams::default(), &rs).await {
-                        Ok(created) => {
-                            rs_versions.insert(name, created.metadata.resource_version);
-                        }
-                        Err(err) => {
-                            return Err(self.create_failed(d, &d_version, &rs, err.into()).await);
-                        }
-                    }
-                }
-                Action::UpdateReplicaSet(mut rs) => {
-                    let name = rs.name_any();
-                    if let Some(v) = rs_versions.get(&name) {
-                        rs.metadata.resource_version = v.clone();
-                    }
-                    let updated = rs_api.replace(&name, &PostParams::default(), &rs).await?;
-                    rs_versions.insert(name, updated.metadata.resource_version);
-                }
-                Action::DeleteReplicaSet(name) => {
-                    if let Err(err) = rs_api.delete(&name, &DeleteParams::default()).await {
-                        let err = Error::from(err);
-                        if !err.is_not_found() {
-                            return Err(err);
-                        }
-                    }
-                }
-                Action::UpdateDeploymentStatus(mut next) => {
-                    next.metadata.resource_version = d_version.clone();
-                    let updated = d_api
-                        .replace_status(&next.name_any(), &PostParams::default(), &next)
-                        .await?;
-                    d_version = updated.metadata.resource_version;
-                }
-                Action::Event(e) => self.events.publish(&regarding, &e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Upstream's error branches of `getNewReplicaSet`'s create: a name
-    /// collision bumps `status.collisionCount` (the next hash differs); other
-    /// failures set `ReplicaSetCreateError` and emit an event.
-    async fn create_failed(
-        &self,
-        d: &Deployment,
-        version: &Option<String>,
-        rs: &ReplicaSet,
-        err: Error,
-    ) -> Error {
-        let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let d_api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-        let mut next = d.clone();
-        next.metadata.resource_version = version.clone();
-        let name = rs.name_any();
-        if err.is_already_exists() {
-            // Like upstream, a name the cache does not know yet (our own
-            // create racing the informer) is retried, not a collision.
-            let Some(existing) = self.replicasets.get(&ObjectRef::new(&name).within(&ns)) else {
-                return err;
-            };
-            let ours =
-                ownerref::is_controlled_by(
-                    &existing.metadata,
-                    d.metadata.uid.as_deref().unwrap_or_default(),
-                ) && util::equal_ignore_hash(&util::rs_template(&existing), &util::template(d));
-            if !ours {
-                let status = next.status.get_or_insert_with(Default::default);
-                status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
-                if let Err(e) = d_api
-                    .replace_status(&next.name_any(), &PostParams::default(), &next)
-                    .await
-                {
-                    tracing::debug!(error = %e, "failed to bump collisionCount");
-                }
-            }
-            return err;
-        }
-        if err.is_namespace_terminating() {
-            return err;
-        }
-        let msg = format!(
-            "Failed to create new replica set {name:?}: {}",
-            crate::replicaset::kube_message(&err)
-        );
-        if util::progress_deadline_seconds(d).is_some() {
-            let now = Timestamp::from_second(Timestamp::now().as_second())
-                .unwrap_or(Timestamp::UNIX_EPOCH);
-            let status = next.status.get_or_insert_with(Default::default);
-            util::set_condition(
-                status,
-                util::new_condition(
-                    util::CONDITION_PROGRESSING,
-                    "False",
-                    util::FAILED_RS_CREATE_REASON,
-                    msg.clone(),
-                    now,
-                ),
-            );
-            let _ = d_api
-                .replace_status(&next.name_any(), &PostParams::default(), &next)
-                .await;
-        }
-        self.events.publish(
-            &d.object_ref(&()),
-            &EventSpec::warning(util::FAILED_RS_CREATE_REASON, msg),
-        );
-        err
     }
 }

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::model::{Action, Model, Plan};
-use super::sync::sync_deployment;
+use super::reconcile::sync_deployment;
 use super::util::*;
 
 fn ts(s: i64) -> Timestamp {

@@ -13,6 +13,7 @@ pub mod trigger_time;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use component_base::selectors::Selector;
 use component_base::workqueue::{
     BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter, RateLimitingQueue,
 };
@@ -23,12 +24,13 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::time::Duration;
 
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, KeyedController, Reconciler, SyncResult,
+};
 use crate::controller_utils::Key;
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
-use crate::names::ENDPOINTSLICE_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
+use component_base::informers::Change;
 use reconcile::{
     Action, CONTROLLER_NAME, DEFAULT_MAX_ENDPOINTS_PER_SLICE, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
     State,
@@ -36,13 +38,25 @@ use reconcile::{
 use tracker::SliceTracker;
 use trigger_time::TriggerTimeTracker;
 
+/// Upstream `names.EndpointSliceController`.
+pub const ENDPOINTSLICE_CONTROLLER: &str = "endpointslice-controller";
+
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: ENDPOINTSLICE_CONTROLLER,
+    aliases: &["endpointslice"],
+    disabled_by_default: false,
+    client_name: "endpointslice-controller",
+    watches: &["Service", "Pod", "Node", "EndpointSlice"],
+    concurrent_syncs: |c| c.concurrent.endpointslice,
+    start: |ctx| Box::pin(start(ctx)),
+};
+
 struct Controller {
     client: Client,
     services: Store<Service>,
     pods: Store<Pod>,
     nodes: Store<Node>,
     slices: Store<EndpointSlice>,
-    queue: RateLimitingQueue<Key>,
     max_endpoints: usize,
     trigger_times: Mutex<TriggerTimeTracker>,
     tracker: Mutex<SliceTracker>,
@@ -54,46 +68,39 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let pod_inf = ctx.informers.informer::<Pod>();
     let node_inf = ctx.informers.informer::<Node>();
     let slice_inf = ctx.informers.informer::<EndpointSlice>();
-    let (svc_rx, pod_rx, node_rx, slice_rx) = (
-        svc_inf.subscribe(),
-        pod_inf.subscribe(),
-        node_inf.subscribe(),
-        slice_inf.subscribe(),
-    );
     let ctl = Arc::new(Controller {
         client: ctx.client.clone(),
         services: svc_inf.store().clone(),
         pods: pod_inf.store().clone(),
         nodes: node_inf.store().clone(),
         slices: slice_inf.store().clone(),
-        queue: RateLimitingQueue::with_rate_limiter("endpoint_slice", service_rate_limiter()),
         max_endpoints: DEFAULT_MAX_ENDPOINTS_PER_SLICE,
         trigger_times: Mutex::new(TriggerTimeTracker::default()),
         tracker: Mutex::new(SliceTracker::default()),
         events: EventSink::new(&ctx.events, ENDPOINTSLICE_CONTROLLER),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = async { tokio::join!(svc_inf.wait_synced(), pod_inf.wait_synced(), node_inf.wait_synced(), slice_inf.wait_synced()) } => {}
+    let queue = RateLimitingQueue::with_rate_limiter("endpoint_slice", service_rate_limiter());
+    KeyedController::new(ENDPOINTSLICE_CONTROLLER, ctl, queue)
+        .watches(&svc_inf, Controller::service_changed)
+        .watches(&pod_inf, Controller::pod_changed)
+        .watches(&node_inf, Controller::node_changed)
+        .watches(&slice_inf, Controller::slice_changed)
+        .run(&ctx)
+        .await
+}
+
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_service(key).await
     }
-    tokio::spawn(watch_services(Arc::clone(&ctl), svc_rx));
-    tokio::spawn(watch_pods(Arc::clone(&ctl), pod_rx));
-    tokio::spawn(watch_nodes(Arc::clone(&ctl), node_rx));
-    tokio::spawn(watch_slices(Arc::clone(&ctl), slice_rx));
-    ctl.enqueue_all();
-    let sync_ctl = Arc::clone(&ctl);
-    run_workers(
-        ENDPOINTSLICE_CONTROLLER,
-        ctl.queue.clone(),
-        ctx.config.concurrent.endpointslice,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key).await }
-        },
-    )
-    .await;
-    Ok(())
+
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.services
+            .state()
+            .iter()
+            .map(|svc| Key::of(svc.as_ref()).into())
+            .collect()
+    }
 }
 
 /// Upstream: like the default controller limiter but starting at 1 s
@@ -108,75 +115,13 @@ fn service_rate_limiter() -> MaxOfRateLimiter<Key> {
     ])
 }
 
+/// Whether a Service with a (non-empty) selector selects these labels
+/// (upstream `labels.Set(spec.selector).AsSelectorPreValidated()`).
 fn selector_matches(service: &Service, labels: Option<&BTreeMap<String, String>>) -> bool {
     let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
     };
-    !selector.is_empty()
-        && selector
-            .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-}
-
-async fn watch_services(ctl: Arc<Controller>, mut rx: Subscription<Service>) {
-    while let Some(change) = rx.recv().await {
-        match change {
-            Change::Added(s) | Change::Updated { new: s, .. } => ctl.trigger(Key::of(s.as_ref())),
-            // Slices are owned by the service: the garbage collector removes them.
-            Change::Deleted(s) => ctl.forget_trigger(&Key::of(s.as_ref())),
-            Change::Resync => ctl.enqueue_all(),
-        }
-    }
-}
-
-async fn watch_pods(ctl: Arc<Controller>, mut rx: Subscription<Pod>) {
-    while let Some(change) = rx.recv().await {
-        match change {
-            Change::Added(p) | Change::Deleted(p) => ctl.enqueue_for_pod(&p, None),
-            Change::Updated { old, new } => {
-                if old.metadata.resource_version != new.metadata.resource_version {
-                    ctl.enqueue_for_pod(&new, Some(&old));
-                }
-            }
-            Change::Resync => ctl.enqueue_all(),
-        }
-    }
-}
-
-/// Node changes matter for zones and for pods that were waiting for their
-/// Node to be known.
-async fn watch_nodes(ctl: Arc<Controller>, mut rx: Subscription<Node>) {
-    while let Some(change) = rx.recv().await {
-        let relevant = match &change {
-            Change::Updated { old, new } => old.metadata.labels != new.metadata.labels,
-            _ => true,
-        };
-        if relevant {
-            ctl.enqueue_all();
-        }
-    }
-}
-
-/// A managed slice changed or vanished behind our back: resync its service.
-async fn watch_slices(ctl: Arc<Controller>, mut rx: Subscription<EndpointSlice>) {
-    while let Some(change) = rx.recv().await {
-        let slice = match change {
-            Change::Added(s) | Change::Updated { new: s, .. } => s,
-            Change::Deleted(s) => {
-                if let (Some(svc), Some(uid)) = (service_key(&s), s.metadata.uid.as_deref()) {
-                    ctl.tracker().handle_deletion(&svc, uid);
-                }
-                s
-            }
-            Change::Resync => {
-                ctl.enqueue_all();
-                continue;
-            }
-        };
-        if let Some(svc) = service_key(&slice) {
-            ctl.queue.add(svc);
-        }
-    }
+    !selector.is_empty() && Selector::from_set(selector).matches_labels(labels)
 }
 
 /// The service a slice managed by this controller belongs to.
@@ -190,14 +135,59 @@ fn service_key(slice: &EndpointSlice) -> Option<Key> {
 }
 
 impl Controller {
-    fn enqueue_all(&self) {
-        for svc in self.services.state() {
-            self.queue.add(Key::of(svc.as_ref()));
+    fn service_changed(&self, change: Change<Service>) -> Vec<Enqueue> {
+        match change {
+            Change::Added(s) | Change::Updated { new: s, .. } => vec![Key::of(s.as_ref()).into()],
+            // Slices are owned by the service: the garbage collector removes them.
+            Change::Deleted(s) => {
+                self.forget_trigger(&Key::of(s.as_ref()));
+                Vec::new()
+            }
+            Change::Resync => Vec::new(),
         }
     }
 
-    fn trigger(&self, key: Key) {
-        self.queue.add(key);
+    fn pod_changed(&self, change: Change<Pod>) -> Vec<Enqueue> {
+        match change {
+            Change::Added(p) | Change::Deleted(p) => self.keys_for_pod(&p, None),
+            Change::Updated { old, new } => {
+                if old.metadata.resource_version != new.metadata.resource_version {
+                    self.keys_for_pod(&new, Some(&old))
+                } else {
+                    Vec::new()
+                }
+            }
+            Change::Resync => Vec::new(),
+        }
+    }
+
+    /// Node changes matter for zones and for pods that were waiting for
+    /// their Node to be known.
+    fn node_changed(&self, change: Change<Node>) -> Vec<Enqueue> {
+        let relevant = match &change {
+            Change::Updated { old, new } => old.metadata.labels != new.metadata.labels,
+            _ => true,
+        };
+        if relevant {
+            self.all_keys()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A managed slice changed or vanished behind our back: resync its service.
+    fn slice_changed(&self, change: Change<EndpointSlice>) -> Vec<Enqueue> {
+        let slice = match change {
+            Change::Added(s) | Change::Updated { new: s, .. } => s,
+            Change::Deleted(s) => {
+                if let (Some(svc), Some(uid)) = (service_key(&s), s.metadata.uid.as_deref()) {
+                    self.tracker().handle_deletion(&svc, uid);
+                }
+                s
+            }
+            Change::Resync => return Vec::new(),
+        };
+        service_key(&slice).map(Enqueue::from).into_iter().collect()
     }
 
     fn forget_trigger(&self, key: &Key) {
@@ -207,21 +197,22 @@ impl Controller {
         self.tracker().delete_service(key);
     }
 
-    fn enqueue_for_pod(&self, pod: &Pod, old: Option<&Pod>) {
+    fn keys_for_pod(&self, pod: &Pod, old: Option<&Pod>) -> Vec<Enqueue> {
         let ns = pod.metadata.namespace.as_deref();
-        for svc in self.services.state() {
-            if svc.metadata.namespace.as_deref() != ns {
-                continue;
-            }
-            let now = selector_matches(&svc, pod.metadata.labels.as_ref());
-            let before = old.is_some_and(|o| selector_matches(&svc, o.metadata.labels.as_ref()));
-            if now || before {
-                self.trigger(Key::of(svc.as_ref()));
-            }
-        }
+        self.services
+            .state()
+            .iter()
+            .filter(|svc| svc.metadata.namespace.as_deref() == ns)
+            .filter(|svc| {
+                selector_matches(svc, pod.metadata.labels.as_ref())
+                    || old.is_some_and(|o| selector_matches(svc, o.metadata.labels.as_ref()))
+            })
+            .map(|svc| Key::of(svc.as_ref()).into())
+            .collect()
     }
 
-    async fn sync(&self, key: &Key) -> SyncResult {
+    /// Upstream `syncService`.
+    async fn sync_service(&self, key: &Key) -> SyncResult {
         let ns = key.namespace.as_deref().unwrap_or_default();
         let Some(service) = self.services.get(&ObjectRef::new(&key.name).within(ns)) else {
             self.forget_trigger(key);

@@ -5,10 +5,19 @@
 //! whose owners are gone or going) and `attemptToOrphan` (stripping
 //! references to an owner deleted with `propagationPolicy=Orphan`).
 //! Discovery is re-run every 30 s so new resources (CRDs) get monitors.
+//!
+//! Why the monitors are not `component_base::informers`: the shared factory
+//! is typed (`K: Resource<DynamicType = ()>`, one watch per Rust type), but
+//! the collector watches whatever discovery reports — CRDs included — as
+//! `PartialObjectMeta<DynamicObject>` keyed by `ApiResource`, and stops a
+//! monitor when its resource disappears. Upstream does the same through
+//! `metadatainformer` on discovered GVRs. A dynamic (ApiResource-keyed)
+//! metadata informer in component-base would let both share one watch.
+//! Its start-up still ends in the shared [`run_workers`], one pool per queue.
 
-pub mod decide;
 pub mod graph;
 mod monitor;
+pub mod reconcile;
 pub mod resources;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,18 +31,29 @@ use kube::api::{
 };
 use kube::core::PartialObjectMeta;
 
-use crate::controller_utils::Key;
+use crate::controller::{ControllerContext, ControllerDescriptor, Key, SyncResult, run_workers};
 use crate::error::Error;
-use crate::names::GARBAGE_COLLECTOR_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use decide::{Decision, OwnerState, Propagation};
 use graph::{FINALIZER_FOREGROUND, FINALIZER_ORPHAN, Graph, Node, Work};
+use reconcile::{Decision, OwnerState, Propagation};
 use resources::{Resource, ResourceTable};
 
 /// Upstream resyncs discovery every 30 s (`--resource-resync-period` is not a flag).
 pub const DISCOVERY_RESYNC_PERIOD: Duration = Duration::from_secs(30);
 /// How long workers wait for the first full graph before starting anyway.
 const INITIAL_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Upstream `names.GarbageCollectorController`.
+pub const GARBAGE_COLLECTOR_CONTROLLER: &str = "garbage-collector-controller";
+
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: GARBAGE_COLLECTOR_CONTROLLER,
+    aliases: &["garbagecollector"],
+    disabled_by_default: false,
+    client_name: "generic-garbage-collector",
+    watches: &["every deletable resource (metadata only, from discovery)"],
+    concurrent_syncs: |c| c.concurrent.garbage_collector,
+    start: |ctx| Box::pin(start(ctx)),
+};
 
 pub(crate) struct Collector {
     client: Client,
@@ -67,7 +87,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         nodes = collector.graph().len(),
         "garbage collector: all resource monitors have synced"
     );
-    let workers = ctx.config.concurrent.garbage_collector;
+    let workers = ctx.workers;
     let (del, orph) = (Arc::clone(&collector), Arc::clone(&collector));
     tokio::join!(
         run_workers(
@@ -171,15 +191,15 @@ impl Collector {
             owners.push((owner.clone(), self.owner_state(owner, &item).await?));
         }
         let has_dependents = !self.graph().dependents(uid).is_empty();
-        match decide::decide(&item, &owners, has_dependents) {
+        match reconcile::decide(&item, &owners, has_dependents) {
             Decision::Nothing => {}
             Decision::RemoveOwnerReferences(uids) => {
                 tracing::info!(object = %item.name, namespace = ?item.namespace, owners = ?uids, "removing dangling owner references");
-                let refs = decide::without_owners(&item.owners, &uids);
+                let refs = reconcile::without_owners(&item.owners, &uids);
                 patch_meta(&api, &live, "ownerReferences", serde_json::to_value(refs)?).await?;
             }
             Decision::UnblockAndDeleteForeground(uids) => {
-                let refs = decide::unblocked(&item.owners, &uids);
+                let refs = reconcile::unblocked(&item.owners, &uids);
                 patch_meta(&api, &live, "ownerReferences", serde_json::to_value(refs)?).await?;
                 delete(&api, &item, Propagation::Foreground).await?;
             }
@@ -200,7 +220,7 @@ impl Collector {
         let blocking: Vec<Node> = {
             let graph = self.graph();
             let deps = graph.dependents(&owner.uid);
-            decide::blocking_dependents(&owner.uid, &deps)
+            reconcile::blocking_dependents(&owner.uid, &deps)
                 .into_iter()
                 .cloned()
                 .collect()
@@ -277,7 +297,7 @@ impl Collector {
             if !refs.iter().any(|r| r.uid == uid) {
                 continue;
             }
-            let rest = decide::without_owners(&refs, &[uid.to_string()]);
+            let rest = reconcile::without_owners(&refs, &[uid.to_string()]);
             patch_meta(&api, &live, "ownerReferences", serde_json::to_value(rest)?).await?;
         }
         let Some((api, _)) = self.live(&owner).await? else {
@@ -336,7 +356,7 @@ async fn remove_finalizer(
         return Ok(());
     }
     tracing::info!(object = name, finalizer, "removing finalizer");
-    let rest = decide::without_finalizer(&current, finalizer);
+    let rest = reconcile::without_finalizer(&current, finalizer);
     patch_meta(api, &live, "finalizers", serde_json::to_value(rest)?).await
 }
 

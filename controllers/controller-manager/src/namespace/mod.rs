@@ -3,7 +3,7 @@
 //! the deletion conditions up to date, and remove the `kubernetes`
 //! finalizer through the `finalize` subresource when nothing is left.
 
-pub mod deletion;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +16,13 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::{Discovery, Scope, verbs};
 
-use crate::controller_utils::Key;
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, Key, KeyedController, Reconciler, SyncResult,
+};
 use crate::error::Error;
-use crate::names::NAMESPACE_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
-use deletion::{ConditionUpdater, ContentTotals, PodGrace, ResourceOutcome};
+use component_base::informers::Change;
+use kube::runtime::reflector::Store;
+use reconcile::{ConditionUpdater, ContentTotals, PodGrace, ResourceOutcome};
 
 /// Upstream `namespaceDeletionGracePeriod`: lets HA apiservers observe the
 /// deletion and etcd members last-minute creations before we clean up.
@@ -30,60 +31,61 @@ const NAMESPACE_DELETION_GRACE_PERIOD: Duration = Duration::from_secs(5);
 /// Attempts at the finalize PUT before giving up to the rate limiter.
 const FINALIZE_CONFLICT_RETRIES: usize = 5;
 
+/// Upstream `names.NamespaceController`.
+pub const NAMESPACE_CONTROLLER: &str = "namespace-controller";
+
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: NAMESPACE_CONTROLLER,
+    aliases: &["namespace"],
+    disabled_by_default: false,
+    client_name: "namespace-controller",
+    watches: &["Namespace"],
+    concurrent_syncs: |c| c.concurrent.namespace,
+    start: |ctx| Box::pin(start(ctx)),
+};
+
 struct Controller {
     client: Client,
-    queue: RateLimitingQueue<Key>,
+    namespaces: Store<Namespace>,
 }
 
 pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let informer = ctx.informers.informer::<Namespace>();
-    let changes = informer.subscribe();
     let ctl = Arc::new(Controller {
         client: ctx.client.clone(),
-        queue: RateLimitingQueue::with_rate_limiter("namespace", ns_controller_rate_limiter()),
+        namespaces: informer.store().clone(),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = informer.wait_synced() => {}
-    }
-    for ns in informer.store().state() {
-        ctl.enqueue_if_deleting(&ns);
-    }
-    tokio::spawn(watch_namespaces(
-        Arc::clone(&ctl),
-        changes,
-        informer.store().clone(),
-    ));
-    let sync_ctl = Arc::clone(&ctl);
-    run_workers(
-        NAMESPACE_CONTROLLER,
-        ctl.queue.clone(),
-        ctx.config.concurrent.namespace,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key.name).await }
-        },
-    )
-    .await;
-    Ok(())
+    let queue = RateLimitingQueue::with_rate_limiter("namespace", ns_controller_rate_limiter());
+    KeyedController::new(NAMESPACE_CONTROLLER, ctl, queue)
+        .watches(&informer, |_, change| match change {
+            Change::Added(ns) | Change::Updated { new: ns, .. } => key_if_deleting(&ns),
+            Change::Deleted(_) | Change::Resync => Vec::new(),
+        })
+        .run(&ctx)
+        .await
 }
 
-async fn watch_namespaces(
-    ctl: Arc<Controller>,
-    mut changes: Subscription<Namespace>,
-    store: kube::runtime::reflector::Store<Namespace>,
-) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(ns) | Change::Updated { new: ns, .. } => ctl.enqueue_if_deleting(&ns),
-            Change::Deleted(_) => {}
-            Change::Resync => store
-                .state()
-                .iter()
-                .for_each(|ns| ctl.enqueue_if_deleting(ns)),
-        }
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_namespace(&key.name).await
     }
+
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.namespaces
+            .state()
+            .iter()
+            .flat_map(|ns| key_if_deleting(ns))
+            .collect()
+    }
+}
+
+/// A namespace being deleted is synced after the grace period.
+fn key_if_deleting(ns: &Namespace) -> Vec<Enqueue> {
+    if ns.metadata.deletion_timestamp.is_none() {
+        return Vec::new();
+    }
+    let key = Key::new(None, ns.metadata.name.as_deref().unwrap_or_default());
+    vec![Enqueue::After(key, NAMESPACE_DELETION_GRACE_PERIOD)]
 }
 
 /// Upstream `nsControllerRateLimiter`: failed deletions are retried at
@@ -121,15 +123,8 @@ impl Deletable {
 }
 
 impl Controller {
-    fn enqueue_if_deleting(&self, ns: &Namespace) {
-        if ns.metadata.deletion_timestamp.is_some() {
-            let key = Key::new(None, ns.metadata.name.as_deref().unwrap_or_default());
-            self.queue.add_after(key, NAMESPACE_DELETION_GRACE_PERIOD);
-        }
-    }
-
     /// Upstream `namespacedResourcesDeleter.Delete`.
-    async fn sync(&self, name: &str) -> SyncResult {
+    async fn sync_namespace(&self, name: &str) -> SyncResult {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let Some(mut ns) = api.get_opt(name).await? else {
             return Ok(None);
@@ -159,7 +154,7 @@ impl Controller {
                 estimate,
                 "content remains in namespace; requeueing"
             );
-            return Ok(Some(Duration::from_secs(deletion::requeue_after_seconds(
+            return Ok(Some(Duration::from_secs(reconcile::requeue_after_seconds(
                 estimate,
             ))));
         }
@@ -173,7 +168,7 @@ impl Controller {
         for _ in 0..FINALIZE_CONFLICT_RETRIES {
             let spec = ns.spec.get_or_insert_with(Default::default);
             let current = spec.finalizers.clone().unwrap_or_default();
-            spec.finalizers = Some(deletion::finalizers_after_finalize(&current));
+            spec.finalizers = Some(reconcile::finalizers_after_finalize(&current));
             match api
                 .replace_subresource("finalize", &name, &PostParams::default(), &ns)
                 .await
@@ -363,7 +358,7 @@ impl Controller {
             .into_iter()
             .map(|i| i.metadata.finalizers.unwrap_or_default())
             .collect();
-        deletion::resource_outcome(&res.display(), ns, &finalizers, estimate)
+        reconcile::resource_outcome(&res.display(), ns, &finalizers, estimate)
     }
 
     async fn estimate_pods(&self, ns: &str, deleted_at: jiff::Timestamp) -> Result<i64, Error> {
@@ -384,7 +379,7 @@ impl Controller {
                 }
             })
             .collect();
-        Ok(deletion::estimate_for_pods(
+        Ok(reconcile::estimate_for_pods(
             &graces,
             deleted_at,
             jiff::Timestamp::now(),

@@ -7,7 +7,7 @@
 //! Not implemented yet: the health monitor (Lease grace period → Ready=Unknown)
 //! and the NoExecute `not-ready`/`unreachable` taints.
 
-pub mod taints;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +20,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
-use crate::controller_utils::Key;
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, Key, KeyedController, Reconciler, SyncResult,
+};
 use crate::error::Error;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
-use taints::{apply_taint_diff, no_schedule_taint_diff};
+use component_base::informers::Change;
+use reconcile::{apply_taint_diff, no_schedule_taint_diff};
 
 /// Upstream `names.NodeLifecycleController`.
 pub const NODE_LIFECYCLE_CONTROLLER: &str = "node-lifecycle-controller";
@@ -36,66 +37,67 @@ const NODE_UPDATE_WORKERS: usize = 8;
 const TAINT_UPDATE_ATTEMPTS: usize = 5;
 const TAINT_UPDATE_RETRY: Duration = Duration::from_millis(100);
 
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: NODE_LIFECYCLE_CONTROLLER,
+    aliases: &["nodelifecycle"],
+    disabled_by_default: false,
+    client_name: "node-controller",
+    watches: &["Node"],
+    concurrent_syncs: |_| NODE_UPDATE_WORKERS,
+    start: |ctx| Box::pin(start(ctx)),
+};
+
 struct Controller {
     client: Client,
     nodes: Store<Node>,
-    queue: RateLimitingQueue<Key>,
 }
 
 pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let node_informer = ctx.informers.informer::<Node>();
-    let node_changes = node_informer.subscribe();
     let controller = Arc::new(Controller {
         client: ctx.client.clone(),
         nodes: node_informer.store().clone(),
-        queue: RateLimitingQueue::new("node_lifecycle_controller"),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = node_informer.wait_synced() => {}
-    }
-    tokio::spawn(watch_nodes(Arc::clone(&controller), node_changes));
-    controller.enqueue_all();
-    let sync_ctl = Arc::clone(&controller);
-    run_workers(
+    KeyedController::new(
         NODE_LIFECYCLE_CONTROLLER,
-        controller.queue.clone(),
-        NODE_UPDATE_WORKERS,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key).await }
-        },
+        controller,
+        RateLimitingQueue::new("node_lifecycle_controller"),
     )
-    .await;
-    Ok(())
+    // Upstream queues the node on every add and update; deletions need nothing.
+    .watches(&node_informer, |_, change| match change {
+        Change::Added(node) | Change::Updated { new: node, .. } => node_key(&node),
+        Change::Deleted(_) | Change::Resync => Vec::new(),
+    })
+    .run(&ctx)
+    .await
 }
 
-/// Upstream queues the node on every add and update; deletions need nothing.
-async fn watch_nodes(ctl: Arc<Controller>, mut changes: Subscription<Node>) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(node) | Change::Updated { new: node, .. } => ctl.enqueue(&node),
-            Change::Deleted(_) => {}
-            Change::Resync => ctl.enqueue_all(),
-        }
+fn node_key(node: &Node) -> Vec<Enqueue> {
+    node.metadata
+        .name
+        .as_deref()
+        .map(|name| Key::new(None, name).into())
+        .into_iter()
+        .collect()
+}
+
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_node(key).await
+    }
+
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.nodes
+            .state()
+            .iter()
+            .flat_map(|n| node_key(n))
+            .collect()
     }
 }
 
 impl Controller {
-    fn enqueue(&self, node: &Node) {
-        if let Some(name) = node.metadata.name.as_deref() {
-            self.queue.add(Key::new(None, name));
-        }
-    }
-
-    fn enqueue_all(&self) {
-        for node in self.nodes.state() {
-            self.enqueue(&node);
-        }
-    }
-
-    async fn sync(&self, key: &Key) -> SyncResult {
+    /// Upstream `doNoScheduleTaintingPass` for one node.
+    async fn sync_node(&self, key: &Key) -> SyncResult {
         let Some(cached) = self.nodes.get(&ObjectRef::new(&key.name)) else {
             return Ok(None);
         };

@@ -4,6 +4,8 @@
 //! creates/deletes pods and writes status.
 
 pub mod reconcile;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,19 +17,21 @@ use futures::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
+use crate::control::{KubeObjectControl, KubePodControl, ObjectControl, PodControl};
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, KeyedController, Reconciler, SyncResult,
+    object_key,
+};
 use crate::controller_utils::{
     self, Expectations, Key, SLOW_START_INITIAL_BATCH_SIZE, is_pod_active, is_pod_terminating,
-    min_next_availability_check, pod_from_template, slow_start_batches,
+    min_next_availability_check, slow_start_batches,
 };
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
-use crate::names::REPLICASET_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
+use component_base::informers::Change;
 use reconcile::{Scale, calculate_status, manage_replicas, status_update};
 
 pub const SUCCESSFUL_CREATE_REASON: &str = "SuccessfulCreate";
@@ -35,71 +39,61 @@ pub const FAILED_CREATE_REASON: &str = "FailedCreate";
 pub const SUCCESSFUL_DELETE_REASON: &str = "SuccessfulDelete";
 pub const FAILED_DELETE_REASON: &str = "FailedDelete";
 
+/// Upstream `names.ReplicaSetController`.
+pub const REPLICASET_CONTROLLER: &str = "replicaset-controller";
+
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: REPLICASET_CONTROLLER,
+    aliases: &["replicaset"],
+    disabled_by_default: false,
+    client_name: "replicaset-controller",
+    watches: &["ReplicaSet", "Pod"],
+    concurrent_syncs: |c| c.concurrent.replicaset,
+    start: |ctx| Box::pin(start(ctx)),
+};
+
 struct Controller {
-    client: Client,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
+    pod_control: Arc<dyn PodControl>,
+    rs_control: Arc<dyn ObjectControl<ReplicaSet>>,
     expectations: Expectations,
-    queue: RateLimitingQueue<Key>,
     events: EventSink,
 }
 
 pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     let rs_informer = ctx.informers.informer::<ReplicaSet>();
     let pod_informer = ctx.informers.informer::<Pod>();
-    let rs_changes = rs_informer.subscribe();
-    let pod_changes = pod_informer.subscribe();
     let controller = Arc::new(Controller {
-        client: ctx.client.clone(),
         replicasets: rs_informer.store().clone(),
         pods: pod_informer.store().clone(),
+        pod_control: Arc::new(KubePodControl::new(ctx.client.clone())),
+        rs_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
         expectations: Expectations::default(),
-        queue: RateLimitingQueue::new("replicaset"),
         events: EventSink::new(&ctx.events, REPLICASET_CONTROLLER),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = async { tokio::join!(rs_informer.wait_synced(), pod_informer.wait_synced()) } => {}
-    }
-    tracing::debug!("replicaset informers synced");
-    tokio::spawn(watch_replicasets(Arc::clone(&controller), rs_changes));
-    tokio::spawn(watch_pods(Arc::clone(&controller), pod_changes));
-    controller.enqueue_all();
-    let workers = ctx.config.concurrent.replicaset;
-    let sync_ctl = Arc::clone(&controller);
-    run_workers(
+    KeyedController::new(
         REPLICASET_CONTROLLER,
-        controller.queue.clone(),
-        workers,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key).await }
-        },
+        controller,
+        RateLimitingQueue::new("replicaset"),
     )
-    .await;
-    Ok(())
+    .watches(&rs_informer, |_, change| object_key(change))
+    .watches(&pod_informer, Controller::pod_changed)
+    .run(&ctx)
+    .await
 }
 
-async fn watch_replicasets(ctl: Arc<Controller>, mut changes: Subscription<ReplicaSet>) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(rs) | Change::Updated { new: rs, .. } | Change::Deleted(rs) => {
-                ctl.queue.add(Key::of(rs.as_ref()))
-            }
-            Change::Resync => ctl.enqueue_all(),
-        }
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_replicaset(key).await
     }
-}
 
-async fn watch_pods(ctl: Arc<Controller>, mut changes: Subscription<Pod>) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(pod) => ctl.pod_added(&pod),
-            Change::Updated { old, new } => ctl.pod_updated(&old, &new),
-            Change::Deleted(pod) => ctl.pod_deleted(&pod),
-            Change::Resync => ctl.enqueue_all(),
-        }
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.replicasets
+            .state()
+            .iter()
+            .map(|rs| Key::of(rs.as_ref()).into())
+            .collect()
     }
 }
 
@@ -108,9 +102,12 @@ fn pod_key(pod: &Pod) -> String {
 }
 
 impl Controller {
-    fn enqueue_all(&self) {
-        for rs in self.replicasets.state() {
-            self.queue.add(Key::of(rs.as_ref()));
+    fn pod_changed(&self, change: Change<Pod>) -> Vec<Enqueue> {
+        match change {
+            Change::Added(pod) => self.pod_added(&pod),
+            Change::Updated { old, new } => self.pod_updated(&old, &new),
+            Change::Deleted(pod) => self.pod_deleted(&pod),
+            Change::Resync => Vec::new(),
         }
     }
 
@@ -145,32 +142,37 @@ impl Controller {
             .collect()
     }
 
-    fn pod_added(&self, pod: &Pod) {
+    fn pod_added(&self, pod: &Pod) -> Vec<Enqueue> {
         if pod.metadata.deletion_timestamp.is_some() {
             // Seen for the first time already terminating (e.g. after a
             // relist): counts as the deletion we may be waiting for.
-            self.pod_deleted(pod);
-            return;
+            return self.pod_deleted(pod);
         }
         if let Some(rs) = self.owner_of(pod) {
             let key = Key::of(rs.as_ref());
             self.expectations.creation_observed(&key.to_string());
-            self.queue.add(key);
-            return;
+            return vec![key.into()];
         }
         if ownerref::get_controller_of(&pod.metadata).is_none() {
-            for rs in self.matching_replicasets(pod) {
-                self.queue.add(Key::of(rs.as_ref()));
-            }
+            return self.keys_of(self.matching_replicasets(pod));
         }
+        Vec::new()
     }
 
-    fn pod_updated(&self, old: &Pod, new: &Pod) {
+    fn keys_of(&self, replicasets: Vec<Arc<ReplicaSet>>) -> Vec<Enqueue> {
+        replicasets
+            .iter()
+            .map(|rs| Key::of(rs.as_ref()).into())
+            .collect()
+    }
+
+    fn pod_updated(&self, old: &Pod, new: &Pod) -> Vec<Enqueue> {
         if old.metadata.resource_version == new.metadata.resource_version {
-            return;
+            return Vec::new();
         }
+        let mut keys = Vec::new();
         if new.metadata.deletion_timestamp.is_some() && old.metadata.deletion_timestamp.is_none() {
-            self.pod_deleted(new);
+            keys.extend(self.pod_deleted(new));
         }
         let old_owner = self.owner_of(old);
         let new_owner = self.owner_of(new);
@@ -178,7 +180,7 @@ impl Controller {
             && old_owner.as_ref().map(|r| r.metadata.uid.clone())
                 != new_owner.as_ref().map(|r| r.metadata.uid.clone())
         {
-            self.queue.add(Key::of(rs.as_ref()));
+            keys.push(Key::of(rs.as_ref()).into());
         }
         if let Some(rs) = &new_owner {
             let key = Key::of(rs.as_ref());
@@ -188,33 +190,33 @@ impl Controller {
                 && !crate::controller_utils::is_pod_ready(old)
                 && crate::controller_utils::is_pod_ready(new)
             {
-                self.queue
-                    .add_after(key.clone(), Duration::from_secs(min_ready as u64 + 1));
+                let after = Duration::from_secs(min_ready as u64 + 1);
+                keys.push(Enqueue::After(key.clone(), after));
             }
-            self.queue.add(key);
-            return;
+            keys.push(key.into());
+            return keys;
         }
         if ownerref::get_controller_of(&new.metadata).is_none()
             && (old.metadata.labels != new.metadata.labels
                 || ownerref::get_controller_of(&old.metadata).is_some())
         {
-            for rs in self.matching_replicasets(new) {
-                self.queue.add(Key::of(rs.as_ref()));
-            }
+            keys.extend(self.keys_of(self.matching_replicasets(new)));
         }
+        keys
     }
 
-    fn pod_deleted(&self, pod: &Pod) {
-        if let Some(rs) = self.owner_of(pod) {
-            let key = Key::of(rs.as_ref());
-            self.expectations
-                .deletion_observed(&key.to_string(), &pod_key(pod));
-            self.queue.add(key);
-        }
+    fn pod_deleted(&self, pod: &Pod) -> Vec<Enqueue> {
+        let Some(rs) = self.owner_of(pod) else {
+            return Vec::new();
+        };
+        let key = Key::of(rs.as_ref());
+        self.expectations
+            .deletion_observed(&key.to_string(), &pod_key(pod));
+        vec![key.into()]
     }
 
     /// Upstream `syncReplicaSet`.
-    async fn sync(&self, key: &Key) -> SyncResult {
+    async fn sync_replicaset(&self, key: &Key) -> SyncResult {
         let Some(ns) = key.namespace.as_deref() else {
             return Ok(None);
         };
@@ -292,24 +294,28 @@ impl Controller {
         let me = ClaimingController::from_resource(rs);
         let plan = ownerref::plan_claims_by_selector(&me, selector, active.iter().copied());
         let mut claimed = plan.owned;
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &me.namespace);
+        let ns = me.namespace.as_str();
         if !plan.adopt.is_empty() && self.can_adopt(rs, &me).await {
             for pod in plan.adopt {
-                if controller_utils::adopt(&api, &me, pod).await?.is_some() {
+                let patch = controller_utils::adopt_patch(&me, controller_utils::uid_of(pod))?;
+                let result = self.pod_control.patch_pod(ns, &pod.name_any(), patch).await;
+                if controller_utils::adopted(result)?.is_some() {
                     claimed.push(pod);
                 }
             }
         }
         for pod in plan.release {
-            controller_utils::release(&api, &me, pod).await?;
+            let patch = controller_utils::release_patch(&me, controller_utils::uid_of(pod))?;
+            controller_utils::released(
+                self.pod_control.patch_pod(ns, &pod.name_any(), patch).await,
+            )?;
         }
         Ok(claimed)
     }
 
     /// Upstream `RecheckDeletionTimestamp` against a fresh read.
     async fn can_adopt(&self, rs: &ReplicaSet, me: &ClaimingController) -> bool {
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &me.namespace);
-        match api.get(&rs.name_any()).await {
+        match self.rs_control.get(&me.namespace, &rs.name_any()).await {
             Ok(fresh) => match ownerref::recheck_deletion_timestamp(me, &fresh.metadata) {
                 Ok(()) => true,
                 Err(err) => {
@@ -379,17 +385,16 @@ impl Controller {
             });
         };
         let owner = ownerref::new_controller_ref_for(rs);
-        let pod = pod_from_template(template, &rs.name_any(), Some(owner));
-        let api: Api<Pod> = Api::namespaced(
-            self.client.clone(),
-            key.namespace.as_deref().unwrap_or_default(),
-        );
+        let (ns, name) = (key.namespace.as_deref().unwrap_or_default(), rs.name_any());
         let regarding = rs.object_ref(&());
-        let params = PostParams::default();
         let mut created = 0;
         let mut first_error = None;
         for batch in slow_start_batches(count, SLOW_START_INITIAL_BATCH_SIZE) {
-            let results = join_all((0..batch).map(|_| api.create(&params, &pod))).await;
+            let results = join_all((0..batch).map(|_| {
+                self.pod_control
+                    .create_pods(ns, template, &name, owner.clone())
+            }))
+            .await;
             for result in results {
                 match result {
                     Ok(new_pod) => {
@@ -401,14 +406,13 @@ impl Controller {
                         );
                     }
                     Err(err) => {
-                        let err = Error::from(err);
                         if err.is_namespace_terminating() {
                             // Upstream treats this as success and lets
                             // the expectation time out.
                             created += 1;
                             continue;
                         }
-                        let msg = format!("Error creating: {}", kube_message(&err));
+                        let msg = format!("Error creating: {}", err.api_message());
                         self.events
                             .publish(&regarding, &EventSpec::warning(FAILED_CREATE_REASON, msg));
                         first_error.get_or_insert(err);
@@ -430,19 +434,13 @@ impl Controller {
         self.expectations
             .expect_deletions(&exp_key, pods.iter().map(|p| pod_key(p)));
         tracing::debug!(replicaset = %key, deleting = pods.len(), "Too many replicas");
-        let api: Api<Pod> = Api::namespaced(
-            self.client.clone(),
-            key.namespace.as_deref().unwrap_or_default(),
-        );
+        let ns = key.namespace.as_deref().unwrap_or_default();
         let regarding = rs.object_ref(&());
         let results = join_all(pods.iter().map(|p| {
-            let api = api.clone();
             let name = p.name_any();
             async move {
-                (
-                    name.clone(),
-                    api.delete(&name, &DeleteParams::default()).await,
-                )
+                let result = self.pod_control.delete_pod(ns, &name).await;
+                (name, result)
             }
         }))
         .await;
@@ -458,11 +456,10 @@ impl Controller {
                 }
                 Err(err) => {
                     self.expectations.deletion_observed(&exp_key, &pod_key(pod));
-                    let err = Error::from(err);
                     if err.is_not_found() {
                         continue;
                     }
-                    let msg = format!("Error deleting: {}", kube_message(&err));
+                    let msg = format!("Error deleting: {}", err.api_message());
                     self.events
                         .publish(&regarding, &EventSpec::warning(FAILED_DELETE_REASON, msg));
                     first_error.get_or_insert(err);
@@ -477,25 +474,13 @@ impl Controller {
         rs: &ReplicaSet,
         status: &k8s_openapi::api::apps::v1::ReplicaSetStatus,
     ) -> Result<(), Error> {
-        let api: Api<ReplicaSet> = Api::namespaced(
-            self.client.clone(),
-            rs.metadata.namespace.as_deref().unwrap_or_default(),
-        );
+        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
         // An update (PUT with the cached resourceVersion), as upstream: the
         // `system:controller:replicaset-controller` role grants `update` on
         // replicasets/status but not `patch`; a 409 requeues the sync.
         let mut next = rs.clone();
         next.status = Some(status.clone());
-        api.replace_status(&rs.name_any(), &PostParams::default(), &next)
-            .await?;
+        self.rs_control.update_status(ns, &next).await?;
         Ok(())
-    }
-}
-
-/// The apiserver's message for an API error (what upstream's `%v` prints).
-pub(crate) fn kube_message(err: &Error) -> String {
-    match err {
-        Error::Kube(kube::Error::Api(status)) => status.message.clone(),
-        other => other.to_string(),
     }
 }

@@ -3,76 +3,46 @@
 //! `kube-root-ca.crt` with the apiserver CA bundle under `ca.crt` in every
 //! namespace, repaired when edited or deleted.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use component_base::workqueue::RateLimitingQueue;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::controller_utils::Key;
+use crate::controller::{
+    ControllerContext, ControllerDescriptor, Enqueue, Key, KeyedController, Reconciler, SyncResult,
+};
 use crate::error::Error;
-use crate::names::ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER;
-use crate::runner::{ControllerContext, SyncResult, run_workers};
-use component_base::informers::{Change, Subscription};
+use component_base::informers::Change;
 
-pub const ROOT_CA_CONFIG_MAP_NAME: &str = "kube-root-ca.crt";
-pub const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";
-pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
-const CA_KEY: &str = "ca.crt";
+pub mod reconcile;
 
-/// What to do for one namespace (pure decision).
-#[derive(Debug, PartialEq)]
-pub enum Publish {
-    Nothing,
-    Create(ConfigMap),
-    /// Replace the existing object (keeps its resourceVersion: a
-    /// concurrent edit yields a conflict and a retry, as upstream).
-    Update(ConfigMap),
-}
+pub use reconcile::{
+    DESCRIPTION, DESCRIPTION_ANNOTATION, Publish, ROOT_CA_CONFIG_MAP_NAME, decide,
+};
 
-/// Upstream `syncNamespace`.
-pub fn decide(existing: Option<&ConfigMap>, root_ca: &str) -> Publish {
-    let data: BTreeMap<String, String> = [(CA_KEY.to_string(), root_ca.to_string())].into();
-    let Some(cm) = existing else {
-        return Publish::Create(ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(ROOT_CA_CONFIG_MAP_NAME.to_string()),
-                annotations: Some(
-                    [(DESCRIPTION_ANNOTATION.to_string(), DESCRIPTION.to_string())].into(),
-                ),
-                ..Default::default()
-            },
-            data: Some(data),
-            ..Default::default()
-        });
-    };
-    let has_description = cm
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(DESCRIPTION_ANNOTATION))
-        .is_some_and(|d| !d.is_empty());
-    if cm.data.as_ref() == Some(&data) && has_description {
-        return Publish::Nothing;
-    }
-    let mut fixed = cm.clone();
-    fixed.data = Some(data);
-    fixed
-        .metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(DESCRIPTION_ANNOTATION.to_string(), DESCRIPTION.to_string());
-    Publish::Update(fixed)
-}
+/// Upstream `names.RootCACertificatePublisherController`.
+pub const ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER: &str =
+    "root-ca-certificate-publisher-controller";
+
+/// Upstream hard-codes one worker for the root CA publisher.
+pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
+    name: ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
+    aliases: &["root-ca-cert-publisher"],
+    disabled_by_default: false,
+    client_name: "root-ca-cert-publisher",
+    watches: &["Namespace", "ConfigMap"],
+    concurrent_syncs: |_| 1,
+    start: |ctx| Box::pin(start(ctx)),
+};
 
 struct Controller {
     client: Client,
+    namespaces: Store<Namespace>,
     config_maps: Store<ConfigMap>,
     root_ca: String,
-    queue: RateLimitingQueue<Key>,
 }
 
 pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
@@ -85,87 +55,68 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     };
     let ns_informer = ctx.informers.informer::<Namespace>();
     let cm_informer = ctx.informers.informer::<ConfigMap>();
-    let ns_changes = ns_informer.subscribe();
-    let cm_changes = cm_informer.subscribe();
     let controller = Arc::new(Controller {
         client: ctx.client.clone(),
+        namespaces: ns_informer.store().clone(),
         config_maps: cm_informer.store().clone(),
         root_ca: String::from_utf8_lossy(&root_ca).into_owned(),
-        queue: RateLimitingQueue::new("root_ca_cert_publisher"),
     });
-    tokio::select! {
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-        _ = async { tokio::join!(ns_informer.wait_synced(), cm_informer.wait_synced()) } => {}
-    }
-    tokio::spawn(watch_namespaces(
-        Arc::clone(&controller),
-        ns_changes,
-        ns_informer.store().clone(),
-    ));
-    tokio::spawn(watch_config_maps(Arc::clone(&controller), cm_changes));
-    for ns in ns_informer.store().state() {
-        controller.queue.add(ns_key(&ns));
-    }
-    let sync_ctl = Arc::clone(&controller);
-    run_workers(
+    KeyedController::new(
         ROOT_CA_CERTIFICATE_PUBLISHER_CONTROLLER,
-        controller.queue.clone(),
-        ctx.config.concurrent.root_ca_publisher,
-        ctx.shutdown.clone(),
-        move |key| {
-            let ctl = Arc::clone(&sync_ctl);
-            async move { ctl.sync(&key).await }
-        },
+        controller,
+        RateLimitingQueue::new("root_ca_cert_publisher"),
     )
-    .await;
-    Ok(())
-}
-
-fn ns_key(ns: &Namespace) -> Key {
-    Key::new(None, ns.metadata.name.as_deref().unwrap_or_default())
-}
-
-async fn watch_namespaces(
-    ctl: Arc<Controller>,
-    mut changes: Subscription<Namespace>,
-    store: Store<Namespace>,
-) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            Change::Added(ns) => ctl.queue.add(ns_key(&ns)),
-            Change::Updated { new, .. } => {
-                let phase = new.status.as_ref().and_then(|s| s.phase.as_deref());
-                if phase == Some("Active") {
-                    ctl.queue.add(ns_key(&new));
-                }
-            }
-            Change::Deleted(_) => {}
-            Change::Resync => {
-                for ns in store.state() {
-                    ctl.queue.add(ns_key(&ns));
-                }
+    .watches(&ns_informer, |_, change| match change {
+        Change::Added(ns) => vec![ns_key(&ns)],
+        Change::Updated { new, .. } => {
+            let phase = new.status.as_ref().and_then(|s| s.phase.as_deref());
+            if phase == Some("Active") {
+                vec![ns_key(&new)]
+            } else {
+                Vec::new()
             }
         }
+        Change::Deleted(_) | Change::Resync => Vec::new(),
+    })
+    .watches(&cm_informer, |_, change| match change {
+        Change::Updated { new: cm, .. } | Change::Deleted(cm) => config_map_key(&cm),
+        Change::Added(_) | Change::Resync => Vec::new(),
+    })
+    .run(&ctx)
+    .await
+}
+
+fn ns_key(ns: &Namespace) -> Enqueue {
+    Key::new(None, ns.metadata.name.as_deref().unwrap_or_default()).into()
+}
+
+/// Our ConfigMap was edited or deleted: repair its namespace.
+fn config_map_key(cm: &ConfigMap) -> Vec<Enqueue> {
+    match cm.metadata.namespace.as_deref() {
+        Some(ns) if cm.metadata.name.as_deref() == Some(ROOT_CA_CONFIG_MAP_NAME) => {
+            vec![Key::new(None, ns).into()]
+        }
+        _ => Vec::new(),
     }
 }
 
-async fn watch_config_maps(ctl: Arc<Controller>, mut changes: Subscription<ConfigMap>) {
-    while let Some(change) = changes.recv().await {
-        let cm = match change {
-            Change::Updated { new, .. } => new,
-            Change::Deleted(cm) => cm,
-            Change::Added(_) | Change::Resync => continue,
-        };
-        if cm.metadata.name.as_deref() == Some(ROOT_CA_CONFIG_MAP_NAME)
-            && let Some(ns) = cm.metadata.namespace.as_deref()
-        {
-            ctl.queue.add(Key::new(None, ns));
-        }
+impl Reconciler for Controller {
+    async fn sync(&self, key: &Key) -> SyncResult {
+        self.sync_namespace(key).await
+    }
+
+    fn all_keys(&self) -> Vec<Enqueue> {
+        self.namespaces
+            .state()
+            .iter()
+            .map(|ns| ns_key(ns))
+            .collect()
     }
 }
 
 impl Controller {
-    async fn sync(&self, key: &Key) -> SyncResult {
+    /// Upstream `syncNamespace`.
+    async fn sync_namespace(&self, key: &Key) -> SyncResult {
         let ns = key.name.as_str();
         let existing = self
             .config_maps
@@ -188,57 +139,5 @@ impl Controller {
             }
         }
         Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn creates_repairs_or_leaves_alone() {
-        let created = match decide(None, "CA") {
-            Publish::Create(cm) => cm,
-            other => panic!("expected create, got {other:?}"),
-        };
-        assert_eq!(
-            created
-                .data
-                .as_ref()
-                .and_then(|d| d.get("ca.crt"))
-                .map(String::as_str),
-            Some("CA")
-        );
-        assert_eq!(decide(Some(&created), "CA"), Publish::Nothing);
-
-        let mut edited = created.clone();
-        edited.data = Some([("ca.crt".to_string(), "tampered".to_string())].into());
-        edited.metadata.resource_version = Some("7".into());
-        match decide(Some(&edited), "CA") {
-            Publish::Update(cm) => {
-                assert_eq!(cm.data, created.data);
-                assert_eq!(cm.metadata.resource_version.as_deref(), Some("7"));
-            }
-            other => panic!("expected update, got {other:?}"),
-        }
-
-        let mut no_description = created.clone();
-        no_description.metadata.annotations = None;
-        match decide(Some(&no_description), "CA") {
-            Publish::Update(cm) => assert_eq!(
-                cm.metadata
-                    .annotations
-                    .and_then(|a| a.get(DESCRIPTION_ANNOTATION).cloned())
-                    .as_deref(),
-                Some(DESCRIPTION)
-            ),
-            other => panic!("expected update, got {other:?}"),
-        }
-
-        // A CA rotation rewrites the data.
-        assert!(matches!(
-            decide(Some(&created), "NEW CA"),
-            Publish::Update(_)
-        ));
     }
 }

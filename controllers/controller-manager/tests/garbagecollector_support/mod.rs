@@ -15,13 +15,17 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube_controller_manager::ControllerManagerConfig;
-use kube_controller_manager::runner::ControllerContext;
+use kube_controller_manager::controller::{ControllerContext, ControllerDescriptor};
 use tokio_util::sync::CancellationToken;
 
 pub use apiserver::TestApiServer;
 
-/// A controller context on `client`; cancel the token to stop everything.
-pub fn context(client: &Client) -> (ControllerContext, CancellationToken) {
+/// A context on `client` for the controller `descriptor` declares (its
+/// default worker count); cancel the token to stop everything.
+pub fn context(
+    client: &Client,
+    descriptor: &ControllerDescriptor,
+) -> (ControllerContext, CancellationToken) {
     let shutdown = CancellationToken::new();
     let ctx = ControllerContext {
         client: client.clone(),
@@ -29,8 +33,9 @@ pub fn context(client: &Client) -> (ControllerContext, CancellationToken) {
         config: Arc::new(ControllerManagerConfig::default()),
         shutdown: shutdown.clone(),
         events: Arc::new(EventBroadcaster::start(client.clone(), shutdown.clone())),
+        workers: 1,
     };
-    (ctx, shutdown)
+    (ctx.sized_for(descriptor), shutdown)
 }
 
 /// Polls `check` until it yields `Some`, panicking with `what` after `limit`.
