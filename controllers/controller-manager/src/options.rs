@@ -61,16 +61,6 @@ pub struct Options {
     pub node: NodeLifecycleFlags,
 }
 
-/// A boolean flag value pflag would not accept.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidBool(String);
-
-/// pflag's boolean syntax (`true`, `1`, `t`, ...), as a clap value parser.
-fn bool_flag(s: &str) -> Result<bool, InvalidBool> {
-    go_bool_arg(s).map_err(InvalidBool)
-}
-
 /// Generic and controller-specific settings.
 #[derive(Debug, Clone, Args)]
 pub struct GenericControllerFlags {
@@ -87,7 +77,7 @@ pub struct GenericControllerFlags {
     pub cluster_cidr: Option<String>,
     /// Should CIDRs for Pods be allocated and set on the cloud provider.
     #[arg(long = "allocate-node-cidrs", default_value_t = false, num_args = 0..=1, require_equals = true,
-          default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
+          default_missing_value = "true", action = ArgAction::Set, value_parser = go_bool_arg, value_name = "bool")]
     pub allocate_node_cidrs: bool,
     /// The instance prefix for the cluster.
     #[arg(
@@ -129,7 +119,7 @@ pub struct GenericControllerFlags {
     /// If true, use individual service account credentials for each controller.
     #[arg(long = "use-service-account-credentials", default_value_t = false, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", action = ArgAction::Set,
-          value_parser = bool_flag, value_name = "bool")]
+          value_parser = go_bool_arg, value_name = "bool")]
     pub use_service_account_credentials: bool,
     /// Filename containing a PEM-encoded X509 CA certificate used to issue cluster-scoped certificates.
     #[arg(long = "cluster-signing-cert-file", value_name = "string")]
@@ -143,7 +133,7 @@ pub struct GenericControllerFlags {
     /// Enables the generic garbage collector. MUST be synced with the corresponding flag of the kube-apiserver.
     #[arg(long = "enable-garbage-collector", default_value_t = true, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", action = ArgAction::Set,
-          value_parser = bool_flag, value_name = "bool")]
+          value_parser = go_bool_arg, value_name = "bool")]
     pub enable_garbage_collector: bool,
     /// Number of terminated pods that can exist before the terminated pod garbage collector starts deleting terminated pods. If <= 0, the terminated pod garbage collector is disabled.
     #[arg(
