@@ -15,7 +15,7 @@ use component_base::auth::authn::{CaVerifier, CachedTokenReviewer, KubeTokenRevi
 use component_base::auth::authz::{CachedAccessReviewer, KubeAccessReviewer};
 use component_base::auth::{AuthFilter, Authenticator, Authorizer};
 use component_base::flags::ClientFlags;
-use component_base::serving::{CertSource, HealthCheck, SecureServingOptions};
+use component_base::serving::{CertSource, CheckFailure, HealthCheck, SecureServingOptions};
 use kubelet::server::{CriStreamingRuntime, KubeletServer};
 
 use crate::options::{COMPONENT, KubeletServing, Resolved};
@@ -80,7 +80,9 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
     app.health
         .healthz
         .add(HealthCheck::new("syncloop", move || {
-            syncloop.sync_loop_health_check(resync)
+            syncloop
+                .sync_loop_health_check(resync)
+                .map_err(CheckFailure::of)
         }));
     app.serve_secure(&serving, Some(auth), api).await?;
     if s.healthz_port != 0 {

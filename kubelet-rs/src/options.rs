@@ -46,10 +46,6 @@ pub const UPSTREAM_BOOL_FLAGS: &[&str] = &[
     "lock-file",
 ];
 
-fn bool_flag(s: &str) -> Result<bool, String> {
-    go_bool_arg(s)
-}
-
 fn key_value_map(s: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -109,7 +105,7 @@ pub struct Options {
     pub node_labels: Option<BTreeMap<String, String>>,
     /// Register the node with the apiserver.
     #[arg(long = "register-node", default_value_t = true, num_args = 0..=1, require_equals = true,
-          default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
+          default_missing_value = "true", action = ArgAction::Set, value_parser = go_bool_arg, value_name = "bool")]
     pub register_node: bool,
     /// Register the node with the given list of taints ("<key>=<value>:<effect>").
     #[arg(
@@ -180,12 +176,12 @@ pub struct Options {
     pub client_ca_file: Option<PathBuf>,
     /// Enables anonymous requests to the Kubelet server.
     #[arg(long = "anonymous-auth", default_value_t = true, num_args = 0..=1, require_equals = true,
-          default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
+          default_missing_value = "true", action = ArgAction::Set, value_parser = go_bool_arg, value_name = "bool")]
     pub anonymous_auth: bool,
     /// Use the TokenReview API to determine authentication for bearer tokens.
     #[arg(long = "authentication-token-webhook", default_value_t = false, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", action = ArgAction::Set,
-          value_parser = bool_flag, value_name = "bool")]
+          value_parser = go_bool_arg, value_name = "bool")]
     pub authentication_token_webhook: bool,
     /// The duration to cache responses from the webhook token authenticator.
     #[arg(long = "authentication-token-webhook-cache-ttl", default_value = "2m", value_parser = duration_arg, value_name = "duration")]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use component_base::auth::authz::AccessReviewer;
+use component_base::auth::authz::{AccessReviewer, AuthzError};
 use component_base::auth::{Attributes, Authenticator, Authorizer, Decision};
 use component_base::serving::{HealthRegistry, component_router, serve_http};
 use k8s_openapi::api::core::v1::{
@@ -91,7 +91,7 @@ struct ProxyOnly(Mutex<Vec<String>>);
 
 #[async_trait::async_trait]
 impl AccessReviewer for ProxyOnly {
-    async fn review(&self, attrs: &Attributes) -> Result<Decision, String> {
+    async fn review(&self, attrs: &Attributes) -> Result<Decision, AuthzError> {
         let sub = attrs
             .resource
             .as_ref()

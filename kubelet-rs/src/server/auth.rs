@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use component_base::auth::authz::AccessReviewer;
+use component_base::auth::authz::{AccessReviewer, AuthzError};
 use component_base::auth::{
     Attributes, AuthFilter, Authenticator, Authorizer, Decision, ResourceAttributes, UserInfo,
 };
@@ -104,7 +104,7 @@ pub struct FineGrainedReviewer {
 
 #[async_trait::async_trait]
 impl AccessReviewer for FineGrainedReviewer {
-    async fn review(&self, attrs: &Attributes) -> Result<Decision, String> {
+    async fn review(&self, attrs: &Attributes) -> Result<Decision, AuthzError> {
         let Some(resource) = &attrs.resource else {
             return self.inner.review(attrs).await;
         };
@@ -121,10 +121,13 @@ impl AccessReviewer for FineGrainedReviewer {
                 Ok(Decision::Allow) => return Ok(Decision::Allow),
                 Ok(other) => last = other,
                 Err(err) => {
-                    return Err(format!(
-                        "Authorization error (user={}, verb={}, resource=nodes, subresource={subresource}): {err}",
-                        attrs.user.name, attrs.verb
-                    ));
+                    return Err(AuthzError::While {
+                        attributes: format!(
+                            "user={}, verb={}, resource=nodes, subresource={subresource}",
+                            attrs.user.name, attrs.verb
+                        ),
+                        source: Box::new(err),
+                    });
                 }
             }
         }
