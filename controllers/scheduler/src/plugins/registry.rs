@@ -4,12 +4,14 @@
 use super::defaultbinder::DefaultBinder;
 use super::defaultpreemption::DefaultPreemption;
 use super::imagelocality::ImageLocality;
+use super::interpodaffinity::InterPodAffinity;
 use super::names;
 use super::nodeaffinity::NodeAffinity;
 use super::nodename::NodeName;
 use super::nodeports::NodePorts;
 use super::noderesources::{BalancedAllocation, NodeResourcesFit};
 use super::nodeunschedulable::NodeUnschedulable;
+use super::podtopologyspread::PodTopologySpread;
 use super::queuesort::PrioritySort;
 use super::schedulinggates::SchedulingGates;
 use super::tainttoleration::TaintToleration;
@@ -22,8 +24,6 @@ pub const NOT_YET_IMPLEMENTED: &[&str] = &[
     names::NODE_VOLUME_LIMITS,
     names::VOLUME_BINDING,
     names::VOLUME_ZONE,
-    names::POD_TOPOLOGY_SPREAD,
-    names::INTER_POD_AFFINITY,
     names::DYNAMIC_RESOURCES,
 ];
 
@@ -41,6 +41,8 @@ pub fn in_tree() -> Registry {
     r.register(names::NODE_AFFINITY, with_args(NodeAffinity::from_args));
     r.register(names::NODE_RESOURCES_FIT, with_args(NodeResourcesFit::from_args));
     r.register(names::NODE_RESOURCES_BALANCED_ALLOCATION, with_args(BalancedAllocation::from_args));
+    r.register(names::POD_TOPOLOGY_SPREAD, factory(PodTopologySpread::new));
+    r.register(names::INTER_POD_AFFINITY, factory(InterPodAffinity::new));
     r.register(names::DEFAULT_PREEMPTION, with_args(DefaultPreemption::from_args));
     r.register(names::DEFAULT_BINDER, factory(|_, h| Ok(DefaultBinder::new(h))));
     for name in NOT_YET_IMPLEMENTED {
