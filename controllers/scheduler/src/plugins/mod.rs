@@ -25,3 +25,4 @@ pub mod queuesort;
 pub mod registry;
 pub mod schedulinggates;
 pub mod tainttoleration;
+pub mod unimplemented;

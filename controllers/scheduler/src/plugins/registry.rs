@@ -15,10 +15,12 @@ use super::podtopologyspread::PodTopologySpread;
 use super::queuesort::PrioritySort;
 use super::schedulinggates::SchedulingGates;
 use super::tainttoleration::TaintToleration;
+use super::unimplemented::Unimplemented;
 use crate::framework::registry::{Registry, factory, stateless, with_args};
 
 /// Upstream default plugins we do not implement yet. A profile naming them still loads (so the
-/// upstream default configuration works); they are logged and left out.
+/// upstream default configuration works) with a stand-in that warns at start and makes pods
+/// needing the plugin unschedulable instead of placing them wrongly.
 pub const NOT_YET_IMPLEMENTED: &[&str] = &[
     names::VOLUME_RESTRICTIONS,
     names::NODE_VOLUME_LIMITS,
@@ -46,7 +48,7 @@ pub fn in_tree() -> Registry {
     r.register(names::DEFAULT_PREEMPTION, with_args(DefaultPreemption::from_args));
     r.register(names::DEFAULT_BINDER, factory(|_, h| Ok(DefaultBinder::new(h))));
     for name in NOT_YET_IMPLEMENTED {
-        r.tolerate_not_yet_implemented(name);
+        r.register(name, Unimplemented::factory(name));
     }
     r
 }
