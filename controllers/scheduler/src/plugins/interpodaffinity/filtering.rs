@@ -12,20 +12,29 @@ use super::{
 };
 use crate::framework::affinity_term::{AffinityTerm, PodAffinityTerms};
 use crate::framework::{
-    CycleState, FilterPlugin, NodeInfo, PreFilterPlugin, PreFilterResult, Status,
+    CycleState, FilterPlugin, NodeInfo, PodInfo, PreFilterPlugin, PreFilterResult, Status,
 };
+use crate::plugins::helper::node_delta::SnapshotIndex;
 
 const PRE_FILTER_STATE_KEY: &str = "PreFilterInterPodAffinity";
 
 /// topology key -> value -> count (upstream `topologyToMatchedTermCount`).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct TopologyCounts(HashMap<String, HashMap<String, i64>>);
 
 impl TopologyCounts {
     fn update(&mut self, node: &Node, key: &str, value: i64) {
         if let Some(v) = node.metadata.labels.as_ref().and_then(|l| l.get(key)) {
             let by_value = self.0.entry(key.to_string()).or_default();
-            *by_value.entry(v.clone()).or_insert(0) += value;
+            let n = by_value.entry(v.clone()).or_insert(0);
+            *n += value;
+            // Counts can go down (RemovePod); an entry at zero is no entry, as upstream.
+            if *n == 0 {
+                by_value.remove(v);
+                if by_value.is_empty() {
+                    self.0.remove(key);
+                }
+            }
         }
     }
 
@@ -42,13 +51,45 @@ impl TopologyCounts {
     }
 }
 
-pub(super) struct PreFilterState {
+#[derive(Default, Clone)]
+struct Counts {
     /// Existing pods whose required anti-affinity terms match the incoming pod.
     existing_anti_affinity: TopologyCounts,
     /// Existing pods matching all the incoming pod's required affinity terms.
     affinity: TopologyCounts,
     /// Existing pods matching the incoming pod's required anti-affinity terms.
     anti_affinity: TopologyCounts,
+}
+
+impl Counts {
+    /// Upstream `updateWithPod`: counts `existing` on `node` (`sign` 1) or uncounts it (-1).
+    fn update_with_pod(&mut self, s: &PreFilterState, existing: &PodInfo, node: &Node, sign: i64) {
+        if let Some(theirs) = existing.affinity.as_deref() {
+            for t in &theirs.required_anti_affinity {
+                if t.matches(&s.pod, &s.namespace_labels) {
+                    self.existing_anti_affinity
+                        .update(node, &t.topology_key, sign);
+                }
+            }
+        }
+        let none = BTreeMap::new();
+        if matches_all(&s.terms.required_affinity, &existing.pod, &none) {
+            for t in &s.terms.required_affinity {
+                self.affinity.update(node, &t.topology_key, sign);
+            }
+        }
+        for t in &s.terms.required_anti_affinity {
+            if t.matches(&existing.pod, &none) {
+                self.anti_affinity.update(node, &t.topology_key, sign);
+            }
+        }
+    }
+}
+
+pub(super) struct PreFilterState {
+    counts: Counts,
+    /// The nodes counted, to tell what a preemption or nominated-pod copy changed.
+    snapshot: SnapshotIndex,
     terms: PodAffinityTerms,
     pod: Pod,
     namespace_labels: BTreeMap<String, String>,
@@ -109,9 +150,12 @@ fn build_state(
         }
     }
     PreFilterState {
-        existing_anti_affinity,
-        affinity,
-        anti_affinity,
+        counts: Counts {
+            existing_anti_affinity,
+            affinity,
+            anti_affinity,
+        },
+        snapshot: SnapshotIndex::new(nodes),
         terms,
         pod: pod.clone(),
         namespace_labels,
@@ -131,7 +175,7 @@ impl PreFilterPlugin for InterPodAffinity {
         };
         self.stash_score_nodes(state, pod, nodes);
         let s = build_state(self, pod, terms, nodes);
-        if s.existing_anti_affinity.is_empty()
+        if s.counts.existing_anti_affinity.is_empty()
             && s.terms.required_affinity.is_empty()
             && s.terms.required_anti_affinity.is_empty()
         {
@@ -143,44 +187,44 @@ impl PreFilterPlugin for InterPodAffinity {
 }
 
 /// Upstream `satisfyPodAffinity`, with the "first pod of a group" exception.
-fn satisfies_affinity(s: &PreFilterState, node: &Node) -> bool {
+fn satisfies_affinity(s: &PreFilterState, c: &Counts, node: &Node) -> bool {
     let labels = node.metadata.labels.as_ref();
     let mut pods_exist = true;
     for t in &s.terms.required_affinity {
         let Some(v) = labels.and_then(|l| l.get(&t.topology_key)) else {
             return false;
         };
-        if s.affinity.get(&t.topology_key, v) <= 0 {
+        if c.affinity.get(&t.topology_key, v) <= 0 {
             pods_exist = false;
         }
     }
     pods_exist
-        || (s.affinity.is_empty()
+        || (c.affinity.is_empty()
             && matches_all(&s.terms.required_affinity, &s.pod, &s.namespace_labels))
 }
 
 /// Upstream `satisfyPodAntiAffinity`.
-fn satisfies_anti_affinity(s: &PreFilterState, node: &Node) -> bool {
-    if s.anti_affinity.is_empty() {
+fn satisfies_anti_affinity(s: &PreFilterState, c: &Counts, node: &Node) -> bool {
+    if c.anti_affinity.is_empty() {
         return true;
     }
     let labels = node.metadata.labels.as_ref();
     !s.terms.required_anti_affinity.iter().any(|t| {
         labels
             .and_then(|l| l.get(&t.topology_key))
-            .is_some_and(|v| s.anti_affinity.get(&t.topology_key, v) > 0)
+            .is_some_and(|v| c.anti_affinity.get(&t.topology_key, v) > 0)
     })
 }
 
 /// Upstream `satisfyExistingPodsAntiAffinity`.
-fn satisfies_existing_anti_affinity(s: &PreFilterState, node: &Node) -> bool {
-    s.existing_anti_affinity.is_empty()
+fn satisfies_existing_anti_affinity(c: &Counts, node: &Node) -> bool {
+    c.existing_anti_affinity.is_empty()
         || !node
             .metadata
             .labels
             .iter()
             .flatten()
-            .any(|(k, v)| s.existing_anti_affinity.get(k, v) > 0)
+            .any(|(k, v)| c.existing_anti_affinity.get(k, v) > 0)
 }
 
 impl FilterPlugin for InterPodAffinity {
@@ -193,13 +237,29 @@ impl FilterPlugin for InterPodAffinity {
         let Some(n) = node.node() else {
             return Status::error("node not found");
         };
-        if !satisfies_affinity(s, n) {
+        // A preemption or nominated-pod copy: count what changed since PreFilter.
+        let delta = s.snapshot.delta(node);
+        let adjusted;
+        let c = if delta.is_empty() {
+            &s.counts
+        } else {
+            let mut counts = s.counts.clone();
+            for p in &delta.added {
+                counts.update_with_pod(s, p, n, 1);
+            }
+            for p in &delta.removed {
+                counts.update_with_pod(s, p, n, -1);
+            }
+            adjusted = counts;
+            &adjusted
+        };
+        if !satisfies_affinity(s, c, n) {
             return Status::unresolvable(ERR_REASON_AFFINITY_RULES_NOT_MATCH);
         }
-        if !satisfies_anti_affinity(s, n) {
+        if !satisfies_anti_affinity(s, c, n) {
             return Status::unschedulable(ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH);
         }
-        if !satisfies_existing_anti_affinity(s, n) {
+        if !satisfies_existing_anti_affinity(c, n) {
             return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH);
         }
         Status::success()

@@ -380,3 +380,38 @@ fn hints() {
         QueueingHint::QueueSkip
     );
 }
+
+/// Preemption filters a copy of the node without its victims; nominated pods are filtered on a
+/// copy with them added (upstream PreFilterExtensions.RemovePod/AddPod).
+#[test]
+fn filter_counts_pods_removed_or_added_after_prefilter() {
+    let pl = InterPodAffinity::from_args(None).expect("args");
+    let nodes = [zoned("n1", "z1"), zoned("n2", "z2")];
+    let anti = req_anti(term(sel("app", "In", &["web"]), "zone"));
+    let blocker = with_affinity(
+        on_node(labeled_pod("w1", &[("app", "web")]), "n1"),
+        anti.clone(),
+    );
+    let infos = node_infos(&nodes, std::slice::from_ref(&blocker));
+    let incoming = with_affinity(labeled_pod("w2", &[("app", "web")]), anti);
+    let mut state = CycleState::new();
+    let (_, s) = pl.pre_filter(&mut state, &incoming, &infos);
+    assert!(s.is_success());
+    assert_eq!(
+        pl.filter(&state, &incoming, &infos[0]).message(),
+        ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH
+    );
+    let mut without = (*infos[0]).clone();
+    without.remove_pod("uid-w1");
+    assert!(pl.filter(&state, &incoming, &without).is_success());
+    let mut with = (*infos[1]).clone();
+    with.add_pod(Arc::new(on_node(
+        labeled_pod("w3", &[("app", "web")]),
+        "n2",
+    )));
+    assert_eq!(
+        pl.filter(&state, &incoming, &with).message(),
+        ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH
+    );
+    assert!(pl.filter(&state, &incoming, &infos[1]).is_success());
+}

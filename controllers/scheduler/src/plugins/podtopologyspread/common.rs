@@ -104,11 +104,15 @@ pub fn node_has_all_keys(node: &Node, constraints: &[Constraint]) -> bool {
 }
 
 /// Upstream `countPodsMatchSelector`: non-terminating pods of `namespace` matching.
-pub fn count_matching(pods: &[PodInfo], selector: &Selector, namespace: &str) -> i64 {
+pub fn count_matching<'a>(
+    pods: impl IntoIterator<Item = &'a PodInfo>,
+    selector: &Selector,
+    namespace: &str,
+) -> i64 {
     if selector.is_empty() {
         return 0;
     }
-    pods.iter()
+    pods.into_iter()
         .filter(|p| {
             p.pod.metadata.deletion_timestamp.is_none()
                 && p.pod.metadata.namespace.as_deref().unwrap_or_default() == namespace

@@ -12,6 +12,7 @@ use super::{ERR_REASON_CONSTRAINTS_NOT_MATCH, ERR_REASON_NODE_LABEL_NOT_MATCH, P
 use crate::framework::{
     CycleState, FilterPlugin, NodeInfo, PreFilterPlugin, PreFilterResult, Status,
 };
+use crate::plugins::helper::node_delta::{NodeDelta, SnapshotIndex};
 
 pub(super) const PRE_FILTER_STATE_KEY: &str = "PreFilterPodTopologySpread";
 
@@ -19,16 +20,57 @@ pub(super) const PRE_FILTER_STATE_KEY: &str = "PreFilterPodTopologySpread";
 pub(super) struct PreFilterState {
     constraints: Vec<Constraint>,
     value_to_match_num: Vec<HashMap<String, i64>>,
+    /// The nodes counted, to tell what a preemption or nominated-pod copy changed.
+    snapshot: SnapshotIndex,
 }
 
 impl PreFilterState {
     /// Upstream `minMatchNum`: the global minimum, 0 while fewer than minDomains domains exist.
     fn min_match_num(&self, i: usize) -> i64 {
+        self.min_with(i, None)
+    }
+
+    /// The minimum with `value`'s count replaced (upstream keeps it current via AddPod/RemovePod).
+    fn min_with(&self, i: usize, replaced: Option<(&str, i64)>) -> i64 {
         let counts = &self.value_to_match_num[i];
         if (counts.len() as i64) < i64::from(self.constraints[i].min_domains) {
             return 0;
         }
-        counts.values().copied().min().unwrap_or(0)
+        counts
+            .iter()
+            .map(|(v, n)| match replaced {
+                Some((rv, rn)) if rv == v => rn,
+                _ => *n,
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// (matching pods in the node's domain, global minimum) for constraint `i`, counting the
+    /// pods `node` gained or lost since PreFilter.
+    fn counts_for(
+        &self,
+        i: usize,
+        pod: &Pod,
+        node: &NodeInfo,
+        value: &str,
+        delta: &NodeDelta<'_>,
+        required: Option<&RequiredNodeAffinity>,
+    ) -> (i64, i64) {
+        let base = self.value_to_match_num[i].get(value).copied().unwrap_or(0);
+        let c = &self.constraints[i];
+        let eligible = |required| {
+            node.node().is_some_and(|n| {
+                node_has_all_keys(n, &self.constraints) && c.counts_node(pod, n, required)
+            })
+        };
+        if !required.is_some_and(|r| !delta.is_empty() && eligible(r)) {
+            return (base, self.min_match_num(i));
+        }
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let d = count_matching(delta.added.iter().copied(), &c.selector, ns)
+            - count_matching(delta.removed.iter().copied(), &c.selector, ns);
+        (base + d, self.min_with(i, Some((value, base + d))))
     }
 }
 
@@ -64,6 +106,7 @@ fn compute_state(
     PreFilterState {
         constraints,
         value_to_match_num,
+        snapshot: SnapshotIndex::new(nodes),
     }
 }
 
@@ -105,13 +148,16 @@ impl FilterPlugin for PodTopologySpread {
             return Status::error("node not found");
         };
         let labels = n.metadata.labels.as_ref();
+        let delta = s.snapshot.delta(node);
+        // Only a modified copy needs the pod's node affinity (for the inclusion policies).
+        let required = (!delta.is_empty()).then(|| RequiredNodeAffinity::from_pod(pod));
         for (i, c) in s.constraints.iter().enumerate() {
             let Some(value) = labels.and_then(|l| l.get(&c.topology_key)) else {
                 return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
             };
             let self_match = i64::from(c.selector.matches_labels(pod.metadata.labels.as_ref()));
-            let match_num = s.value_to_match_num[i].get(value).copied().unwrap_or(0);
-            let skew = match_num + self_match - s.min_match_num(i);
+            let (match_num, min) = s.counts_for(i, pod, node, value, &delta, required.as_ref());
+            let skew = match_num + self_match - min;
             if skew > i64::from(c.max_skew) {
                 return Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH);
             }

@@ -439,3 +439,34 @@ fn hints() {
         QueueingHint::QueueSkip
     );
 }
+
+/// Preemption filters a copy of the node without its victims; nominated pods are filtered on a
+/// copy with them added (upstream PreFilterExtensions.RemovePod/AddPod).
+#[test]
+fn filter_counts_pods_removed_or_added_after_prefilter() {
+    let pl = PodTopologySpread::from_args(None).expect("args");
+    let pod = with_spread(
+        labeled_pod("p", &[("foo", "")]),
+        vec![spread(1, HOST, DO_NOT_SCHEDULE, "foo")],
+    );
+    let infos = node_infos(
+        &[host("node-a"), host("node-b")],
+        &[foo("a1", "node-a"), foo("a2", "node-a")],
+    );
+    let mut state = CycleState::new();
+    let _ = pl.pre_filter(&mut state, &pod, &infos);
+    assert!(!pl.filter(&state, &pod, &infos[0]).is_success());
+    let mut fewer = (*infos[0]).clone();
+    fewer.remove_pod("uid-a1");
+    // 1 + 1 - 0 = 2 > 1 still; without both victims node-a fits.
+    assert!(!pl.filter(&state, &pod, &fewer).is_success());
+    fewer.remove_pod("uid-a2");
+    assert!(pl.filter(&state, &pod, &fewer).is_success());
+    let mut more = (*infos[1]).clone();
+    more.add_pod(Arc::new(foo("b1", "node-b")));
+    assert!(pl.filter(&state, &pod, &more).is_success());
+    more.add_pod(Arc::new(foo("b2", "node-b")));
+    more.add_pod(Arc::new(foo("b3", "node-b")));
+    // node-b now holds 3 against node-a's 2: skew 3 + 1 - 2 = 2 > 1.
+    assert!(!pl.filter(&state, &pod, &more).is_success());
+}
