@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount,
+};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -371,4 +373,80 @@ async fn spreads_by_zone_with_anti_affinity_and_topology_spread() {
         Ok(Ok(Ok(()))) => {}
         other => panic!("scheduler did not stop cleanly: {other:?}"),
     }
+}
+
+/// A pod with an unknown claim is unschedulable with a reason naming the missing plugin; a pod
+/// whose claim is bound to a PV without node affinity or zone labels is scheduled.
+async fn claims_need_unimplemented_plugins_unless_bound_to_unrestricted_pvs(
+    client: &kube::Client,
+    pods: &Api<Pod>,
+) {
+    let with_claim = |claim: &str| serde_json::json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]});
+    let p = app_pod("unbound", "db", with_claim("missing"));
+    if let Err(e) = pods.create(&PostParams::default(), &p).await {
+        panic!("creating unbound: {e}");
+    }
+    let message = wait_for(
+        "PodScheduled=False on the pod with an unknown claim",
+        async || {
+            let c = pods
+                .get("unbound")
+                .await
+                .ok()?
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+            c.message
+        },
+    )
+    .await;
+    assert_eq!(
+        message,
+        "0/3 nodes are available: pod uses persistentVolumeClaim volumes, which need the VolumeRestrictions plugin; kube-scheduler-rs does not implement it yet. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    );
+
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let pv: PersistentVolume = manifest(serde_json::json!({
+        "metadata": {"name": "nfs-pv"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteMany"],
+            "nfs": {"server": "nfs.example", "path": "/export"},
+            "claimRef": {"namespace": "default", "name": "shared"},
+        },
+    }));
+    if let Err(e) = pvs.create(&PostParams::default(), &pv).await {
+        panic!("creating PV: {e}");
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let pvc: PersistentVolumeClaim = manifest(serde_json::json!({
+        "metadata": {"name": "shared", "namespace": "default"},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": "1Gi"}},
+            "volumeName": "nfs-pv",
+            "storageClassName": "",
+        },
+    }));
+    if let Err(e) = pvcs.create(&PostParams::default(), &pvc).await {
+        panic!("creating PVC: {e}");
+    }
+    // No PV controller here: mark the claim bound as it would.
+    let bound = serde_json::json!({"status": {"phase": "Bound"}});
+    if let Err(e) = pvcs
+        .patch_status("shared", &PatchParams::default(), &Patch::Merge(bound))
+        .await
+    {
+        panic!("binding PVC: {e}");
+    }
+    let p = app_pod("bound", "db", with_claim("shared"));
+    if let Err(e) = pods.create(&PostParams::default(), &p).await {
+        panic!("creating bound: {e}");
+    }
+    wait_for(
+        "pod with a claim bound to an NFS PV scheduled",
+        async || pods.get("bound").await.ok()?.spec?.node_name,
+    )
+    .await;
 }

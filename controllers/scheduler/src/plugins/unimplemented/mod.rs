@@ -2,6 +2,9 @@
 //! VolumeRestrictions, VolumeZone, NodeVolumeLimits, DynamicResources). Skipping them would
 //! place pods that need them as if their volumes or claims did not exist; instead a pod that
 //! needs one is unschedulable with a reason naming the plugin, and every other pod is untouched.
+//! Pods whose claims are all bound to unrestricted PVs pass (see `bound_claims`).
+
+mod bound_claims;
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ type Needs = fn(&Pod) -> Option<&'static str>;
 pub struct Unimplemented {
     name: &'static str,
     needs: Needs,
+    claims: Option<bound_claims::ClaimListers>,
 }
 
 fn volumes(pod: &Pod) -> impl Iterator<Item = &k8s_openapi::api::core::v1::Volume> {
@@ -27,25 +31,43 @@ fn volumes(pod: &Pod) -> impl Iterator<Item = &k8s_openapi::api::core::v1::Volum
         .flatten()
 }
 
+const CLAIMS: &str = "persistentVolumeClaim volumes";
+
 /// PersistentVolumeClaims, directly or through generic ephemeral volumes.
 fn claims(pod: &Pod) -> Option<&'static str> {
     let mut vols = volumes(pod);
     vols.any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
-        .then_some("persistentVolumeClaim volumes")
+        .then_some(CLAIMS)
 }
 
-/// Claims, or inline volumes that VolumeRestrictions checks for conflicts.
+/// Inline volumes VolumeRestrictions checks for conflicts, else claims.
 fn claims_or_exclusive_disks(pod: &Pod) -> Option<&'static str> {
-    claims(pod).or_else(|| {
-        volumes(pod)
-            .any(|v| {
-                v.gce_persistent_disk.is_some()
-                    || v.aws_elastic_block_store.is_some()
-                    || v.rbd.is_some()
-                    || v.iscsi.is_some()
-            })
-            .then_some("exclusive inline disk volumes")
-    })
+    let exclusive = volumes(pod).any(|v| {
+        v.gce_persistent_disk.is_some()
+            || v.aws_elastic_block_store.is_some()
+            || v.rbd.is_some()
+            || v.iscsi.is_some()
+    });
+    if exclusive {
+        return Some("exclusive inline disk volumes");
+    }
+    claims(pod)
+}
+
+/// Inline volumes NodeVolumeLimits counts (in-tree ones migrated to CSI), else claims.
+fn claims_or_attachable_inline(pod: &Pod) -> Option<&'static str> {
+    let attachable = volumes(pod).any(|v| {
+        v.gce_persistent_disk.is_some()
+            || v.aws_elastic_block_store.is_some()
+            || v.azure_disk.is_some()
+            || v.cinder.is_some()
+            || v.vsphere_volume.is_some()
+            || v.portworx_volume.is_some()
+    });
+    if attachable {
+        return Some("attachable inline volumes");
+    }
+    claims(pod)
 }
 
 fn resource_claims(pod: &Pod) -> Option<&'static str> {
@@ -60,20 +82,32 @@ impl Unimplemented {
     fn new(name: &'static str) -> Self {
         let needs: Needs = match name {
             names::VOLUME_RESTRICTIONS => claims_or_exclusive_disks,
+            names::NODE_VOLUME_LIMITS => claims_or_attachable_inline,
             names::DYNAMIC_RESOURCES => resource_claims,
             _ => claims,
         };
-        Unimplemented { name, needs }
+        Unimplemented {
+            name,
+            needs,
+            claims: None,
+        }
     }
 
     /// The registry entry: warns once per profile that enables the plugin.
     pub fn factory(name: &'static str) -> PluginFactory {
-        factory(move |_, _| {
+        factory(move |_, handle| {
             tracing::warn!(
                 plugin = name,
                 "enabled plugin is not implemented by kube-scheduler-rs; pods that need it stay unschedulable"
             );
-            Ok(Unimplemented::new(name))
+            let mut pl = Unimplemented::new(name);
+            if name != names::DYNAMIC_RESOURCES {
+                pl.claims = Some(bound_claims::ClaimListers {
+                    claims: handle.informer(),
+                    volumes: handle.informer(),
+                });
+            }
+            Ok(pl)
         })
     }
 
@@ -101,10 +135,18 @@ impl PreFilterPlugin for Unimplemented {
         pod: &Pod,
         _nodes: &[Arc<NodeInfo>],
     ) -> (Option<PreFilterResult>, Status) {
-        match (self.needs)(pod) {
-            Some(uses) => (None, Status::unresolvable(self.reason(uses))),
-            None => (None, Status::skip()),
+        let Some(uses) = (self.needs)(pod) else {
+            return (None, Status::skip());
+        };
+        if uses == CLAIMS
+            && self
+                .claims
+                .as_ref()
+                .is_some_and(|c| c.all_bound_and_unrestricted(pod))
+        {
+            return (None, Status::skip());
         }
+        (None, Status::unresolvable(self.reason(uses)))
     }
 }
 
