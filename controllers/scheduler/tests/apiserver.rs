@@ -368,6 +368,8 @@ async fn spreads_by_zone_with_anti_affinity_and_topology_spread() {
         "maxSkew 1 across zones"
     );
 
+    claims_need_unimplemented_plugins_unless_bound_to_unrestricted_pvs(&client, &pods).await;
+
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(10), runner).await {
         Ok(Ok(Ok(()))) => {}
