@@ -126,3 +126,68 @@ pub fn with_priority(mut p: Pod, priority: i32) -> Pod {
     p.spec.get_or_insert_with(Default::default).priority = Some(priority);
     p
 }
+
+/// Pod `default/<name>` with the given labels (no containers).
+pub fn labeled_pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+    let mut p = pod_named(name, vec![]);
+    p.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    p
+}
+
+pub fn on_node(mut p: Pod, node: &str) -> Pod {
+    p.spec.get_or_insert_with(Default::default).node_name = Some(node.into());
+    p
+}
+
+pub fn in_namespace(mut p: Pod, ns: &str) -> Pod {
+    p.metadata.namespace = Some(ns.into());
+    p
+}
+
+/// Node `name` with exactly `labels` (no hostname label unless listed).
+pub fn labeled_node(name: &str, labels: &[(&str, &str)]) -> Node {
+    let mut n = node(name, "32", "64Gi", "110");
+    n.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    n
+}
+
+/// NodeInfos for `nodes` holding the `pods` whose `spec.nodeName` names them.
+pub fn node_infos(nodes: &[Node], pods: &[Pod]) -> Vec<std::sync::Arc<crate::framework::NodeInfo>> {
+    nodes
+        .iter()
+        .map(|n| {
+            let mut ni = crate::framework::NodeInfo::new(std::sync::Arc::new(n.clone()));
+            for p in pods
+                .iter()
+                .filter(|p| crate::pod::node_name(p) == n.metadata.name.as_deref().unwrap_or(""))
+            {
+                ni.add_pod(std::sync::Arc::new(p.clone()));
+            }
+            std::sync::Arc::new(ni)
+        })
+        .collect()
+}
+
+/// `matchExpressions: [{key, Exists}]`.
+pub fn exists_selector(key: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+        match_expressions: Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                key: key.into(),
+                operator: "Exists".into(),
+                values: None,
+            },
+        ]),
+        match_labels: None,
+    }
+}

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount,
+};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -39,6 +41,15 @@ fn pod(name: &str, cpu: &str) -> Pod {
             "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}],
         },
     }))
+}
+
+/// No controller-manager here to create it; pod admission needs it.
+async fn create_default_service_account(client: &kube::Client) {
+    let sa: ServiceAccount = manifest(serde_json::json!({"metadata": {"name": "default"}}));
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    if let Err(e) = sas.create(&PostParams::default(), &sa).await {
+        panic!("creating default service account: {e}");
+    }
 }
 
 async fn create_node(client: &kube::Client, name: &str) {
@@ -96,15 +107,7 @@ async fn schedules_pods_on_real_apiserver() {
         return;
     };
     let client = server.client().await;
-    let sa: ServiceAccount =
-        match serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}})) {
-            Ok(sa) => sa,
-            Err(e) => panic!("{e}"),
-        };
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    if let Err(e) = sas.create(&PostParams::default(), &sa).await {
-        panic!("creating default service account: {e}");
-    }
+    create_default_service_account(&client).await;
     create_node(&client, "node-a").await;
     create_node(&client, "node-b").await;
 
@@ -231,4 +234,221 @@ async fn preempts_lower_priority_pod(client: &kube::Client, pods: &Api<Pod>) {
     })
     .await;
     assert_eq!(Some(node), nominated);
+}
+
+/// `default/<name>` labelled `app=<app>` with extra spec fields merged in.
+fn app_pod(name: &str, app: &str, extra: serde_json::Value) -> Pod {
+    let mut spec = serde_json::json!({
+        "schedulerName": "default-scheduler",
+        "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "100m"}}}],
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    manifest(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+        "spec": spec,
+    }))
+}
+
+/// Three nodes in two zones: a deployment-like set with required zone anti-affinity gets one
+/// replica per zone and the third is unschedulable with upstream's reason; a set with a hard
+/// zone spread (maxSkew 1) lands 2/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spreads_by_zone_with_anti_affinity_and_topology_spread() {
+    let Some(server) = apiserver::TestApiServer::start().await else {
+        return;
+    };
+    let client = server.client().await;
+    create_default_service_account(&client).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (name, zone) in [
+        ("node-a", "zone1"),
+        ("node-b", "zone1"),
+        ("node-c", "zone2"),
+    ] {
+        create_node(&client, name).await;
+        let patch = serde_json::json!({
+            "metadata": {"labels": {"topology.kubernetes.io/zone": zone}},
+            "spec": {"taints": null},
+        });
+        if let Err(e) = nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            panic!("labelling node {name}: {e}");
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let runner = tokio::spawn(kube_scheduler::run(
+        client.clone(),
+        SchedulerConfig::default(),
+        shutdown.clone(),
+    ));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let zone_of = async |name: &str| -> Option<String> {
+        let p = pods.get(name).await.ok()?;
+        let node = p.spec?.node_name?;
+        let n = nodes.get(&node).await.ok()?;
+        n.metadata
+            .labels?
+            .get("topology.kubernetes.io/zone")
+            .cloned()
+    };
+
+    let anti = serde_json::json!({"affinity": {"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{
+            "labelSelector": {"matchLabels": {"app": "web"}},
+            "topologyKey": "topology.kubernetes.io/zone",
+        }],
+    }}});
+    for i in 0..3 {
+        let p = app_pod(&format!("web-{i}"), "web", anti.clone());
+        if let Err(e) = pods.create(&PostParams::default(), &p).await {
+            panic!("creating web-{i}: {e}");
+        }
+    }
+    let mut zones = Vec::new();
+    let mut pending = None;
+    wait_for("two web replicas bound and one unschedulable", async || {
+        zones.clear();
+        pending = None;
+        for i in 0..3 {
+            let name = format!("web-{i}");
+            match zone_of(&name).await {
+                Some(z) => zones.push(z),
+                None => {
+                    let p = pods.get(&name).await.ok()?;
+                    let c = p
+                        .status?
+                        .conditions?
+                        .into_iter()
+                        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+                    pending = c.message;
+                }
+            }
+        }
+        (zones.len() == 2 && pending.is_some()).then_some(())
+    })
+    .await;
+    zones.sort();
+    assert_eq!(zones, ["zone1", "zone2"], "one replica per zone");
+    let message = pending.unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+        ),
+        "{message}"
+    );
+
+    let spread = serde_json::json!({"topologySpreadConstraints": [{
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "spread"}},
+    }]});
+    for i in 0..4 {
+        let p = app_pod(&format!("spread-{i}"), "spread", spread.clone());
+        if let Err(e) = pods.create(&PostParams::default(), &p).await {
+            panic!("creating spread-{i}: {e}");
+        }
+    }
+    let mut zones = wait_for("four spread pods bound", async || {
+        let mut zones = Vec::new();
+        for i in 0..4 {
+            zones.push(zone_of(&format!("spread-{i}")).await?);
+        }
+        Some(zones)
+    })
+    .await;
+    zones.sort();
+    assert_eq!(
+        zones,
+        ["zone1", "zone1", "zone2", "zone2"],
+        "maxSkew 1 across zones"
+    );
+
+    claims_need_unimplemented_plugins_unless_bound_to_unrestricted_pvs(&client, &pods).await;
+
+    shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(10), runner).await {
+        Ok(Ok(Ok(()))) => {}
+        other => panic!("scheduler did not stop cleanly: {other:?}"),
+    }
+}
+
+/// A pod with an unknown claim is unschedulable with a reason naming the missing plugin; a pod
+/// whose claim is bound to a PV without node affinity or zone labels is scheduled.
+async fn claims_need_unimplemented_plugins_unless_bound_to_unrestricted_pvs(
+    client: &kube::Client,
+    pods: &Api<Pod>,
+) {
+    let with_claim = |claim: &str| serde_json::json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]});
+    let p = app_pod("unbound", "db", with_claim("missing"));
+    if let Err(e) = pods.create(&PostParams::default(), &p).await {
+        panic!("creating unbound: {e}");
+    }
+    let message = wait_for(
+        "PodScheduled=False on the pod with an unknown claim",
+        async || {
+            let c = pods
+                .get("unbound")
+                .await
+                .ok()?
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+            c.message
+        },
+    )
+    .await;
+    assert_eq!(
+        message,
+        "0/3 nodes are available: pod uses persistentVolumeClaim volumes, which need the VolumeRestrictions plugin; kube-scheduler-rs does not implement it yet. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    );
+
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let pv: PersistentVolume = manifest(serde_json::json!({
+        "metadata": {"name": "nfs-pv"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteMany"],
+            "nfs": {"server": "nfs.example", "path": "/export"},
+            "claimRef": {"namespace": "default", "name": "shared"},
+        },
+    }));
+    if let Err(e) = pvs.create(&PostParams::default(), &pv).await {
+        panic!("creating PV: {e}");
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let pvc: PersistentVolumeClaim = manifest(serde_json::json!({
+        "metadata": {"name": "shared", "namespace": "default"},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": "1Gi"}},
+            "volumeName": "nfs-pv",
+            "storageClassName": "",
+        },
+    }));
+    if let Err(e) = pvcs.create(&PostParams::default(), &pvc).await {
+        panic!("creating PVC: {e}");
+    }
+    // No PV controller here: mark the claim bound as it would.
+    let bound = serde_json::json!({"status": {"phase": "Bound"}});
+    if let Err(e) = pvcs
+        .patch_status("shared", &PatchParams::default(), &Patch::Merge(bound))
+        .await
+    {
+        panic!("binding PVC: {e}");
+    }
+    let p = app_pod("bound", "db", with_claim("shared"));
+    if let Err(e) = pods.create(&PostParams::default(), &p).await {
+        panic!("creating bound: {e}");
+    }
+    wait_for(
+        "pod with a claim bound to an NFS PV scheduled",
+        async || pods.get("bound").await.ok()?.spec?.node_name,
+    )
+    .await;
 }

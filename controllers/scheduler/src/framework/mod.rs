@@ -1,5 +1,6 @@
 //! The scheduling framework: extension points, statuses, per-cycle state and node aggregates.
 
+pub mod affinity_term;
 pub mod cycle_state;
 pub mod diagnosis;
 pub mod events;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
+use super::affinity_term::PodAffinityTerms;
 use super::resource::{Resource, pod_requests};
 
 /// A pod plus values precomputed once when it enters a NodeInfo.
@@ -14,6 +15,9 @@ pub struct PodInfo {
     pub requests: Resource,
     pub non_zero_cpu: i64,
     pub non_zero_mem: i64,
+    /// Parsed pod (anti-)affinity terms; `None` when the pod has none (upstream
+    /// `PodsWithAffinity` membership).
+    pub affinity: Option<Arc<PodAffinityTerms>>,
 }
 
 impl PodInfo {
@@ -21,15 +25,23 @@ impl PodInfo {
         let requests = pod_requests(&pod, false);
         let non_zero = pod_requests(&pod, true);
         PodInfo {
-            pod,
             requests,
             non_zero_cpu: non_zero.milli_cpu,
             non_zero_mem: non_zero.memory,
+            affinity: PodAffinityTerms::of_lossy(&pod).map(Arc::new),
+            pod,
         }
     }
 
     pub fn uid(&self) -> &str {
         crate::pod::uid(&self.pod)
+    }
+
+    /// The pod has required anti-affinity terms (upstream `PodsWithRequiredAntiAffinity`).
+    pub fn has_required_anti_affinity(&self) -> bool {
+        self.affinity
+            .as_ref()
+            .is_some_and(|a| !a.required_anti_affinity.is_empty())
     }
 }
 
@@ -146,6 +158,10 @@ pub struct NodeInfo {
     /// Cluster-wide spread of this node's images, filled in by the cache when it copies the
     /// NodeInfo into a snapshot (upstream `ImageStates`).
     pub image_states: HashMap<String, ImageStateSummary>,
+    /// How many of `pods` have pod (anti-)affinity / required anti-affinity (upstream
+    /// `PodsWithAffinity` / `PodsWithRequiredAntiAffinity`, as counts).
+    pub pods_with_affinity: usize,
+    pub pods_with_required_anti_affinity: usize,
     /// Bumped on every change; the snapshot copies only NodeInfos newer than itself.
     pub generation: u64,
 }
@@ -196,6 +212,8 @@ impl NodeInfo {
         for (ip, proto, port) in pod_host_ports(&pi.pod) {
             self.used_ports.add(&ip, &proto, port);
         }
+        self.pods_with_affinity += usize::from(pi.affinity.is_some());
+        self.pods_with_required_anti_affinity += usize::from(pi.has_required_anti_affinity());
         self.pods.push(pi);
     }
 
@@ -209,6 +227,8 @@ impl NodeInfo {
             return false;
         };
         let pi = self.pods.swap_remove(idx);
+        self.pods_with_affinity -= usize::from(pi.affinity.is_some());
+        self.pods_with_required_anti_affinity -= usize::from(pi.has_required_anti_affinity());
         self.requested.sub(&pi.requests);
         self.non_zero_requested.milli_cpu -= pi.non_zero_cpu;
         self.non_zero_requested.memory -= pi.non_zero_mem;

@@ -577,7 +577,9 @@ mod tests {
                 "TaintToleration",
                 "NodeAffinity",
                 "NodePorts",
-                "NodeResourcesFit"
+                "NodeResourcesFit",
+                "PodTopologySpread",
+                "InterPodAffinity"
             ]
         );
         assert_eq!(
@@ -586,11 +588,15 @@ mod tests {
                 "TaintToleration",
                 "NodeAffinity",
                 "NodeResourcesFit",
+                "PodTopologySpread",
+                "InterPodAffinity",
                 "NodeResourcesBalancedAllocation",
                 "ImageLocality"
             ]
         );
         assert_eq!(fw.score_weights.get("TaintToleration"), Some(&3));
+        assert_eq!(fw.score_weights.get("PodTopologySpread"), Some(&2));
+        assert_eq!(fw.score_weights.get("InterPodAffinity"), Some(&2));
         assert_eq!(names(&fw, ExtensionPoint::Bind), ["DefaultBinder"]);
         assert_eq!(
             names(&fw, ExtensionPoint::PostFilter),
@@ -623,6 +629,8 @@ mod tests {
             [
                 "NodeResourcesFit",
                 "NodeAffinity",
+                "PodTopologySpread",
+                "InterPodAffinity",
                 "NodeResourcesBalancedAllocation",
                 "ImageLocality"
             ]

@@ -354,6 +354,34 @@ mod tests {
         );
     }
 
+    /// InterPodAffinity's PreFilter counted the running pods; filtering the node without the
+    /// victims (and with reprieved ones back) must see the change (upstream RemovePod/AddPod).
+    #[test]
+    fn anti_affinity_victim_is_the_matching_pod() {
+        let fw = framework();
+        let mut ni = NodeInfo::new(Arc::new(node("n", "4", "8Gi", "110")));
+        let mut web = (*running("a", 1)).clone();
+        web.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        ni.add_pod(Arc::new(web));
+        ni.add_pod(running("b", 1));
+        let mut preemptor = with_priority(pod_named("p", vec![container(&[("cpu", "1")])]), 100);
+        let anti: k8s_openapi::api::core::v1::Affinity = match serde_json::from_value(
+            serde_json::json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+            ]}}),
+        ) {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        preemptor.spec.get_or_insert_with(Default::default).affinity = Some(anti);
+        let nodes = [Arc::new(ni)];
+        let mut state = CycleState::new();
+        let _ = fw.run_pre_filter(&mut state, &preemptor, &nodes);
+        assert!(!fw.run_filter(&state, &preemptor, &nodes[0]).is_success());
+        let victims = select_victims(&fw, &state, &preemptor, &nodes[0]);
+        assert_eq!(victims.map(|v| names(&v)), Ok(vec!["a".to_string()]));
+    }
+
     #[test]
     fn args_are_validated() {
         let a = DefaultPreemption::from_args(Some(

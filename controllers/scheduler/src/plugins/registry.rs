@@ -4,26 +4,28 @@
 use super::defaultbinder::DefaultBinder;
 use super::defaultpreemption::DefaultPreemption;
 use super::imagelocality::ImageLocality;
+use super::interpodaffinity::InterPodAffinity;
 use super::names;
 use super::nodeaffinity::NodeAffinity;
 use super::nodename::NodeName;
 use super::nodeports::NodePorts;
 use super::noderesources::{BalancedAllocation, NodeResourcesFit};
 use super::nodeunschedulable::NodeUnschedulable;
+use super::podtopologyspread::PodTopologySpread;
 use super::queuesort::PrioritySort;
 use super::schedulinggates::SchedulingGates;
 use super::tainttoleration::TaintToleration;
+use super::unimplemented::Unimplemented;
 use crate::framework::registry::{Registry, factory, stateless, with_args};
 
 /// Upstream default plugins we do not implement yet. A profile naming them still loads (so the
-/// upstream default configuration works); they are logged and left out.
+/// upstream default configuration works) with a stand-in that warns at start and makes pods
+/// needing the plugin unschedulable instead of placing them wrongly.
 pub const NOT_YET_IMPLEMENTED: &[&str] = &[
     names::VOLUME_RESTRICTIONS,
     names::NODE_VOLUME_LIMITS,
     names::VOLUME_BINDING,
     names::VOLUME_ZONE,
-    names::POD_TOPOLOGY_SPREAD,
-    names::INTER_POD_AFFINITY,
     names::DYNAMIC_RESOURCES,
 ];
 
@@ -41,10 +43,12 @@ pub fn in_tree() -> Registry {
     r.register(names::NODE_AFFINITY, with_args(NodeAffinity::from_args));
     r.register(names::NODE_RESOURCES_FIT, with_args(NodeResourcesFit::from_args));
     r.register(names::NODE_RESOURCES_BALANCED_ALLOCATION, with_args(BalancedAllocation::from_args));
+    r.register(names::POD_TOPOLOGY_SPREAD, factory(PodTopologySpread::new));
+    r.register(names::INTER_POD_AFFINITY, factory(InterPodAffinity::new));
     r.register(names::DEFAULT_PREEMPTION, with_args(DefaultPreemption::from_args));
     r.register(names::DEFAULT_BINDER, factory(|_, h| Ok(DefaultBinder::new(h))));
     for name in NOT_YET_IMPLEMENTED {
-        r.tolerate_not_yet_implemented(name);
+        r.register(name, Unimplemented::factory(name));
     }
     r
 }

@@ -4,7 +4,7 @@
 
 pub mod heap;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -63,15 +63,47 @@ pub struct PendingCounts {
     pub gated: usize,
 }
 
+/// An owned copy of an event's objects, kept while pods are in flight.
+#[derive(Clone)]
+enum OwnedObject {
+    Pod(Box<Pod>),
+    Node(Box<k8s_openapi::api::core::v1::Node>),
+}
+
+impl OwnedObject {
+    fn of(o: Option<EventObject<'_>>) -> Option<Self> {
+        match o? {
+            EventObject::Pod(p) => Some(OwnedObject::Pod(Box::new(p.clone()))),
+            EventObject::Node(n) => Some(OwnedObject::Node(Box::new(n.clone()))),
+        }
+    }
+
+    fn view(o: &Option<Self>) -> Option<EventObject<'_>> {
+        match o.as_ref()? {
+            OwnedObject::Pod(p) => Some(EventObject::Pod(p)),
+            OwnedObject::Node(n) => Some(EventObject::Node(n)),
+        }
+    }
+}
+
+struct InFlightEvent {
+    cycle: u64,
+    event: ClusterEvent,
+    old: Option<OwnedObject>,
+    new: Option<OwnedObject>,
+}
+
 struct Inner {
     active: Heap<QueuedPodInfo>,
     backoff: Heap<(Instant, QueuedPodInfo)>,
     unschedulable: HashMap<String, QueuedPodInfo>,
-    in_flight: HashSet<String>,
+    /// Pods in a scheduling attempt: uid -> the cycle they were popped in.
+    in_flight: HashMap<String, u64>,
     scheduling_cycle: u64,
-    /// Cycle of the last move request; a pod failing in an older-or-equal cycle may have missed
-    /// the event, so it goes to backoff instead of unschedulablePods.
-    move_request_cycle: Option<u64>,
+    /// Interesting events received while pods were in flight (upstream `inFlightEvents`): a
+    /// pod failing in an older-or-equal cycle may have missed one, so the rejecting plugins'
+    /// hints decide whether it goes to backoff instead of unschedulablePods.
+    in_flight_events: Vec<InFlightEvent>,
     /// Pods nominated to a node by preemption: uid -> (node, pod) (upstream `nominator`).
     nominated: HashMap<String, (String, Arc<Pod>)>,
     closed: bool,
@@ -83,6 +115,16 @@ pub struct SchedulingQueue {
     profiles: HashMap<String, Arc<Framework>>,
     initial_backoff: Duration,
     max_backoff: Duration,
+}
+
+impl Inner {
+    /// Drops events no in-flight pod can have missed.
+    fn prune_in_flight_events(&mut self) {
+        match self.in_flight.values().min().copied() {
+            None => self.in_flight_events.clear(),
+            Some(oldest) => self.in_flight_events.retain(|e| e.cycle >= oldest),
+        }
+    }
 }
 
 impl SchedulingQueue {
@@ -111,9 +153,9 @@ impl SchedulingQueue {
                 active: Heap::new(Box::new(less)),
                 backoff: Heap::new(Box::new(|a: &(Instant, QueuedPodInfo), b| a.0 < b.0)),
                 unschedulable: HashMap::new(),
-                in_flight: HashSet::new(),
+                in_flight: HashMap::new(),
                 scheduling_cycle: 0,
-                move_request_cycle: None,
+                in_flight_events: Vec::new(),
                 nominated: HashMap::new(),
                 closed: false,
             }),
@@ -260,7 +302,7 @@ impl SchedulingQueue {
             }
             return;
         }
-        if inner.in_flight.contains(&key) {
+        if inner.in_flight.contains_key(&key) {
             return;
         }
         self.move_to_active_or_gate(&mut inner, QueuedPodInfo::new(new, Instant::now()));
@@ -291,7 +333,8 @@ impl SchedulingQueue {
                         p.initial_attempt_timestamp = Some(Instant::now());
                     }
                     inner.scheduling_cycle += 1;
-                    inner.in_flight.insert(p.uid().to_string());
+                    let cycle = inner.scheduling_cycle;
+                    inner.in_flight.insert(p.uid().to_string(), cycle);
                     return Some((p, inner.scheduling_cycle));
                 }
             }
@@ -301,7 +344,9 @@ impl SchedulingQueue {
 
     /// The pod's scheduling attempt ended (scheduled, requeued or dropped).
     pub fn done(&self, pod_uid: &str) {
-        self.lock().in_flight.remove(pod_uid);
+        let mut inner = self.lock();
+        inner.in_flight.remove(pod_uid);
+        inner.prune_in_flight_events();
     }
 
     pub fn close(&self) {
@@ -317,6 +362,20 @@ impl SchedulingQueue {
         let mut inner = self.lock();
         let key = p.uid().to_string();
         inner.in_flight.remove(&key);
+        let missed_event = !p.unschedulable_plugins.is_empty()
+            && inner
+                .in_flight_events
+                .iter()
+                .filter(|e| e.cycle >= pod_cycle)
+                .any(|e| {
+                    self.hints_allow(
+                        &p,
+                        &e.event,
+                        OwnedObject::view(&e.old),
+                        OwnedObject::view(&e.new),
+                    )
+                });
+        inner.prune_in_flight_events();
         if inner.active.contains(&key)
             || inner.backoff.contains(&key)
             || inner.unschedulable.contains_key(&key)
@@ -324,7 +383,6 @@ impl SchedulingQueue {
             return;
         }
         p.timestamp = now;
-        let missed_event = inner.move_request_cycle.is_some_and(|c| c >= pod_cycle);
         if p.unschedulable_plugins.is_empty() || missed_event {
             let expiry = self.backoff_expiry(&p);
             inner.backoff.add_or_update(key, (expiry, p));
@@ -389,7 +447,15 @@ impl SchedulingQueue {
         }
         let now = Instant::now();
         let mut inner = self.lock();
-        inner.move_request_cycle = Some(inner.scheduling_cycle);
+        if !inner.in_flight.is_empty() {
+            let cycle = inner.scheduling_cycle;
+            inner.in_flight_events.push(InFlightEvent {
+                cycle,
+                event: *event,
+                old: OwnedObject::of(old),
+                new: OwnedObject::of(new),
+            });
+        }
         let candidates: Vec<QueuedPodInfo> = inner
             .unschedulable
             .values()

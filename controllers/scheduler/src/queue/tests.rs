@@ -192,9 +192,30 @@ async fn uninteresting_event_does_not_send_failing_pod_to_backoff() {
     let Some((_, p, cycle)) = pop_name(&q).await else {
         panic!("pod not popped");
     };
-    // Every binding produces an AssignedPod add; no default plugin registered for it.
+    // Every binding produces an AssignedPod add; PodTopologySpread and InterPodAffinity register
+    // it, but not NodeResourcesFit, which rejected this pod (upstream replays in-flight events
+    // through the rejecting plugins' hints only).
     let ev = ClusterEvent::new(EventResource::AssignedPod, action::ADD, "AssignedPodAdd");
     q.move_all_to_active_or_backoff(&ev, None, None);
     q.add_unschedulable_if_not_present(fit_rejected(p), cycle);
+    assert_eq!(q.pending().unschedulable, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_before_the_pods_cycle_do_not_count_as_missed() {
+    let q = queue();
+    q.add(Arc::new(pod_named("a", vec![])));
+    q.add(Arc::new(pod_named("b", vec![container(&[("cpu", "3")])])));
+    let Some((_, a, _)) = pop_name(&q).await else {
+        panic!("a not popped");
+    };
+    // While only `a` is in flight, a node is added (NodeResourcesFit cares).
+    let ev = ClusterEvent::new(EventResource::Node, action::ADD, "NodeAdd");
+    q.move_all_to_active_or_backoff(&ev, None, None);
+    let Some((_, b, cycle)) = pop_name(&q).await else {
+        panic!("b not popped");
+    };
+    q.done(a.uid());
+    q.add_unschedulable_if_not_present(fit_rejected(b), cycle);
     assert_eq!(q.pending().unschedulable, 1);
 }

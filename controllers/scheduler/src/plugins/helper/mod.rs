@@ -1,5 +1,6 @@
 //! Helpers shared by several plugins (upstream `framework/plugins/helper`).
 
+pub mod node_delta;
 pub mod normalize_score;
 pub mod taint;
 
