@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use component_base::events::EventType;
 use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodSpec, PodStatus};
-use kubelet::cri::fake::FakeRuntime;
+use support::fake_cri::FakeRuntime;
 use kubelet::cri::{self, ImageService, RuntimeService, api};
 use kubelet::events::EventSink;
 use kubelet::kuberuntime::manager::{RuntimeManager, RuntimeSettings};

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod fake_cri;
 pub mod oci;
 // The workspace-wide lookup of binaries and the skip-or-fail policy.
 pub use test_support::prereq;
