@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::events::EventSink;
 use crate::kubeletconfig::KubeletConfig;
 use crate::kuberuntime::dns::{ClusterDns, parse_resolv_conf};
-use crate::kuberuntime::manager::{RuntimeManager, RuntimeSettings};
+use crate::kuberuntime::manager::{RuntimeDeps, RuntimeManager, RuntimeSettings};
 use crate::nodestatus::machine::MachineInfo;
 use crate::nodestatus::updater::NodeStatusUpdater;
 use crate::nodestatus::{netaddr, register, setters};
@@ -172,21 +172,20 @@ pub async fn run_with(
         shutdown.clone(),
     ));
 
-    let mut manager = RuntimeManager::new(
-        runtime.clone(),
+    let manager = Arc::new(RuntimeManager::new(RuntimeDeps {
+        runtime: runtime.clone(),
         images,
-        Some(client.clone()),
-        runtime_settings(&config, &machine, &host_ips),
-    );
-    manager.volumes = Some(Arc::new(VolumeManager::new(
-        VolumeManagerConfig {
-            root_dir: config.flags.root_directory.clone(),
-            node_allocatable: setters::to_quantities(&allocatable(&config, &machine)),
-        },
-        Arc::new(KubeObjectSource::new(client.clone())),
-    )));
-    manager.events = events.clone();
-    let manager = Arc::new(manager);
+        client: Some(client.clone()),
+        settings: runtime_settings(&config, &machine, &host_ips),
+        volumes: Some(Arc::new(VolumeManager::new(
+            VolumeManagerConfig {
+                root_dir: config.flags.root_directory.clone(),
+                node_allocatable: setters::to_quantities(&allocatable(&config, &machine)),
+            },
+            Arc::new(KubeObjectSource::new(client.clone())),
+        ))),
+        events: events.clone(),
+    }));
     let (probes, prober_events) = ProbeManager::new();
     let probes = Arc::new(probes);
     let status = Arc::new(StatusManager::new(client.clone()));

@@ -12,8 +12,9 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{container_ref, reasons};
-use crate::kuberuntime::manager::{RuntimeManager, StartFailure, format_pod};
+use crate::kuberuntime::manager::{RuntimeManager, format_pod};
 use crate::kuberuntime::runtime_status::PodRuntimeStatus;
+use crate::kuberuntime::sync_result::StartFailure;
 use crate::prober::{
     ContainerExec, ContainerProbeStatus, ContainerRunState, PodProbeStatus, ProbeManager,
     ProberEvent,
@@ -212,7 +213,7 @@ impl PodWorkers {
     }
 
     async fn handle_prober_event(&self, event: ProberEvent) {
-        let sink = &self.ctx.manager.events;
+        let sink = self.ctx.manager.events();
         match event {
             ProberEvent::ContainerEvent {
                 pod_uid,
@@ -267,7 +268,6 @@ impl PodWorkers {
                 if let Err(e) = self
                     .ctx
                     .manager
-                    .runtime
                     .stop_container(&container_id, Duration::from_secs(grace))
                     .await
                 {

@@ -11,10 +11,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::phase::get_phase;
 use crate::kuberuntime::actions::should_container_be_restarted;
-use crate::kuberuntime::manager::StartFailure;
 use crate::kuberuntime::runtime_status::{
     ContainerRecord, ContainerState as RtState, PodRuntimeStatus,
 };
+use crate::kuberuntime::sync_result::StartFailure;
 use crate::qos::{compute_pod_qos, is_static_pod};
 
 pub const CONTAINER_CREATING: &str = "ContainerCreating";
