@@ -21,6 +21,7 @@ use crate::prober::{
 };
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::status_manager::StatusManager;
+use crate::types::pod_uid;
 use component_base::events::EventType;
 
 /// Where statuses go: the status manager in production, a recorder in tests.
@@ -41,7 +42,7 @@ impl StatusSink for StatusManager {
     }
     async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
         // Mirror pods of static pods are removed by the file source, not here.
-        if pod.metadata.deletion_timestamp.is_some() && !crate::qos::is_static_pod(pod) {
+        if pod.metadata.deletion_timestamp.is_some() && !crate::types::is_static_pod(pod) {
             self.delete_pod(pod).await.map_err(|e| e.to_string())?;
         }
         self.forget(pod.metadata.uid.as_deref().unwrap_or_default());
@@ -116,10 +117,6 @@ pub struct PodWorkers {
     shutdown: CancellationToken,
 }
 
-fn uid(pod: &Pod) -> String {
-    pod.metadata.uid.clone().unwrap_or_default()
-}
-
 impl PodWorkers {
     pub fn new(ctx: WorkerContext, shutdown: CancellationToken) -> Self {
         Self {
@@ -135,7 +132,7 @@ impl PodWorkers {
 
     /// `UpdatePod`: hands the newest pod to its worker, starting one if needed.
     pub fn update_pod(&self, pod: Pod) {
-        let id = uid(&pod);
+        let id = pod_uid(&pod);
         let mut workers = self.lock();
         if let Some(h) = workers.get(&id) {
             h.pod.send_replace(Some(pod));
@@ -311,7 +308,7 @@ impl PodWorkers {
         PodStatus,
         crate::kuberuntime::runtime_status::PodRuntimeStatus,
     )> {
-        let rt = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+        let rt = match self.ctx.manager.get_pod_status(&pod_uid(pod)).await {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!(pod = %format_pod(pod), error = %e, "failed to read pod runtime status");
@@ -337,7 +334,7 @@ impl PodWorkers {
             probes: Some(&readiness),
         });
         if let Some(p) = &self.ctx.probes {
-            p.update_pod_status(&uid(pod), probe_status(pod, &status, &rt));
+            p.update_pod_status(&pod_uid(pod), probe_status(pod, &status, &rt));
         }
         Some((status, rt))
     }
@@ -409,7 +406,7 @@ impl PodWorkers {
             .max(0) as u64;
         let mut delay = Duration::from_millis(500);
         loop {
-            let rt = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+            let rt = match self.ctx.manager.get_pod_status(&pod_uid(pod)).await {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!(pod = %format_pod(pod), error = %e, "reading runtime status for termination");
@@ -424,7 +421,7 @@ impl PodWorkers {
                 .kill_pod(pod, &rt, Duration::from_secs(grace))
                 .await;
             let final_status = self.status_for(pod, reasons, true).await;
-            let removed = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+            let removed = match self.ctx.manager.get_pod_status(&pod_uid(pod)).await {
                 Ok(rt) => self.ctx.manager.remove_pod(&rt).await,
                 Err(e) => Err(e),
             };
@@ -435,11 +432,11 @@ impl PodWorkers {
                 if let Err(e) = self.ctx.status.pod_terminated(pod).await {
                     tracing::error!(pod = %format_pod(pod), error = %e, "deleting terminated pod");
                 } else {
-                    self.ctx.manager.teardown_volumes(&uid(pod));
+                    self.ctx.manager.teardown_volumes(&pod_uid(pod));
                     if let Some(p) = &self.ctx.probes {
-                        p.remove_pod(&uid(pod));
+                        p.remove_pod(&pod_uid(pod));
                     }
-                    self.ctx.manager.forget_pod(&uid(pod));
+                    self.ctx.manager.forget_pod(&pod_uid(pod));
                     return;
                 }
             }

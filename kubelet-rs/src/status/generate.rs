@@ -15,7 +15,8 @@ use crate::kuberuntime::runtime_status::{
     ContainerRecord, ContainerState as RtState, PodRuntimeStatus,
 };
 use crate::kuberuntime::sync_result::StartFailure;
-use crate::qos::{compute_pod_qos, is_static_pod};
+use crate::qos::compute_pod_qos;
+use crate::types::is_static_pod;
 
 pub const CONTAINER_CREATING: &str = "ContainerCreating";
 pub const POD_INITIALIZING: &str = "PodInitializing";
