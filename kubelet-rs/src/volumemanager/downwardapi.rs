@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, Pod, ResourceFieldSelect
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::atomic_writer::{FileProjection, Payload};
-use crate::resources::parse_milli;
+use crate::resources;
 
 /// `key="value"` lines in key order, like upstream `fieldpath.FormatMap` (Go `%q` quoting).
 pub(crate) fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
@@ -113,11 +113,11 @@ pub(crate) fn resource_value(
             ));
         }
     };
-    let milli = quantity.and_then(|q| parse_milli(&q.0)).unwrap_or(0);
+    let milli = quantity.and_then(|q| resources::milli(&q.0)).unwrap_or(0);
     let divisor = selector
         .divisor
         .as_ref()
-        .and_then(|d| parse_milli(&d.0))
+        .and_then(|d| resources::milli(&d.0))
         .filter(|d| *d > 0)
         .unwrap_or(1000);
     let value = if resource == "cpu" {
