@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath};
 
 use super::atomic_writer::{FileProjection, Payload};
+use super::error::SetupError;
 
 fn mode_bits(mode: i32) -> u32 {
     u32::try_from(mode).unwrap_or(0) & 0o7777
@@ -16,7 +17,7 @@ pub(crate) fn make_payload(
     config_map: &ConfigMap,
     default_mode: i32,
     optional: bool,
-) -> Result<Payload, String> {
+) -> Result<Payload, SetupError> {
     let mut values: BTreeMap<&str, &[u8]> = BTreeMap::new();
     for (k, v) in config_map.data.iter().flatten() {
         values.insert(k, v.as_bytes());
@@ -43,10 +44,7 @@ pub(crate) fn make_payload(
                     if optional {
                         continue;
                     }
-                    return Err(format!(
-                        "configmap references non-existent config key: {}",
-                        item.key
-                    ));
+                    return Err(SetupError::MissingConfigMapKey(item.key.clone()));
                 };
                 payload.insert(
                     item.path.clone(),
@@ -105,11 +103,11 @@ mod tests {
     fn missing_key_fails_unless_optional() {
         let items = [item("zzz", "z", None)];
         assert_eq!(
-            make_payload(Some(&items), &cm(), 0o644, false),
+            make_payload(Some(&items), &cm(), 0o644, false).map_err(|e| e.to_string()),
             Err("configmap references non-existent config key: zzz".to_string())
         );
         assert_eq!(
-            make_payload(Some(&items), &cm(), 0o644, true),
+            make_payload(Some(&items), &cm(), 0o644, true).map_err(|e| e.to_string()),
             Ok(Payload::new())
         );
     }

@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::{KeyToPath, Secret};
 
 use super::atomic_writer::{FileProjection, Payload};
+use super::error::SetupError;
 
 fn mode_bits(mode: i32) -> u32 {
     u32::try_from(mode).unwrap_or(0) & 0o7777
@@ -15,7 +16,7 @@ pub(crate) fn make_payload(
     secret: &Secret,
     default_mode: i32,
     optional: bool,
-) -> Result<Payload, String> {
+) -> Result<Payload, SetupError> {
     let mut values: std::collections::BTreeMap<&str, &[u8]> = std::collections::BTreeMap::new();
     for (k, v) in secret.string_data.iter().flatten() {
         values.insert(k, v.as_bytes());
@@ -42,7 +43,7 @@ pub(crate) fn make_payload(
                     if optional {
                         continue;
                     }
-                    return Err(format!("references non-existent secret key: {}", item.key));
+                    return Err(SetupError::MissingSecretKey(item.key.clone()));
                 };
                 payload.insert(
                     item.path.clone(),
@@ -86,7 +87,7 @@ mod tests {
             mode: None,
         }];
         assert_eq!(
-            make_payload(Some(&items), &secret, 0o644, false),
+            make_payload(Some(&items), &secret, 0o644, false).map_err(|e| e.to_string()),
             Err("references non-existent secret key: nope".to_string())
         );
     }
