@@ -10,6 +10,7 @@
 //! The prober never talks to the runtime directly: exec probes go through the
 //! [`ContainerExec`] trait the CRI layer implements.
 
+mod error;
 mod exec;
 mod grpc;
 mod http;
@@ -20,6 +21,7 @@ mod target;
 mod tcp;
 mod worker;
 
+pub use error::ProbeError;
 pub use exec::MAX_EXEC_OUTPUT;
 pub use http::{HttpProbeRequest, MAX_RESPONSE_BODY, probe_http, user_agent};
 pub use manager::{ProbeManager, ProberEvent};
