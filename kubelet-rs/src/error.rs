@@ -11,8 +11,6 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Config(String),
     #[error("this KubeletHandle already serves a running kubelet")]
     HandleInUse,
     #[error("serialising {what}: {source}")]

@@ -80,7 +80,9 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
     app.health
         .healthz
         .add(HealthCheck::new("syncloop", move || {
-            syncloop.sync_loop_health_check(resync)
+            syncloop
+                .sync_loop_health_check(resync)
+                .map_err(|e| e.to_string())
         }));
     app.serve_secure(&serving, Some(auth), api).await?;
     if s.healthz_port != 0 {

@@ -61,9 +61,9 @@ pub fn kubelet_config(
             .iter()
             .map(|t| parse_taint(t))
             .collect::<Result<_, _>>()
-            .map_err(|message| ConfigError::Parse {
+            .map_err(|e: TaintError| ConfigError::Parse {
                 path: "--register-with-taints".to_string(),
-                message,
+                message: e.to_string(),
             })?;
     }
     let flags = KubeletFlags {
@@ -77,22 +77,29 @@ pub fn kubelet_config(
     Ok(KubeletConfig::from_component_config(c, flags))
 }
 
+/// A malformed `--register-with-taints` entry (upstream `ParseTaint`'s messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaintError {
+    #[error("invalid taint spec: {0}")]
+    Spec(String),
+    #[error("invalid taint effect: {0}, unsupported taint effect")]
+    Effect(String),
+}
+
 /// Parses upstream's `key[=value]:Effect` taint syntax (`ParseTaint`).
-pub fn parse_taint(spec: &str) -> Result<Taint, String> {
+pub fn parse_taint(spec: &str) -> Result<Taint, TaintError> {
     let (kv, effect) = spec
         .rsplit_once(':')
-        .ok_or_else(|| format!("invalid taint spec: {spec}"))?;
+        .ok_or_else(|| TaintError::Spec(spec.to_string()))?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-        return Err(format!(
-            "invalid taint effect: {effect}, unsupported taint effect"
-        ));
+        return Err(TaintError::Effect(effect.to_string()));
     }
     let (key, value) = match kv.split_once('=') {
         Some((k, v)) => (k, Some(v.to_string())),
         None => (kv, None),
     };
     if key.is_empty() {
-        return Err(format!("invalid taint spec: {spec}"));
+        return Err(TaintError::Spec(spec.to_string()));
     }
     Ok(Taint {
         key: key.to_string(),

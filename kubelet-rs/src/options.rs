@@ -46,16 +46,17 @@ pub const UPSTREAM_BOOL_FLAGS: &[&str] = &[
     "lock-file",
 ];
 
-fn bool_flag(s: &str) -> Result<bool, String> {
-    go_bool_arg(s)
-}
+/// A `mapStringString` flag entry without `=` (upstream's message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed pair {0:?}, expect key=value")]
+pub struct MalformedPair(String);
 
-fn key_value_map(s: &str) -> Result<BTreeMap<String, String>, String> {
+fn key_value_map(s: &str) -> Result<BTreeMap<String, String>, MalformedPair> {
     let mut out = BTreeMap::new();
     for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = pair
             .split_once('=')
-            .ok_or_else(|| format!("malformed pair {pair:?}, expect key=value"))?;
+            .ok_or_else(|| MalformedPair(pair.to_string()))?;
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(out)
@@ -109,7 +110,7 @@ pub struct Options {
     pub node_labels: Option<BTreeMap<String, String>>,
     /// Register the node with the apiserver.
     #[arg(long = "register-node", default_value_t = true, num_args = 0..=1, require_equals = true,
-          default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
+          default_missing_value = "true", action = ArgAction::Set, value_parser = go_bool_arg, value_name = "bool")]
     pub register_node: bool,
     /// Register the node with the given list of taints ("<key>=<value>:<effect>").
     #[arg(
@@ -180,12 +181,12 @@ pub struct Options {
     pub client_ca_file: Option<PathBuf>,
     /// Enables anonymous requests to the Kubelet server.
     #[arg(long = "anonymous-auth", default_value_t = true, num_args = 0..=1, require_equals = true,
-          default_missing_value = "true", action = ArgAction::Set, value_parser = bool_flag, value_name = "bool")]
+          default_missing_value = "true", action = ArgAction::Set, value_parser = go_bool_arg, value_name = "bool")]
     pub anonymous_auth: bool,
     /// Use the TokenReview API to determine authentication for bearer tokens.
     #[arg(long = "authentication-token-webhook", default_value_t = false, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", action = ArgAction::Set,
-          value_parser = bool_flag, value_name = "bool")]
+          value_parser = go_bool_arg, value_name = "bool")]
     pub authentication_token_webhook: bool,
     /// The duration to cache responses from the webhook token authenticator.
     #[arg(long = "authentication-token-webhook-cache-ttl", default_value = "2m", value_parser = duration_arg, value_name = "duration")]

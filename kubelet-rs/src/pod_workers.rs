@@ -27,23 +27,22 @@ use component_base::events::EventType;
 /// Where statuses go: the status manager in production, a recorder in tests.
 #[async_trait::async_trait]
 pub trait StatusSink: Send + Sync + 'static {
-    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String>;
+    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), crate::Error>;
     /// Called once the pod is terminated and removed from the runtime.
-    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String>;
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), crate::Error>;
 }
 
 #[async_trait::async_trait]
 impl StatusSink for StatusManager {
-    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String> {
+    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), crate::Error> {
         StatusManager::set_pod_status(self, pod, status)
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
     }
-    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), crate::Error> {
         // Mirror pods of static pods are removed by the file source, not here.
         if pod.metadata.deletion_timestamp.is_some() && !crate::types::is_static_pod(pod) {
-            self.delete_pod(pod).await.map_err(|e| e.to_string())?;
+            self.delete_pod(pod).await?;
         }
         self.forget(pod.metadata.uid.as_deref().unwrap_or_default());
         Ok(())

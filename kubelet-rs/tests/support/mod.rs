@@ -204,17 +204,17 @@ pub struct Recorder {
 
 #[async_trait::async_trait]
 impl StatusSink for Recorder {
-    async fn set_pod_status(&self, _pod: &Pod, status: &PodStatus) -> Result<(), String> {
+    async fn set_pod_status(&self, _pod: &Pod, status: &PodStatus) -> Result<(), kubelet::Error> {
         self.statuses
             .lock()
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|p| p.into_inner())
             .push(status.clone());
         Ok(())
     }
-    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), kubelet::Error> {
         self.terminated
             .lock()
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|p| p.into_inner())
             .push(pod.metadata.uid.clone().unwrap_or_default());
         Ok(())
     }
