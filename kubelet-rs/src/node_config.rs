@@ -6,7 +6,46 @@ use component_base::config::ConfigError;
 use k8s_openapi::api::core::v1::Taint;
 use kubelet::{KubeletConfig, KubeletConfiguration, KubeletFlags};
 
-use crate::options::Options;
+use component_base::args;
+
+use crate::options::{
+    CONFIG_API_VERSIONS, CONFIG_KIND, Options, Resolved, ServingConfigView, resolve_serving,
+};
+
+/// Loads `--config` (if any) and applies upstream's precedence.
+pub fn resolve(options: Options, matches: &clap::ArgMatches) -> Result<Resolved, ConfigError> {
+    let config_file = match &options.config {
+        Some(path) => Some(component_base::config::load_value(
+            path,
+            CONFIG_KIND,
+            CONFIG_API_VERSIONS,
+        )?),
+        None => None,
+    };
+    let view = match &config_file {
+        Some(value) => Some(
+            serde_json::from_value::<ServingConfigView>(value.clone()).map_err(|e| {
+                ConfigError::Parse {
+                    path: options
+                        .config
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    message: e.to_string(),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    let set_on_cli = |id: &str| args::set_on_command_line(matches, id);
+    let serving = resolve_serving(&options, view.as_ref(), set_on_cli);
+    let kubelet = kubelet_config(&options, config_file.as_ref(), set_on_cli)?;
+    Ok(Resolved {
+        options,
+        serving,
+        kubelet,
+    })
+}
 
 /// `set_on_cli(id)` tells whether the clap argument `id` came from argv.
 pub fn kubelet_config(

@@ -11,6 +11,7 @@
 //! [`ContainerExec`] trait the CRI layer implements.
 
 mod error;
+mod events;
 mod exec;
 mod grpc;
 mod http;
@@ -22,9 +23,10 @@ mod tcp;
 mod worker;
 
 pub use error::ProbeError;
+pub use events::ProberEvent;
 pub use exec::MAX_EXEC_OUTPUT;
 pub use http::{HttpProbeRequest, MAX_RESPONSE_BODY, probe_http, user_agent};
-pub use manager::{ProbeManager, ProberEvent};
+pub use manager::ProbeManager;
 pub use probe::{ProbeOutcome, ProbeType, kill_message, run_probe};
 pub use results::{ProbeResult, ResultUpdate, ResultsManager};
 pub use target::{

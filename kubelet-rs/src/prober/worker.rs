@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Probe;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::manager::ProberEvent;
+use super::events::ProberEvent;
 use super::probe::{ProbeOutcome, ProbeType, kill_message, run_probe};
 use super::results::{ProbeResult, ResultsManager};
 use super::target::{ContainerExec, ContainerRunState, PodProbeStatus, ProbeTarget};
