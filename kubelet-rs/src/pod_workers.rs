@@ -44,7 +44,7 @@ impl StatusSink for StatusManager {
         if pod.metadata.deletion_timestamp.is_some() && !crate::types::is_static_pod(pod) {
             self.delete_pod(pod).await?;
         }
-        self.forget(pod.metadata.uid.as_deref().unwrap_or_default());
+        self.forget(&pod_uid(pod));
         Ok(())
     }
 }

@@ -41,11 +41,7 @@ fn cri_mounts(mounts: Vec<crate::volumemanager::Mount>) -> Vec<api::Mount> {
 
 impl RuntimeManager {
     fn backoff_key(pod: &Pod, c: &Container) -> String {
-        format!(
-            "{}_{}",
-            pod.metadata.uid.as_deref().unwrap_or_default(),
-            c.name
-        )
+        format!("{}_{}", crate::types::pod_uid(pod), c.name)
     }
 
     /// `doBackOff`: refuses a restart inside the crash-loop window.

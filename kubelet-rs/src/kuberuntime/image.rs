@@ -70,10 +70,7 @@ impl RuntimeManager {
                 ),
             });
         }
-        let key = format!(
-            "{}_{image}",
-            pod.metadata.uid.as_deref().unwrap_or_default()
-        );
+        let key = format!("{}_{image}", crate::types::pod_uid(pod));
         let now = Timestamp::now();
         {
             let b = self.image_backoff.lock().unwrap_or_else(|p| p.into_inner());

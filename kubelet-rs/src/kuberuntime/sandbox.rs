@@ -87,7 +87,7 @@ pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::Pod
     api::PodSandboxConfig {
         metadata: Some(api::PodSandboxMetadata {
             name: pod.metadata.name.clone().unwrap_or_default(),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            uid: crate::types::pod_uid(pod),
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             attempt: p.attempt,
         }),
@@ -152,10 +152,7 @@ pub fn cgroup_parent(settings: &RuntimeSettings, pod: &Pod) -> String {
         crate::qos::BURSTABLE => "/burstable".into(),
         _ => "/besteffort".into(),
     };
-    format!(
-        "{root}/kubepods{qos}/pod{}",
-        pod.metadata.uid.as_deref().unwrap_or_default()
-    )
+    format!("{root}/kubepods{qos}/pod{}", crate::types::pod_uid(pod))
 }
 
 impl RuntimeManager {

@@ -208,7 +208,7 @@ async fn do_port_forward(
         Ok(p) => p,
         Err(resp) => return *resp,
     };
-    let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+    let pod_uid = crate::types::pod_uid(&pod);
     if uid.is_some_and(|uid| uid != pod_uid) {
         return plain(StatusCode::NOT_FOUND, "pod not found".into());
     }
