@@ -385,7 +385,7 @@ impl PodWorkers {
             }
         }
         if let Err(e) = self.ctx.status.set_pod_status(pod, &status).await {
-            tracing::error!(pod = %format_pod(pod), error = %e, "failed to update pod status");
+            tracing::error!(pod = %format_pod(pod), error = %e, retriable = e.is_retriable(), "failed to update pod status");
             retry = retry.min(Duration::from_secs(2));
         }
         retry
