@@ -393,16 +393,7 @@ impl PodWorkers {
 
     /// Kill, final status, removal from the runtime, then deletion of the API object.
     async fn terminate(&self, pod: &Pod, reasons: &BTreeMap<String, StartFailure>) {
-        let grace = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| {
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-            })
-            .unwrap_or(30)
-            .max(0) as u64;
+        let grace = crate::types::grace_period_seconds(pod).max(0) as u64;
         let mut delay = Duration::from_millis(500);
         loop {
             let rt = match self.ctx.manager.get_pod_status(&pod_uid(pod)).await {

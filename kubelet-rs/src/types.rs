@@ -30,6 +30,18 @@ pub fn pod_uid(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap_or_default()
 }
 
+/// The pod's grace period in seconds: the deletion's, else the spec's, else 30.
+pub fn grace_period_seconds(pod: &Pod) -> i64 {
+    pod.metadata
+        .deletion_grace_period_seconds
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
+        .unwrap_or(30)
+}
+
 /// Static pods carry `kubernetes.io/config.source` other than `api`.
 pub fn is_static_pod(pod: &Pod) -> bool {
     pod.metadata

@@ -97,17 +97,9 @@ impl RuntimeManager {
         Ok(())
     }
 
+    /// The pod's grace period, at least 2s (upstream's minimum for a kill).
     pub(super) fn grace_period(pod: &Pod) -> Duration {
-        let secs = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| {
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-            })
-            .unwrap_or(30);
-        Duration::from_secs(secs.max(2) as u64)
+        Duration::from_secs(crate::types::grace_period_seconds(pod).max(2) as u64)
     }
 
     /// `Killing` for a container about to be stopped; `message` defaults to

@@ -39,6 +39,16 @@ fn cri_mounts(mounts: Vec<crate::volumemanager::Mount>) -> Vec<api::Mount> {
         .collect()
 }
 
+/// What every container start of one sync shares: the pod, its runtime state and sandbox.
+#[derive(Clone, Copy)]
+pub(super) struct PodStart<'a> {
+    pub pod: &'a Pod,
+    pub status: &'a PodRuntimeStatus,
+    pub sandbox_id: &'a str,
+    pub sandbox_config: &'a api::PodSandboxConfig,
+    pub pod_ips: &'a [String],
+}
+
 impl RuntimeManager {
     fn backoff_key(pod: &Pod, c: &Container) -> String {
         format!("{}_{}", crate::types::pod_uid(pod), c.name)
@@ -140,22 +150,16 @@ impl RuntimeManager {
         Ok(inputs)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn start_container(
         &self,
-        pod: &Pod,
+        start: PodStart<'_>,
         c: &Container,
         init: bool,
-        status: &PodRuntimeStatus,
-        sandbox_id: &str,
-        sandbox_config: &api::PodSandboxConfig,
-        pod_ips: &[String],
     ) -> Result<(), StartFailure> {
-        let previous = status.find(&c.name);
+        let pod = start.pod;
+        let previous = start.status.find(&c.name);
         self.crash_loop_check(pod, c, previous)?;
-        let created = self
-            .create_and_start(pod, c, init, status, sandbox_id, sandbox_config, pod_ips)
-            .await;
+        let created = self.create_and_start(start, c, init).await;
         if let Err(f) = &created {
             // Upstream reports image errors by their reason, the rest by message.
             let image_error = [ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, ERR_IMAGE_NEVER_PULL]
@@ -173,17 +177,19 @@ impl RuntimeManager {
 
     /// Image, config, `CreateContainer`, `StartContainer`, recording `Created` and
     /// `Started` as each step succeeds.
-    #[allow(clippy::too_many_arguments)]
     async fn create_and_start(
         &self,
-        pod: &Pod,
+        start: PodStart<'_>,
         c: &Container,
         init: bool,
-        status: &PodRuntimeStatus,
-        sandbox_id: &str,
-        sandbox_config: &api::PodSandboxConfig,
-        pod_ips: &[String],
     ) -> Result<(), StartFailure> {
+        let PodStart {
+            pod,
+            status,
+            sandbox_id,
+            sandbox_config,
+            pod_ips,
+        } = start;
         let previous = status.find(&c.name);
         let image_ref = self.ensure_image(pod, c, sandbox_config).await?;
         let restart_count = previous.map_or(0, |p| p.restart_count + 1);

@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::actions::{PodActions, compute_pod_actions};
+use super::container_start::PodStart;
 use super::manager::{RuntimeManager, format_pod};
 use super::runtime_status::PodRuntimeStatus;
 use super::sync_result::{SyncError, SyncResult};
@@ -65,19 +66,15 @@ impl RuntimeManager {
         } else {
             (actions.sandbox_id.clone(), status.pod_ips())
         };
+        let start = PodStart {
+            pod,
+            status,
+            sandbox_id: &sandbox_id,
+            sandbox_config: &sandbox_config,
+            pod_ips: &pod_ips,
+        };
         for (c, init) in containers_to_start(pod, &actions) {
-            match self
-                .start_container(
-                    pod,
-                    &c,
-                    init,
-                    status,
-                    &sandbox_id,
-                    &sandbox_config,
-                    &pod_ips,
-                )
-                .await
-            {
+            match self.start_container(start, &c, init).await {
                 Ok(()) => result.started.push(c.name.clone()),
                 Err(f) => {
                     tracing::info!(pod = %format_pod(pod), container = %c.name, reason = %f.reason, message = %f.message, "container start failed");
