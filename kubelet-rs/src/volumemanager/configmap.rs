@@ -4,12 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath};
 
-use super::atomic_writer::{FileProjection, Payload};
+use super::atomic_writer::Payload;
 use super::error::SetupError;
-
-fn mode_bits(mode: i32) -> u32 {
-    u32::try_from(mode).unwrap_or(0) & 0o7777
-}
+use super::key_to_path;
 
 /// Files of a configMap volume: every key, or just `items`. `optional` tolerates missing keys.
 pub(crate) fn make_payload(
@@ -25,43 +22,19 @@ pub(crate) fn make_payload(
     for (k, v) in config_map.binary_data.iter().flatten() {
         values.insert(k, &v.0);
     }
-    let mut payload = Payload::new();
-    match items.filter(|i| !i.is_empty()) {
-        None => {
-            for (key, data) in values {
-                payload.insert(
-                    key.to_string(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(default_mode),
-                    },
-                );
-            }
-        }
-        Some(items) => {
-            for item in items {
-                let Some(data) = values.get(item.key.as_str()) else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(SetupError::MissingConfigMapKey(item.key.clone()));
-                };
-                payload.insert(
-                    item.path.clone(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(item.mode.unwrap_or(default_mode)),
-                    },
-                );
-            }
-        }
-    }
-    Ok(payload)
+    key_to_path::payload(
+        values,
+        items,
+        default_mode,
+        optional,
+        SetupError::MissingConfigMapKey,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::volumemanager::FileProjection;
 
     fn cm() -> ConfigMap {
         ConfigMap {

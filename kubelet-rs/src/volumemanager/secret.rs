@@ -2,12 +2,9 @@
 
 use k8s_openapi::api::core::v1::{KeyToPath, Secret};
 
-use super::atomic_writer::{FileProjection, Payload};
+use super::atomic_writer::Payload;
 use super::error::SetupError;
-
-fn mode_bits(mode: i32) -> u32 {
-    u32::try_from(mode).unwrap_or(0) & 0o7777
-}
+use super::key_to_path;
 
 /// Files of a secret volume: every key of `data` (plus `stringData` should the apiserver
 /// ever return it), or just `items`.
@@ -24,43 +21,19 @@ pub(crate) fn make_payload(
     for (k, v) in secret.data.iter().flatten() {
         values.insert(k, &v.0);
     }
-    let mut payload = Payload::new();
-    match items.filter(|i| !i.is_empty()) {
-        None => {
-            for (key, data) in values {
-                payload.insert(
-                    key.to_string(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(default_mode),
-                    },
-                );
-            }
-        }
-        Some(items) => {
-            for item in items {
-                let Some(data) = values.get(item.key.as_str()) else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(SetupError::MissingSecretKey(item.key.clone()));
-                };
-                payload.insert(
-                    item.path.clone(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(item.mode.unwrap_or(default_mode)),
-                    },
-                );
-            }
-        }
-    }
-    Ok(payload)
+    key_to_path::payload(
+        values,
+        items,
+        default_mode,
+        optional,
+        SetupError::MissingSecretKey,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::volumemanager::FileProjection;
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
 
