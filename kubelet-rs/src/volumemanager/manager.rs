@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, HostPathVolumeSource, Pod
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::atomic_writer::{AtomicWriter, Payload};
-use super::container_mounts::{ContainerMountError, Mount, container_mounts, plugin_kind};
+use super::container_mounts::{ContainerMountError, Mount, container_mounts};
 use super::emptydir::{Medium, memory_size, setup_dir};
 use super::error::{SetupError, VolumeError, VolumeErrors};
 use super::mount::{mount_points, unmount};
@@ -98,7 +98,7 @@ impl VolumeManager {
             return setup_host_path(host);
         }
         let uid = pod.metadata.uid.as_deref().ok_or(SetupError::NoPodUid)?;
-        let kind = plugin_kind(volume).ok_or(SetupError::UnsupportedVolumeType)?;
+        let kind = PluginKind::of(volume).ok_or(SetupError::UnsupportedVolumeType)?;
         let dir = pod_volume_dir(&self.config.root_dir, uid, kind, &volume.name);
         let alloc = &self.config.node_allocatable;
         let tmpfs = Medium::Memory(memory_size(pod, None, alloc));
