@@ -87,6 +87,20 @@ impl RuntimeManager {
                 });
             }
         }
+        self.pull(pod, c, &image, sandbox, &key, now).await
+    }
+
+    /// The pull itself, with `Pulling` then `Pulled` or `Failed` (which starts back-off).
+    async fn pull(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        image: &str,
+        sandbox: &api::PodSandboxConfig,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<String, StartFailure> {
+        let regarding = container_ref(pod, &c.name);
         self.events.record(
             &regarding,
             EventType::Normal,
@@ -96,7 +110,7 @@ impl RuntimeManager {
         let pull_started = tokio::time::Instant::now();
         match self
             .images
-            .pull_image(&image, None, Some(sandbox.clone()))
+            .pull_image(image, None, Some(sandbox.clone()))
             .await
         {
             Ok(r) => {
@@ -125,7 +139,7 @@ impl RuntimeManager {
                 self.image_backoff
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .next(&key, now);
+                    .next(key, now);
                 Err(StartFailure {
                     reason: ERR_IMAGE_PULL.into(),
                     message: format!("failed to pull and unpack image \"{image}\": {e}"),

@@ -2,11 +2,40 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath};
+use std::path::Path;
 
+use k8s_openapi::api::core::v1::{ConfigMap, ConfigMapVolumeSource, KeyToPath};
+
+use super::DEFAULT_MODE;
 use super::atomic_writer::Payload;
+use super::emptydir::{Medium, setup_dir};
 use super::error::SetupError;
 use super::key_to_path;
+use super::source::ObjectSource;
+
+/// Reads the configMap (an optional one may be missing), makes the volume's directory and
+/// returns its files.
+pub(crate) async fn set_up(
+    objects: &dyn ObjectSource,
+    namespace: &str,
+    spec: &ConfigMapVolumeSource,
+    dir: &Path,
+) -> Result<Payload, SetupError> {
+    let optional = spec.optional == Some(true);
+    let cm = match objects.config_map(namespace, &spec.name).await? {
+        Some(cm) => cm,
+        None if optional => ConfigMap::default(),
+        None => {
+            return Err(SetupError::NotFound {
+                kind: "configmap",
+                name: spec.name.clone(),
+            });
+        }
+    };
+    setup_dir(dir, Medium::Disk)?;
+    let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
+    make_payload(spec.items.as_deref(), &cm, mode, optional)
+}
 
 /// Files of a configMap volume: every key, or just `items`. `optional` tolerates missing keys.
 pub(crate) fn make_payload(

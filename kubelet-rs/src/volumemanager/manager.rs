@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, HostPathVolumeSource, Pod, Secret, Volume};
+use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Pod, Volume};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::atomic_writer::{AtomicWriter, Payload};
@@ -124,43 +124,14 @@ impl VolumeManager {
                     .config_map
                     .as_ref()
                     .ok_or(SetupError::MissingSource("configMap"))?;
-                let optional = spec.optional == Some(true);
-                let found = self.objects.config_map(namespace, &spec.name).await?;
-                let cm = match found {
-                    Some(cm) => cm,
-                    None if optional => ConfigMap::default(),
-                    None => {
-                        return Err(SetupError::NotFound {
-                            kind: "configmap",
-                            name: spec.name.clone(),
-                        });
-                    }
-                };
-                setup_dir(&dir, Medium::Disk)?;
-                let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
-                configmap::make_payload(spec.items.as_deref(), &cm, mode, optional)?
+                configmap::set_up(self.objects.as_ref(), namespace, spec, &dir).await?
             }
             PluginKind::Secret => {
                 let spec = volume
                     .secret
                     .as_ref()
                     .ok_or(SetupError::MissingSource("secret"))?;
-                let optional = spec.optional == Some(true);
-                let name = spec.secret_name.clone().unwrap_or_default();
-                let found = self.objects.secret(namespace, &name).await?;
-                let found = match found {
-                    Some(s) => s,
-                    None if optional => Secret::default(),
-                    None => {
-                        return Err(SetupError::NotFound {
-                            kind: "secret",
-                            name,
-                        });
-                    }
-                };
-                setup_dir(&dir, tmpfs)?;
-                let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
-                secret::make_payload(spec.items.as_deref(), &found, mode, optional)?
+                secret::set_up(self.objects.as_ref(), namespace, spec, &dir, tmpfs).await?
             }
             PluginKind::DownwardApi => {
                 let spec = volume

@@ -1,10 +1,41 @@
 //! secret volume payload (upstream `pkg/volume/secret` `MakePayload`).
 
-use k8s_openapi::api::core::v1::{KeyToPath, Secret};
+use std::path::Path;
 
+use k8s_openapi::api::core::v1::{KeyToPath, Secret, SecretVolumeSource};
+
+use super::DEFAULT_MODE;
 use super::atomic_writer::Payload;
+use super::emptydir::{Medium, setup_dir};
 use super::error::SetupError;
 use super::key_to_path;
+use super::source::ObjectSource;
+
+/// Reads the secret (an optional one may be missing), makes the volume's directory on
+/// `medium` (tmpfs) and returns its files.
+pub(crate) async fn set_up(
+    objects: &dyn ObjectSource,
+    namespace: &str,
+    spec: &SecretVolumeSource,
+    dir: &Path,
+    medium: Medium,
+) -> Result<Payload, SetupError> {
+    let optional = spec.optional == Some(true);
+    let name = spec.secret_name.clone().unwrap_or_default();
+    let found = match objects.secret(namespace, &name).await? {
+        Some(s) => s,
+        None if optional => Secret::default(),
+        None => {
+            return Err(SetupError::NotFound {
+                kind: "secret",
+                name,
+            });
+        }
+    };
+    setup_dir(dir, medium)?;
+    let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
+    make_payload(spec.items.as_deref(), &found, mode, optional)
+}
 
 /// Files of a secret volume: every key of `data` (plus `stringData` should the apiserver
 /// ever return it), or just `items`.
