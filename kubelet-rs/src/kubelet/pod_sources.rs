@@ -24,25 +24,28 @@ impl ApiPods {
 pub(super) fn api_source(workers: PodWorkers, known: ApiPods) -> impl FnMut(PodUpdate) {
     let mut seen: HashSet<String> = HashSet::new();
     move |update| {
-        let mut known = known.0.lock().unwrap_or_else(|p| p.into_inner());
-        match update {
+        // Workers first, then the set, so the lock is never held across worker calls.
+        match &update {
             PodUpdate::Upsert(pod) => {
-                let uid = pod_uid(&pod);
-                seen.insert(uid.clone());
-                workers.update_pod(pod);
-                if let Some(k) = known.as_mut() {
-                    k.insert(uid);
-                }
+                seen.insert(pod_uid(pod));
+                workers.update_pod(pod.clone());
             }
             PodUpdate::Removed(pod) => {
-                let uid = pod_uid(&pod);
-                seen.remove(&uid);
-                workers.remove_pod(&pod);
-                if let Some(k) = known.as_mut() {
-                    k.remove(&uid);
-                }
+                seen.remove(&pod_uid(pod));
+                workers.remove_pod(pod);
             }
-            PodUpdate::Synced => *known = Some(seen.clone()),
+            PodUpdate::Synced => {}
+        }
+        let mut known = known.0.lock().unwrap_or_else(|p| p.into_inner());
+        match (update, known.as_mut()) {
+            (PodUpdate::Upsert(pod), Some(k)) => {
+                k.insert(pod_uid(&pod));
+            }
+            (PodUpdate::Removed(pod), Some(k)) => {
+                k.remove(&pod_uid(&pod));
+            }
+            (PodUpdate::Synced, _) => *known = Some(seen.clone()),
+            (_, None) => {}
         }
     }
 }
