@@ -1,5 +1,8 @@
 //! The kubelet's runtime manager (upstream `pkg/kubelet/kuberuntime`): turns pod specs
-//! into CRI calls.
+//! into CRI calls. [`manager::RuntimeManager`] is split by concern like upstream's files:
+//! `sync` (SyncPod, over the pure `actions::compute_pod_actions`), `image` (pulls),
+//! `sandbox`, `container_start` / `container_kill`; the `generate*` config builders
+//! (`sandbox`, `container`, `env`, `dns`, `resources`, `labels`) are pure.
 
 pub mod actions;
 pub mod backoff;
