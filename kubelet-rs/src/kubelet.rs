@@ -141,6 +141,7 @@ fn spawn_node_status(
 /// if configured, the static pod files.
 fn spawn_pod_sources(
     tasks: &mut JoinSet<()>,
+    informers: &SharedInformerFactory,
     client: &Client,
     config: &KubeletConfig,
     workers: &PodWorkers,
@@ -148,9 +149,8 @@ fn spawn_pod_sources(
     shutdown: &CancellationToken,
 ) {
     let cfg = &config.configuration;
-    let informers = SharedInformerFactory::new(client.clone(), shutdown.clone());
     tasks.spawn(apiserver::watch_pods(
-        apiserver::node_pods(&informers, &config.node_name),
+        apiserver::node_pods(informers, &config.node_name),
         shutdown.clone(),
         pod_sources::api_source(workers.clone(), api_pods),
     ));
@@ -249,9 +249,12 @@ pub async fn run_with(
         status: rooms.status,
         runtime: runtime.clone(),
     })?;
+    // The process's one informer factory: every watch the kubelet adds shares it.
+    let informers = SharedInformerFactory::new(client.clone(), shutdown.clone());
     let api_pods = ApiPods::default();
     spawn_pod_sources(
         &mut tasks,
+        &informers,
         &client,
         &config,
         &workers,
