@@ -44,10 +44,7 @@ impl Housekeeping {
             return;
         };
         let active: HashSet<String> = self.workers.known_uids().into_iter().collect();
-        for uid in snapshot
-            .keys()
-            .filter(|u| !known.contains(*u) && !active.contains(*u))
-        {
+        for uid in orphans(snapshot, &known, &active) {
             if !self
                 .in_flight
                 .lock()
@@ -70,6 +67,17 @@ impl Housekeeping {
     }
 }
 
+/// Runtime pods neither the apiserver (`known`) nor a pod worker (`active`) has.
+fn orphans<'a>(
+    snapshot: &'a Snapshot,
+    known: &'a HashSet<String>,
+    active: &'a HashSet<String>,
+) -> impl Iterator<Item = &'a String> {
+    snapshot
+        .keys()
+        .filter(move |u| !known.contains(*u) && !active.contains(*u))
+}
+
 /// A pod the apiserver no longer has: kill and remove what is left.
 async fn remove_orphan(manager: &RuntimeManager, uid: &str) {
     let Ok(rt) = manager.get_pod_status(uid).await else {
@@ -82,5 +90,22 @@ async fn remove_orphan(manager: &RuntimeManager, uid: &str) {
         && let Err(e) = manager.remove_pod(&rt).await
     {
         tracing::warn!(uid = %uid, error = %e, "removing orphaned pod");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphans_are_runtime_pods_nobody_knows() {
+        let snapshot: Snapshot = ["api", "worker", "static", "orphan"]
+            .into_iter()
+            .map(|u| (u.to_string(), Default::default()))
+            .collect();
+        let known: HashSet<String> = ["api".to_string()].into();
+        let active: HashSet<String> = ["worker".to_string(), "static".to_string()].into();
+        let found: Vec<&String> = orphans(&snapshot, &known, &active).collect();
+        assert_eq!(found, ["orphan"]);
     }
 }
