@@ -11,8 +11,6 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Config(String),
     #[error("this KubeletHandle already serves a running kubelet")]
     HandleInUse,
     #[error("serialising {what}: {source}")]
@@ -27,6 +25,19 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// Whether the same call may succeed later: apiserver conflicts, throttling, server
+    /// errors and transport failures, an unreachable runtime. The pod worker and status
+    /// manager retry on their next sync either way; this tells a log reader which it was.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Kube(kube::Error::Api(s)) => s.code == 409 || s.code == 429 || s.code >= 500,
+            Error::Kube(_) => true,
+            Error::Cri(e) => e.is_unavailable(),
+            Error::Io { .. } => true,
+            Error::HandleInUse | Error::Json { .. } => false,
         }
     }
 }

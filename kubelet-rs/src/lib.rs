@@ -21,3 +21,4 @@ pub use kubeletconfig::{KubeletConfig, KubeletConfiguration, KubeletFlags};
 pub mod pleg;
 pub mod pod_workers;
 pub mod status;
+pub mod types;

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let (opts, matches, argv) = options::parse(std::env::args());
     let logs = opts.logs.clone();
     app::main(&logs, &argv, async move {
-        let resolved = options::resolve(opts, &matches)?;
+        let resolved = node_config::resolve(opts, &matches)?;
         run(resolved).await
     })
 }

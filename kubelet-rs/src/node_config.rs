@@ -6,7 +6,46 @@ use component_base::config::ConfigError;
 use k8s_openapi::api::core::v1::Taint;
 use kubelet::{KubeletConfig, KubeletConfiguration, KubeletFlags};
 
-use crate::options::Options;
+use component_base::args;
+
+use crate::options::{
+    CONFIG_API_VERSIONS, CONFIG_KIND, Options, Resolved, ServingConfigView, resolve_serving,
+};
+
+/// Loads `--config` (if any) and applies upstream's precedence.
+pub fn resolve(options: Options, matches: &clap::ArgMatches) -> Result<Resolved, ConfigError> {
+    let config_file = match &options.config {
+        Some(path) => Some(component_base::config::load_value(
+            path,
+            CONFIG_KIND,
+            CONFIG_API_VERSIONS,
+        )?),
+        None => None,
+    };
+    let view = match &config_file {
+        Some(value) => Some(
+            serde_json::from_value::<ServingConfigView>(value.clone()).map_err(|e| {
+                ConfigError::Parse {
+                    path: options
+                        .config
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    message: e.to_string(),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    let set_on_cli = |id: &str| args::set_on_command_line(matches, id);
+    let serving = resolve_serving(&options, view.as_ref(), set_on_cli);
+    let kubelet = kubelet_config(&options, config_file.as_ref(), set_on_cli)?;
+    Ok(Resolved {
+        options,
+        serving,
+        kubelet,
+    })
+}
 
 /// `set_on_cli(id)` tells whether the clap argument `id` came from argv.
 pub fn kubelet_config(
@@ -61,9 +100,9 @@ pub fn kubelet_config(
             .iter()
             .map(|t| parse_taint(t))
             .collect::<Result<_, _>>()
-            .map_err(|message| ConfigError::Parse {
+            .map_err(|e: TaintError| ConfigError::Parse {
                 path: "--register-with-taints".to_string(),
-                message,
+                message: e.to_string(),
             })?;
     }
     let flags = KubeletFlags {
@@ -77,22 +116,29 @@ pub fn kubelet_config(
     Ok(KubeletConfig::from_component_config(c, flags))
 }
 
+/// A malformed `--register-with-taints` entry (upstream `ParseTaint`'s messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaintError {
+    #[error("invalid taint spec: {0}")]
+    Spec(String),
+    #[error("invalid taint effect: {0}, unsupported taint effect")]
+    Effect(String),
+}
+
 /// Parses upstream's `key[=value]:Effect` taint syntax (`ParseTaint`).
-pub fn parse_taint(spec: &str) -> Result<Taint, String> {
+pub fn parse_taint(spec: &str) -> Result<Taint, TaintError> {
     let (kv, effect) = spec
         .rsplit_once(':')
-        .ok_or_else(|| format!("invalid taint spec: {spec}"))?;
+        .ok_or_else(|| TaintError::Spec(spec.to_string()))?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-        return Err(format!(
-            "invalid taint effect: {effect}, unsupported taint effect"
-        ));
+        return Err(TaintError::Effect(effect.to_string()));
     }
     let (key, value) = match kv.split_once('=') {
         Some((k, v)) => (k, Some(v.to_string())),
         None => (kv, None),
     };
     if key.is_empty() {
-        return Err(format!("invalid taint spec: {spec}"));
+        return Err(TaintError::Spec(spec.to_string()));
     }
     Ok(Taint {
         key: key.to_string(),

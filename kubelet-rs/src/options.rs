@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use component_base::args::{self, Normalized};
-use component_base::config::ConfigError;
 use component_base::flags::{ClientDefaults, LoggingFlags, duration_arg, go_bool_arg};
 use serde::Deserialize;
 
@@ -46,12 +45,17 @@ pub const UPSTREAM_BOOL_FLAGS: &[&str] = &[
     "lock-file",
 ];
 
-fn key_value_map(s: &str) -> Result<BTreeMap<String, String>, String> {
+/// A `mapStringString` flag entry without `=` (upstream's message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed pair {0:?}, expect key=value")]
+pub struct MalformedPair(String);
+
+fn key_value_map(s: &str) -> Result<BTreeMap<String, String>, MalformedPair> {
     let mut out = BTreeMap::new();
     for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = pair
             .split_once('=')
-            .ok_or_else(|| format!("malformed pair {pair:?}, expect key=value"))?;
+            .ok_or_else(|| MalformedPair(pair.to_string()))?;
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(out)
@@ -319,41 +323,6 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> (Options, clap::ArgMatch
     args::parse::<Options>(argv, UPSTREAM_BOOL_FLAGS)
 }
 
-/// Loads `--config` (if any) and applies upstream's precedence.
-pub fn resolve(options: Options, matches: &clap::ArgMatches) -> Result<Resolved, ConfigError> {
-    let config_file = match &options.config {
-        Some(path) => Some(component_base::config::load_value(
-            path,
-            CONFIG_KIND,
-            CONFIG_API_VERSIONS,
-        )?),
-        None => None,
-    };
-    let view = match &config_file {
-        Some(value) => Some(
-            serde_json::from_value::<ServingConfigView>(value.clone()).map_err(|e| {
-                ConfigError::Parse {
-                    path: options
-                        .config
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    message: e.to_string(),
-                }
-            })?,
-        ),
-        None => None,
-    };
-    let set_on_cli = |id: &str| args::set_on_command_line(matches, id);
-    let serving = resolve_serving(&options, view.as_ref(), set_on_cli);
-    let kubelet = crate::node_config::kubelet_config(&options, config_file.as_ref(), set_on_cli)?;
-    Ok(Resolved {
-        options,
-        serving,
-        kubelet,
-    })
-}
-
 /// Precedence: command line > config file (with v1beta1 defaults) > flag
 /// defaults (upstream's legacy defaults: anonymous on, AlwaysAllow).
 pub fn resolve_serving(
@@ -481,6 +450,7 @@ pub fn resolve_serving(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node_config::resolve;
 
     fn parse_args(args: &[&str]) -> (Options, clap::ArgMatches, Normalized) {
         parse(

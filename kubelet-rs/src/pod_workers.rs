@@ -12,38 +12,39 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{container_ref, reasons};
-use crate::kuberuntime::manager::{RuntimeManager, StartFailure, format_pod};
+use crate::kuberuntime::manager::{RuntimeManager, format_pod};
 use crate::kuberuntime::runtime_status::PodRuntimeStatus;
+use crate::kuberuntime::sync_result::StartFailure;
 use crate::prober::{
     ContainerExec, ContainerProbeStatus, ContainerRunState, PodProbeStatus, ProbeManager,
     ProberEvent,
 };
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::status_manager::StatusManager;
+use crate::types::pod_uid;
 use component_base::events::EventType;
 
 /// Where statuses go: the status manager in production, a recorder in tests.
 #[async_trait::async_trait]
 pub trait StatusSink: Send + Sync + 'static {
-    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String>;
+    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), crate::Error>;
     /// Called once the pod is terminated and removed from the runtime.
-    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String>;
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), crate::Error>;
 }
 
 #[async_trait::async_trait]
 impl StatusSink for StatusManager {
-    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String> {
+    async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), crate::Error> {
         StatusManager::set_pod_status(self, pod, status)
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
     }
-    async fn pod_terminated(&self, pod: &Pod) -> Result<(), String> {
+    async fn pod_terminated(&self, pod: &Pod) -> Result<(), crate::Error> {
         // Mirror pods of static pods are removed by the file source, not here.
-        if pod.metadata.deletion_timestamp.is_some() && !crate::qos::is_static_pod(pod) {
-            self.delete_pod(pod).await.map_err(|e| e.to_string())?;
+        if pod.metadata.deletion_timestamp.is_some() && !crate::types::is_static_pod(pod) {
+            self.delete_pod(pod).await?;
         }
-        self.forget(pod.metadata.uid.as_deref().unwrap_or_default());
+        self.forget(&pod_uid(pod));
         Ok(())
     }
 }
@@ -115,10 +116,6 @@ pub struct PodWorkers {
     shutdown: CancellationToken,
 }
 
-fn uid(pod: &Pod) -> String {
-    pod.metadata.uid.clone().unwrap_or_default()
-}
-
 impl PodWorkers {
     pub fn new(ctx: WorkerContext, shutdown: CancellationToken) -> Self {
         Self {
@@ -134,7 +131,7 @@ impl PodWorkers {
 
     /// `UpdatePod`: hands the newest pod to its worker, starting one if needed.
     pub fn update_pod(&self, pod: Pod) {
-        let id = uid(&pod);
+        let id = pod_uid(&pod);
         let mut workers = self.lock();
         if let Some(h) = workers.get(&id) {
             h.pod.send_replace(Some(pod));
@@ -212,7 +209,7 @@ impl PodWorkers {
     }
 
     async fn handle_prober_event(&self, event: ProberEvent) {
-        let sink = &self.ctx.manager.events;
+        let sink = self.ctx.manager.events();
         match event {
             ProberEvent::ContainerEvent {
                 pod_uid,
@@ -267,7 +264,6 @@ impl PodWorkers {
                 if let Err(e) = self
                     .ctx
                     .manager
-                    .runtime
                     .stop_container(&container_id, Duration::from_secs(grace))
                     .await
                 {
@@ -311,7 +307,7 @@ impl PodWorkers {
         PodStatus,
         crate::kuberuntime::runtime_status::PodRuntimeStatus,
     )> {
-        let rt = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+        let rt = match self.ctx.manager.get_pod_status(&pod_uid(pod)).await {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!(pod = %format_pod(pod), error = %e, "failed to read pod runtime status");
@@ -337,7 +333,7 @@ impl PodWorkers {
             probes: Some(&readiness),
         });
         if let Some(p) = &self.ctx.probes {
-            p.update_pod_status(&uid(pod), probe_status(pod, &status, &rt));
+            p.update_pod_status(&pod_uid(pod), probe_status(pod, &status, &rt));
         }
         Some((status, rt))
     }
@@ -389,7 +385,7 @@ impl PodWorkers {
             }
         }
         if let Err(e) = self.ctx.status.set_pod_status(pod, &status).await {
-            tracing::error!(pod = %format_pod(pod), error = %e, "failed to update pod status");
+            tracing::error!(pod = %format_pod(pod), error = %e, retriable = e.is_retriable(), "failed to update pod status");
             retry = retry.min(Duration::from_secs(2));
         }
         retry
@@ -397,19 +393,10 @@ impl PodWorkers {
 
     /// Kill, final status, removal from the runtime, then deletion of the API object.
     async fn terminate(&self, pod: &Pod, reasons: &BTreeMap<String, StartFailure>) {
-        let grace = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| {
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-            })
-            .unwrap_or(30)
-            .max(0) as u64;
+        let grace = crate::types::grace_period_seconds(pod).max(0) as u64;
         let mut delay = Duration::from_millis(500);
         loop {
-            let rt = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+            let rt = match self.ctx.manager.get_pod_status(&pod_uid(pod)).await {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!(pod = %format_pod(pod), error = %e, "reading runtime status for termination");
@@ -424,7 +411,7 @@ impl PodWorkers {
                 .kill_pod(pod, &rt, Duration::from_secs(grace))
                 .await;
             let final_status = self.status_for(pod, reasons, true).await;
-            let removed = match self.ctx.manager.get_pod_status(&uid(pod)).await {
+            let removed = match self.ctx.manager.get_pod_status(&pod_uid(pod)).await {
                 Ok(rt) => self.ctx.manager.remove_pod(&rt).await,
                 Err(e) => Err(e),
             };
@@ -435,11 +422,11 @@ impl PodWorkers {
                 if let Err(e) = self.ctx.status.pod_terminated(pod).await {
                     tracing::error!(pod = %format_pod(pod), error = %e, "deleting terminated pod");
                 } else {
-                    self.ctx.manager.teardown_volumes(&uid(pod));
+                    self.ctx.manager.teardown_volumes(&pod_uid(pod));
                     if let Some(p) = &self.ctx.probes {
-                        p.remove_pod(&uid(pod));
+                        p.remove_pod(&pod_uid(pod));
                     }
-                    self.ctx.manager.forget_pod(&uid(pod));
+                    self.ctx.manager.forget_pod(&pod_uid(pod));
                     return;
                 }
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::resources::{get, milli_value, value};
+use crate::types::is_static_pod;
 
 pub const GUARANTEED: &str = "Guaranteed";
 pub const BURSTABLE: &str = "Burstable";
@@ -71,15 +72,6 @@ pub fn pod_qos(pod: &Pod) -> &'static str {
         Some(BEST_EFFORT) => BEST_EFFORT,
         _ => compute_pod_qos(pod),
     }
-}
-
-/// Static pods carry `kubernetes.io/config.source` other than `api`.
-pub fn is_static_pod(pod: &Pod) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(crate::config::sources::CONFIG_SOURCE_ANNOTATION))
-        .is_some_and(|s| s != "api")
 }
 
 /// `IsCriticalPod` && priority class `system-node-critical`.

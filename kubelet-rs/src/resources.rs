@@ -1,66 +1,33 @@
-//! Resource quantities as the kubelet uses them: milli-values and byte values, rounded
-//! up like `resource.Quantity.MilliValue()` / `Value()`.
+//! Resource quantities as the kubelet reads them off pod specs: milli-values and whole
+//! values, rounded up like `resource.Quantity.MilliValue()` / `Value()`. Parsing is
+//! `component_base::quantity`'s; this only adapts optional quantities.
 
 use std::collections::BTreeMap;
 
+use component_base::quantity::ParsedQuantity;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-/// Parses a quantity string to milli-units, rounding up. `None` if malformed.
-pub fn parse_milli(text: &str) -> Option<i128> {
-    let text = text.trim();
-    let (sign, rest) = match text.strip_prefix('-') {
-        Some(r) => (-1, r),
-        None => (1, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let split = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    let (number, suffix) = rest.split_at(split);
-    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    let digits = format!("{int_part}{frac_part}");
-    let mantissa: i128 = digits.parse().ok()?;
-    let mut num = mantissa * 1000;
-    let mut den: i128 = 10i128.checked_pow(frac_part.len() as u32)?;
-    let (base, exp): (i128, i32) = match suffix {
-        "" => (10, 0),
-        "n" => (10, -9),
-        "u" => (10, -6),
-        "m" => (10, -3),
-        "k" => (10, 3),
-        "M" => (10, 6),
-        "G" => (10, 9),
-        "T" => (10, 12),
-        "P" => (10, 15),
-        "E" => (10, 18),
-        "Ki" => (2, 10),
-        "Mi" => (2, 20),
-        "Gi" => (2, 30),
-        "Ti" => (2, 40),
-        "Pi" => (2, 50),
-        "Ei" => (2, 60),
-        s if s.starts_with(['e', 'E']) => (10, s[1..].parse().ok()?),
-        _ => return None,
-    };
-    if exp >= 0 {
-        num = num.checked_mul(base.checked_pow(exp as u32)?)?;
-    } else {
-        den = den.checked_mul(base.checked_pow((-exp) as u32)?)?;
-    }
-    Some(sign * ((num + den - 1) / den))
+/// `Quantity.MilliValue()` of a quantity string (surrounding whitespace trimmed, as
+/// upstream's JSON decoding does), via the shared exact parser. `None` if malformed.
+pub fn milli(text: &str) -> Option<i128> {
+    text.trim()
+        .parse::<ParsedQuantity>()
+        .ok()
+        .map(|q| i128::from(q.milli_value()))
 }
 
 /// `Quantity.MilliValue()`; malformed or absent quantities count as zero.
 pub fn milli_value(q: Option<&Quantity>) -> i64 {
-    q.and_then(|q| parse_milli(&q.0)).unwrap_or(0) as i64
+    parsed(q).map_or(0, |q| q.milli_value())
 }
 
 /// `Quantity.Value()` (whole units, rounded up).
 pub fn value(q: Option<&Quantity>) -> i64 {
-    let m = q.and_then(|q| parse_milli(&q.0)).unwrap_or(0);
-    (if m >= 0 { (m + 999) / 1000 } else { m / 1000 }) as i64
+    parsed(q).map_or(0, |q| q.value())
+}
+
+fn parsed(q: Option<&Quantity>) -> Option<ParsedQuantity> {
+    q.and_then(|q| ParsedQuantity::try_from(q).ok())
 }
 
 /// Looks up a resource in an optional resource list.
@@ -89,7 +56,7 @@ mod tests {
             ("1Q", None),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_milli(text), want, "{text}");
+            assert_eq!(milli(text), want, "{text}");
         }
         assert_eq!(value(Some(&Quantity("1500m".into()))), 2);
         assert_eq!(milli_value(Some(&Quantity("2".into()))), 2000);

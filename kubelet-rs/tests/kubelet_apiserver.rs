@@ -14,8 +14,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Container, Namespace, Node, Pod, PodSpec};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use kubelet::cri::fake::FakeRuntime;
 use kubelet::{KubeletConfig, KubeletConfiguration, KubeletFlags};
+use support::fake_cri::FakeRuntime;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 

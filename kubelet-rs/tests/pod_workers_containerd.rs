@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec};
 use kubelet::cri::{self, ImageService, RuntimeService};
-use kubelet::kuberuntime::manager::{RuntimeManager, RuntimeSettings};
+use kubelet::kuberuntime::manager::{RuntimeDeps, RuntimeManager, RuntimeSettings};
 use kubelet::pod_workers::{PodWorkers, WorkerContext};
 use support::Recorder;
 use tokio_util::sync::CancellationToken;
@@ -38,12 +38,14 @@ async fn pod_runs_to_completion_on_containerd() {
         cgroup_root: "/ferrokube-kubelet-test".into(),
         ..Default::default()
     };
-    let manager = RuntimeManager::new(
+    let manager = RuntimeManager::new(RuntimeDeps {
         runtime,
-        ImageService::new(channel, Duration::from_secs(60)),
-        None,
+        images: ImageService::new(channel, Duration::from_secs(60)),
+        client: None,
         settings,
-    );
+        volumes: None,
+        events: kubelet::events::noop(),
+    });
     let recorder = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
     let workers = PodWorkers::new(

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use component_base::events::EventType;
 use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodSpec, PodStatus};
-use kubelet::cri::fake::FakeRuntime;
 use kubelet::cri::{self, ImageService, RuntimeService, api};
 use kubelet::events::EventSink;
-use kubelet::kuberuntime::manager::{RuntimeManager, RuntimeSettings};
+use kubelet::kuberuntime::manager::{RuntimeDeps, RuntimeManager, RuntimeSettings};
 use kubelet::pod_workers::{PodWorkers, WorkerContext};
 use support::Recorder;
+use support::fake_cri::FakeRuntime;
 use tokio_util::sync::CancellationToken;
 
 /// One recorded event: (regarding, type, reason, note).
@@ -88,14 +88,15 @@ fn harness() -> Harness {
         host_ips: vec!["192.168.1.10".into()],
         ..Default::default()
     };
-    let mut manager = RuntimeManager::new(
-        RuntimeService::new(channel.clone(), Duration::from_secs(5)),
-        ImageService::new(channel, Duration::from_secs(5)),
-        None,
-        settings,
-    );
     let events = Arc::new(FakeEvents::default());
-    manager.events = events.clone();
+    let manager = RuntimeManager::new(RuntimeDeps {
+        runtime: RuntimeService::new(channel.clone(), Duration::from_secs(5)),
+        images: ImageService::new(channel, Duration::from_secs(5)),
+        client: None,
+        settings,
+        volumes: None,
+        events: events.clone(),
+    });
     let recorder = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
     let workers = PodWorkers::new(
@@ -444,15 +445,17 @@ async fn readiness_probe_drives_ready_condition() {
     let socket = base._dir.path().join("cri.sock");
     let channel = cri::connect(&socket).expect("channel");
     let runtime = RuntimeService::new(channel.clone(), Duration::from_secs(5));
-    let manager = RuntimeManager::new(
-        runtime.clone(),
-        ImageService::new(channel, Duration::from_secs(5)),
-        None,
-        RuntimeSettings {
+    let manager = RuntimeManager::new(RuntimeDeps {
+        runtime: runtime.clone(),
+        images: ImageService::new(channel, Duration::from_secs(5)),
+        client: None,
+        settings: RuntimeSettings {
             log_root: base._dir.path().join("pods"),
             ..Default::default()
         },
-    );
+        volumes: None,
+        events: kubelet::events::noop(),
+    });
     let (probes, _events) = ProbeManager::new();
     let probes = Arc::new(probes);
     let recorder = Arc::new(Recorder::default());
@@ -590,17 +593,18 @@ async fn failing_liveness_probe_records_unhealthy_and_killing() {
     let socket = base._dir.path().join("cri.sock");
     let channel = cri::connect(&socket).expect("channel");
     let runtime = RuntimeService::new(channel.clone(), Duration::from_secs(5));
-    let mut manager = RuntimeManager::new(
-        runtime.clone(),
-        ImageService::new(channel, Duration::from_secs(5)),
-        None,
-        RuntimeSettings {
+    let events = Arc::new(FakeEvents::default());
+    let manager = RuntimeManager::new(RuntimeDeps {
+        runtime: runtime.clone(),
+        images: ImageService::new(channel, Duration::from_secs(5)),
+        client: None,
+        settings: RuntimeSettings {
             log_root: base._dir.path().join("pods"),
             ..Default::default()
         },
-    );
-    let events = Arc::new(FakeEvents::default());
-    manager.events = events.clone();
+        volumes: None,
+        events: events.clone(),
+    });
     let (probes, prober_events) = ProbeManager::new();
     let workers = PodWorkers::new(
         WorkerContext {

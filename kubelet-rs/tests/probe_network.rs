@@ -248,7 +248,9 @@ async fn run_probe_resolves_pod_ip_and_named_ports() {
         ..Default::default()
     };
     assert_eq!(
-        run_probe(&unknown_port, &target, "cid").await,
+        run_probe(&unknown_port, &target, "cid")
+            .await
+            .map_err(|e| e.to_string()),
         Err("port grpc not found".to_string())
     );
 }

@@ -29,7 +29,7 @@ impl PodProvider for FakePods {
     fn pods(&self) -> Vec<Pod> {
         self.0.clone()
     }
-    async fn running_pods(&self) -> Result<Vec<Pod>, String> {
+    async fn running_pods(&self) -> Result<Vec<Pod>, kubelet::server::RunningPodsError> {
         Ok(self.0[..1].to_vec())
     }
 }

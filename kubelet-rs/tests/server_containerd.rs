@@ -30,7 +30,7 @@ impl PodProvider for OnePod {
     fn pods(&self) -> Vec<Pod> {
         vec![self.0.clone()]
     }
-    async fn running_pods(&self) -> Result<Vec<Pod>, String> {
+    async fn running_pods(&self) -> Result<Vec<Pod>, kubelet::server::RunningPodsError> {
         Ok(self.pods())
     }
 }

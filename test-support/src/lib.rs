@@ -4,6 +4,7 @@
 //! into a production binary.
 
 pub mod apiserver;
+pub mod containerd;
 pub mod fake_leases;
 pub mod prereq;
 pub mod serving;

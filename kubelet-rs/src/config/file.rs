@@ -7,7 +7,7 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Node, Pod, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::sources::{
+use crate::types::{
     CONFIG_HASH_ANNOTATION, CONFIG_MIRROR_ANNOTATION, CONFIG_SEEN_ANNOTATION,
     CONFIG_SOURCE_ANNOTATION, FILE_SOURCE,
 };
@@ -138,17 +138,10 @@ pub fn mirror_pod(static_pod: &Pod, node: Option<&Node>) -> Pod {
     mirror
 }
 
-/// Mirror pods carry the mirror annotation; the kubelet never runs them itself.
-pub fn is_mirror_pod(pod: &Pod) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(CONFIG_MIRROR_ANNOTATION))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::is_mirror_pod;
 
     const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: busybox:1.0\n";
 

@@ -1,5 +1,5 @@
 //! The static pod loop: rereads `staticPodPath` every `fileCheckFrequency`, hands
-//! added/changed/removed pods to the pod workers and keeps mirror pods in the apiserver.
+//! added/changed/removed pods to the sync loop and keeps mirror pods in the apiserver.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,9 +11,8 @@ use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 use super::file::{mirror_pod, read_static_pods};
-use super::sources::CONFIG_HASH_ANNOTATION;
 use crate::error::is_api_status;
-use crate::pod_workers::PodWorkers;
+use crate::types::{CONFIG_HASH_ANNOTATION, CONFIG_MIRROR_ANNOTATION, PodUpdate};
 
 fn hash(pod: &Pod) -> Option<&String> {
     pod.metadata
@@ -41,7 +40,7 @@ async fn ensure_mirror(client: &Client, node_name: &str, pod: &Pod) {
         m.metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(super::sources::CONFIG_MIRROR_ANNOTATION))
+            .and_then(|a| a.get(CONFIG_MIRROR_ANNOTATION))
             == hash(pod)
     });
     if matches {
@@ -94,13 +93,14 @@ async fn delete_mirror(client: &Client, pod: &Pod) {
     }
 }
 
+/// Runs the static pod source until cancelled, reporting through `emit`.
 pub async fn run(
     client: Client,
     dir: PathBuf,
     node_name: String,
     every: Duration,
-    workers: PodWorkers,
     shutdown: CancellationToken,
+    mut emit: impl FnMut(PodUpdate),
 ) {
     let mut current: HashMap<(String, String), Pod> = HashMap::new();
     loop {
@@ -113,16 +113,16 @@ pub async fn run(
                 if let Some(old) = current.get(&k)
                     && old.metadata.uid != pod.metadata.uid
                 {
-                    workers.remove_pod(old);
+                    emit(PodUpdate::Removed(old.clone()));
                 }
-                workers.update_pod(pod.clone());
+                emit(PodUpdate::Upsert(pod.clone()));
             }
             ensure_mirror(&client, &node_name, &pod).await;
             next.insert(k, pod);
         }
         for (k, old) in &current {
             if !next.contains_key(k) {
-                workers.remove_pod(old);
+                emit(PodUpdate::Removed(old.clone()));
                 delete_mirror(&client, old).await;
             }
         }

@@ -284,6 +284,23 @@ impl RuntimeService {
         Ok(resp.url)
     }
 
+    /// Asks the runtime for a streaming URL for `attach`.
+    pub async fn attach(&self, req: api::AttachRequest) -> Result<String, CriError> {
+        let resp = call("Attach", self.t(), self.client.clone().attach(req)).await?;
+        Ok(resp.url)
+    }
+
+    /// Asks the runtime for a streaming URL for `portforward`.
+    pub async fn port_forward(&self, req: api::PortForwardRequest) -> Result<String, CriError> {
+        let resp = call(
+            "PortForward",
+            self.t(),
+            self.client.clone().port_forward(req),
+        )
+        .await?;
+        Ok(resp.url)
+    }
+
     pub async fn update_runtime_config(&self, pod_cidr: &str) -> Result<(), CriError> {
         let req = api::UpdateRuntimeConfigRequest {
             runtime_config: Some(api::RuntimeConfig {

@@ -9,7 +9,6 @@ pub mod api {
 mod client;
 mod error;
 mod exec;
-pub mod fake;
 
 pub use client::{
     DEFAULT_RUNTIME_REQUEST_TIMEOUT, ImageService, MAX_MESSAGE_SIZE, RuntimeService, connect,

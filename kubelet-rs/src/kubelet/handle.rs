@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::cri::{RuntimeService, api};
 use crate::kuberuntime::labels::{POD_NAME, POD_NAMESPACE, POD_UID};
 use crate::pod_workers::PodWorkers;
-use crate::server::PodProvider;
+use crate::server::{PodProvider, RunningPodsError};
 use crate::status::status_manager::StatusManager;
 
 /// What `run_with` attaches once the kubelet's parts exist.
@@ -34,18 +34,21 @@ pub struct KubeletHandle {
     loop_entry: Arc<Mutex<Option<Instant>>>,
 }
 
+/// The sync loop has not entered an iteration in time (upstream's message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("sync Loop took longer than expected")]
+pub struct SyncLoopStalled;
+
 /// upstream `syncLoopHealthCheck`: unhealthy once the loop has not entered an
 /// iteration for `max(2*resync, 5m)`; healthy before its first iteration.
 pub fn sync_loop_health(
     last_entry: Option<Instant>,
     now: Instant,
     resync_interval: Duration,
-) -> Result<(), String> {
+) -> Result<(), SyncLoopStalled> {
     let allowed = (resync_interval * 2).max(Duration::from_secs(5 * 60));
     match last_entry {
-        Some(t) if now.saturating_duration_since(t) > allowed => {
-            Err("sync Loop took longer than expected".to_string())
-        }
+        Some(t) if now.saturating_duration_since(t) > allowed => Err(SyncLoopStalled),
         _ => Ok(()),
     }
 }
@@ -73,7 +76,7 @@ impl KubeletHandle {
     }
 
     /// The `syncloop` health check for a kubelet with `syncFrequency` `resync_interval`.
-    pub fn sync_loop_health_check(&self, resync_interval: Duration) -> Result<(), String> {
+    pub fn sync_loop_health_check(&self, resync_interval: Duration) -> Result<(), SyncLoopStalled> {
         sync_loop_health(self.latest_loop_entry(), Instant::now(), resync_interval)
     }
 }
@@ -156,20 +159,12 @@ impl PodProvider for KubeletHandle {
         pods
     }
 
-    async fn running_pods(&self) -> Result<Vec<Pod>, String> {
+    async fn running_pods(&self) -> Result<Vec<Pod>, RunningPodsError> {
         let Some(parts) = self.attached.get() else {
-            return Err("kubelet has not started yet".to_string());
+            return Err(RunningPodsError::NotStarted);
         };
-        let sandboxes = parts
-            .runtime
-            .list_pod_sandbox(None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let containers = parts
-            .runtime
-            .list_containers(None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let sandboxes = parts.runtime.list_pod_sandbox(None).await?;
+        let containers = parts.runtime.list_containers(None).await?;
         Ok(running_pods_from(&sandboxes, &containers))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 
 use super::expansion::{expand, mapping_for};
-use crate::resources::parse_milli;
+use crate::resources;
 
 /// Objects the environment may read; `None` means the object does not exist.
 #[derive(Clone, Debug, Default)]
@@ -197,16 +197,16 @@ pub fn resource_field_value(
     let is_limit = resource.starts_with("limits.");
     let mut milli = list
         .and_then(|l| l.get(name))
-        .and_then(|q| parse_milli(&q.0));
+        .and_then(|q| resources::milli(&q.0));
     if milli.is_none() && is_limit {
         milli = inputs
             .node_allocatable
             .get(name)
-            .and_then(|q| parse_milli(q));
+            .and_then(|q| resources::milli(q));
     }
     let milli = milli.unwrap_or(0);
     let divisor_milli = divisor
-        .and_then(parse_milli)
+        .and_then(resources::milli)
         .filter(|d| *d != 0)
         .unwrap_or(1000);
     let value = (milli + divisor_milli - 1).div_euclid(divisor_milli);

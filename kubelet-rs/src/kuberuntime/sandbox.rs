@@ -1,12 +1,19 @@
-//! `generatePodSandboxConfig`: the CRI sandbox for a pod.
+//! Pod sandboxes (upstream `kuberuntime_sandbox.go`): `generatePodSandboxConfig` and
+//! `createPodSandbox`.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::dns::pod_dns;
 use super::labels;
+use super::manager::{RuntimeManager, RuntimeSettings};
+use super::runtime_status::PodRuntimeStatus;
+use super::sync_result::SyncError;
 use crate::cri::api;
+use crate::events::{pod_ref, reasons};
+use component_base::events::EventType;
 
 /// `/var/log/pods/<ns>_<name>_<uid>`.
 pub fn pod_log_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
@@ -80,7 +87,7 @@ pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::Pod
     api::PodSandboxConfig {
         metadata: Some(api::PodSandboxMetadata {
             name: pod.metadata.name.clone().unwrap_or_default(),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            uid: crate::types::pod_uid(pod),
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             attempt: p.attempt,
         }),
@@ -131,5 +138,77 @@ pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::Pod
             ..Default::default()
         }),
         windows: None,
+    }
+}
+
+/// The cgroup parent for the pod sandbox under the QoS hierarchy.
+pub fn cgroup_parent(settings: &RuntimeSettings, pod: &Pod) -> String {
+    if !settings.cgroups_per_qos {
+        return String::new();
+    }
+    let root = settings.cgroup_root.trim_end_matches('/');
+    let qos = match crate::qos::pod_qos(pod) {
+        crate::qos::GUARANTEED => String::new(),
+        crate::qos::BURSTABLE => "/burstable".into(),
+        _ => "/besteffort".into(),
+    };
+    format!("{root}/kubepods{qos}/pod{}", crate::types::pod_uid(pod))
+}
+
+impl RuntimeManager {
+    pub(super) fn sandbox_config(&self, pod: &Pod, attempt: u32) -> api::PodSandboxConfig {
+        let params = SandboxParams {
+            log_root: &self.settings.log_root,
+            cluster_domain: &self.settings.cluster_dns.domain,
+            dns: pod_dns(pod, &self.settings.cluster_dns, &self.settings.host_resolv),
+            cgroup_parent: cgroup_parent(&self.settings, pod),
+            attempt,
+        };
+        generate_pod_sandbox_config(pod, &params)
+    }
+
+    /// `createPodSandbox`: (re)creates the sandbox; returns its id and the pod IPs it got.
+    pub(super) async fn create_sandbox(
+        &self,
+        pod: &Pod,
+        status: &PodRuntimeStatus,
+        config: &api::PodSandboxConfig,
+    ) -> Result<(String, Vec<String>), SyncError> {
+        if !status.sandboxes.is_empty() {
+            self.events.record(
+                &pod_ref(pod),
+                EventType::Normal,
+                reasons::SANDBOX_CHANGED,
+                "Pod sandbox changed, it will be killed and re-created.",
+            );
+        }
+        std::fs::create_dir_all(pod_log_dir(&self.settings.log_root, pod))
+            .map_err(SyncError::LogDir)?;
+        let id = match self
+            .runtime
+            .run_pod_sandbox(config.clone(), String::new())
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                let err = SyncError::CreateSandbox(e);
+                self.events.record(
+                    &pod_ref(pod),
+                    EventType::Warning,
+                    reasons::FAILED_CREATE_POD_SANDBOX,
+                    &err.to_string(),
+                );
+                return Err(err);
+            }
+        };
+        let pod_ips = match self.runtime.pod_sandbox_status(&id).await {
+            Ok(s) => PodRuntimeStatus {
+                sandboxes: vec![s],
+                containers: vec![],
+            }
+            .pod_ips(),
+            Err(_) => Vec::new(),
+        };
+        Ok((id, pod_ips))
     }
 }

@@ -48,7 +48,11 @@ pub fn hugepage_size_name(dir_name: &str) -> Option<(String, i64)> {
         .parse()
         .ok()?;
     Some((
-        crate::nodestatus::quantity::format_binary_si(kb * 1024),
+        component_base::quantity::ParsedQuantity::new(
+            kb * 1024,
+            component_base::quantity::Format::BinarySI,
+        )
+        .to_string(),
         kb * 1024,
     ))
 }

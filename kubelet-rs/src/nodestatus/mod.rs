@@ -2,7 +2,6 @@
 
 pub mod machine;
 pub mod netaddr;
-pub mod quantity;
 pub mod register;
 pub mod setters;
 pub mod status_events;

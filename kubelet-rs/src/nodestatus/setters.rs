@@ -9,9 +9,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::machine::MachineInfo;
-use super::quantity::{format_binary_si, format_decimal_milli};
 use crate::cri::api;
-use crate::resources::parse_milli;
+use crate::resources::milli;
+use component_base::quantity::{Format, ParsedQuantity};
 
 /// Upstream `nodeStatusMaxImages`.
 pub const MAX_NODE_STATUS_IMAGES: usize = 50;
@@ -50,7 +50,7 @@ fn eviction_reservation(
             // Upstream truncates the byte value: int64(float64(capacity) * percentage).
             ((capacity_milli / 1000) as f64 * pct / 100.0) as i128 * 1000
         }
-        None => parse_milli(v).unwrap_or(0),
+        None => milli(v).unwrap_or(0),
     }
 }
 
@@ -67,7 +67,7 @@ pub fn allocatable(
         let mut reserved: i128 = [kube_reserved, system_reserved]
             .iter()
             .filter_map(|m| m.get(name))
-            .filter_map(|q| parse_milli(q))
+            .filter_map(|q| milli(q))
             .sum();
         reserved += match name.as_str() {
             "memory" => eviction_reservation(eviction_hard, "memory.available", *cap),
@@ -92,10 +92,10 @@ pub fn to_quantities(list: &ResourceMilli) -> BTreeMap<String, Quantity> {
     list.iter()
         .map(|(name, milli)| {
             let text = match name.as_str() {
-                "cpu" | "pods" => format_decimal_milli(*milli as i64),
-                _ => format_binary_si((*milli / 1000) as i64),
+                "cpu" | "pods" => ParsedQuantity::new_milli(*milli as i64, Format::DecimalSI),
+                _ => ParsedQuantity::new((*milli / 1000) as i64, Format::BinarySI),
             };
-            (name.clone(), Quantity(text))
+            (name.clone(), text.to_quantity())
         })
         .collect()
 }
@@ -281,6 +281,27 @@ pub fn images(list: &[api::Image]) -> Vec<ContainerImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `BinarySI` byte count printed by the shared quantity code.
+    fn format_binary_si(bytes: i64) -> String {
+        ParsedQuantity::new(bytes, Format::BinarySI).to_string()
+    }
+
+    fn format_decimal_milli(milli: i64) -> String {
+        ParsedQuantity::new_milli(milli, Format::DecimalSI).to_string()
+    }
+
+    /// Was `nodestatus/quantity.rs`'s test; the same assertions against the shared code.
+    #[test]
+    fn formats_like_go() {
+        assert_eq!(format_binary_si(0), "0");
+        assert_eq!(format_binary_si(8_236_683_264), "8043636Ki");
+        assert_eq!(format_binary_si(1024 * 1024 * 1024), "1Gi");
+        assert_eq!(format_binary_si(2 * 1024 * 1024), "2Mi");
+        assert_eq!(format_binary_si(237_764_976_390), "237764976390");
+        assert_eq!(format_decimal_milli(2000), "2");
+        assert_eq!(format_decimal_milli(1500), "1500m");
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

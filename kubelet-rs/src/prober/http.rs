@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ProbeOutcome;
-use super::tcp::{connect, join_host_port};
+use super::tcp::{DialError, connect, join_host_port};
 
 /// Upstream `maxRespBodyLength`.
 pub const MAX_RESPONSE_BODY: usize = 10 * 1024;
@@ -68,6 +68,49 @@ impl Hop {
     }
 }
 
+/// Why a request got no final response; `Display` is Go's `http.Client` message, which
+/// becomes the probe's output.
+#[derive(Debug, thiserror::Error)]
+enum HttpError {
+    #[error("unsupported protocol scheme \"{0}\"")]
+    Scheme(String),
+    #[error("invalid port {0}")]
+    Port(i32),
+    #[error("Get \"{url}\": {source}")]
+    Get { url: String, source: Box<HttpError> },
+    #[error("Get \"{0}\": stopped after 10 redirects")]
+    TooManyRedirects(String),
+    #[error("failed to parse Location header {location:?}: {source}")]
+    Location {
+        location: String,
+        source: http::uri::InvalidUri,
+    },
+    #[error("Location header {0:?} has no host")]
+    LocationHost(String),
+    #[error("invalid TLS server name {host:?}: {source}")]
+    ServerName {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("tls: {0}")]
+    Tls(std::io::Error),
+    #[error("invalid probe request: {0}")]
+    Request(http::Error),
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+}
+
+impl HttpError {
+    fn get(url: &str, source: HttpError) -> Self {
+        HttpError::Get {
+            url: url.to_string(),
+            source: Box::new(source),
+        }
+    }
+}
+
 struct Response {
     status: u16,
     location: Option<String>,
@@ -78,7 +121,7 @@ struct Response {
 pub async fn probe_http(req: &HttpProbeRequest, timeout: Duration) -> (ProbeOutcome, String) {
     let first = match first_hop(req) {
         Ok(hop) => hop,
-        Err(e) => return (ProbeOutcome::Failure, e),
+        Err(e) => return (ProbeOutcome::Failure, e.to_string()),
     };
     let url = first.url();
     let response = match tokio::time::timeout(timeout, follow(first, &req.headers)).await {
@@ -90,7 +133,7 @@ pub async fn probe_http(req: &HttpProbeRequest, timeout: Duration) -> (ProbeOutc
                 ),
             );
         }
-        Ok(Err(e)) => return (ProbeOutcome::Failure, e),
+        Ok(Err(e)) => return (ProbeOutcome::Failure, e.to_string()),
         Ok(Ok(r)) => r,
     };
     classify(response.status, &response.body)
@@ -112,13 +155,13 @@ fn classify(status: u16, body: &[u8]) -> (ProbeOutcome, String) {
     }
 }
 
-fn first_hop(req: &HttpProbeRequest) -> Result<Hop, String> {
+fn first_hop(req: &HttpProbeRequest) -> Result<Hop, HttpError> {
     let https = match req.scheme.as_str() {
         "http" => false,
         "https" => true,
-        other => return Err(format!("unsupported protocol scheme \"{other}\"")),
+        other => return Err(HttpError::Scheme(other.to_string())),
     };
-    let port = u16::try_from(req.port).map_err(|_| format!("invalid port {}", req.port))?;
+    let port = u16::try_from(req.port).map_err(|_| HttpError::Port(req.port))?;
     let path_and_query = if req.path.is_empty() {
         "/".to_string()
     } else if req.path.starts_with('/') {
@@ -134,7 +177,7 @@ fn first_hop(req: &HttpProbeRequest) -> Result<Hop, String> {
     })
 }
 
-async fn follow(first: Hop, headers: &[(String, String)]) -> Result<Response, String> {
+async fn follow(first: Hop, headers: &[(String, String)]) -> Result<Response, HttpError> {
     let original_host = first.host.clone();
     let mut hop = first;
     let mut requests_made = 0;
@@ -142,29 +185,26 @@ async fn follow(first: Hop, headers: &[(String, String)]) -> Result<Response, St
         let url = hop.url();
         let response = send(&hop, headers)
             .await
-            .map_err(|e| format!("Get \"{url}\": {e}"))?;
+            .map_err(|e| HttpError::get(&url, e))?;
         requests_made += 1;
         let is_redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308);
         let Some(location) = response.location.as_deref().filter(|_| is_redirect) else {
             return Ok(response);
         };
-        let next = resolve_location(&hop, location).map_err(|e| format!("Get \"{url}\": {e}"))?;
+        let next = resolve_location(&hop, location).map_err(|e| HttpError::get(&url, e))?;
         // Off-host redirects end the chain: the 3xx itself becomes the probe's response.
         if next.host != original_host {
             return Ok(response);
         }
         if requests_made >= MAX_REDIRECTS {
-            return Err(format!(
-                "Get \"{}\": stopped after 10 redirects",
-                next.url()
-            ));
+            return Err(HttpError::TooManyRedirects(next.url()));
         }
         hop = next;
     }
 }
 
 /// Resolves a `Location` header against the hop that returned it.
-fn resolve_location(base: &Hop, location: &str) -> Result<Hop, String> {
+fn resolve_location(base: &Hop, location: &str) -> Result<Hop, HttpError> {
     let absolute = if location.starts_with("//") {
         Some(format!(
             "{}:{location}",
@@ -176,13 +216,14 @@ fn resolve_location(base: &Hop, location: &str) -> Result<Hop, String> {
         None
     };
     if let Some(absolute) = absolute {
-        let uri: http::Uri = absolute
-            .parse()
-            .map_err(|e| format!("failed to parse Location header {location:?}: {e}"))?;
+        let uri: http::Uri = absolute.parse().map_err(|source| HttpError::Location {
+            location: location.to_string(),
+            source,
+        })?;
         let https = uri.scheme_str() == Some("https");
         let host = uri
             .host()
-            .ok_or_else(|| format!("Location header {location:?} has no host"))?
+            .ok_or_else(|| HttpError::LocationHost(location.to_string()))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
@@ -212,17 +253,21 @@ fn resolve_location(base: &Hop, location: &str) -> Result<Hop, String> {
     })
 }
 
-async fn send(hop: &Hop, headers: &[(String, String)]) -> Result<Response, String> {
+async fn send(hop: &Hop, headers: &[(String, String)]) -> Result<Response, HttpError> {
     let addr = join_host_port(&hop.host, i32::from(hop.port));
     let tcp = connect(&addr, Duration::from_secs(3600)).await?;
     let request = build_request(hop, headers)?;
     if hop.https {
-        let name = rustls::pki_types::ServerName::try_from(hop.host.clone())
-            .map_err(|e| format!("invalid TLS server name {:?}: {e}", hop.host))?;
+        let name = rustls::pki_types::ServerName::try_from(hop.host.clone()).map_err(|source| {
+            HttpError::ServerName {
+                host: hop.host.clone(),
+                source,
+            }
+        })?;
         let tls = tokio_rustls::TlsConnector::from(insecure_tls_config())
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("tls: {e}"))?;
+            .map_err(HttpError::Tls)?;
         exchange(tls, request).await
     } else {
         exchange(tcp, request).await
@@ -232,7 +277,7 @@ async fn send(hop: &Hop, headers: &[(String, String)]) -> Result<Response, Strin
 fn build_request(
     hop: &Hop,
     headers: &[(String, String)],
-) -> Result<http::Request<Empty<Bytes>>, String> {
+) -> Result<http::Request<Empty<Bytes>>, HttpError> {
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut builder = http::Request::builder()
         .method(http::Method::GET)
@@ -258,24 +303,17 @@ fn build_request(
     }
     // Upstream disables keep-alive, which makes Go send `Connection: close`.
     builder = builder.header(http::header::CONNECTION, "close");
-    builder
-        .body(Empty::new())
-        .map_err(|e| format!("invalid probe request: {e}"))
+    builder.body(Empty::new()).map_err(HttpError::Request)
 }
 
-async fn exchange<S>(stream: S, request: http::Request<Empty<Bytes>>) -> Result<Response, String>
+async fn exchange<S>(stream: S, request: http::Request<Empty<Bytes>>) -> Result<Response, HttpError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let driver = tokio::spawn(conn);
     let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
         let location = response
             .headers()
@@ -287,7 +325,7 @@ where
         while buf.len() < MAX_RESPONSE_BODY {
             match body.frame().await {
                 None => break,
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(e.into()),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         buf.extend_from_slice(&data);

@@ -10,33 +10,11 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::events::ProberEvent;
 use super::probe::ProbeType;
 use super::results::{ProbeResult, ResultsManager};
 use super::target::{ContainerExec, PodProbeStatus};
 use super::worker::{ProbeSettings, ThresholdTracker, Worker};
-
-/// Something the kubelet must do because of a probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProberEvent {
-    /// Record an event on the container (`Unhealthy`, `ProbeWarning`; type `Warning`).
-    ContainerEvent {
-        pod_uid: String,
-        container_name: String,
-        event_type: &'static str,
-        reason: &'static str,
-        message: String,
-    },
-    /// A liveness or startup probe failed past its threshold: kill the container with a
-    /// `Killing` event carrying `message`, using the probe's grace period if set.
-    RestartContainer {
-        pod_uid: String,
-        container_name: String,
-        container_id: String,
-        probe_type: ProbeType,
-        message: String,
-        termination_grace_period_seconds: Option<i64>,
-    },
-}
 
 struct PodEntry {
     status: watch::Sender<Arc<PodProbeStatus>>,

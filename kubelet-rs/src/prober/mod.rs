@@ -10,6 +10,8 @@
 //! The prober never talks to the runtime directly: exec probes go through the
 //! [`ContainerExec`] trait the CRI layer implements.
 
+mod error;
+mod events;
 mod exec;
 mod grpc;
 mod http;
@@ -20,9 +22,11 @@ mod target;
 mod tcp;
 mod worker;
 
+pub use error::ProbeError;
+pub use events::ProberEvent;
 pub use exec::MAX_EXEC_OUTPUT;
 pub use http::{HttpProbeRequest, MAX_RESPONSE_BODY, probe_http, user_agent};
-pub use manager::{ProbeManager, ProberEvent};
+pub use manager::ProbeManager;
 pub use probe::{ProbeOutcome, ProbeType, kill_message, run_probe};
 pub use results::{ProbeResult, ResultUpdate, ResultsManager};
 pub use target::{

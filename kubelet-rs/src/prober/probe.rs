@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::error::ProbeError;
 use super::exec::probe_exec;
 use super::grpc::probe_grpc;
 use super::http::{HttpProbeRequest, probe_http};
@@ -76,7 +77,7 @@ pub fn kill_message(container_name: &str, probe_type: ProbeType) -> String {
 /// Default `timeoutSeconds`.
 const DEFAULT_TIMEOUT_SECONDS: i32 = 1;
 
-fn resolve_port(port: &IntOrString, target: &ProbeTarget) -> Result<i32, String> {
+fn resolve_port(port: &IntOrString, target: &ProbeTarget) -> Result<i32, ProbeError> {
     let number = match port {
         IntOrString::Int(n) => *n,
         IntOrString::String(name) => match target.named_ports.get(name) {
@@ -84,24 +85,24 @@ fn resolve_port(port: &IntOrString, target: &ProbeTarget) -> Result<i32, String>
             // A numeric string is accepted by upstream's intstr handling.
             None => name
                 .parse::<i32>()
-                .map_err(|_| format!("port {name} not found"))?,
+                .map_err(|_| ProbeError::PortNotFound(name.clone()))?,
         },
     };
     if number > 0 && number < 65536 {
         Ok(number)
     } else {
-        Err(format!("invalid port number: {number}"))
+        Err(ProbeError::InvalidPort(number))
     }
 }
 
-fn host_or_pod_ip(host: Option<&str>, target: &ProbeTarget) -> Result<String, String> {
+fn host_or_pod_ip(host: Option<&str>, target: &ProbeTarget) -> Result<String, ProbeError> {
     match host.filter(|h| !h.is_empty()) {
         Some(h) => Ok(h.to_string()),
         None => target
             .pod_ip
             .clone()
             .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| "pod has no IP address yet".to_string()),
+            .ok_or(ProbeError::NoPodIp),
     }
 }
 
@@ -110,7 +111,7 @@ pub async fn run_probe(
     probe: &Probe,
     target: &ProbeTarget,
     container_id: &str,
-) -> Result<(ProbeOutcome, String), String> {
+) -> Result<(ProbeOutcome, String), ProbeError> {
     let timeout = Duration::from_secs(
         u64::try_from(
             probe
@@ -149,7 +150,7 @@ pub async fn run_probe(
         let service = grpc.service.clone().unwrap_or_default();
         return Ok(probe_grpc(&host, grpc.port, &service, timeout).await);
     }
-    Err("missing probe handler".to_string())
+    Err(ProbeError::MissingHandler)
 }
 
 #[cfg(test)]
@@ -201,7 +202,11 @@ mod tests {
             ),
         ];
         for (port, want) in cases {
-            assert_eq!(resolve_port(&port, &t), want, "{port:?}");
+            assert_eq!(
+                resolve_port(&port, &t).map_err(|e| e.to_string()),
+                want,
+                "{port:?}"
+            );
         }
     }
 
@@ -221,6 +226,9 @@ mod tests {
     #[tokio::test]
     async fn probe_without_handler_is_an_error() {
         let r = run_probe(&Probe::default(), &target(), "c").await;
-        assert_eq!(r, Err("missing probe handler".to_string()));
+        assert_eq!(
+            r.map_err(|e| e.to_string()),
+            Err("missing probe handler".to_string())
+        );
     }
 }

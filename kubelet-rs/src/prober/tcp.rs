@@ -26,10 +26,27 @@ pub(crate) fn dial_error_text(e: &std::io::Error) -> String {
     }
 }
 
-pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
+/// A failed dial; `Display` is Go's `net.Dial` message, which becomes the probe output.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DialError {
+    #[error("dial tcp {addr}: i/o timeout")]
+    Timeout { addr: String },
+    #[error("dial tcp {addr}: {}", dial_error_text(.source))]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, DialError> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
-        Ok(Err(e)) => Err(format!("dial tcp {addr}: {}", dial_error_text(&e))),
+        Err(_) => Err(DialError::Timeout {
+            addr: addr.to_string(),
+        }),
+        Ok(Err(source)) => Err(DialError::Io {
+            addr: addr.to_string(),
+            source,
+        }),
         Ok(Ok(stream)) => Ok(stream),
     }
 }
@@ -42,6 +59,6 @@ pub async fn probe_tcp(host: &str, port: i32, timeout: Duration) -> (ProbeOutcom
             drop(stream);
             (ProbeOutcome::Success, String::new())
         }
-        Err(e) => (ProbeOutcome::Failure, e),
+        Err(e) => (ProbeOutcome::Failure, e.to_string()),
     }
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Probe;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::manager::ProberEvent;
+use super::events::ProberEvent;
 use super::probe::{ProbeOutcome, ProbeType, kill_message, run_probe};
 use super::results::{ProbeResult, ResultsManager};
 use super::target::{ContainerExec, ContainerRunState, PodProbeStatus, ProbeTarget};
@@ -229,7 +229,7 @@ impl Worker {
         for _ in 0..MAX_PROBE_RETRIES {
             match run_probe(&self.probe, target, &self.container_id).await {
                 Ok((outcome, output)) => return Some(self.record(outcome, &output)),
-                Err(e) => last_error = e,
+                Err(e) => last_error = e.to_string(),
             }
         }
         tracing::debug!(pod = %self.pod_name, container = %self.container_name, probe = %self.probe_type, error = %last_error, "probe errored");

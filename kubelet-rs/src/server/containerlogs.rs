@@ -63,7 +63,7 @@ pub(super) async fn get_container_logs(
     let status = pod.status.clone().unwrap_or_default();
     let id = match log_container_id(&pod_name, &status, &container, opts.previous) {
         Ok(id) => id,
-        Err(msg) => return plain(StatusCode::BAD_REQUEST, msg),
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let log_path = match s.runtime.container_status(&id).await {
         Ok(st) => PathBuf::from(st.log_path),

@@ -24,6 +24,15 @@ use k8s_openapi::api::core::v1::Pod;
 pub use auth::kubelet_auth_filter;
 pub use runtime::{CriStreamingRuntime, StreamingRuntime};
 
+/// Why the runtime's pods could not be listed (a 500; retriable).
+#[derive(Debug, thiserror::Error)]
+pub enum RunningPodsError {
+    #[error("kubelet has not started yet")]
+    NotStarted,
+    #[error(transparent)]
+    Runtime(#[from] crate::cri::CriError),
+}
+
 /// The kubelet's pods as the server needs them.
 #[async_trait::async_trait]
 pub trait PodProvider: Send + Sync {
@@ -31,7 +40,7 @@ pub trait PodProvider: Send + Sync {
     fn pods(&self) -> Vec<Pod>;
 
     /// Pods as the runtime reports them (upstream `GetRunningPods`).
-    async fn running_pods(&self) -> Result<Vec<Pod>, String>;
+    async fn running_pods(&self) -> Result<Vec<Pod>, RunningPodsError>;
 
     /// upstream `GetPodByName`.
     fn pod_by_name(&self, namespace: &str, name: &str) -> Option<Pod> {

@@ -28,7 +28,7 @@ pub(super) async fn get_pods(State(s): State<KubeletServer>) -> Response {
 pub(super) async fn get_running_pods(State(s): State<KubeletServer>) -> Response {
     match s.pods.running_pods().await {
         Ok(pods) => pod_list(pods),
-        Err(err) => plain(StatusCode::INTERNAL_SERVER_ERROR, err),
+        Err(err) => plain(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     }
 }
 

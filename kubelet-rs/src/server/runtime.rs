@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use crate::cri::api::runtime_service_client::RuntimeServiceClient;
-use crate::cri::{self, CriError, MAX_MESSAGE_SIZE, api};
+use crate::cri::{self, CriError, RuntimeService, api};
+use crate::kuberuntime::labels::POD_UID;
 
 /// CRI calls behind `/containerLogs`, `/exec`, `/attach`, `/portForward`, `/run`.
 #[async_trait::async_trait]
@@ -27,53 +27,29 @@ pub trait StreamingRuntime: Send + Sync {
     ) -> Result<api::ExecSyncResponse, CriError>;
 }
 
-/// [`StreamingRuntime`] over a CRI socket.
+/// [`StreamingRuntime`] over the kubelet's CRI client.
 #[derive(Clone, Debug)]
 pub struct CriStreamingRuntime {
-    client: RuntimeServiceClient<Channel>,
-    timeout: Duration,
+    runtime: RuntimeService,
 }
 
 impl CriStreamingRuntime {
     pub fn new(channel: Channel, timeout: Duration) -> Self {
-        let client = RuntimeServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        CriStreamingRuntime { client, timeout }
+        CriStreamingRuntime {
+            runtime: RuntimeService::new(channel, timeout),
+        }
     }
 
     /// Connects (lazily) to the runtime endpoint, e.g. containerd's socket.
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Self, CriError> {
         Ok(Self::new(cri::connect(socket)?, timeout))
     }
-
-    async fn call<T>(
-        &self,
-        op: &'static str,
-        timeout: Duration,
-        fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Result<T, CriError> {
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| CriError::Timeout { op, timeout })?
-            .map(tonic::Response::into_inner)
-            .map_err(|status| CriError::Status { op, status })
-    }
 }
 
 #[async_trait::async_trait]
 impl StreamingRuntime for CriStreamingRuntime {
     async fn container_status(&self, id: &str) -> Result<api::ContainerStatus, CriError> {
-        let op = "ContainerStatus";
-        let req = api::ContainerStatusRequest {
-            container_id: id.into(),
-            verbose: false,
-        };
-        let resp = self
-            .call(op, self.timeout, self.client.clone().container_status(req))
-            .await?;
-        resp.status
-            .ok_or(CriError::Incomplete { op, what: "status" })
+        self.runtime.container_status(id).await
     }
 
     async fn pod_sandbox_id(&self, uid: &str) -> Result<Option<String>, CriError> {
@@ -81,50 +57,27 @@ impl StreamingRuntime for CriStreamingRuntime {
             state: Some(api::PodSandboxStateValue {
                 state: api::PodSandboxState::SandboxReady as i32,
             }),
-            label_selector: HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]),
+            label_selector: HashMap::from([(POD_UID.to_string(), uid.to_string())]),
             ..api::PodSandboxFilter::default()
         };
-        let req = api::ListPodSandboxRequest {
-            filter: Some(filter),
-        };
-        let resp = self
-            .call(
-                "ListPodSandbox",
-                self.timeout,
-                self.client.clone().list_pod_sandbox(req),
-            )
-            .await?;
+        let sandboxes = self.runtime.list_pod_sandbox(Some(filter)).await?;
         // Newest first, like the kubelet picks the latest sandbox.
-        Ok(resp
-            .items
+        Ok(sandboxes
             .into_iter()
             .max_by_key(|s| s.created_at)
             .map(|s| s.id))
     }
 
     async fn exec(&self, req: api::ExecRequest) -> Result<String, CriError> {
-        let resp = self
-            .call("Exec", self.timeout, self.client.clone().exec(req))
-            .await?;
-        Ok(resp.url)
+        self.runtime.exec(req).await
     }
 
     async fn attach(&self, req: api::AttachRequest) -> Result<String, CriError> {
-        let resp = self
-            .call("Attach", self.timeout, self.client.clone().attach(req))
-            .await?;
-        Ok(resp.url)
+        self.runtime.attach(req).await
     }
 
     async fn port_forward(&self, req: api::PortForwardRequest) -> Result<String, CriError> {
-        let resp = self
-            .call(
-                "PortForward",
-                self.timeout,
-                self.client.clone().port_forward(req),
-            )
-            .await?;
-        Ok(resp.url)
+        self.runtime.port_forward(req).await
     }
 
     async fn exec_sync(
@@ -133,16 +86,6 @@ impl StreamingRuntime for CriStreamingRuntime {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<api::ExecSyncResponse, CriError> {
-        let req = api::ExecSyncRequest {
-            container_id: id.into(),
-            cmd,
-            timeout: timeout.as_secs() as i64,
-        };
-        self.call(
-            "ExecSync",
-            self.timeout + timeout,
-            self.client.clone().exec_sync(req),
-        )
-        .await
+        self.runtime.exec_sync(id, cmd, timeout).await
     }
 }

@@ -23,10 +23,15 @@ pub struct StreamOptions {
     pub tty: bool,
 }
 
+/// A stream request naming no stream (upstream `NewOptions`' error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("you must specify at least 1 of stdin, stdout, stderr")]
+pub struct NoStreams;
+
 /// upstream `NewOptions`: the apiserver passes the streams as `input`,
 /// `output`, `error` and `tty` (`api.Exec*Param`), each `"1"` when set; tty
 /// drops stderr; one stream is required.
-pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, String> {
+pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, NoStreams> {
     let flag = |name: &str| {
         pairs
             .iter()
@@ -41,7 +46,7 @@ pub fn stream_options(pairs: &[(String, String)]) -> Result<StreamOptions, Strin
         tty,
     };
     if !opts.stdin && !opts.stdout && !opts.stderr {
-        return Err("you must specify at least 1 of stdin, stdout, stderr".into());
+        return Err(NoStreams);
     }
     Ok(opts)
 }
@@ -124,7 +129,7 @@ async fn do_exec(
 ) -> Response {
     let opts = match stream_options(&query) {
         Ok(o) => o,
-        Err(err) => return plain(StatusCode::BAD_REQUEST, err),
+        Err(err) => return plain(StatusCode::BAD_REQUEST, err.to_string()),
     };
     let pod = match pod_or_404(&s, &ns, &pod_name) {
         Ok(p) => p,
@@ -203,7 +208,7 @@ async fn do_port_forward(
         Ok(p) => p,
         Err(resp) => return *resp,
     };
-    let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+    let pod_uid = crate::types::pod_uid(&pod);
     if uid.is_some_and(|uid| uid != pod_uid) {
         return plain(StatusCode::NOT_FOUND, "pod not found".into());
     }
@@ -269,7 +274,7 @@ mod tests {
             })
         );
         assert_eq!(
-            stream_options(&pairs(&[("output", "true")])),
+            stream_options(&pairs(&[("output", "true")])).map_err(|e| e.to_string()),
             Err("you must specify at least 1 of stdin, stdout, stderr".into())
         );
     }

@@ -5,17 +5,18 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::phase::get_phase;
 use crate::kuberuntime::actions::should_container_be_restarted;
-use crate::kuberuntime::manager::StartFailure;
 use crate::kuberuntime::runtime_status::{
     ContainerRecord, ContainerState as RtState, PodRuntimeStatus,
 };
-use crate::qos::{compute_pod_qos, is_static_pod};
+use crate::kuberuntime::sync_result::StartFailure;
+use crate::qos::compute_pod_qos;
+use crate::types::is_static_pod;
 
 pub const CONTAINER_CREATING: &str = "ContainerCreating";
 pub const POD_INITIALIZING: &str = "PodInitializing";
@@ -182,6 +183,128 @@ fn names_list(names: &[String]) -> String {
     format!("[{}]", names.join(" "))
 }
 
+/// Init containers that have not completed (sidecars, `restartPolicy: Always`, never block).
+fn incomplete_inits(inits: &[Container], init_statuses: &[ContainerStatus]) -> Vec<String> {
+    inits
+        .iter()
+        .zip(init_statuses)
+        .filter(|(c, s)| {
+            c.restart_policy.as_deref() != Some("Always")
+                && s.state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_none_or(|t| t.exit_code != 0)
+        })
+        .map(|(c, _)| c.name.clone())
+        .collect()
+}
+
+fn unready(statuses: &[ContainerStatus]) -> Vec<String> {
+    statuses
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// The kubelet's conditions (`PodReadyToStartContainers`, `Initialized`, `Ready`,
+/// `ContainersReady`), then the ones others own, unchanged.
+fn pod_conditions(
+    prev_conditions: &[PodCondition],
+    sandbox_ready: bool,
+    terminal: bool,
+    has_inits: bool,
+    not_initialized: Vec<String>,
+    unready: Vec<String>,
+    now: Timestamp,
+) -> Vec<PodCondition> {
+    let mut conditions = vec![condition(
+        prev_conditions,
+        "PodReadyToStartContainers",
+        sandbox_ready,
+        None,
+        None,
+        now,
+    )];
+    conditions.push(if terminal && has_inits {
+        condition(
+            prev_conditions,
+            "Initialized",
+            true,
+            Some(POD_COMPLETED),
+            None,
+            now,
+        )
+    } else if not_initialized.is_empty() {
+        condition(prev_conditions, "Initialized", true, None, None, now)
+    } else {
+        condition(
+            prev_conditions,
+            "Initialized",
+            false,
+            Some(CONTAINERS_NOT_INITIALIZED),
+            Some(format!(
+                "containers with incomplete status: {}",
+                names_list(&not_initialized)
+            )),
+            now,
+        )
+    });
+    for type_ in ["Ready", "ContainersReady"] {
+        conditions.push(if terminal {
+            condition(
+                prev_conditions,
+                type_,
+                false,
+                Some(POD_COMPLETED),
+                None,
+                now,
+            )
+        } else if unready.is_empty() {
+            condition(prev_conditions, type_, true, None, None, now)
+        } else {
+            condition(
+                prev_conditions,
+                type_,
+                false,
+                Some(CONTAINERS_NOT_READY),
+                Some(format!(
+                    "containers with unready status: {}",
+                    names_list(&unready)
+                )),
+                now,
+            )
+        });
+    }
+    // Conditions owned by others (PodScheduled, DisruptionTarget, readiness gates) are kept.
+    conditions.extend(
+        prev_conditions
+            .iter()
+            .filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned(),
+    );
+
+    conditions
+}
+
+/// Pod IPs from the sandbox; the host's for hostNetwork pods; else the last ones reported.
+fn status_pod_ips(input: &StatusInputs<'_>, spec: &PodSpec, previous: &PodStatus) -> Vec<String> {
+    let pod_ips = input.runtime.pod_ips();
+    if pod_ips.is_empty() && spec.host_network.unwrap_or(false) {
+        input.host_ips.to_vec()
+    } else if pod_ips.is_empty() {
+        previous
+            .pod_ips
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.ip)
+            .collect()
+    } else {
+        pod_ips
+    }
+}
+
 /// The full status; `previous` supplies `startTime`, `PodScheduled` and transition times.
 pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
     let pod = input.pod;
@@ -218,104 +341,16 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
         .sandboxes
         .first()
         .is_some_and(|s| s.state == crate::cri::api::PodSandboxState::SandboxReady as i32);
-    let not_initialized: Vec<String> = inits
-        .iter()
-        .zip(&init_statuses)
-        .filter(|(c, s)| {
-            c.restart_policy.as_deref() != Some("Always")
-                && s.state
-                    .as_ref()
-                    .and_then(|st| st.terminated.as_ref())
-                    .is_none_or(|t| t.exit_code != 0)
-        })
-        .map(|(c, _)| c.name.clone())
-        .collect();
-    let unready: Vec<String> = statuses
-        .iter()
-        .filter(|s| !s.ready)
-        .map(|s| s.name.clone())
-        .collect();
-    let now = input.now;
-    let mut conditions = vec![condition(
+    let conditions = pod_conditions(
         &prev_conditions,
-        "PodReadyToStartContainers",
         sandbox_ready,
-        None,
-        None,
-        now,
-    )];
-    conditions.push(if terminal && !inits.is_empty() {
-        condition(
-            &prev_conditions,
-            "Initialized",
-            true,
-            Some(POD_COMPLETED),
-            None,
-            now,
-        )
-    } else if not_initialized.is_empty() {
-        condition(&prev_conditions, "Initialized", true, None, None, now)
-    } else {
-        condition(
-            &prev_conditions,
-            "Initialized",
-            false,
-            Some(CONTAINERS_NOT_INITIALIZED),
-            Some(format!(
-                "containers with incomplete status: {}",
-                names_list(&not_initialized)
-            )),
-            now,
-        )
-    });
-    for type_ in ["Ready", "ContainersReady"] {
-        conditions.push(if terminal {
-            condition(
-                &prev_conditions,
-                type_,
-                false,
-                Some(POD_COMPLETED),
-                None,
-                now,
-            )
-        } else if unready.is_empty() {
-            condition(&prev_conditions, type_, true, None, None, now)
-        } else {
-            condition(
-                &prev_conditions,
-                type_,
-                false,
-                Some(CONTAINERS_NOT_READY),
-                Some(format!(
-                    "containers with unready status: {}",
-                    names_list(&unready)
-                )),
-                now,
-            )
-        });
-    }
-    // Conditions owned by others (PodScheduled, DisruptionTarget, readiness gates) are kept.
-    conditions.extend(
-        prev_conditions
-            .iter()
-            .filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()))
-            .cloned(),
+        terminal,
+        !inits.is_empty(),
+        incomplete_inits(&inits, &init_statuses),
+        unready(&statuses),
+        input.now,
     );
-
-    let pod_ips = input.runtime.pod_ips();
-    let pod_ips = if pod_ips.is_empty() && spec.host_network.unwrap_or(false) {
-        input.host_ips.to_vec()
-    } else if pod_ips.is_empty() {
-        previous
-            .pod_ips
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| p.ip)
-            .collect()
-    } else {
-        pod_ips
-    };
+    let pod_ips = status_pod_ips(input, &spec, &previous);
     PodStatus {
         phase: Some(phase.into()),
         conditions: Some(conditions),
@@ -332,7 +367,7 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
                 .map(|ip| HostIP { ip: ip.clone() })
                 .collect()
         }),
-        start_time: previous.start_time.clone().or(Some(Time(now))),
+        start_time: previous.start_time.clone().or(Some(Time(input.now))),
         qos_class: Some(
             previous
                 .qos_class

@@ -71,7 +71,7 @@ impl StatusManager {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         // The uid in the body makes the apiserver reject a patch for a recreated pod.
         // Static pods report through their mirror pod, whose uid differs.
-        let body = if crate::qos::is_static_pod(pod) {
+        let body = if crate::types::is_static_pod(pod) {
             serde_json::json!({"status": status})
         } else {
             serde_json::json!({"metadata": {"uid": uid}, "status": status})

@@ -2,12 +2,39 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath};
+use std::path::Path;
 
-use super::atomic_writer::{FileProjection, Payload};
+use k8s_openapi::api::core::v1::{ConfigMap, ConfigMapVolumeSource, KeyToPath};
 
-fn mode_bits(mode: i32) -> u32 {
-    u32::try_from(mode).unwrap_or(0) & 0o7777
+use super::DEFAULT_MODE;
+use super::atomic_writer::Payload;
+use super::emptydir::{Medium, setup_dir};
+use super::error::SetupError;
+use super::key_to_path;
+use super::source::ObjectSource;
+
+/// Reads the configMap (an optional one may be missing), makes the volume's directory and
+/// returns its files.
+pub(crate) async fn set_up(
+    objects: &dyn ObjectSource,
+    namespace: &str,
+    spec: &ConfigMapVolumeSource,
+    dir: &Path,
+) -> Result<Payload, SetupError> {
+    let optional = spec.optional == Some(true);
+    let cm = match objects.config_map(namespace, &spec.name).await? {
+        Some(cm) => cm,
+        None if optional => ConfigMap::default(),
+        None => {
+            return Err(SetupError::NotFound {
+                kind: "configmap",
+                name: spec.name.clone(),
+            });
+        }
+    };
+    setup_dir(dir, Medium::Disk)?;
+    let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
+    make_payload(spec.items.as_deref(), &cm, mode, optional)
 }
 
 /// Files of a configMap volume: every key, or just `items`. `optional` tolerates missing keys.
@@ -16,7 +43,7 @@ pub(crate) fn make_payload(
     config_map: &ConfigMap,
     default_mode: i32,
     optional: bool,
-) -> Result<Payload, String> {
+) -> Result<Payload, SetupError> {
     let mut values: BTreeMap<&str, &[u8]> = BTreeMap::new();
     for (k, v) in config_map.data.iter().flatten() {
         values.insert(k, v.as_bytes());
@@ -24,46 +51,19 @@ pub(crate) fn make_payload(
     for (k, v) in config_map.binary_data.iter().flatten() {
         values.insert(k, &v.0);
     }
-    let mut payload = Payload::new();
-    match items.filter(|i| !i.is_empty()) {
-        None => {
-            for (key, data) in values {
-                payload.insert(
-                    key.to_string(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(default_mode),
-                    },
-                );
-            }
-        }
-        Some(items) => {
-            for item in items {
-                let Some(data) = values.get(item.key.as_str()) else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(format!(
-                        "configmap references non-existent config key: {}",
-                        item.key
-                    ));
-                };
-                payload.insert(
-                    item.path.clone(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(item.mode.unwrap_or(default_mode)),
-                    },
-                );
-            }
-        }
-    }
-    Ok(payload)
+    key_to_path::payload(
+        values,
+        items,
+        default_mode,
+        optional,
+        SetupError::MissingConfigMapKey,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::volumemanager::FileProjection;
 
     fn cm() -> ConfigMap {
         ConfigMap {
@@ -105,11 +105,11 @@ mod tests {
     fn missing_key_fails_unless_optional() {
         let items = [item("zzz", "z", None)];
         assert_eq!(
-            make_payload(Some(&items), &cm(), 0o644, false),
+            make_payload(Some(&items), &cm(), 0o644, false).map_err(|e| e.to_string()),
             Err("configmap references non-existent config key: zzz".to_string())
         );
         assert_eq!(
-            make_payload(Some(&items), &cm(), 0o644, true),
+            make_payload(Some(&items), &cm(), 0o644, true).map_err(|e| e.to_string()),
             Ok(Payload::new())
         );
     }

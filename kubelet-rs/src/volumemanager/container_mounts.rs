@@ -29,29 +29,12 @@ pub struct Mount {
 #[error("{0}")]
 pub struct ContainerMountError(pub String);
 
-/// The plugin serving a volume, `None` for hostPath and unsupported types.
-pub(crate) fn plugin_kind(volume: &Volume) -> Option<PluginKind> {
-    if volume.empty_dir.is_some() {
-        Some(PluginKind::EmptyDir)
-    } else if volume.config_map.is_some() {
-        Some(PluginKind::ConfigMap)
-    } else if volume.secret.is_some() {
-        Some(PluginKind::Secret)
-    } else if volume.downward_api.is_some() {
-        Some(PluginKind::DownwardApi)
-    } else if volume.projected.is_some() {
-        Some(PluginKind::Projected)
-    } else {
-        None
-    }
-}
-
 /// Where a volume lives on the host.
 pub(crate) fn volume_host_path(root: &Path, pod_uid: &str, volume: &Volume) -> Option<PathBuf> {
     if let Some(host) = &volume.host_path {
         return Some(PathBuf::from(&host.path));
     }
-    plugin_kind(volume).map(|kind| pod_volume_dir(root, pod_uid, kind, &volume.name))
+    PluginKind::of(volume).map(|kind| pod_volume_dir(root, pod_uid, kind, &volume.name))
 }
 
 /// `$(VAR)` expansion of `subPathExpr` from the container's literal env values.
@@ -159,7 +142,7 @@ pub fn container_mounts(
             resolved
         };
         let forced_read_only = matches!(
-            plugin_kind(volume),
+            PluginKind::of(volume),
             Some(
                 PluginKind::ConfigMap
                     | PluginKind::Secret

@@ -6,7 +6,8 @@ use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, Pod, ResourceFieldSelect
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::atomic_writer::{FileProjection, Payload};
-use crate::resources::parse_milli;
+use super::error::SetupError;
+use crate::resources;
 
 /// `key="value"` lines in key order, like upstream `fieldpath.FormatMap` (Go `%q` quoting).
 pub(crate) fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
@@ -46,13 +47,13 @@ fn subscript(path: &str) -> Option<(&str, &str)> {
 }
 
 /// Upstream `ExtractFieldPathAsString` for the paths a pod can reference.
-pub(crate) fn field_value(pod: &Pod, path: &str) -> Result<String, String> {
+pub(crate) fn field_value(pod: &Pod, path: &str) -> Result<String, SetupError> {
     let meta = &pod.metadata;
     if let Some((base, key)) = subscript(path) {
         let map = match base {
             "metadata.labels" => meta.labels.as_ref(),
             "metadata.annotations" => meta.annotations.as_ref(),
-            _ => return Err(format!("unsupported fieldPath: {path}")),
+            _ => return Err(SetupError::UnsupportedFieldPath(path.to_string())),
         };
         return Ok(map.and_then(|m| m.get(key)).cloned().unwrap_or_default());
     }
@@ -70,7 +71,7 @@ pub(crate) fn field_value(pod: &Pod, path: &str) -> Result<String, String> {
             .unwrap_or_default(),
         "status.hostIP" => status.and_then(|s| s.host_ip.clone()).unwrap_or_default(),
         "status.podIP" => status.and_then(|s| s.pod_ip.clone()).unwrap_or_default(),
-        _ => return Err(format!("unsupported fieldPath: {path}")),
+        _ => return Err(SetupError::UnsupportedFieldPath(path.to_string())),
     };
     Ok(value)
 }
@@ -81,7 +82,7 @@ pub(crate) fn resource_value(
     pod: &Pod,
     selector: &ResourceFieldSelector,
     node_allocatable: &BTreeMap<String, Quantity>,
-) -> Result<String, String> {
+) -> Result<String, SetupError> {
     let container_name = selector.container_name.as_deref().unwrap_or_default();
     let container = pod
         .spec
@@ -92,11 +93,11 @@ pub(crate) fn resource_value(
                 .chain(s.init_containers.iter().flatten())
         })
         .find(|c| c.name == container_name)
-        .ok_or_else(|| format!("container {container_name} not found"))?;
+        .ok_or_else(|| SetupError::ContainerNotFound(container_name.to_string()))?;
     let (kind, resource) = selector
         .resource
         .split_once('.')
-        .ok_or_else(|| format!("unsupported container resource : {}", selector.resource))?;
+        .ok_or_else(|| SetupError::UnsupportedResource(selector.resource.clone()))?;
     let resources = container.resources.as_ref();
     let quantity = match kind {
         "limits" => resources
@@ -107,17 +108,14 @@ pub(crate) fn resource_value(
             .and_then(|r| r.requests.as_ref())
             .and_then(|l| l.get(resource)),
         _ => {
-            return Err(format!(
-                "unsupported container resource : {}",
-                selector.resource
-            ));
+            return Err(SetupError::UnsupportedResource(selector.resource.clone()));
         }
     };
-    let milli = quantity.and_then(|q| parse_milli(&q.0)).unwrap_or(0);
+    let milli = quantity.and_then(|q| resources::milli(&q.0)).unwrap_or(0);
     let divisor = selector
         .divisor
         .as_ref()
-        .and_then(|d| parse_milli(&d.0))
+        .and_then(|d| resources::milli(&d.0))
         .filter(|d| *d > 0)
         .unwrap_or(1000);
     let value = if resource == "cpu" {
@@ -137,12 +135,14 @@ pub(crate) fn collect(
     pod: &Pod,
     default_mode: i32,
     node_allocatable: &BTreeMap<String, Quantity>,
-) -> Result<Payload, String> {
+) -> Result<Payload, SetupError> {
     let mut payload = Payload::new();
     for item in items {
         let value = if let Some(field) = &item.field_ref {
-            field_value(pod, &field.field_path)
-                .map_err(|e| format!("Unable to extract field {}: {e}", field.field_path))?
+            field_value(pod, &field.field_path).map_err(|e| SetupError::ExtractField {
+                path: field.field_path.clone(),
+                source: Box::new(e),
+            })?
         } else if let Some(selector) = &item.resource_field_ref {
             resource_value(pod, selector, node_allocatable)?
         } else {
@@ -214,7 +214,11 @@ mod tests {
             ),
         ];
         for (path, want) in cases {
-            assert_eq!(field_value(&p, path), want, "{path}");
+            assert_eq!(
+                field_value(&p, path).map_err(|e| e.to_string()),
+                want,
+                "{path}"
+            );
         }
     }
 
@@ -236,7 +240,7 @@ mod tests {
         ];
         for (s, want) in cases {
             assert_eq!(
-                resource_value(&p, &s, &alloc),
+                resource_value(&p, &s, &alloc).map_err(|e| e.to_string()),
                 Ok(want.to_string()),
                 "{}",
                 s.resource

@@ -8,6 +8,7 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::error::SetupError;
 use super::mount::{is_mount_point, mount_tmpfs};
 use crate::resources::value;
 
@@ -50,8 +51,8 @@ pub(crate) fn memory_size(
 
 /// Creates the directory (mode 0777, like upstream emptyDir) and mounts tmpfs on it for
 /// `Medium::Memory`. A failed tmpfs mount falls back to disk with a warning.
-pub(crate) fn setup_dir(dir: &Path, medium: Medium) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+pub(crate) fn setup_dir(dir: &Path, medium: Medium) -> Result<(), SetupError> {
+    std::fs::create_dir_all(dir).map_err(|e| SetupError::fs("create", dir, e))?;
     if let Medium::Memory(size) = medium {
         match is_mount_point(dir) {
             Ok(true) => {}
@@ -66,12 +67,12 @@ pub(crate) fn setup_dir(dir: &Path, medium: Medium) -> Result<(), String> {
         }
     }
     let perms = std::fs::metadata(dir)
-        .map_err(|e| format!("failed to stat {}: {e}", dir.display()))?
+        .map_err(|e| SetupError::fs("stat", dir, e))?
         .permissions();
     // Compare permission bits only so tmpfs keeps its sticky bit (as upstream does).
     if perms.mode() & 0o777 != 0o777 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
-            .map_err(|e| format!("failed to chmod {}: {e}", dir.display()))?;
+            .map_err(|e| SetupError::fs("chmod", dir, e))?;
     }
     Ok(())
 }

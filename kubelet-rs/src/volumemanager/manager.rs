@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, HostPathVolumeSource, Pod, Secret, Volume};
+use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Pod, Volume};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::atomic_writer::{AtomicWriter, Payload};
-use super::container_mounts::{ContainerMountError, Mount, container_mounts, plugin_kind};
+use super::container_mounts::{ContainerMountError, Mount, container_mounts};
 use super::emptydir::{Medium, memory_size, setup_dir};
-use super::error::{VolumeError, VolumeErrors};
+use super::error::{SetupError, VolumeError, VolumeErrors};
 use super::mount::{mount_points, unmount};
 use super::paths::{PluginKind, pod_dir, pod_volume_dir, pods_dir};
 use super::projected::{self, ProjectionContext};
@@ -70,8 +70,8 @@ impl VolumeManager {
                 Ok(path) => {
                     result.volumes.insert(volume.name.clone(), path);
                 }
-                Err(message) => {
-                    let error = VolumeError::new(&volume.name, message);
+                Err(e) => {
+                    let error = VolumeError::new(&volume.name, e.to_string());
                     tracing::warn!(pod = %pod_ref(pod), %error, "volume setup failed");
                     errors.push(error);
                 }
@@ -93,74 +93,60 @@ impl VolumeManager {
         container_mounts(&self.config.root_dir, pod, container)
     }
 
-    async fn setup_volume(&self, pod: &Pod, volume: &Volume) -> Result<PathBuf, String> {
+    async fn setup_volume(&self, pod: &Pod, volume: &Volume) -> Result<PathBuf, SetupError> {
         if let Some(host) = &volume.host_path {
             return setup_host_path(host);
         }
-        let uid = pod.metadata.uid.as_deref().ok_or("pod has no uid")?;
-        let kind = plugin_kind(volume).ok_or("volume type is not supported by kubelet-rs")?;
+        let uid = pod.metadata.uid.as_deref().ok_or(SetupError::NoPodUid)?;
+        let kind = PluginKind::of(volume).ok_or(SetupError::UnsupportedVolumeType)?;
         let dir = pod_volume_dir(&self.config.root_dir, uid, kind, &volume.name);
         let alloc = &self.config.node_allocatable;
         let tmpfs = Medium::Memory(memory_size(pod, None, alloc));
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let payload = match kind {
             PluginKind::EmptyDir => {
-                let spec = volume.empty_dir.as_ref().ok_or("missing emptyDir")?;
+                let spec = volume
+                    .empty_dir
+                    .as_ref()
+                    .ok_or(SetupError::MissingSource("emptyDir"))?;
                 let medium = match spec.medium.as_deref().unwrap_or_default() {
                     "" => Medium::Disk,
                     "Memory" => Medium::Memory(memory_size(pod, spec.size_limit.as_ref(), alloc)),
                     other => {
-                        return Err(format!(
-                            "emptyDir medium {other:?} is not supported by kubelet-rs"
-                        ));
+                        return Err(SetupError::UnsupportedMedium(other.to_string()));
                     }
                 };
                 setup_dir(&dir, medium)?;
                 return Ok(dir);
             }
             PluginKind::ConfigMap => {
-                let spec = volume.config_map.as_ref().ok_or("missing configMap")?;
-                let optional = spec.optional == Some(true);
-                let found = self
-                    .objects
-                    .config_map(namespace, &spec.name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let cm = match found {
-                    Some(cm) => cm,
-                    None if optional => ConfigMap::default(),
-                    None => return Err(format!("configmap \"{}\" not found", spec.name)),
-                };
-                setup_dir(&dir, Medium::Disk)?;
-                let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
-                configmap::make_payload(spec.items.as_deref(), &cm, mode, optional)?
+                let spec = volume
+                    .config_map
+                    .as_ref()
+                    .ok_or(SetupError::MissingSource("configMap"))?;
+                configmap::set_up(self.objects.as_ref(), namespace, spec, &dir).await?
             }
             PluginKind::Secret => {
-                let spec = volume.secret.as_ref().ok_or("missing secret")?;
-                let optional = spec.optional == Some(true);
-                let name = spec.secret_name.clone().unwrap_or_default();
-                let found = self
-                    .objects
-                    .secret(namespace, &name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let found = match found {
-                    Some(s) => s,
-                    None if optional => Secret::default(),
-                    None => return Err(format!("secret \"{name}\" not found")),
-                };
-                setup_dir(&dir, tmpfs)?;
-                let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
-                secret::make_payload(spec.items.as_deref(), &found, mode, optional)?
+                let spec = volume
+                    .secret
+                    .as_ref()
+                    .ok_or(SetupError::MissingSource("secret"))?;
+                secret::set_up(self.objects.as_ref(), namespace, spec, &dir, tmpfs).await?
             }
             PluginKind::DownwardApi => {
-                let spec = volume.downward_api.as_ref().ok_or("missing downwardAPI")?;
+                let spec = volume
+                    .downward_api
+                    .as_ref()
+                    .ok_or(SetupError::MissingSource("downwardAPI"))?;
                 setup_dir(&dir, tmpfs)?;
                 let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
                 downwardapi::collect(spec.items.as_deref().unwrap_or_default(), pod, mode, alloc)?
             }
             PluginKind::Projected => {
-                let spec = volume.projected.as_ref().ok_or("missing projected")?;
+                let spec = volume
+                    .projected
+                    .as_ref()
+                    .ok_or(SetupError::MissingSource("projected"))?;
                 let ctx = ProjectionContext {
                     pod,
                     objects: self.objects.as_ref(),
@@ -233,36 +219,38 @@ impl VolumeManager {
     }
 }
 
-fn write_payload(dir: &Path, payload: &Payload, context: &str) -> Result<(), String> {
+fn write_payload(dir: &Path, payload: &Payload, context: &str) -> Result<(), SetupError> {
     AtomicWriter::new(dir, context)
         .write(payload)
         .map(|_| ())
-        .map_err(|e| format!("failed to write volume data in {}: {e}", dir.display()))
+        .map_err(|source| SetupError::Write {
+            path: dir.display().to_string(),
+            source,
+        })
 }
 
 /// hostPath `type` checks (upstream `pkg/volume/hostpath`).
-fn setup_host_path(source: &HostPathVolumeSource) -> Result<PathBuf, String> {
+fn setup_host_path(source: &HostPathVolumeSource) -> Result<PathBuf, SetupError> {
     use std::os::unix::fs::FileTypeExt;
     let path = PathBuf::from(&source.path);
     let kind = source.type_.as_deref().unwrap_or_default();
     let meta = std::fs::metadata(&path);
-    let fail = |what: &str| {
-        Err(format!(
-            "hostPath type check failed: {} is not a {what}",
-            source.path
-        ))
+    let fail = |what: &'static str| {
+        Err(SetupError::HostPathType {
+            path: source.path.clone(),
+            what,
+        })
     };
     match kind {
         "" => {}
         "DirectoryOrCreate" => {
             if meta.is_err() {
-                std::fs::create_dir_all(&path)
-                    .map_err(|e| format!("failed to create {}: {e}", source.path))?;
+                std::fs::create_dir_all(&path).map_err(|e| SetupError::fs("create", &path, e))?;
                 std::fs::set_permissions(
                     &path,
                     std::os::unix::fs::PermissionsExt::from_mode(0o755),
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(SetupError::Io)?;
             } else if !meta.as_ref().is_ok_and(|m| m.is_dir()) {
                 return fail("directory");
             }
@@ -270,13 +258,13 @@ fn setup_host_path(source: &HostPathVolumeSource) -> Result<PathBuf, String> {
         "FileOrCreate" => {
             if meta.is_err() {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                    std::fs::create_dir_all(parent).map_err(SetupError::Io)?;
                 }
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(&path)
-                    .map_err(|e| format!("failed to create {}: {e}", source.path))?;
+                    .map_err(|e| SetupError::fs("create", &path, e))?;
             } else if !meta.as_ref().is_ok_and(|m| m.is_file()) {
                 return fail("file");
             }

@@ -19,6 +19,7 @@ mod container_mounts;
 mod downwardapi;
 mod emptydir;
 mod error;
+mod key_to_path;
 mod manager;
 mod mount;
 mod paths;

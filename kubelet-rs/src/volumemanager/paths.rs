@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::core::v1::Volume;
+
 /// The in-tree plugins this kubelet implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PluginKind {
@@ -27,6 +29,24 @@ impl PluginKind {
     /// Directory name: the plugin name with `/` escaped to `~` (upstream `EscapeQualifiedName`).
     pub fn dir_name(self) -> String {
         self.plugin_name().replace('/', "~")
+    }
+
+    /// The plugin that serves `volume` (upstream `FindPluginBySpec`); `None` for hostPath
+    /// (no pod directory) and for types this kubelet does not implement.
+    pub fn of(volume: &Volume) -> Option<PluginKind> {
+        if volume.empty_dir.is_some() {
+            Some(PluginKind::EmptyDir)
+        } else if volume.config_map.is_some() {
+            Some(PluginKind::ConfigMap)
+        } else if volume.secret.is_some() {
+            Some(PluginKind::Secret)
+        } else if volume.downward_api.is_some() {
+            Some(PluginKind::DownwardApi)
+        } else if volume.projected.is_some() {
+            Some(PluginKind::Projected)
+        } else {
+            None
+        }
     }
 
     /// Every directory name, for orphan cleanup.

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::atomic_writer::{FileProjection, Payload};
+use super::error::SetupError;
 use super::source::ObjectSource;
 use super::token::TokenManager;
 use super::{DEFAULT_MODE, configmap, downwardapi, secret};
@@ -20,14 +21,6 @@ pub(crate) struct ProjectionContext<'a> {
     pub objects: &'a dyn ObjectSource,
     pub tokens: &'a TokenManager,
     pub node_allocatable: &'a BTreeMap<String, Quantity>,
-}
-
-/// Joins errors like Go's `utilerrors.NewAggregate`.
-pub(crate) fn aggregate(errors: &[String]) -> String {
-    match errors {
-        [one] => one.clone(),
-        many => format!("[{}]", many.join(", ")),
-    }
 }
 
 /// The TokenRequest upstream sends for a serviceAccountToken projection.
@@ -59,7 +52,7 @@ pub(crate) fn token_request(pod: &Pod, projection: &ServiceAccountTokenProjectio
 pub(crate) async fn collect(
     source: &ProjectedVolumeSource,
     ctx: &ProjectionContext<'_>,
-) -> Result<Payload, String> {
+) -> Result<Payload, SetupError> {
     let default_mode = source.default_mode.unwrap_or(DEFAULT_MODE as i32);
     let namespace = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut payload = Payload::new();
@@ -77,8 +70,11 @@ pub(crate) async fn collect(
                     default_mode,
                     optional,
                 ),
-                Ok(None) => Err(format!("secret \"{}\" not found", s.name)),
-                Err(e) => Err(e.to_string()),
+                Ok(None) => Err(SetupError::NotFound {
+                    kind: "secret",
+                    name: s.name.clone(),
+                }),
+                Err(e) => Err(e.into()),
             }
         } else if let Some(c) = &projection.config_map {
             let optional = c.optional == Some(true);
@@ -92,8 +88,11 @@ pub(crate) async fn collect(
                     default_mode,
                     optional,
                 ),
-                Ok(None) => Err(format!("configmap \"{}\" not found", c.name)),
-                Err(e) => Err(e.to_string()),
+                Ok(None) => Err(SetupError::NotFound {
+                    kind: "configmap",
+                    name: c.name.clone(),
+                }),
+                Err(e) => Err(e.into()),
             }
         } else if let Some(d) = &projection.downward_api {
             downwardapi::collect(
@@ -105,9 +104,9 @@ pub(crate) async fn collect(
         } else if let Some(t) = &projection.service_account_token {
             service_account_token(t, default_mode, ctx, namespace).await
         } else if projection.cluster_trust_bundle.is_some() {
-            Err("clusterTrustBundle projections are not supported by kubelet-rs".to_string())
+            Err(SetupError::UnsupportedProjection("clusterTrustBundle"))
         } else if projection.pod_certificate.is_some() {
-            Err("podCertificate projections are not supported by kubelet-rs".to_string())
+            Err(SetupError::UnsupportedProjection("podCertificate"))
         } else {
             continue;
         };
@@ -116,10 +115,10 @@ pub(crate) async fn collect(
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() {
-        Ok(payload)
-    } else {
-        Err(aggregate(&errors))
+    match errors.len() {
+        0 => Ok(payload),
+        1 => Err(errors.remove(0)),
+        _ => Err(SetupError::Aggregate(errors)),
     }
 }
 
@@ -128,7 +127,7 @@ async fn service_account_token(
     default_mode: i32,
     ctx: &ProjectionContext<'_>,
     namespace: &str,
-) -> Result<Payload, String> {
+) -> Result<Payload, SetupError> {
     let service_account = ctx
         .pod
         .spec
@@ -140,12 +139,11 @@ async fn service_account_token(
     let response = ctx
         .tokens
         .get_token(ctx.objects, namespace, &service_account, &request)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let token = response
         .status
         .and_then(|s| s.token)
-        .ok_or_else(|| "token request returned no token".to_string())?;
+        .ok_or(SetupError::NoToken)?;
     let mode = u32::try_from(default_mode).unwrap_or(0) & 0o7777;
     Ok(Payload::from([(
         projection.path.clone(),
@@ -159,11 +157,12 @@ async fn service_account_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::volumemanager::error::aggregate;
 
     #[test]
     fn aggregates_like_go() {
-        assert_eq!(aggregate(&["a".into()]), "a");
-        assert_eq!(aggregate(&["a".into(), "b".into()]), "[a, b]");
+        assert_eq!(aggregate::<String>(&["a".into()]), "a");
+        assert_eq!(aggregate::<String>(&["a".into(), "b".into()]), "[a, b]");
     }
 
     #[test]

@@ -1,11 +1,40 @@
 //! secret volume payload (upstream `pkg/volume/secret` `MakePayload`).
 
-use k8s_openapi::api::core::v1::{KeyToPath, Secret};
+use std::path::Path;
 
-use super::atomic_writer::{FileProjection, Payload};
+use k8s_openapi::api::core::v1::{KeyToPath, Secret, SecretVolumeSource};
 
-fn mode_bits(mode: i32) -> u32 {
-    u32::try_from(mode).unwrap_or(0) & 0o7777
+use super::DEFAULT_MODE;
+use super::atomic_writer::Payload;
+use super::emptydir::{Medium, setup_dir};
+use super::error::SetupError;
+use super::key_to_path;
+use super::source::ObjectSource;
+
+/// Reads the secret (an optional one may be missing), makes the volume's directory on
+/// `medium` (tmpfs) and returns its files.
+pub(crate) async fn set_up(
+    objects: &dyn ObjectSource,
+    namespace: &str,
+    spec: &SecretVolumeSource,
+    dir: &Path,
+    medium: Medium,
+) -> Result<Payload, SetupError> {
+    let optional = spec.optional == Some(true);
+    let name = spec.secret_name.clone().unwrap_or_default();
+    let found = match objects.secret(namespace, &name).await? {
+        Some(s) => s,
+        None if optional => Secret::default(),
+        None => {
+            return Err(SetupError::NotFound {
+                kind: "secret",
+                name,
+            });
+        }
+    };
+    setup_dir(dir, medium)?;
+    let mode = spec.default_mode.unwrap_or(DEFAULT_MODE as i32);
+    make_payload(spec.items.as_deref(), &found, mode, optional)
 }
 
 /// Files of a secret volume: every key of `data` (plus `stringData` should the apiserver
@@ -15,7 +44,7 @@ pub(crate) fn make_payload(
     secret: &Secret,
     default_mode: i32,
     optional: bool,
-) -> Result<Payload, String> {
+) -> Result<Payload, SetupError> {
     let mut values: std::collections::BTreeMap<&str, &[u8]> = std::collections::BTreeMap::new();
     for (k, v) in secret.string_data.iter().flatten() {
         values.insert(k, v.as_bytes());
@@ -23,43 +52,19 @@ pub(crate) fn make_payload(
     for (k, v) in secret.data.iter().flatten() {
         values.insert(k, &v.0);
     }
-    let mut payload = Payload::new();
-    match items.filter(|i| !i.is_empty()) {
-        None => {
-            for (key, data) in values {
-                payload.insert(
-                    key.to_string(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(default_mode),
-                    },
-                );
-            }
-        }
-        Some(items) => {
-            for item in items {
-                let Some(data) = values.get(item.key.as_str()) else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(format!("references non-existent secret key: {}", item.key));
-                };
-                payload.insert(
-                    item.path.clone(),
-                    FileProjection {
-                        data: data.to_vec(),
-                        mode: mode_bits(item.mode.unwrap_or(default_mode)),
-                    },
-                );
-            }
-        }
-    }
-    Ok(payload)
+    key_to_path::payload(
+        values,
+        items,
+        default_mode,
+        optional,
+        SetupError::MissingSecretKey,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::volumemanager::FileProjection;
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
 
@@ -86,7 +91,7 @@ mod tests {
             mode: None,
         }];
         assert_eq!(
-            make_payload(Some(&items), &secret, 0o644, false),
+            make_payload(Some(&items), &secret, 0o644, false).map_err(|e| e.to_string()),
             Err("references non-existent secret key: nope".to_string())
         );
     }

@@ -2,6 +2,25 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
 
+/// Why a container has no log to read; `Display` is upstream's 400 body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogStatusError {
+    #[error("container {container:?} in pod {pod:?} is not available")]
+    NotAvailable { container: String, pod: String },
+    #[error("container {container:?} in pod {pod:?} is terminated")]
+    Terminated { container: String, pod: String },
+    #[error("previous terminated container {container:?} in pod {pod:?} not found")]
+    NoPrevious { container: String, pod: String },
+    #[error("container {container:?} in pod {pod:?} is waiting to start: {why}")]
+    Waiting {
+        container: String,
+        pod: String,
+        why: String,
+    },
+    #[error("container {container:?} in pod {pod:?} is waiting to start - no logs yet")]
+    NoLogsYet { container: String, pod: String },
+}
+
 /// Finds `container` among the pod's container, init and ephemeral statuses.
 pub fn find_status<'a>(status: &'a PodStatus, container: &str) -> Option<&'a ContainerStatus> {
     [
@@ -22,21 +41,25 @@ pub fn log_container_id(
     status: &PodStatus,
     container: &str,
     previous: bool,
-) -> Result<String, String> {
+) -> Result<String, LogStatusError> {
+    let names = || (container.to_string(), pod.to_string());
     let Some(cs) = find_status(status, container) else {
-        return Err(format!(
-            "container {container:?} in pod {pod:?} is not available"
-        ));
+        let (container, pod) = names();
+        return Err(LogStatusError::NotAvailable { container, pod });
     };
     let last_terminated = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
     let last_id = last_terminated
         .and_then(|t| t.container_id.as_deref())
         .filter(|id| !id.is_empty());
     let state = cs.state.clone().unwrap_or_default();
-    let terminated_msg = || format!("container {container:?} in pod {pod:?} is terminated");
+    let terminated_msg = || {
+        let (container, pod) = names();
+        LogStatusError::Terminated { container, pod }
+    };
     let id = if previous {
         last_id.ok_or_else(|| {
-            format!("previous terminated container {container:?} in pod {pod:?} not found")
+            let (container, pod) = names();
+            LogStatusError::NoPrevious { container, pod }
         })?
     } else if state.running.is_some() {
         cs.container_id.as_deref().unwrap_or_default()
@@ -54,13 +77,15 @@ pub fn log_container_id(
             "ImagePullBackOff" => "trying and failing to pull image",
             other => other,
         };
-        return Err(format!(
-            "container {container:?} in pod {pod:?} is waiting to start: {why}"
-        ));
+        let (container, pod) = names();
+        return Err(LogStatusError::Waiting {
+            container,
+            pod,
+            why: why.to_string(),
+        });
     } else {
-        return Err(format!(
-            "container {container:?} in pod {pod:?} is waiting to start - no logs yet"
-        ));
+        let (container, pod) = names();
+        return Err(LogStatusError::NoLogsYet { container, pod });
     };
     Ok(strip_scheme(id).to_string())
 }
@@ -73,6 +98,16 @@ pub fn strip_scheme(id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`log_container_id`] with its error as the response body text.
+    fn id(
+        pod: &str,
+        status: &PodStatus,
+        container: &str,
+        previous: bool,
+    ) -> Result<String, String> {
+        log_container_id(pod, status, container, previous).map_err(|e| e.to_string())
+    }
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     };
@@ -107,10 +142,10 @@ mod tests {
             ..ContainerStatus::default()
         };
         let st = status(running.clone());
-        assert_eq!(log_container_id("p", &st, "c", false), Ok("run".into()));
-        assert_eq!(log_container_id("p", &st, "c", true), Ok("old".into()));
+        assert_eq!(id("p", &st, "c", false), Ok("run".into()));
+        assert_eq!(id("p", &st, "c", true), Ok("old".into()));
         assert_eq!(
-            log_container_id("p", &st, "x", false),
+            id("p", &st, "x", false),
             Err(r#"container "x" in pod "p" is not available"#.into())
         );
         let waiting = |reason: &str| {
@@ -127,15 +162,15 @@ mod tests {
             })
         };
         assert_eq!(
-            log_container_id("p", &waiting("ContainerCreating"), "c", false),
+            id("p", &waiting("ContainerCreating"), "c", false),
             Err(r#"container "c" in pod "p" is waiting to start: ContainerCreating"#.into())
         );
         assert_eq!(
-            log_container_id("p", &waiting("ErrImagePull"), "c", false),
+            id("p", &waiting("ErrImagePull"), "c", false),
             Err(r#"container "c" in pod "p" is waiting to start: image can't be pulled"#.into())
         );
         assert_eq!(
-            log_container_id("p", &waiting("x"), "c", true),
+            id("p", &waiting("x"), "c", true),
             Err(r#"previous terminated container "c" in pod "p" not found"#.into())
         );
         let dead = status(ContainerStatus {
@@ -144,13 +179,13 @@ mod tests {
             last_state: Some(terminated("containerd://prev")),
             ..ContainerStatus::default()
         });
-        assert_eq!(log_container_id("p", &dead, "c", false), Ok("prev".into()));
+        assert_eq!(id("p", &dead, "c", false), Ok("prev".into()));
         let none = status(ContainerStatus {
             name: "c".into(),
             ..ContainerStatus::default()
         });
         assert_eq!(
-            log_container_id("p", &none, "c", false),
+            id("p", &none, "c", false),
             Err(r#"container "c" in pod "p" is waiting to start - no logs yet"#.into())
         );
     }

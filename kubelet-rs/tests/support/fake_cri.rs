@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
-use super::api;
-use super::api::image_service_server::{ImageService, ImageServiceServer};
-use super::api::runtime_service_server::{RuntimeService, RuntimeServiceServer};
+use kubelet::cri::api;
+use kubelet::cri::api::image_service_server::{ImageService, ImageServiceServer};
+use kubelet::cri::api::runtime_service_server::{RuntimeService, RuntimeServiceServer};
 
 #[derive(Default, Debug)]
 struct State {
