@@ -16,6 +16,7 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use kubelet::{KubeletConfig, KubeletConfiguration, KubeletFlags};
 use support::fake_cri::FakeRuntime;
+use test_support::apiserver::TestApiServer;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -53,17 +54,20 @@ async fn get_json(api: &axum::Router, path: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_registers_turns_ready_and_runs_a_pod() {
-    let Some(server) = support::apiserver::ApiServer::start().expect("start apiserver") else {
+    // No controller-manager runs here to create default ServiceAccounts.
+    let Some(server) =
+        TestApiServer::start_with(&["--disable-admission-plugins=ServiceAccount"]).await
+    else {
         return;
     };
-    let client = server.client().await.expect("apiserver ready");
+    let client = server.client().await;
 
-    let socket = server.dir.path().join("cri.sock");
+    let socket = server.pki_dir().join("cri.sock");
     let fake = FakeRuntime::new();
     fake.add_image("busybox:1.0");
     let _cri = fake.serve(&socket).expect("fake CRI");
 
-    let manifests = server.dir.path().join("manifests");
+    let manifests = server.pki_dir().join("manifests");
     std::fs::create_dir_all(&manifests).expect("manifests dir");
     std::fs::write(
         manifests.join("web.yaml"),
@@ -84,8 +88,8 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
     let flags = KubeletFlags {
         hostname_override: Some("ferro-node-1".into()),
         node_ips: vec!["127.0.0.1".parse().expect("ip")],
-        root_directory: server.dir.path().join("kubelet"),
-        pod_log_root: server.dir.path().join("pods"),
+        root_directory: server.pki_dir().join("kubelet"),
+        pod_log_root: server.pki_dir().join("pods"),
         ..Default::default()
     };
     let config = KubeletConfig::from_component_config(configuration, flags);

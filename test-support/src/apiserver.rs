@@ -166,15 +166,26 @@ impl TestApiServer {
     /// binary fails the test, or is `None` (with `SKIP: ...` printed) under
     /// `FK_ALLOW_SKIP=1`; panics if bring-up fails.
     pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`Self::start`], with extra kube-apiserver flags (a later flag
+    /// wins), e.g. `--disable-admission-plugins=ServiceAccount` where no
+    /// controller-manager runs to create default ServiceAccounts.
+    pub async fn start_with(extra_args: &[&str]) -> Option<Self> {
         let apiserver_bin = prereq::or_skip(prereq::stock_bin("kube-apiserver"))?;
         let etcd_bin = prereq::or_skip(prereq::etcd_bin())?;
-        match Self::bring_up(&apiserver_bin, &etcd_bin).await {
+        match Self::bring_up(&apiserver_bin, &etcd_bin, extra_args).await {
             Ok(server) => Some(server),
             Err(e) => panic!("test apiserver bring-up failed: {e}"),
         }
     }
 
-    async fn bring_up(apiserver_bin: &Path, etcd_bin: &Path) -> Result<Self, String> {
+    async fn bring_up(
+        apiserver_bin: &Path,
+        etcd_bin: &Path,
+        extra_args: &[&str],
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let d = dir.path();
         make_pki(d)?;
@@ -193,7 +204,7 @@ impl TestApiServer {
         .into();
         let etcd = spawn_logged(d, "etcd.log", etcd_bin, &etcd_args)?;
         let file = |f: &str| d.join(f).display().to_string();
-        let apiserver_args: Vec<String> = vec![
+        let mut apiserver_args: Vec<String> = vec![
             format!("--etcd-servers={etcd_client}"),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={secure_port}"),
@@ -207,6 +218,7 @@ impl TestApiServer {
             format!("--tls-private-key-file={}", file("apiserver.key")),
             "--authorization-mode=Node,RBAC".into(),
         ];
+        apiserver_args.extend(extra_args.iter().map(|a| a.to_string()));
         let apiserver = spawn_logged(d, "apiserver.log", apiserver_bin, &apiserver_args)?;
         let url = format!("https://127.0.0.1:{secure_port}");
         write_kubeconfig(d, &url)?;
@@ -256,9 +268,15 @@ impl TestApiServer {
         self.dir.path().join("admin.kubeconfig")
     }
 
-    /// The directory with the PKI (`ca.crt`, `ca.key`, `admin.crt`, ...).
+    /// The directory with the PKI (`ca.crt`, `ca.key`, `admin.crt`, ...);
+    /// also a scratch directory that lives as long as the server.
     pub fn pki_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The apiserver's log so far (for a failing test's message).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
     }
 
     /// An admin (system:masters) client.

@@ -2,7 +2,6 @@
 //! fixtures (`test_support`: prereq, the private containerd).
 #![allow(dead_code)]
 
-pub mod apiserver;
 pub mod fake_cri;
 // The workspace-wide lookup of binaries and the skip-or-fail policy.
 pub use test_support::prereq;
