@@ -12,6 +12,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
     let workers = |n: i32| usize::try_from(n.max(1)).unwrap_or(1);
     let concurrent = ConcurrentSyncs {
         replicaset: workers(c.concurrent_replicaset_syncs),
+        replication_controller: workers(c.concurrent_rc_syncs),
         deployment: workers(c.concurrent_deployment_syncs),
         endpointslice: workers(c.concurrent_service_endpoint_syncs),
         namespace: workers(c.concurrent_namespace_syncs),
