@@ -263,17 +263,8 @@ impl<K: ReplicaSetLike> Controller<K> {
             manage_error = Some(err);
         }
         let message = manage_error.as_ref().map(ToString::to_string);
-        let mut status = calculate_status(rs, &claimed, terminating, message.as_deref(), now);
-        if !K::HAS_TERMINATING_REPLICAS {
-            status.terminating_replicas = None;
-        }
-        let written = match status_update(rs, status) {
-            Some(new_status) => {
-                self.write_status(obj.as_ref(), &new_status).await?;
-                new_status
-            }
-            None => rs.status.clone().unwrap_or_default(),
-        };
+        let status = calculate_status(rs, &claimed, terminating, message.as_deref(), now);
+        let written = self.update_status(obj.as_ref(), rs, status).await?;
         if let Some(err) = manage_error {
             return Err(err);
         }
@@ -284,6 +275,26 @@ impl<K: ReplicaSetLike> Controller<K> {
             return Ok(Some(next));
         }
         Ok(None)
+    }
+
+    /// Upstream `updateReplicaSetStatus`: writes `computed` unless it is
+    /// what the object already says; returns the status now in effect.
+    async fn update_status(
+        &self,
+        obj: &K,
+        rs: &ReplicaSet,
+        mut computed: ReplicaSetStatus,
+    ) -> Result<ReplicaSetStatus, Error> {
+        if !K::HAS_TERMINATING_REPLICAS {
+            computed.terminating_replicas = None;
+        }
+        match status_update(rs, computed) {
+            Some(new_status) => {
+                self.write_status(obj, &new_status).await?;
+                Ok(new_status)
+            }
+            None => Ok(rs.status.clone().unwrap_or_default()),
+        }
     }
 
     /// Upstream `claimPods`: adopt matching orphans, release non-matching
