@@ -307,3 +307,34 @@ async fn pods_of_a_replicaset_with_the_same_name_are_not_ours() {
     let orphan = pod("orphan", labels(), None);
     assert_eq!(h.ctl.pod_changed(Change::Added(Arc::new(orphan))).len(), 1);
 }
+
+#[tokio::test]
+async fn a_failed_creation_sets_replica_failure_on_the_rc() {
+    let mut h = Harness::new(rc(2), Vec::new());
+    h.pods = Arc::new(FakePodControl::with_create_limit(0));
+    h.ctl.pod_control = h.pods.clone();
+    assert!(h.sync().await.is_err(), "the failure is retried");
+    let status = h.statuses().pop().unwrap_or_default();
+    let cond = status
+        .conditions
+        .and_then(|c| c.into_iter().next())
+        .unwrap_or_default();
+    assert_eq!(
+        (cond.type_.as_str(), cond.status.as_str()),
+        ("ReplicaFailure", "True")
+    );
+    assert_eq!(cond.reason.as_deref(), Some("FailedCreate"));
+    assert!(cond.message.is_some_and(|m| m.contains("InternalError")));
+}
+
+#[tokio::test]
+async fn scale_down_deletes_the_surplus_once() {
+    let rc = rc(1);
+    let pods: Vec<Pod> = (0..3).map(|i| owned(&format!("web-{i}"), &rc)).collect();
+    let h = Harness::new(rc, pods);
+    assert!(h.sync().await.is_ok());
+    assert_eq!(h.pods.deleted().len(), 2);
+    assert!(h.sync().await.is_ok());
+    assert_eq!(h.pods.deleted().len(), 2, "waits to observe the deletions");
+    assert_eq!(h.pods.create_calls(), 0);
+}
