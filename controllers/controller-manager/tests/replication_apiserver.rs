@@ -2,7 +2,8 @@
 //! kube-apiserver: an RC of 3 adopts a matching orphan and creates the
 //! rest, scaling to 1 deletes 2, a pod whose labels stop matching is
 //! released and replaced, and the status counts follow. There is no
-//! kubelet, so pods never run: ready/available stay 0. Fails when the
+//! kubelet, so pods never run: ready/available stay 0. Run once as admin
+//! and once with `--use-service-account-credentials`. Fails when the
 //! binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +13,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Event, Pod, ReplicationController, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, ResourceExt};
 use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
 use test_support::apiserver;
@@ -118,6 +120,32 @@ async fn settles_at(client: &Client, uid: &str, n: usize) -> Vec<Pod> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replication_controller_against_real_apiserver() {
+    scenario(false).await;
+}
+
+/// The same as the ServiceAccount `replication-controller` (upstream's
+/// bootstrap RBAC: update on replicationcontrollers/status, patch on pods),
+/// with the process itself impersonating `system:kube-controller-manager`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_controller_with_service_account_credentials() {
+    scenario(true).await;
+}
+
+async fn admin_config(server: &apiserver::TestApiServer) -> Config {
+    let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).unwrap();
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap()
+}
+
+/// The identity kubeadm gives kube-controller-manager.
+fn as_controller_manager(admin: &Config) -> Client {
+    let mut config = admin.clone();
+    config.auth_info.impersonate = Some("system:kube-controller-manager".to_string());
+    Client::try_from(config).unwrap()
+}
+
+async fn scenario(use_service_account_credentials: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -142,12 +170,19 @@ async fn replication_controller_against_real_apiserver() {
     let uid = created.uid().unwrap();
 
     let shutdown = CancellationToken::new();
-    let config = ControllerManagerConfig {
+    let mut config = ControllerManagerConfig {
         controllers: vec!["replicationcontroller".to_string()],
         ..Default::default()
     };
+    let mut process_client = client.clone();
+    if use_service_account_credentials {
+        let admin = admin_config(&server).await;
+        process_client = as_controller_manager(&admin);
+        config.use_service_account_credentials = true;
+        config.base_client_config = Some(admin);
+    }
     let manager = tokio::spawn(kube_controller_manager::run(
-        client.clone(),
+        process_client,
         config,
         shutdown.clone(),
     ));
