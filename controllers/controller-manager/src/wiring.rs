@@ -76,6 +76,19 @@ fn der_to_pem(der: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn concurrent_syncs_flags_take_effect() {
+        let argv = [
+            "kube-controller-manager",
+            "--master=http://127.0.0.1:9",
+            "--concurrent-rc-syncs=3",
+        ];
+        let (o, _) = crate::options::parse(argv.map(String::from));
+        let config = controller_manager_config(&o).await.expect("config");
+        assert_eq!(config.concurrent.replication_controller, 3);
+        assert_eq!(config.concurrent.replicaset, 5);
+    }
+
     #[test]
     fn pem_wraps_at_64_columns() {
         let pem = der_to_pem(&[0u8; 100]);
