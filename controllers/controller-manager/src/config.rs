@@ -7,6 +7,8 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConcurrentSyncs {
     pub replicaset: usize,
+    /// `--concurrent-rc-syncs`.
+    pub replication_controller: usize,
     pub deployment: usize,
     pub endpointslice: usize,
     pub namespace: usize,
@@ -17,6 +19,7 @@ impl Default for ConcurrentSyncs {
     fn default() -> Self {
         Self {
             replicaset: 5,
+            replication_controller: 5,
             deployment: 5,
             endpointslice: 5,
             namespace: 10,

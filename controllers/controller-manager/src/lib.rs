@@ -23,6 +23,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod registry;
 pub mod replicaset;
+pub mod replication;
 pub mod rootcacertpublisher;
 pub mod runner;
 pub mod serviceaccount;

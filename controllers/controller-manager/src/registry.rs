@@ -7,6 +7,7 @@ use crate::controller::ControllerDescriptor;
 /// Every implemented controller.
 pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::endpointslice::DESCRIPTOR,
+    crate::replication::DESCRIPTOR,
     crate::namespace::DESCRIPTOR,
     crate::serviceaccount::DESCRIPTOR,
     crate::garbagecollector::DESCRIPTOR,
@@ -32,12 +33,17 @@ mod tests {
     /// Upstream facts per controller: canonical name → (the ServiceAccount
     /// `NewClient` names, bootstrap RBAC `system:controller:<client name>`;
     /// default workers where we run it). Looked up by name, so the order
-    /// and extent of [`DESCRIPTORS`] are not repeated; the first eight are
+    /// and extent of [`DESCRIPTORS`] are not repeated; the first nine are
     /// in upstream start order.
     const UPSTREAM: &[(&str, &str, Option<usize>)] = &[
         (
             "endpointslice-controller",
             "endpointslice-controller",
+            Some(5),
+        ),
+        (
+            "replicationcontroller-controller",
+            "replication-controller",
             Some(5),
         ),
         ("namespace-controller", "namespace-controller", Some(10)),
@@ -63,11 +69,6 @@ mod tests {
         (
             "endpointslice-mirroring-controller",
             "endpointslicemirroring-controller",
-            None,
-        ),
-        (
-            "replicationcontroller-controller",
-            "replication-controller",
             None,
         ),
         (
@@ -136,6 +137,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 8);
+        assert_eq!(got.len(), 9);
     }
 }

@@ -12,6 +12,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
     let workers = |n: i32| usize::try_from(n.max(1)).unwrap_or(1);
     let concurrent = ConcurrentSyncs {
         replicaset: workers(c.concurrent_replicaset_syncs),
+        replication_controller: workers(c.concurrent_rc_syncs),
         deployment: workers(c.concurrent_deployment_syncs),
         endpointslice: workers(c.concurrent_service_endpoint_syncs),
         namespace: workers(c.concurrent_namespace_syncs),
@@ -74,6 +75,19 @@ fn der_to_pem(der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn concurrent_syncs_flags_take_effect() {
+        let argv = [
+            "kube-controller-manager",
+            "--master=http://127.0.0.1:9",
+            "--concurrent-rc-syncs=3",
+        ];
+        let (o, _) = crate::options::parse(argv.map(String::from));
+        let config = controller_manager_config(&o).await.expect("config");
+        assert_eq!(config.concurrent.replication_controller, 3);
+        assert_eq!(config.concurrent.replicaset, 5);
+    }
 
     #[test]
     fn pem_wraps_at_64_columns() {
