@@ -1,10 +1,8 @@
-//! Test helpers: the fake CRI, the status recorder, and re-exports of the shared
-//! fixtures (`test_support`: prereq, the private containerd).
+//! Test helpers: the fake CRI, the status recorder, and a re-export of the
+//! shared private-containerd fixture (`test_support::containerd`).
 #![allow(dead_code)]
 
 pub mod fake_cri;
-// The workspace-wide lookup of binaries and the skip-or-fail policy.
-pub use test_support::prereq;
 // The private containerd the real-runtime tests run against (not every test binary does).
 #[allow(unused_imports)]
 pub use test_support::containerd::{BUSYBOX_IMAGE, Containerd, PAUSE_IMAGE};
