@@ -11,6 +11,8 @@ pub struct ConcurrentSyncs {
     pub endpointslice: usize,
     pub namespace: usize,
     pub garbage_collector: usize,
+    /// `--concurrent-job-syncs`.
+    pub job: usize,
 }
 
 impl Default for ConcurrentSyncs {
@@ -21,6 +23,7 @@ impl Default for ConcurrentSyncs {
             endpointslice: 5,
             namespace: 10,
             garbage_collector: 20,
+            job: 5,
         }
     }
 }

@@ -14,6 +14,7 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::deployment::DESCRIPTOR,
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
+    crate::job::DESCRIPTOR,
 ];
 
 /// The descriptor of an implemented controller, by canonical name.
@@ -77,7 +78,7 @@ mod tests {
         ),
         ("resourcequota-controller", "resourcequota-controller", None),
         ("daemonset-controller", "daemon-set-controller", None),
-        ("job-controller", "job-controller", None),
+        ("job-controller", "job-controller", Some(5)),
         ("statefulset-controller", "statefulset-controller", None),
         ("cronjob-controller", "cronjob-controller", None),
         ("disruption-controller", "disruption-controller", None),
@@ -136,6 +137,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 8);
+        assert_eq!(got.len(), 9);
     }
 }
