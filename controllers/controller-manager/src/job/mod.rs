@@ -5,6 +5,8 @@
 
 mod pods;
 pub mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
 mod sync;
 #[cfg(test)]
 mod tests;
