@@ -3,6 +3,7 @@
 //! `batch.kubernetes.io/job-tracking` finalizer. Decisions in
 //! [`reconcile`], the sync in `sync.rs`, pod writes in `pods.rs`.
 
+pub mod indexed;
 mod pods;
 pub mod reconcile;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
 use kube::{Resource, ResourceExt};
 
 use super::reconcile::{JOB_TRACKING_FINALIZER, has_tracking_finalizer, uid};
-use super::{Controller, pod_key};
+use super::{Controller, indexed, pod_key};
 use crate::controller_utils::{
     self, Key, SLOW_START_INITIAL_BATCH_SIZE, is_pod_ready, slow_start_batches,
 };
@@ -95,14 +95,16 @@ impl Controller {
         }
     }
 
-    /// Creates `count` pods in slow-start batches; returns how many were
-    /// created (upstream `manageJob`'s creation half).
+    /// Creates one pod per entry (its completion index for Indexed Jobs)
+    /// in slow-start batches; returns how many were created (upstream
+    /// `manageJob`'s creation half).
     pub(super) async fn create_pods(
         &self,
         job: &Job,
         key: &Key,
-        count: usize,
+        indexes: &[Option<i32>],
     ) -> Result<i32, Error> {
+        let count = indexes.len();
         let exp_key = key.to_string();
         let Some(template) = template_with_finalizer(job) else {
             return Err(Error::InvalidObject {
@@ -117,11 +119,22 @@ impl Controller {
         let regarding = job.object_ref(&());
         let (mut created, mut attempted, mut first_error) = (0, 0, None);
         for batch in slow_start_batches(count, SLOW_START_INITIAL_BATCH_SIZE) {
+            let these: Vec<(PodTemplateSpec, String)> = indexes[attempted..attempted + batch]
+                .iter()
+                .map(|ix| match ix {
+                    Some(ix) => (
+                        indexed::template_for_index(&template, &name, *ix),
+                        indexed::name_prefix(&name, *ix),
+                    ),
+                    None => (template.clone(), name.clone()),
+                })
+                .collect();
             attempted += batch;
-            let results = join_all((0..batch).map(|_| {
-                self.pod_control
-                    .create_pods(ns, &template, &name, owner.clone())
-            }))
+            let results = join_all(
+                these
+                    .iter()
+                    .map(|(t, prefix)| self.pod_control.create_pods(ns, t, prefix, owner.clone())),
+            )
             .await;
             for result in results {
                 match result {

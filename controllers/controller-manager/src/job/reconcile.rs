@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTermina
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::indexed::{is_indexed, valid_index};
 use crate::controller_utils::{is_pod_active, is_pod_ready, is_pod_terminating, pod_phase};
 
 /// Upstream `batch.JobTrackingFinalizer`.
@@ -32,6 +33,7 @@ pub const COND_SUSPENDED: &str = "Suspended";
 pub const REASON_BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
 pub const REASON_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 pub const REASON_COMPLETIONS_REACHED: &str = "CompletionsReached";
+pub const REASON_SUCCESS_POLICY: &str = "SuccessPolicy";
 pub const MSG_BACKOFF_LIMIT_EXCEEDED: &str = "Job has reached the specified backoff limit";
 pub const MSG_DEADLINE_EXCEEDED: &str = "Job was active longer than specified deadline";
 pub const MSG_COMPLETIONS_REACHED: &str = "Reached expected number of succeeded pods";
@@ -186,8 +188,13 @@ pub fn uncounted(job: &Job) -> (BTreeSet<String>, BTreeSet<String>) {
 /// Upstream `getNewFinishedPods` plus the counters computed in `syncJob`.
 pub fn count(job: &Job, pods: &[&Pod], expected_rm: &BTreeSet<String>) -> Counts {
     let (unc_succeeded, unc_failed) = uncounted(job);
+    let index_ok =
+        |p: &Pod| !is_indexed(job) || valid_index(p, completions(job).unwrap_or(0)).is_some();
     let valid = |p: &&&Pod, uncounted: &BTreeSet<String>| {
-        has_tracking_finalizer(p) && !uncounted.contains(uid(p)) && !expected_rm.contains(uid(p))
+        has_tracking_finalizer(p)
+            && !uncounted.contains(uid(p))
+            && !expected_rm.contains(uid(p))
+            && index_ok(p)
     };
     let new_succeeded = pods
         .iter()
@@ -321,9 +328,14 @@ pub fn manage<'a>(job: &Job, active: &[&'a Pod], counts: &Counts, now: Timestamp
         Some(c) => (c - counts.succeeded).clamp(0, parallelism.max(0)),
     };
     let rm = (n_active - want).max(0) as usize;
-    if rm > 0 {
-        let rm = rm.min(MAX_POD_CREATE_DELETE_PER_SYNC);
-        return Manage::Delete(for_removal(active, rm, now));
+    let mut to_delete = if is_indexed(job) {
+        super::indexed::for_removal(active, completions(job).unwrap_or(0), rm, now)
+    } else {
+        for_removal(active, rm, now)
+    };
+    if !to_delete.is_empty() {
+        to_delete.truncate(MAX_POD_CREATE_DELETE_PER_SYNC);
+        return Manage::Delete(to_delete);
     }
     let terminating = if only_replace_failed_pods(job) {
         counts.terminating
@@ -356,6 +368,8 @@ fn can_remove_finalizer(job: &Job, pod: &Pod, finished: bool, failed: bool) -> b
 /// finish (every unfinished pod then counts as failed).
 pub struct Tracking<'a> {
     pub remove_finalizer: Vec<&'a Pod>,
+    /// Indexed Jobs count succeeded pods by index, not UID.
+    pub new_succeeded_indexes: BTreeSet<i32>,
     pub status_changed: bool,
     pub reached_max: bool,
 }
@@ -366,14 +380,17 @@ pub fn track_uncounted<'a>(
     pods: &[&'a Pod],
     expected_rm: &BTreeSet<String>,
     finished: Option<&JobCondition>,
+    prev_succeeded: &BTreeSet<i32>,
 ) -> Tracking<'a> {
     let (unc_succeeded, unc_failed) = uncounted(job);
+    let indexed = is_indexed(job).then(|| completions(job).unwrap_or(0));
     let unc = status
         .uncounted_terminated_pods
         .get_or_insert_with(UncountedTerminatedPods::default);
     let succ = unc.succeeded.get_or_insert_with(Vec::new);
     let mut out = Tracking {
         remove_finalizer: Vec::new(),
+        new_succeeded_indexes: BTreeSet::new(),
         status_changed: false,
         reached_max: false,
     };
@@ -389,16 +406,27 @@ pub fn track_uncounted<'a>(
             continue;
         }
         out.remove_finalizer.push(pod);
+        let index = indexed.map(|c| valid_index(pod, c));
         if pod_phase(pod) == "Succeeded" && !unc_failed.contains(id) {
-            if !unc_succeeded.contains(id) {
+            if let Some(index) = index {
+                if let Some(ix) = index.filter(|ix| !prev_succeeded.contains(ix)) {
+                    out.new_succeeded_indexes.insert(ix);
+                    out.status_changed = true;
+                }
+            } else if !unc_succeeded.contains(id) {
                 succ.push(id.to_string());
                 out.status_changed = true;
             }
-        } else if (failed || failing) && !unc_failed.contains(id) {
+        } else if (failed || failing)
+            && !unc_failed.contains(id)
+            && index.is_none_or(|ix| ix.is_some())
+        {
             new_failed.push(id.to_string());
             out.status_changed = true;
         }
-        if succ.len() + unc_failed.len() + new_failed.len() >= MAX_UNCOUNTED_PODS {
+        let total =
+            out.new_succeeded_indexes.len() + succ.len() + unc_failed.len() + new_failed.len();
+        if total >= MAX_UNCOUNTED_PODS {
             out.reached_max = true;
             break;
         }

@@ -73,10 +73,20 @@ fn manage_outcome(job: &Job, all: &[Pod]) -> (String, usize) {
     }
 }
 
+/// (name, parallelism, completions, active, succeeded, suspend, want)
+type ManageCase = (
+    &'static str,
+    i32,
+    Option<i32>,
+    usize,
+    usize,
+    bool,
+    (&'static str, usize),
+);
+
 #[test]
 fn manage_job_matches_upstream_sync_cases() {
-    // (name, parallelism, completions, active, succeeded, suspend, want)
-    let cases: &[(&str, i32, Option<i32>, usize, usize, bool, (&str, usize))] = &[
+    let cases: &[ManageCase] = &[
         ("job start", 2, Some(5), 0, 0, false, ("create", 2)),
         ("WQ job start", 2, None, 0, 0, false, ("create", 2)),
         ("correct # of pods", 2, Some(5), 2, 0, false, ("nothing", 0)),
@@ -263,7 +273,14 @@ fn finished_pods_are_uncounted_then_counted_when_their_finalizer_goes() {
     let all = pods(1, 1, 1);
     let refs: Vec<&Pod> = all.iter().collect();
     let mut status = JobStatus::default();
-    let t = track_uncounted(&j, &mut status, &refs, &BTreeSet::new(), None);
+    let t = track_uncounted(
+        &j,
+        &mut status,
+        &refs,
+        &BTreeSet::new(),
+        None,
+        &BTreeSet::new(),
+    );
     assert!(t.status_changed);
     let names: Vec<&str> = t
         .remove_finalizer
@@ -291,14 +308,28 @@ fn a_failing_job_counts_running_pods_as_failed() {
     let refs: Vec<&Pod> = all.iter().collect();
     let target = new_condition(COND_FAILURE_TARGET, "True", "R", "M", now());
     let mut status = JobStatus::default();
-    let t = track_uncounted(&j, &mut status, &refs, &BTreeSet::new(), Some(&target));
+    let t = track_uncounted(
+        &j,
+        &mut status,
+        &refs,
+        &BTreeSet::new(),
+        Some(&target),
+        &BTreeSet::new(),
+    );
     assert_eq!(t.remove_finalizer.len(), 1);
     let unc = status.uncounted_terminated_pods.unwrap_or_default();
     assert_eq!(unc.failed, Some(vec!["a0".to_string()]));
     // SuccessCriteriaMet removes the finalizer but does not count it.
     let met = new_condition(COND_SUCCESS_CRITERIA_MET, "True", "R", "M", now());
     let mut status = JobStatus::default();
-    let t = track_uncounted(&j, &mut status, &refs, &BTreeSet::new(), Some(&met));
+    let t = track_uncounted(
+        &j,
+        &mut status,
+        &refs,
+        &BTreeSet::new(),
+        Some(&met),
+        &BTreeSet::new(),
+    );
     assert_eq!(t.remove_finalizer.len(), 1);
     assert_eq!(
         status.uncounted_terminated_pods.and_then(|u| u.failed),

@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::Controller;
 use super::reconcile::{self as rc, Counts, Manage};
+use super::{Controller, indexed};
 use crate::controller::SyncResult;
 use crate::controller_utils::{Key, is_pod_active};
 use crate::error::Error;
@@ -27,6 +27,9 @@ const MANAGED_BY_JOB_CONTROLLER: &str = "kubernetes.io/job-controller";
 /// What one sync decided before tracking finished pods.
 struct Pass {
     status: JobStatus,
+    /// Indexed Jobs: succeeded indexes in status, and with this sync's pods.
+    prev_succeeded: BTreeSet<i32>,
+    succeeded_indexes: BTreeSet<i32>,
     counts: Counts,
     finished: Option<JobCondition>,
     needs_flush: bool,
@@ -108,6 +111,25 @@ impl Controller {
             ..job.clone()
         };
         let mut finished = rc::failure_or_success_target(job, pods, &counts, now);
+        let (prev_succeeded, succeeded_indexes) = if indexed::is_indexed(job) {
+            indexed::succeeded_indexes(job, pods)
+        } else {
+            Default::default()
+        };
+        if indexed::is_indexed(job) {
+            counts.succeeded = succeeded_indexes.len() as i32;
+            if finished.is_none()
+                && let Some(msg) = indexed::match_success_policy(job, &succeeded_indexes)
+            {
+                finished = Some(rc::new_condition(
+                    rc::COND_SUCCESS_CRITERIA_MET,
+                    "True",
+                    rc::REASON_SUCCESS_POLICY,
+                    &msg,
+                    now,
+                ));
+            }
+        }
         let mut requeue = None;
         if finished.is_none() {
             requeue = rc::deadline_remaining(&job_now, now);
@@ -131,10 +153,8 @@ impl Controller {
                     record.last_failure,
                     now,
                 );
-                match self
-                    .manage(job, key, &active, &mut counts, backoff, now)
-                    .await
-                {
+                let plan = (&active[..], &succeeded_indexes);
+                match self.manage(job, key, plan, &mut counts, backoff, now).await {
                     Ok(after) => requeue = min_some(requeue, after),
                     Err(err) => error = Some(err),
                 }
@@ -161,6 +181,8 @@ impl Controller {
         status.terminating = Some(counts.terminating);
         Pass {
             status,
+            prev_succeeded,
+            succeeded_indexes,
             counts,
             finished,
             needs_flush,
@@ -175,7 +197,7 @@ impl Controller {
         &self,
         job: &Job,
         key: &Key,
-        active: &[&Pod],
+        (active, succeeded): (&[&Pod], &BTreeSet<i32>),
         counts: &mut Counts,
         backoff: Duration,
         now: Timestamp,
@@ -191,7 +213,19 @@ impl Controller {
             }
             Manage::Create(_) if !backoff.is_zero() => Ok(Some(backoff)),
             Manage::Create(n) => {
-                let result = self.create_pods(job, key, n).await;
+                let indexes: Vec<Option<i32>> = if indexed::is_indexed(job) {
+                    let completions = rc::completions(job).unwrap_or(0);
+                    indexed::first_pending(active, succeeded, n, completions)
+                        .into_iter()
+                        .map(Some)
+                        .collect()
+                } else {
+                    vec![None; n]
+                };
+                if indexes.is_empty() {
+                    return Ok(None);
+                }
+                let result = self.create_pods(job, key, &indexes).await;
                 match result {
                     Ok(created) => {
                         counts.active += created;
@@ -253,6 +287,8 @@ impl Controller {
         let k = key.to_string();
         let Pass {
             mut status,
+            prev_succeeded,
+            succeeded_indexes,
             counts,
             mut finished,
             mut needs_flush,
@@ -266,8 +302,25 @@ impl Controller {
             .map(|p| rc::uid(p).to_string())
             .collect();
         needs_flush |= rc::clean_uncounted(&mut status, &with_finalizer);
-        let tracking = rc::track_uncounted(job, &mut status, pods, &expected_rm, finished.as_ref());
+        let tracking = rc::track_uncounted(
+            job,
+            &mut status,
+            pods,
+            &expected_rm,
+            finished.as_ref(),
+            &prev_succeeded,
+        );
         needs_flush |= tracking.status_changed;
+        if indexed::is_indexed(job) {
+            let mut all = succeeded_indexes;
+            all.extend(tracking.new_succeeded_indexes.iter().copied());
+            let text = indexed::format_indexes(&all);
+            if status.completed_indexes.as_deref().unwrap_or_default() != text {
+                needs_flush = true;
+            }
+            status.succeeded = Some(all.len() as i32);
+            status.completed_indexes = Some(text).filter(|t| !t.is_empty());
+        }
         if let Some(interim) = finished.take() {
             let list = status.conditions.get_or_insert_with(Vec::new);
             if !list
