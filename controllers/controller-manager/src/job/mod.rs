@@ -4,6 +4,8 @@
 //! [`reconcile`], the sync in `sync.rs`, pod writes in `pods.rs`.
 
 pub mod indexed;
+#[cfg(test)]
+mod indexed_tests;
 mod pods;
 pub mod reconcile;
 #[cfg(test)]

@@ -247,3 +247,56 @@ async fn a_pending_finalizer_removal_is_not_counted_twice() {
     assert_eq!(status.succeeded, Some(1));
     assert_eq!(h.pods.create_calls(), 2, "the next pod was created once");
 }
+
+fn index_of(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(super::indexed::COMPLETION_INDEX_ANNOTATION)
+        .cloned()
+}
+
+#[tokio::test]
+async fn an_indexed_job_creates_each_index_once_and_tracks_completed_indexes() {
+    let mut j = job(2, 3);
+    if let Some(s) = j.spec.as_mut() {
+        s.completion_mode = Some("Indexed".into());
+    }
+    let mut h = Harness::new(j);
+    assert!(h.sync().await.is_ok());
+    let first: Vec<Pod> = h.pods.created().into_iter().map(|p| h.observe(p)).collect();
+    let indexes: Vec<Option<String>> = first.iter().map(index_of).collect();
+    assert_eq!(indexes, [Some("0".into()), Some("1".into())]);
+    assert_eq!(first[1].metadata.generate_name.as_deref(), Some("pi-1-"));
+    let hostname = first[1].spec.as_ref().and_then(|s| s.hostname.clone());
+    assert_eq!(hostname.as_deref(), Some("pi-1"));
+    h.observe_job_status();
+
+    h.observe(with_phase(first[0].clone(), "Succeeded"));
+    assert!(h.sync().await.is_ok());
+    let status = h.observe_job_status();
+    assert_eq!(status.completed_indexes.as_deref(), Some("0"));
+    assert_eq!(status.succeeded, Some(1));
+    let created = h.pods.created();
+    assert_eq!(created.len(), 3);
+    assert_eq!(
+        index_of(&created[2]).as_deref(),
+        Some("2"),
+        "the first pending index"
+    );
+
+    let third = h.observe(created[2].clone());
+    h.observe(with_phase(first[1].clone(), "Succeeded"));
+    h.observe(with_phase(third, "Succeeded"));
+    assert!(h.sync().await.is_ok());
+    let status = h.observe_job_status();
+    assert_eq!(status.completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!(status.succeeded, Some(3));
+    let complete = status.conditions.unwrap_or_default();
+    assert!(
+        complete
+            .iter()
+            .any(|c| c.type_ == COND_COMPLETE && c.status == "True")
+    );
+    assert_eq!(h.pods.create_calls(), 3);
+}
