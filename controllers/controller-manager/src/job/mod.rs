@@ -3,6 +3,9 @@
 //! `batch.kubernetes.io/job-tracking` finalizer. Decisions in
 //! [`reconcile`], the sync in `sync.rs`, pod writes in `pods.rs`.
 
+pub mod failure_policy;
+#[cfg(test)]
+mod failure_policy_tests;
 pub mod indexed;
 #[cfg(test)]
 mod indexed_tests;

@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTermina
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::failure_policy;
 use super::indexed::{is_indexed, valid_index};
 use crate::controller_utils::{is_pod_active, is_pod_ready, is_pod_terminating, pod_phase};
 
@@ -200,9 +201,14 @@ pub fn count(job: &Job, pods: &[&Pod], expected_rm: &BTreeSet<String>) -> Counts
         .iter()
         .filter(|p| valid(p, &unc_succeeded) && pod_phase(p) == "Succeeded")
         .count();
-    let new_failed = pods
+    let new_failed_pods: Vec<&&Pod> = pods
         .iter()
         .filter(|p| valid(p, &unc_failed) && is_pod_failed(p, job))
+        .collect();
+    let new_failed = new_failed_pods.len();
+    let counted_failed = new_failed_pods
+        .iter()
+        .filter(|p| failure_policy::counts_as_failed(job, p))
         .count();
     let status = job.status.clone().unwrap_or_default();
     let active: Vec<&&Pod> = pods.iter().filter(|p| is_pod_active(p)).collect();
@@ -211,7 +217,7 @@ pub fn count(job: &Job, pods: &[&Pod], expected_rm: &BTreeSet<String>) -> Counts
         ready: active.iter().filter(|p| is_pod_ready(p)).count() as i32,
         terminating: pods.iter().filter(|p| is_pod_terminating(p)).count() as i32,
         succeeded: status.succeeded.unwrap_or(0) + (new_succeeded + unc_succeeded.len()) as i32,
-        failed: status.failed.unwrap_or(0) + (new_failed + unc_failed.len()) as i32,
+        failed: status.failed.unwrap_or(0) + (counted_failed + unc_failed.len()) as i32,
         new_succeeded,
         new_failed,
     }
@@ -277,6 +283,15 @@ pub fn failure_or_success_target(
     }
     if let Some(c) = condition_true(list, COND_FAILURE_TARGET) {
         return Some(c);
+    }
+    if let Some(message) = failure_policy::fail_job_message(job, pods) {
+        return Some(new_condition(
+            COND_FAILURE_TARGET,
+            "True",
+            failure_policy::REASON_POD_FAILURE_POLICY,
+            &message,
+            now,
+        ));
     }
     if counts.failed > backoff_limit(job) || past_backoff_limit_on_failure(job, pods) {
         return Some(new_condition(
@@ -421,8 +436,11 @@ pub fn track_uncounted<'a>(
             && !unc_failed.contains(id)
             && index.is_none_or(|ix| ix.is_some())
         {
-            new_failed.push(id.to_string());
-            out.status_changed = true;
+            // An Ignore rule: the finalizer goes, the failure is not counted.
+            if failure_policy::counts_as_failed(job, pod) {
+                new_failed.push(id.to_string());
+                out.status_changed = true;
+            }
         }
         let total =
             out.new_succeeded_indexes.len() + succ.len() + unc_failed.len() + new_failed.len();
