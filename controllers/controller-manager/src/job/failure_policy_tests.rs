@@ -163,6 +163,7 @@ fn ignored_failures_do_not_count_against_backoff_limit() {
         &BTreeSet::new(),
         None,
         &BTreeSet::new(),
+        &BTreeSet::new(),
     );
     assert_eq!(t.remove_finalizer.len(), 1, "the finalizer still goes");
     assert_eq!(

@@ -9,6 +9,7 @@ mod failure_policy_tests;
 pub mod indexed;
 #[cfg(test)]
 mod indexed_tests;
+pub mod per_index;
 mod pods;
 pub mod reconcile;
 #[cfg(test)]

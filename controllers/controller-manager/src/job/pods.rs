@@ -2,6 +2,7 @@
 //! `manageJob` creations and deletions, `deleteActivePods`,
 //! `removeTrackingFinalizerFromPods`), with their events and expectations.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use component_base::ownerref::{self, ClaimingController};
@@ -12,7 +13,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
 use kube::{Resource, ResourceExt};
 
 use super::reconcile::{JOB_TRACKING_FINALIZER, has_tracking_finalizer, uid};
-use super::{Controller, indexed, pod_key};
+use super::{Controller, indexed, per_index, pod_key};
 use crate::controller_utils::{
     self, Key, SLOW_START_INITIAL_BATCH_SIZE, is_pod_ready, slow_start_batches,
 };
@@ -103,6 +104,7 @@ impl Controller {
         job: &Job,
         key: &Key,
         indexes: &[Option<i32>],
+        delayed: Option<&BTreeMap<i32, Pod>>,
     ) -> Result<i32, Error> {
         let count = indexes.len();
         let exp_key = key.to_string();
@@ -122,10 +124,13 @@ impl Controller {
             let these: Vec<(PodTemplateSpec, String)> = indexes[attempted..attempted + batch]
                 .iter()
                 .map(|ix| match ix {
-                    Some(ix) => (
-                        indexed::template_for_index(&template, &name, *ix),
-                        indexed::name_prefix(&name, *ix),
-                    ),
+                    Some(ix) => {
+                        let mut t = indexed::template_for_index(&template, &name, *ix);
+                        if let Some(delayed) = delayed {
+                            per_index::annotate_failure_counts(&mut t, job, delayed.get(ix));
+                        }
+                        (t, indexed::name_prefix(&name, *ix))
+                    }
                     None => (template.clone(), name.clone()),
                 })
                 .collect();

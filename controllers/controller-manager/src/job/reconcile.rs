@@ -373,8 +373,18 @@ fn for_removal<'a>(active: &[&'a Pod], n: usize, now: Timestamp) -> Vec<&'a Pod>
 }
 
 /// Upstream `canRemoveFinalizer` (without per-index delays).
-fn can_remove_finalizer(job: &Job, pod: &Pod, finished: bool, failed: bool) -> bool {
-    job.metadata.deletion_timestamp.is_some() || finished || pod_phase(pod) == "Succeeded" || failed
+fn can_remove_finalizer(
+    job: &Job,
+    pod: &Pod,
+    finished: bool,
+    failed: bool,
+    keep: &BTreeSet<String>,
+) -> bool {
+    if job.metadata.deletion_timestamp.is_some() || finished || pod_phase(pod) == "Succeeded" {
+        return true;
+    }
+    // backoffLimitPerIndex: a failed pod waits for its replacement.
+    failed && !keep.contains(uid(pod))
 }
 
 /// The first half of upstream `trackJobStatusAndRemoveFinalizers`: adds
@@ -396,6 +406,7 @@ pub fn track_uncounted<'a>(
     expected_rm: &BTreeSet<String>,
     finished: Option<&JobCondition>,
     prev_succeeded: &BTreeSet<i32>,
+    keep: &BTreeSet<String>,
 ) -> Tracking<'a> {
     let (unc_succeeded, unc_failed) = uncounted(job);
     let indexed = is_indexed(job).then(|| completions(job).unwrap_or(0));
@@ -417,7 +428,7 @@ pub fn track_uncounted<'a>(
             continue;
         }
         let failed = is_pod_failed(pod, job);
-        if !can_remove_finalizer(job, pod, finished.is_some(), failed) {
+        if !can_remove_finalizer(job, pod, finished.is_some(), failed, keep) {
             continue;
         }
         out.remove_finalizer.push(pod);

@@ -280,6 +280,7 @@ fn finished_pods_are_uncounted_then_counted_when_their_finalizer_goes() {
         &BTreeSet::new(),
         None,
         &BTreeSet::new(),
+        &BTreeSet::new(),
     );
     assert!(t.status_changed);
     let names: Vec<&str> = t
@@ -315,6 +316,7 @@ fn a_failing_job_counts_running_pods_as_failed() {
         &BTreeSet::new(),
         Some(&target),
         &BTreeSet::new(),
+        &BTreeSet::new(),
     );
     assert_eq!(t.remove_finalizer.len(), 1);
     let unc = status.uncounted_terminated_pods.unwrap_or_default();
@@ -328,6 +330,7 @@ fn a_failing_job_counts_running_pods_as_failed() {
         &refs,
         &BTreeSet::new(),
         Some(&met),
+        &BTreeSet::new(),
         &BTreeSet::new(),
     );
     assert_eq!(t.remove_finalizer.len(), 1);

@@ -1,7 +1,7 @@
 //! Upstream `syncJob` and `trackJobStatusAndRemoveFinalizers`: reads the
 //! caches, asks [`super::reconcile`] what to do, writes pods and status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,21 +15,91 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::reconcile::{self as rc, Counts, Manage};
-use super::{Controller, indexed};
+use super::{Controller, indexed, per_index};
 use crate::controller::SyncResult;
-use crate::controller_utils::{Key, is_pod_active};
+use crate::controller_utils::{Key, is_pod_active, is_pod_terminating};
 use crate::error::Error;
 use crate::events::EventSpec;
 
 /// Upstream `JobControllerName`, the value of `spec.managedBy` we own.
 const MANAGED_BY_JOB_CONTROLLER: &str = "kubernetes.io/job-controller";
 
+/// Indexed Jobs' per-sync state (empty for NonIndexed).
+#[derive(Default)]
+struct IndexState {
+    /// Succeeded indexes in status, and with this sync's pods.
+    prev_succeeded: BTreeSet<i32>,
+    succeeded: BTreeSet<i32>,
+    /// With backoffLimitPerIndex: failed indexes, and per index to retry
+    /// the failed pod whose finalizer waits for its replacement.
+    failed: Option<BTreeSet<i32>>,
+    delayed: BTreeMap<i32, Pod>,
+}
+
+impl IndexState {
+    fn of(job: &Job, pods: &[&Pod], active: &[&Pod], expected_rm: &BTreeSet<String>) -> Self {
+        if !indexed::is_indexed(job) {
+            return Self::default();
+        }
+        let (prev_succeeded, succeeded) = indexed::succeeded_indexes(job, pods);
+        let mut state = IndexState {
+            prev_succeeded,
+            succeeded,
+            ..Default::default()
+        };
+        if per_index::backoff_limit_per_index(job).is_some() {
+            let failed = per_index::failed_indexes(job, pods);
+            let delayed = per_index::delayed_deletion(
+                job,
+                pods,
+                active,
+                &state.succeeded,
+                &failed,
+                expected_rm,
+            );
+            state.delayed = delayed.into_iter().map(|(i, p)| (i, p.clone())).collect();
+            state.failed = Some(failed);
+        }
+        state
+    }
+
+    /// The interim condition the indexes call for, if any (upstream order:
+    /// failed indexes, then the success policy).
+    fn verdict(&self, job: &Job, now: Timestamp) -> Option<JobCondition> {
+        if let Some(failed) = &self.failed
+            && let Some((reason, msg)) = per_index::failure_reason(job, failed, &self.succeeded)
+        {
+            return Some(rc::new_condition(
+                rc::COND_FAILURE_TARGET,
+                "True",
+                reason,
+                msg,
+                now,
+            ));
+        }
+        let msg = indexed::match_success_policy(job, &self.succeeded)?;
+        Some(rc::new_condition(
+            rc::COND_SUCCESS_CRITERIA_MET,
+            "True",
+            rc::REASON_SUCCESS_POLICY,
+            &msg,
+            now,
+        ))
+    }
+
+    /// UIDs whose finalizer removal waits for a replacement pod.
+    fn keep_finalizer(&self) -> BTreeSet<String> {
+        self.delayed
+            .values()
+            .map(|p| rc::uid(p).to_string())
+            .collect()
+    }
+}
+
 /// What one sync decided before tracking finished pods.
 struct Pass {
     status: JobStatus,
-    /// Indexed Jobs: succeeded indexes in status, and with this sync's pods.
-    prev_succeeded: BTreeSet<i32>,
-    succeeded_indexes: BTreeSet<i32>,
+    ix: IndexState,
     counts: Counts,
     finished: Option<JobCondition>,
     needs_flush: bool,
@@ -111,30 +181,18 @@ impl Controller {
             ..job.clone()
         };
         let mut finished = rc::failure_or_success_target(job, pods, &counts, now);
-        let (prev_succeeded, succeeded_indexes) = if indexed::is_indexed(job) {
-            indexed::succeeded_indexes(job, pods)
-        } else {
-            Default::default()
-        };
+        let active: Vec<&Pod> = pods.iter().copied().filter(|p| is_pod_active(p)).collect();
+        let ix = IndexState::of(job, pods, &active, &expected_rm);
         if indexed::is_indexed(job) {
-            counts.succeeded = succeeded_indexes.len() as i32;
-            if finished.is_none()
-                && let Some(msg) = indexed::match_success_policy(job, &succeeded_indexes)
-            {
-                finished = Some(rc::new_condition(
-                    rc::COND_SUCCESS_CRITERIA_MET,
-                    "True",
-                    rc::REASON_SUCCESS_POLICY,
-                    &msg,
-                    now,
-                ));
+            counts.succeeded = ix.succeeded.len() as i32;
+            if finished.is_none() {
+                finished = ix.verdict(job, now);
             }
         }
         let mut requeue = None;
         if finished.is_none() {
             requeue = rc::deadline_remaining(&job_now, now);
         }
-        let active: Vec<&Pod> = pods.iter().copied().filter(|p| is_pod_active(p)).collect();
         let mut error = None;
         if finished.is_some() {
             let (ready, deleted, err) = self.delete_active_pods(job, &active).await;
@@ -148,12 +206,16 @@ impl Controller {
         } else {
             let mut managed = false;
             if satisfied && job.metadata.deletion_timestamp.is_none() {
-                let backoff = rc::backoff_remaining(
-                    record.failures_after_last_success,
-                    record.last_failure,
-                    now,
-                );
-                let plan = (&active[..], &succeeded_indexes);
+                let backoff = if ix.failed.is_some() {
+                    Duration::ZERO // each index backs off on its own
+                } else {
+                    rc::backoff_remaining(
+                        record.failures_after_last_success,
+                        record.last_failure,
+                        now,
+                    )
+                };
+                let plan = (&active[..], pods, &ix);
                 match self.manage(job, key, plan, &mut counts, backoff, now).await {
                     Ok(after) => requeue = min_some(requeue, after),
                     Err(err) => error = Some(err),
@@ -181,8 +243,7 @@ impl Controller {
         status.terminating = Some(counts.terminating);
         Pass {
             status,
-            prev_succeeded,
-            succeeded_indexes,
+            ix,
             counts,
             finished,
             needs_flush,
@@ -197,7 +258,7 @@ impl Controller {
         &self,
         job: &Job,
         key: &Key,
-        (active, succeeded): (&[&Pod], &BTreeSet<i32>),
+        (active, pods, ix): (&[&Pod], &[&Pod], &IndexState),
         counts: &mut Counts,
         backoff: Duration,
         now: Timestamp,
@@ -214,18 +275,16 @@ impl Controller {
             Manage::Create(_) if !backoff.is_zero() => Ok(Some(backoff)),
             Manage::Create(n) => {
                 let indexes: Vec<Option<i32>> = if indexed::is_indexed(job) {
-                    let completions = rc::completions(job).unwrap_or(0);
-                    indexed::first_pending(active, succeeded, n, completions)
-                        .into_iter()
-                        .map(Some)
-                        .collect()
+                    let (indexes, wait) = pending_indexes(job, active, pods, ix, n, now);
+                    if indexes.is_empty() {
+                        return Ok(wait);
+                    }
+                    indexes.into_iter().map(Some).collect()
                 } else {
                     vec![None; n]
                 };
-                if indexes.is_empty() {
-                    return Ok(None);
-                }
-                let result = self.create_pods(job, key, &indexes).await;
+                let delayed = ix.failed.as_ref().map(|_| &ix.delayed);
+                let result = self.create_pods(job, key, &indexes, delayed).await;
                 match result {
                     Ok(created) => {
                         counts.active += created;
@@ -287,8 +346,7 @@ impl Controller {
         let k = key.to_string();
         let Pass {
             mut status,
-            prev_succeeded,
-            succeeded_indexes,
+            ix,
             counts,
             mut finished,
             mut needs_flush,
@@ -308,11 +366,17 @@ impl Controller {
             pods,
             &expected_rm,
             finished.as_ref(),
-            &prev_succeeded,
+            &ix.prev_succeeded,
+            &ix.keep_finalizer(),
         );
         needs_flush |= tracking.status_changed;
         if indexed::is_indexed(job) {
-            let mut all = succeeded_indexes;
+            let failed = ix.failed.as_ref().map(indexed::format_indexes);
+            if status.failed_indexes != failed {
+                status.failed_indexes = failed;
+                needs_flush = true;
+            }
+            let mut all = ix.succeeded;
             all.extend(tracking.new_succeeded_indexes.iter().copied());
             let text = indexed::format_indexes(&all);
             if status.completed_indexes.as_deref().unwrap_or_default() != text {
@@ -418,6 +482,40 @@ impl Controller {
             .await;
         err.map_or(Ok(()), Err)
     }
+}
+
+/// Upstream `firstPendingIndexes` and, with backoffLimitPerIndex,
+/// `getPodCreationInfoForIndependentIndexes`: the indexes to create now,
+/// or how long until the first one's back-off ends.
+fn pending_indexes(
+    job: &Job,
+    active: &[&Pod],
+    pods: &[&Pod],
+    ix: &IndexState,
+    n: usize,
+    now: Timestamp,
+) -> (Vec<i32>, Option<Duration>) {
+    let completions = rc::completions(job).unwrap_or(0);
+    let mut non_pending = ix.succeeded.clone();
+    non_pending.extend(ix.failed.iter().flatten().copied());
+    if rc::only_replace_failed_pods(job) {
+        let terminating = pods.iter().filter(|p| is_pod_terminating(p));
+        non_pending.extend(terminating.filter_map(|p| indexed::completion_index(p)));
+    }
+    let indexes = indexed::first_pending(active, &non_pending, n, completions);
+    if ix.failed.is_none() {
+        return (indexes, None);
+    }
+    let remaining = |i: &i32| per_index::remaining_for_index(ix.delayed.get(i), now);
+    let ready: Vec<i32> = indexes
+        .iter()
+        .copied()
+        .filter(|i| remaining(i).is_zero())
+        .collect();
+    if !ready.is_empty() {
+        return (ready, None);
+    }
+    (Vec::new(), indexes.iter().map(remaining).min())
 }
 
 fn min_some(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
