@@ -10,6 +10,8 @@ pub mod indexed;
 #[cfg(test)]
 mod indexed_tests;
 pub mod per_index;
+#[cfg(test)]
+mod per_index_tests;
 mod pods;
 pub mod reconcile;
 #[cfg(test)]
