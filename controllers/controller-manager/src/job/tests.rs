@@ -300,3 +300,62 @@ async fn an_indexed_job_creates_each_index_once_and_tracks_completed_indexes() {
     );
     assert_eq!(h.pods.create_calls(), 3);
 }
+
+#[tokio::test]
+async fn a_job_over_its_backoff_limit_fails_after_its_pods_are_gone() {
+    let mut j = job(1, 1);
+    if let Some(s) = j.spec.as_mut() {
+        s.backoff_limit = Some(0);
+    }
+    let mut h = Harness::new(j);
+    assert!(h.sync().await.is_ok());
+    let pod = h.observe(h.pods.created()[0].clone());
+    h.observe_job_status();
+    h.observe(with_phase(pod, "Failed"));
+    assert!(h.sync().await.is_ok());
+    let status = h.observe_job_status();
+    assert_eq!(status.failed, Some(1));
+    let conds = status.conditions.unwrap_or_default();
+    let types: Vec<(&str, Option<&str>)> = conds
+        .iter()
+        .map(|c| (c.type_.as_str(), c.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("FailureTarget", Some("BackoffLimitExceeded")),
+            ("Failed", Some("BackoffLimitExceeded"))
+        ]
+    );
+    assert_eq!(h.pods.create_calls(), 1, "no replacement once failed");
+    assert!(status.completion_time.is_none());
+}
+
+#[tokio::test]
+async fn suspending_deletes_active_pods_and_resuming_recreates_them() {
+    let mut h = Harness::new(job(2, 4));
+    assert!(h.sync().await.is_ok());
+    for pod in h.pods.created() {
+        h.observe(pod);
+    }
+    h.observe_job_status();
+    let mut suspended = h.ctl.jobs.state()[0].as_ref().clone();
+    if let Some(s) = suspended.spec.as_mut() {
+        s.suspend = Some(true);
+    }
+    h.job_cache
+        .apply_watcher_event(&watcher::Event::Apply(suspended.clone()));
+    assert!(h.sync().await.is_ok());
+    let mut deleted = h.pods.deleted();
+    deleted.sort();
+    assert_eq!(deleted, ["pi-fake0", "pi-fake1"]);
+    let status = h.observe_job_status();
+    let cond = status.conditions.unwrap_or_default();
+    assert_eq!(cond.len(), 1);
+    assert_eq!(
+        (cond[0].type_.as_str(), cond[0].status.as_str()),
+        ("Suspended", "True")
+    );
+    assert_eq!(cond[0].reason.as_deref(), Some("JobSuspended"));
+    assert_eq!(status.active, Some(0));
+}
