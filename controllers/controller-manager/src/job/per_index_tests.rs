@@ -18,20 +18,21 @@ fn set(v: &[i32]) -> BTreeSet<i32> {
 }
 
 fn job(completions: i32, limit: i32, max_failed: Option<i32>, failed: Option<&str>) -> Job {
-    let mut job = Job::default();
-    job.spec = Some(JobSpec {
-        completions: Some(completions),
-        completion_mode: Some("Indexed".into()),
-        backoff_limit_per_index: Some(limit),
-        max_failed_indexes: max_failed,
-        template: PodTemplateSpec::default(),
+    Job {
+        spec: Some(JobSpec {
+            completions: Some(completions),
+            completion_mode: Some("Indexed".into()),
+            backoff_limit_per_index: Some(limit),
+            max_failed_indexes: max_failed,
+            template: PodTemplateSpec::default(),
+            ..Default::default()
+        }),
+        status: Some(JobStatus {
+            failed_indexes: failed.map(str::to_string),
+            ..Default::default()
+        }),
         ..Default::default()
-    });
-    job.status = Some(JobStatus {
-        failed_indexes: failed.map(str::to_string),
-        ..Default::default()
-    });
-    job
+    }
 }
 
 fn pod(name: &str, index: i32, phase: &str, failures: Option<i32>) -> Pod {
