@@ -474,13 +474,21 @@ impl Controller {
         if orphans.is_empty() {
             return Ok(());
         }
-        let refs: Vec<&Pod> = orphans.iter().map(Arc::as_ref).collect();
-        let names: Vec<String> = refs.iter().map(|p| p.name_any()).collect();
-        tracing::debug!(job = %key, pods = ?names, "removing finalizers of orphan pods");
-        let (_, err) = self
-            .remove_finalizers(&format!("{key}#orphans"), &refs)
-            .await;
-        err.map_or(Ok(()), Err)
+        // No expectations: a pod whose patch is not yet visible is simply
+        // patched again (NotFound means it is gone already).
+        for pod in &orphans {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+            tracing::debug!(job = %key, pod = %pod.name_any(), "removing finalizer of orphan pod");
+            let result = self
+                .pod_control
+                .patch_pod(ns, &pod.name_any(), super::pods::remove_finalizer_patch())
+                .await;
+            match result {
+                Err(err) if !err.is_not_found() => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 

@@ -359,3 +359,29 @@ async fn suspending_deletes_active_pods_and_resuming_recreates_them() {
     assert_eq!(cond[0].reason.as_deref(), Some("JobSuspended"));
     assert_eq!(status.active, Some(0));
 }
+
+#[tokio::test]
+async fn pods_of_a_deleted_job_lose_their_finalizer() {
+    let j = job(1, 1);
+    let mut h = Harness::new(j.clone());
+    assert!(h.sync().await.is_ok());
+    let pod = h.observe(h.pods.created()[0].clone());
+    h.job_cache.apply_watcher_event(&watcher::Event::Delete(j));
+    let keys = h.ctl.pod_changed(Change::Updated {
+        old: Arc::new(pod.clone()),
+        new: Arc::new(Pod {
+            metadata: ObjectMeta {
+                resource_version: Some("99".into()),
+                ..pod.metadata.clone()
+            },
+            ..pod.clone()
+        }),
+    });
+    assert_eq!(
+        keys,
+        vec![Key::new(Some("ns"), "pi").into()],
+        "the orphan's job key"
+    );
+    assert!(h.sync().await.is_ok());
+    assert_eq!(h.pods.patched(), [pod.metadata.name.unwrap_or_default()]);
+}
