@@ -3,6 +3,7 @@
 //! tracking finalizer and the job labels; each pod marked Succeeded (no
 //! kubelet runs: the test sets phases through the status subresource) is
 //! counted, loses its finalizer and is replaced until 3 succeed → Complete.
+//! Then an Indexed Job of 2 completes with `completedIndexes` `0,1`.
 //! Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 use std::time::Duration;
@@ -234,6 +235,75 @@ async fn job_runs_to_completion_against_real_apiserver() {
         "every finalizer removed"
     );
 
+    indexed_job_completes(&client).await;
+
     shutdown.cancel();
     let _ = manager.await;
+}
+
+/// An Indexed Job of 2: each pod carries its index (annotation, label,
+/// hostname, `JOB_COMPLETION_INDEX`), and `completedIndexes` is `0,1`.
+async fn indexed_job_completes(client: &Client) {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "idx", "namespace": "default"},
+        "spec": {
+            "completions": 2,
+            "parallelism": 2,
+            "completionMode": "Indexed",
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}],
+            }},
+        },
+    });
+    let job: Job = match serde_json::from_value(job) {
+        Ok(job) => job,
+        Err(e) => panic!("building job: {e}"),
+    };
+    if let Err(e) = jobs.create(&PostParams::default(), &job).await {
+        panic!("creating indexed job: {e}");
+    }
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pods = eventually("2 indexed pods", Duration::from_secs(60), || {
+        let api = pods_api.clone();
+        Box::pin(async move {
+            let lp = ListParams::default().labels("batch.kubernetes.io/job-name=idx");
+            let list = api.list(&lp).await.ok()?.items;
+            (list.len() == 2).then_some(list)
+        })
+    })
+    .await;
+    let mut indexes = Vec::new();
+    for pod in &pods {
+        let ix = pod
+            .annotations()
+            .get("batch.kubernetes.io/job-completion-index")
+            .cloned();
+        let ix = ix.unwrap_or_default();
+        assert_eq!(
+            pod.labels().get("batch.kubernetes.io/job-completion-index"),
+            Some(&ix)
+        );
+        let spec = pod.spec.clone().unwrap_or_default();
+        assert_eq!(spec.hostname, Some(format!("idx-{ix}")));
+        assert!(pod.name_any().starts_with(&format!("idx-{ix}-")));
+        let env = spec.containers[0].env.clone().unwrap_or_default();
+        assert!(env.iter().any(|e| e.name == "JOB_COMPLETION_INDEX"));
+        indexes.push(ix);
+        succeed(client, pod).await;
+    }
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1"]);
+    eventually("indexed job Complete", Duration::from_secs(60), || {
+        let jobs = jobs.clone();
+        Box::pin(async move {
+            let status = jobs.get("idx").await.ok()?.status?;
+            let complete = status.conditions?.iter().any(|c| c.type_ == "Complete");
+            (complete && status.completed_indexes.as_deref() == Some("0,1")).then_some(())
+        })
+    })
+    .await;
 }
