@@ -156,7 +156,7 @@ fn ignored_failures_do_not_count_against_backoff_limit() {
         reconcile::failure_or_success_target(&j, &refs, &counts, jiff::Timestamp::UNIX_EPOCH);
     assert!(none.is_none(), "backoffLimit 0 is not exceeded");
     let mut status = Default::default();
-    let t = reconcile::track_uncounted(
+    let t = super::accounting::track_uncounted(
         &j,
         &mut status,
         &refs,

@@ -1,8 +1,11 @@
 //! The Job controller (upstream `pkg/controller/job`): runs pods to
 //! completion for each Job, counting finished pods through the
-//! `batch.kubernetes.io/job-tracking` finalizer. Decisions in
-//! [`reconcile`], the sync in `sync.rs`, pod writes in `pods.rs`.
+//! `batch.kubernetes.io/job-tracking` finalizer. Pure decisions in
+//! [`reconcile`], [`accounting`], [`indexed`], [`per_index`] and
+//! [`failure_policy`]; the sync in `sync.rs`, pod writes in `pods.rs`,
+//! in-memory expectations and back-off in [`tracking`].
 
+pub mod accounting;
 pub mod failure_policy;
 #[cfg(test)]
 mod failure_policy_tests;

@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec, JobStatus, UncountedTerminatedPo
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodSpec, PodStatus, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::accounting::*;
 use super::reconcile::*;
 
 fn job(parallelism: i32, completions: Option<i32>, backoff: i32) -> Job {

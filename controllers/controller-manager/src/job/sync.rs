@@ -15,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::reconcile::{self as rc, Counts, Manage};
-use super::{Controller, indexed, per_index};
+use super::{Controller, accounting, indexed, per_index};
 use crate::controller::SyncResult;
 use crate::controller_utils::{Key, is_pod_active, is_pod_terminating};
 use crate::error::Error;
@@ -359,8 +359,8 @@ impl Controller {
             .filter(|p| rc::has_tracking_finalizer(p) && !expected_rm.contains(rc::uid(p)))
             .map(|p| rc::uid(p).to_string())
             .collect();
-        needs_flush |= rc::clean_uncounted(&mut status, &with_finalizer);
-        let tracking = rc::track_uncounted(
+        needs_flush |= accounting::clean_uncounted(&mut status, &with_finalizer);
+        let tracking = accounting::track_uncounted(
             job,
             &mut status,
             pods,
@@ -394,7 +394,7 @@ impl Controller {
                 list.push(interim.clone());
                 needs_flush = true;
             }
-            finished = Some(rc::terminal_for(&interim, now));
+            finished = Some(accounting::terminal_for(&interim, now));
         }
         let mut current = job.clone();
         if needs_flush {
@@ -406,7 +406,7 @@ impl Controller {
         for uid in &removed {
             with_finalizer.remove(uid);
         }
-        needs_flush |= rc::clean_uncounted(&mut status, &with_finalizer);
+        needs_flush |= accounting::clean_uncounted(&mut status, &with_finalizer);
         if let Some(err) = rm_error {
             if needs_flush {
                 self.write_status(&current, status).await?;
@@ -414,9 +414,9 @@ impl Controller {
             return Err(err);
         }
         let done = !tracking.reached_max
-            && finished
-                .as_ref()
-                .is_some_and(|f| rc::enact_finished(&mut status, f, counts.terminating, now));
+            && finished.as_ref().is_some_and(|f| {
+                accounting::enact_finished(&mut status, f, counts.terminating, now)
+            });
         if needs_flush || done {
             let written = self.write_status(&current, status).await?;
             if done && let Some(f) = &finished {
