@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_controller_manager::ControllerManagerConfig;
@@ -235,10 +236,37 @@ async fn job_runs_to_completion_against_real_apiserver() {
         "every finalizer removed"
     );
 
+    job_events_recorded(&client).await;
     indexed_job_completes(&client).await;
 
     shutdown.cancel();
     let _ = manager.await;
+}
+
+/// Upstream's reasons and messages on the Job: `SuccessfulCreate`
+/// "Created pod: x" and `Completed` "Job completed".
+async fn job_events_recorded(client: &Client) {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    eventually("job events", Duration::from_secs(60), || {
+        let events = events.clone();
+        Box::pin(async move {
+            let list = events.list(&ListParams::default()).await.ok()?.items;
+            let on_job: Vec<(String, String)> = list
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pi"))
+                .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+                .collect();
+            // events.k8s.io series: the three creations share one Event.
+            let created = on_job
+                .iter()
+                .any(|(r, n)| r == "SuccessfulCreate" && n.starts_with("Created pod: pi-"));
+            let completed = on_job
+                .iter()
+                .any(|(r, n)| r == "Completed" && n == "Job completed");
+            (created && completed).then_some(())
+        })
+    })
+    .await;
 }
 
 /// An Indexed Job of 2: each pod carries its index (annotation, label,
