@@ -13,6 +13,8 @@ pub struct ConcurrentSyncs {
     pub endpointslice: usize,
     pub namespace: usize,
     pub garbage_collector: usize,
+    /// `--concurrent-job-syncs`.
+    pub job: usize,
 }
 
 impl Default for ConcurrentSyncs {
@@ -24,6 +26,7 @@ impl Default for ConcurrentSyncs {
             endpointslice: 5,
             namespace: 10,
             garbage_collector: 20,
+            job: 5,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod endpointslice;
 pub mod error;
 pub mod events;
 pub mod garbagecollector;
+pub mod job;
 pub mod names;
 pub mod namespace;
 pub mod nodelifecycle;

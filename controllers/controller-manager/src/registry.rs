@@ -15,6 +15,7 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::deployment::DESCRIPTOR,
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
+    crate::job::DESCRIPTOR,
 ];
 
 /// The descriptor of an implemented controller, by canonical name.
@@ -78,7 +79,7 @@ mod tests {
         ),
         ("resourcequota-controller", "resourcequota-controller", None),
         ("daemonset-controller", "daemon-set-controller", None),
-        ("job-controller", "job-controller", None),
+        ("job-controller", "job-controller", Some(5)),
         ("statefulset-controller", "statefulset-controller", None),
         ("cronjob-controller", "cronjob-controller", None),
         ("disruption-controller", "disruption-controller", None),

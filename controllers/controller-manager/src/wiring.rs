@@ -17,6 +17,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         endpointslice: workers(c.concurrent_service_endpoint_syncs),
         namespace: workers(c.concurrent_namespace_syncs),
         garbage_collector: workers(c.concurrent_gc_syncs),
+        job: workers(c.concurrent_job_syncs),
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),
