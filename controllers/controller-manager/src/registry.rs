@@ -34,7 +34,7 @@ mod tests {
     /// Upstream facts per controller: canonical name → (the ServiceAccount
     /// `NewClient` names, bootstrap RBAC `system:controller:<client name>`;
     /// default workers where we run it). Looked up by name, so the order
-    /// and extent of [`DESCRIPTORS`] are not repeated; the first nine are
+    /// and extent of [`DESCRIPTORS`] are not repeated; the first ten are
     /// in upstream start order.
     const UPSTREAM: &[(&str, &str, Option<usize>)] = &[
         (
@@ -138,6 +138,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 9);
+        assert_eq!(got.len(), 10);
     }
 }

@@ -130,6 +130,18 @@ pub fn object_key<K: kube::Resource>(change: Change<K>) -> Vec<Enqueue> {
     }
 }
 
+/// Every object in `store` as a key: the full pass of a controller keyed by
+/// the watched objects themselves.
+pub fn store_keys<K: component_base::informers::Informable>(
+    store: &kube::runtime::reflector::Store<K>,
+) -> Vec<Enqueue> {
+    store
+        .state()
+        .iter()
+        .map(|obj| Key::of(obj.as_ref()).into())
+        .collect()
+}
+
 fn enqueue(queue: &RateLimitingQueue<Key>, keys: Vec<Enqueue>) {
     for key in keys {
         match key {

@@ -21,7 +21,7 @@ mod workers;
 
 pub use context::{ControllerContext, SyncResult};
 pub use descriptor::{ControllerDescriptor, StartFn};
-pub use keyed::{Enqueue, KeyedController, Reconciler, object_key};
+pub use keyed::{Enqueue, KeyedController, Reconciler, object_key, store_keys};
 pub use workers::run_workers;
 
 pub use crate::controller_utils::Key;

@@ -13,6 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller::{
     ControllerContext, ControllerDescriptor, Enqueue, Key, KeyedController, Reconciler, SyncResult,
+    store_keys,
 };
 use crate::error::Error;
 use component_base::informers::Change;
@@ -67,11 +68,11 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         RateLimitingQueue::new("root_ca_cert_publisher"),
     )
     .watches(&ns_informer, |_, change| match change {
-        Change::Added(ns) => vec![ns_key(&ns)],
+        Change::Added(ns) => vec![Key::of(ns.as_ref()).into()],
         Change::Updated { new, .. } => {
             let phase = new.status.as_ref().and_then(|s| s.phase.as_deref());
             if phase == Some("Active") {
-                vec![ns_key(&new)]
+                vec![Key::of(new.as_ref()).into()]
             } else {
                 Vec::new()
             }
@@ -84,10 +85,6 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     })
     .run(&ctx)
     .await
-}
-
-fn ns_key(ns: &Namespace) -> Enqueue {
-    Key::new(None, ns.metadata.name.as_deref().unwrap_or_default()).into()
 }
 
 /// Our ConfigMap was edited or deleted: repair its namespace.
@@ -106,11 +103,7 @@ impl Reconciler for Controller {
     }
 
     fn all_keys(&self) -> Vec<Enqueue> {
-        self.namespaces
-            .state()
-            .iter()
-            .map(|ns| ns_key(ns))
-            .collect()
+        store_keys(&self.namespaces)
     }
 }
 

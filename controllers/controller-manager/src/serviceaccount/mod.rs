@@ -12,6 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller::{
     ControllerContext, ControllerDescriptor, Enqueue, Key, KeyedController, Reconciler, SyncResult,
+    store_keys,
 };
 use crate::error::Error;
 use component_base::informers::Change;
@@ -54,7 +55,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         RateLimitingQueue::new("serviceaccount"),
     )
     .watches(&ns_informer, |_, change| match change {
-        Change::Added(ns) | Change::Updated { new: ns, .. } => vec![ns_key(&ns)],
+        Change::Added(ns) | Change::Updated { new: ns, .. } => vec![Key::of(ns.as_ref()).into()],
         Change::Deleted(_) | Change::Resync => Vec::new(),
     })
     // Only deletions matter: a removed `default` account is re-created.
@@ -72,21 +73,13 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     .await
 }
 
-fn ns_key(ns: &Namespace) -> Enqueue {
-    Key::new(None, ns.metadata.name.as_deref().unwrap_or_default()).into()
-}
-
 impl Reconciler for Controller {
     async fn sync(&self, key: &Key) -> SyncResult {
         self.sync_namespace(key).await
     }
 
     fn all_keys(&self) -> Vec<Enqueue> {
-        self.namespaces
-            .state()
-            .iter()
-            .map(|ns| ns_key(ns))
-            .collect()
+        store_keys(&self.namespaces)
     }
 }
 
