@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, SecurityContext};
 
 use super::dns::pod_dns;
 use super::labels;
@@ -54,6 +54,22 @@ pub struct SandboxParams<'a> {
     pub dns: api::DnsConfig,
     pub cgroup_parent: String,
     pub attempt: u32,
+}
+
+/// Upstream `kubecontainer.HasPrivilegedContainer`: any init, regular or
+/// ephemeral container with `securityContext.privileged`.
+pub fn has_privileged_container(spec: &PodSpec) -> bool {
+    let privileged = |sc: Option<&SecurityContext>| sc.and_then(|sc| sc.privileged) == Some(true);
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .any(|c| privileged(c.security_context.as_ref()))
+        || spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .any(|c| privileged(c.security_context.as_ref()))
 }
 
 pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::PodSandboxConfig {
@@ -126,6 +142,9 @@ pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::Pod
                 run_as_user: sc.run_as_user.map(|v| api::Int64Value { value: v }),
                 run_as_group: sc.run_as_group.map(|v| api::Int64Value { value: v }),
                 supplemental_groups: sc.supplemental_groups.clone().unwrap_or_default(),
+                // The runtime refuses a privileged container in an
+                // unprivileged sandbox.
+                privileged: has_privileged_container(&spec),
                 ..Default::default()
             }),
             sysctls: sc
@@ -210,5 +229,62 @@ impl RuntimeManager {
             Err(_) => Vec::new(),
         };
         Ok((id, pod_ips))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Container, EphemeralContainer};
+
+    use super::*;
+
+    fn with_privileged(privileged: Option<bool>) -> Option<SecurityContext> {
+        Some(SecurityContext {
+            privileged,
+            ..SecurityContext::default()
+        })
+    }
+
+    #[test]
+    fn a_privileged_container_of_any_kind_makes_the_sandbox_privileged() {
+        let plain = Container::default();
+        let privileged = Container {
+            security_context: with_privileged(Some(true)),
+            ..Container::default()
+        };
+        let unprivileged = Container {
+            security_context: with_privileged(Some(false)),
+            ..Container::default()
+        };
+        let spec = |init: Vec<Container>, app: Vec<Container>| PodSpec {
+            init_containers: Some(init),
+            containers: app,
+            ..PodSpec::default()
+        };
+        assert!(!has_privileged_container(&spec(
+            vec![],
+            vec![plain.clone()]
+        )));
+        assert!(!has_privileged_container(&spec(
+            vec![unprivileged.clone()],
+            vec![plain.clone()]
+        )));
+        assert!(has_privileged_container(&spec(
+            vec![],
+            vec![plain.clone(), privileged.clone()]
+        )));
+        assert!(has_privileged_container(&spec(
+            vec![privileged],
+            vec![plain.clone()]
+        )));
+        let debug = PodSpec {
+            containers: vec![plain],
+            ephemeral_containers: Some(vec![EphemeralContainer {
+                security_context: with_privileged(Some(true)),
+                ..EphemeralContainer::default()
+            }]),
+            ..PodSpec::default()
+        };
+        assert!(has_privileged_container(&debug));
     }
 }
