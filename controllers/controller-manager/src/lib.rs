@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod controller;
 pub mod controller_utils;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpointslice;
 pub mod error;
