@@ -29,6 +29,7 @@ pub mod replication;
 pub mod rootcacertpublisher;
 pub mod runner;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 pub use config::{ConcurrentSyncs, ControllerManagerConfig};
 pub use error::Error;
