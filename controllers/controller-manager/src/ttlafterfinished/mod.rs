@@ -124,3 +124,102 @@ impl Controller {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
+
+    use super::*;
+    use crate::control::fake::{FakeObjectControl, Write};
+
+    fn finished(ttl: i32, at: i64) -> Job {
+        let mut job = Job::default();
+        job.metadata.name = Some("done".into());
+        job.metadata.namespace = Some("ns".into());
+        job.metadata.uid = Some("uid-1".into());
+        job.spec = Some(JobSpec {
+            ttl_seconds_after_finished: Some(ttl),
+            ..Default::default()
+        });
+        job.status = Some(JobStatus {
+            conditions: Some(vec![JobCondition {
+                type_: "Complete".into(),
+                status: "True".into(),
+                last_transition_time: Some(Time(Timestamp::from_second(at).unwrap())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        job
+    }
+
+    fn harness(cached: Job, fresh: Option<Job>) -> (Controller, Arc<FakeObjectControl<Job>>) {
+        let mut cache = Writer::<Job>::default();
+        cache.apply_watcher_event(&watcher::Event::Apply(cached));
+        let control = Arc::new(FakeObjectControl::default());
+        *control.current.lock().unwrap() = fresh;
+        let ctl = Controller {
+            jobs: cache.as_reader(),
+            job_control: control.clone(),
+        };
+        (ctl, control)
+    }
+
+    fn key() -> Key {
+        Key::new(Some("ns"), "done")
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1000).unwrap()
+    }
+
+    #[tokio::test]
+    async fn expired_job_is_deleted_in_the_foreground_with_its_uid() {
+        let (ctl, control) = harness(finished(0, 900), Some(finished(0, 900)));
+        assert_eq!(ctl.process_job(&key(), now()).await.unwrap(), None);
+        assert_eq!(control.writes(), vec![Write::Delete("done".into())]);
+        let params = control.delete_params.lock().unwrap();
+        assert_eq!(
+            params[0].propagation_policy,
+            Some(PropagationPolicy::Foreground)
+        );
+        let uid = params[0].preconditions.as_ref().and_then(|p| p.uid.clone());
+        assert_eq!(uid.as_deref(), Some("uid-1"));
+    }
+
+    #[tokio::test]
+    async fn unexpired_job_is_requeued_until_its_ttl() {
+        let (ctl, control) = harness(finished(300, 900), None);
+        let after = ctl.process_job(&key(), now()).await.unwrap();
+        assert_eq!(after, Some(std::time::Duration::from_secs(200)));
+        assert!(control.writes().is_empty());
+    }
+
+    /// The cache said expired but the fresh Job's TTL was raised: wait.
+    #[tokio::test]
+    async fn a_fresh_longer_ttl_wins() {
+        let (ctl, control) = harness(finished(0, 900), Some(finished(600, 900)));
+        let after = ctl.process_job(&key(), now()).await.unwrap();
+        assert_eq!(after, Some(std::time::Duration::from_secs(500)));
+        assert!(control.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn gone_job_is_not_an_error() {
+        let (ctl, control) = harness(finished(0, 900), None);
+        assert_eq!(ctl.process_job(&key(), now()).await.unwrap(), None);
+        assert!(control.writes().is_empty());
+    }
+
+    #[test]
+    fn only_finished_jobs_with_a_ttl_are_queued() {
+        let queued = job_changed(Change::Added(Arc::new(finished(0, 900))));
+        assert_eq!(queued, vec![Enqueue::Now(key())]);
+        let mut running = finished(0, 900);
+        running.status = None;
+        assert!(job_changed(Change::Added(Arc::new(running))).is_empty());
+    }
+}
