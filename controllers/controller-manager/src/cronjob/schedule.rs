@@ -118,7 +118,7 @@ impl Schedule {
             while !bit(self.month, z.month()) {
                 if !added {
                     added = true;
-                    z = at(&z, z.day_of_month_start(), 0, 0)?;
+                    z = at(&z, z.date().first_of_month(), 0, 0)?;
                 }
                 z = z.checked_add(1.month()).ok()?;
                 if z.month() == 1 {
@@ -155,11 +155,10 @@ impl Schedule {
                     continue 'wrap;
                 }
             }
-            // Seconds are always 0 in a standard spec.
-            if z.second() != 0 || z.subsec_nanosecond() != 0 {
-                if !added {
-                    added = true;
-                }
+            // The seconds field of a standard spec is 0: a start inside a
+            // matching minute moves on to the next minute.
+            if z.second() != 0 {
+                added = true;
                 z = at(&z, z.date(), z.hour(), z.minute())?
                     .checked_add(1.minute())
                     .ok()?;
@@ -179,16 +178,6 @@ impl Schedule {
         } else {
             dom || dow
         }
-    }
-}
-
-trait MonthStart {
-    fn day_of_month_start(&self) -> civil::Date;
-}
-
-impl MonthStart for Zoned {
-    fn day_of_month_start(&self) -> civil::Date {
-        self.date().first_of_month()
     }
 }
 
@@ -264,7 +253,7 @@ fn range(expr: &str, b: &Bounds) -> Result<u64, ScheduleError> {
         Some((span, step)) => (span, Some(step)),
         None => (expr, None),
     };
-    let (mut start, mut end, mut extra) = if span == "*" || span == "?" {
+    let (start, mut end, mut extra) = if span == "*" || span == "?" {
         (b.min, b.max, STAR)
     } else {
         match span.split_once('-') {
@@ -303,7 +292,6 @@ fn range(expr: &str, b: &Bounds) -> Result<u64, ScheduleError> {
     if start > end {
         return Err(ScheduleError::Reversed(start, end, expr.to_string()));
     }
-    start = start.max(b.min);
     Ok(range_bits(start, end, step) | extra)
 }
 
