@@ -382,6 +382,15 @@ mod tests {
         }
     }
 
+    /// A wall time skipped by DST does not run that day (robfig steps
+    /// the hours in absolute time).
+    #[test]
+    fn dst_gap_skips_the_day() {
+        let spec = "TZ=America/New_York 30 2 * * *";
+        let got = next(spec, "2016-03-12T12:00:00Z");
+        assert_eq!(got.as_deref(), Some("2016-03-14T06:30:00Z"));
+    }
+
     #[test]
     fn impossible_schedule_has_no_next() {
         assert_eq!(next("59 23 31 2 *", "2016-05-19T10:00:00Z"), None);

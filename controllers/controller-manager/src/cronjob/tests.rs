@@ -505,3 +505,17 @@ fn unknown_time_zone_is_an_error() {
     assert!(super::schedule::load_location("Nowhere/Land").is_err());
     assert_eq!(super::schedule::load_location("").unwrap(), TimeZone::UTC);
 }
+
+#[tokio::test]
+async fn unknown_time_zone_or_unparseable_schedule_stops_without_requeue() {
+    let h = Harness::new();
+    let now = ts("2016-05-19T10:01:00Z");
+    let mut bad_tz = cronjob("0 * * * ?", "2016-05-19T09:59:00Z");
+    bad_tz.spec.time_zone = Some("Nowhere/Land".into());
+    let (requeue, updated, result) = h.ctl.sync_one(&mut bad_tz, &[], now).await;
+    assert!(result.is_ok() && !updated && requeue.is_none());
+    let mut bad = cronjob("61 * * * *", "2016-05-19T09:59:00Z");
+    let (requeue, updated, result) = h.ctl.sync_one(&mut bad, &[], now).await;
+    assert!(result.is_ok() && !updated && requeue.is_none());
+    assert!(h.jobs.writes().is_empty());
+}
