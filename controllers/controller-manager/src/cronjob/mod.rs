@@ -13,7 +13,9 @@ use std::sync::Arc;
 use component_base::informers::Change;
 use component_base::ownerref;
 use component_base::workqueue::RateLimitingQueue;
+use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::Resource;
 use kube::runtime::reflector::Store;
 
 use crate::control::{KubeObjectControl, ObjectControl};
@@ -23,7 +25,7 @@ use crate::controller::{
 };
 use crate::controller_utils::Key;
 use crate::error::Error;
-use crate::events::EventSink;
+use crate::events::{EventSink, EventSpec};
 
 /// Upstream `names.CronJobController`.
 pub const CRONJOB_CONTROLLER: &str = "cronjob-controller";
@@ -62,7 +64,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         controller,
         RateLimitingQueue::new("cronjob"),
     )
-    .watches(&cj_informer, |_, change| object_key(change))
+    .watches(&cj_informer, Controller::cronjob_changed)
     .watches(&job_informer, |_, change| job_changed(change))
     .run(&ctx)
     .await
@@ -75,6 +77,35 @@ impl Reconciler for Controller {
 
     fn all_keys(&self) -> Vec<Enqueue> {
         store_keys(&self.cronjobs)
+    }
+}
+
+impl Controller {
+    /// Upstream `addCronJob`/`updateCronJob`: a new schedule or time zone
+    /// requeues at its next time (an unparseable one waits for the next
+    /// spec change); any other change syncs now.
+    fn cronjob_changed(&self, change: Change<CronJob>) -> Vec<Enqueue> {
+        let Change::Updated { old, new } = change else {
+            return object_key(change);
+        };
+        if old.spec.schedule == new.spec.schedule && old.spec.time_zone == new.spec.time_zone {
+            return vec![Key::of(new.as_ref()).into()];
+        }
+        match reconcile::parse_schedule(&new).0 {
+            Ok(sched) => {
+                let key = Key::of(new.as_ref());
+                match reconcile::next_schedule_time_duration(&new, Timestamp::now(), &sched) {
+                    Some(after) => vec![Enqueue::After(key, after)],
+                    None => vec![key.into()],
+                }
+            }
+            Err(_) => {
+                let msg = format!("unparseable schedule for cronjob: {}", new.spec.schedule);
+                let event = EventSpec::warning("UnParseableCronJobSchedule", msg);
+                self.events.publish(&new.object_ref(&()), &event);
+                Vec::new()
+            }
+        }
     }
 }
 

@@ -519,3 +519,39 @@ async fn unknown_time_zone_or_unparseable_schedule_stops_without_requeue() {
     assert!(result.is_ok() && !updated && requeue.is_none());
     assert!(h.jobs.writes().is_empty());
 }
+
+/// Upstream `TestControllerV2UpdateCronJob`: a schedule change requeues at
+/// its next time, another change syncs now, a bad schedule waits.
+#[tokio::test]
+async fn cronjob_updates_requeue_as_upstream() {
+    use component_base::informers::Change;
+
+    use crate::controller::{Enqueue, Key};
+    let h = Harness::new();
+    let old = Arc::new(cronjob("0 * * * ?", "2016-05-19T09:59:00Z"));
+    let key = Key::new(Some("snazzycats"), "mycronjob");
+    let mut suspended = (*old).clone();
+    suspended.spec.suspend = Some(true);
+    let got = h.ctl.cronjob_changed(Change::Updated {
+        old: old.clone(),
+        new: Arc::new(suspended),
+    });
+    assert_eq!(got, vec![Enqueue::Now(key.clone())]);
+    let mut rescheduled = (*old).clone();
+    rescheduled.spec.schedule = "*/1 * * * *".into();
+    let got = h.ctl.cronjob_changed(Change::Updated {
+        old: old.clone(),
+        new: Arc::new(rescheduled),
+    });
+    assert!(
+        matches!(&got[..], [Enqueue::After(k, _)] if *k == key),
+        "{got:?}"
+    );
+    let mut bad = (*old).clone();
+    bad.spec.schedule = "61 * * * *".into();
+    let got = h.ctl.cronjob_changed(Change::Updated {
+        old,
+        new: Arc::new(bad),
+    });
+    assert!(got.is_empty());
+}
