@@ -22,6 +22,8 @@ pub enum ScheduleError {
     BadStep(String),
     #[error("unrecognized descriptor: {0}")]
     Descriptor(String),
+    #[error("failed to parse duration {0}")]
+    Duration(String),
     #[error("provided bad location {0}: {1}")]
     Location(String, String),
     #[error("empty spec string")]
@@ -73,6 +75,9 @@ pub struct Schedule {
     month: u64,
     dow: u64,
     tz: TimeZone,
+    /// `@every <duration>` (upstream `ConstantDelaySchedule`), in whole
+    /// seconds; the fields are unused then.
+    every: Option<i64>,
 }
 
 impl Schedule {
@@ -98,6 +103,7 @@ impl Schedule {
             month: field(fields[3], &MONTH)?,
             dow: field(fields[4], &DOW)?,
             tz,
+            every: None,
         })
     }
 
@@ -105,6 +111,9 @@ impl Schedule {
     /// when none falls within five years (e.g. `0 0 31 2 *`), as upstream's
     /// zero time.
     pub fn next(&self, t: Timestamp) -> Option<Timestamp> {
+        if let Some(delay) = self.every {
+            return Timestamp::from_second(t.as_second().checked_add(delay)?).ok();
+        }
         // The upcoming second, then the search at minute granularity.
         let start = t.checked_add(1.second()).ok()?;
         let start = Timestamp::from_second(start.as_second()).ok()?;
@@ -216,6 +225,22 @@ pub fn load_location(name: &str) -> Result<TimeZone, ScheduleError> {
 }
 
 fn parse_descriptor(d: &str, spec: &str, tz: TimeZone) -> Result<Schedule, ScheduleError> {
+    if let Some(duration) = d.strip_prefix("every ") {
+        let nanos = go_duration_nanos(duration.trim())
+            .ok_or_else(|| ScheduleError::Duration(duration.to_string()))?;
+        // Upstream `cron.Every`: whole seconds, at least one.
+        let every = i64::try_from((nanos / 1_000_000_000).max(1))
+            .map_err(|_| ScheduleError::Duration(duration.to_string()))?;
+        return Ok(Schedule {
+            minute: 0,
+            hour: 0,
+            dom: 0,
+            month: 0,
+            dow: 0,
+            tz,
+            every: Some(every),
+        });
+    }
     let all = |b: &Bounds| range_bits(b.min, b.max, 1) | STAR;
     let one = |v: u32| 1u64 << v;
     let (minute, hour, dom, month, dow) = match d {
@@ -233,7 +258,45 @@ fn parse_descriptor(d: &str, spec: &str, tz: TimeZone) -> Result<Schedule, Sched
         month,
         dow,
         tz,
+        every: None,
     })
+}
+
+/// Go's `time.ParseDuration` for non-negative values: `1h30m`, `90s`,
+/// `1.5h`, `500ms`.
+fn go_duration_nanos(s: &str) -> Option<u128> {
+    const UNITS: [(&str, f64); 8] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("μs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+    ];
+    if s == "0" {
+        return Some(0);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let (_, scale) = UNITS.iter().find(|(u, _)| *u == &rest[..unit_len])?;
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(total as u128)
 }
 
 fn range_bits(min: u32, max: u32, step: u32) -> u64 {
@@ -406,6 +469,8 @@ mod tests {
             "5-1 * * * *",
             "*/0 * * * *",
             "@every",
+            "@every 5x",
+            "@every -5m",
             "@fortnightly",
             "TZ=Nowhere/Land * * * * *",
             "a * * * *",
