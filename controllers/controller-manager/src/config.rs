@@ -15,6 +15,10 @@ pub struct ConcurrentSyncs {
     pub garbage_collector: usize,
     /// `--concurrent-job-syncs`.
     pub job: usize,
+    /// `--concurrent-cron-job-syncs`.
+    pub cron_job: usize,
+    /// `--concurrent-ttl-after-finished-syncs`.
+    pub ttl_after_finished: usize,
 }
 
 impl Default for ConcurrentSyncs {
@@ -27,6 +31,8 @@ impl Default for ConcurrentSyncs {
             namespace: 10,
             garbage_collector: 20,
             job: 5,
+            cron_job: 5,
+            ttl_after_finished: 5,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod controller;
 pub mod controller_utils;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpointslice;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod replication;
 pub mod rootcacertpublisher;
 pub mod runner;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 pub use config::{ConcurrentSyncs, ControllerManagerConfig};
 pub use error::Error;

@@ -16,6 +16,8 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
     crate::job::DESCRIPTOR,
+    crate::cronjob::DESCRIPTOR,
+    crate::ttlafterfinished::DESCRIPTOR,
 ];
 
 /// The descriptor of an implemented controller, by canonical name.
@@ -81,13 +83,13 @@ mod tests {
         ("daemonset-controller", "daemon-set-controller", None),
         ("job-controller", "job-controller", Some(5)),
         ("statefulset-controller", "statefulset-controller", None),
-        ("cronjob-controller", "cronjob-controller", None),
+        ("cronjob-controller", "cronjob-controller", Some(5)),
         ("disruption-controller", "disruption-controller", None),
         ("ttl-controller", "ttl-controller", None),
         (
             "ttl-after-finished-controller",
             "ttl-after-finished-controller",
-            None,
+            Some(5),
         ),
     ];
 
@@ -138,6 +140,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 10);
+        assert_eq!(got.len(), 12);
     }
 }

@@ -18,6 +18,8 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         namespace: workers(c.concurrent_namespace_syncs),
         garbage_collector: workers(c.concurrent_gc_syncs),
         job: workers(c.concurrent_job_syncs),
+        cron_job: workers(c.concurrent_cron_job_syncs),
+        ttl_after_finished: workers(c.concurrent_ttl_after_finished_syncs),
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),

@@ -145,6 +145,8 @@ pub struct FakeObjectControl<K> {
     next_version: Mutex<u64>,
     /// What `get` returns.
     pub current: Mutex<Option<K>>,
+    /// The options of each `delete_with`, in order.
+    pub delete_params: Mutex<Vec<kube::api::DeleteParams>>,
 }
 
 impl<K> Default for FakeObjectControl<K> {
@@ -154,6 +156,7 @@ impl<K> Default for FakeObjectControl<K> {
             failures: Mutex::new(VecDeque::new()),
             next_version: Mutex::new(100),
             current: Mutex::new(None),
+            delete_params: Mutex::new(Vec::new()),
         }
     }
 }
@@ -225,6 +228,16 @@ impl<K: Resource + Clone + Send + Sync + 'static> ObjectControl<K> for FakeObjec
             _ => Ok(()),
         };
         Box::pin(async move { result })
+    }
+
+    fn delete_with<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        params: kube::api::DeleteParams,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        lock(&self.delete_params).push(params);
+        self.delete(namespace, name)
     }
 
     fn patch<'a>(

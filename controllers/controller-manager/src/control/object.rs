@@ -24,6 +24,14 @@ pub trait ObjectControl<K>: Send + Sync {
         obj: &'a K,
     ) -> BoxFuture<'a, Result<K, Error>>;
     fn delete<'a>(&'a self, namespace: &'a str, name: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    /// Delete with upstream's options (propagation policy, UID
+    /// precondition), as the CronJob and TTL-after-finished controllers do.
+    fn delete_with<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        params: DeleteParams,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Strategic merge patch, used to adopt and release.
     fn patch<'a>(
         &'a self,
@@ -90,6 +98,19 @@ where
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         Box::pin(async move {
             api.delete(name, &DeleteParams::default()).await?;
+            Ok(())
+        })
+    }
+
+    fn delete_with<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        params: DeleteParams,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        Box::pin(async move {
+            api.delete(name, &params).await?;
             Ok(())
         })
     }
