@@ -11,6 +11,10 @@ pub struct ConcurrentSyncs {
     pub replication_controller: usize,
     pub deployment: usize,
     pub endpointslice: usize,
+    /// `--concurrent-endpoint-syncs`.
+    pub endpoint: usize,
+    /// `--mirroring-concurrent-service-endpoint-syncs`.
+    pub endpointslice_mirroring: usize,
     pub namespace: usize,
     pub garbage_collector: usize,
     /// `--concurrent-job-syncs`.
@@ -24,6 +28,8 @@ impl Default for ConcurrentSyncs {
             replication_controller: 5,
             deployment: 5,
             endpointslice: 5,
+            endpoint: 5,
+            endpointslice_mirroring: 5,
             namespace: 10,
             garbage_collector: 20,
             job: 5,

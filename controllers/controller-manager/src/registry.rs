@@ -15,6 +15,7 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::deployment::DESCRIPTOR,
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
+    crate::endpoint::DESCRIPTOR,
     crate::job::DESCRIPTOR,
 ];
 
@@ -66,7 +67,7 @@ mod tests {
             Some(1),
         ),
         ("node-lifecycle-controller", "node-controller", Some(8)),
-        ("endpoints-controller", "endpoint-controller", None),
+        ("endpoints-controller", "endpoint-controller", Some(5)),
         (
             "endpointslice-mirroring-controller",
             "endpointslicemirroring-controller",
@@ -138,6 +139,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 10);
+        assert_eq!(got.len(), 11);
     }
 }

@@ -15,6 +15,8 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         replication_controller: workers(c.concurrent_rc_syncs),
         deployment: workers(c.concurrent_deployment_syncs),
         endpointslice: workers(c.concurrent_service_endpoint_syncs),
+        endpoint: workers(c.concurrent_endpoint_syncs),
+        endpointslice_mirroring: workers(c.mirroring_concurrent_service_endpoint_syncs),
         namespace: workers(c.concurrent_namespace_syncs),
         garbage_collector: workers(c.concurrent_gc_syncs),
         job: workers(c.concurrent_job_syncs),
