@@ -45,6 +45,8 @@ pub struct ControllerManagerConfig {
     pub concurrent: ConcurrentSyncs,
     /// Contents of `--root-ca-file`, or the client's CA bundle when unset.
     pub root_ca: Option<Vec<u8>>,
+    /// `--mirroring-max-endpoints-per-subset` (default 1000).
+    pub mirroring_max_endpoints_per_subset: usize,
     /// `--cluster-name` (default `kubernetes`).
     pub cluster_name: String,
     /// `--enable-garbage-collector` (default true).
@@ -67,6 +69,7 @@ impl Default for ControllerManagerConfig {
             controllers: vec!["*".to_string()],
             concurrent: ConcurrentSyncs::default(),
             root_ca: None,
+            mirroring_max_endpoints_per_subset: 1000,
             cluster_name: "kubernetes".to_string(),
             enable_garbage_collector: true,
             min_resync_period: std::time::Duration::from_secs(12 * 3600),

@@ -16,6 +16,7 @@ pub mod controller_utils;
 pub mod deployment;
 pub mod endpoint;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod error;
 pub mod events;
 pub mod garbagecollector;

@@ -16,6 +16,7 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
     crate::endpoint::DESCRIPTOR,
+    crate::endpointslicemirroring::DESCRIPTOR,
     crate::job::DESCRIPTOR,
 ];
 
@@ -71,7 +72,7 @@ mod tests {
         (
             "endpointslice-mirroring-controller",
             "endpointslicemirroring-controller",
-            None,
+            Some(5),
         ),
         (
             "pod-garbage-collector-controller",
@@ -139,6 +140,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 11);
+        assert_eq!(got.len(), 12);
     }
 }

@@ -30,6 +30,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         controllers: o.generic.controllers.clone(),
         concurrent,
         root_ca: root_ca(o, &client_config)?,
+        mirroring_max_endpoints_per_subset: workers(c.mirroring_max_endpoints_per_subset),
         cluster_name: o.generic.cluster_name.clone(),
         enable_garbage_collector: o.generic.enable_garbage_collector,
         min_resync_period: o.generic.min_resync_period,
