@@ -149,13 +149,13 @@ mod tests {
         }
     }
 
-    fn subset(ready: &[&str], not_ready: &[&str], ports: &[EndpointPort]) -> EndpointSubset {
+    fn subset(ready: &[&str], not_ready: &[&str], ports: &[&EndpointPort]) -> EndpointSubset {
         let list =
             |ips: &[&str]| (!ips.is_empty()).then(|| ips.iter().map(|ip| addr(ip)).collect());
         EndpointSubset {
             addresses: list(ready),
             not_ready_addresses: list(not_ready),
-            ports: (!ports.is_empty()).then(|| ports.to_vec()),
+            ports: (!ports.is_empty()).then(|| ports.iter().map(|p| (*p).clone()).collect()),
         }
     }
 
@@ -173,50 +173,50 @@ mod tests {
             ),
             (
                 "one set, one port",
-                vec![subset(&["1.2.3.4"], &[], &[p1.clone()])],
-                vec![subset(&["1.2.3.4"], &[], &[p1.clone()])],
+                vec![subset(&["1.2.3.4"], &[], &[&p1])],
+                vec![subset(&["1.2.3.4"], &[], &[&p1])],
             ),
             (
                 "one address, two ports merge",
                 vec![
-                    subset(&["1.2.3.4"], &[], &[p1.clone()]),
-                    subset(&["1.2.3.4"], &[], &[p2.clone()]),
+                    subset(&["1.2.3.4"], &[], &[&p1]),
+                    subset(&["1.2.3.4"], &[], &[&p2]),
                 ],
-                vec![subset(&["1.2.3.4"], &[], &[p1.clone(), p2.clone()])],
+                vec![subset(&["1.2.3.4"], &[], &[&p1, &p2])],
             ),
             (
                 "two addresses, one port merge",
                 vec![
-                    subset(&["5.6.7.8"], &[], &[p1.clone()]),
-                    subset(&["1.2.3.4"], &[], &[p1.clone()]),
+                    subset(&["5.6.7.8"], &[], &[&p1]),
+                    subset(&["1.2.3.4"], &[], &[&p1]),
                 ],
-                vec![subset(&["1.2.3.4", "5.6.7.8"], &[], &[p1.clone()])],
+                vec![subset(&["1.2.3.4", "5.6.7.8"], &[], &[&p1])],
             ),
             (
                 "not ready trumps ready",
                 vec![
-                    subset(&["1.2.3.4"], &[], &[p1.clone()]),
-                    subset(&[], &["1.2.3.4"], &[p1.clone()]),
+                    subset(&["1.2.3.4"], &[], &[&p1]),
+                    subset(&[], &["1.2.3.4"], &[&p1]),
                 ],
-                vec![subset(&[], &["1.2.3.4"], &[p1.clone()])],
+                vec![subset(&[], &["1.2.3.4"], &[&p1])],
             ),
             (
                 "ready and not ready on one port",
                 vec![
-                    subset(&["1.2.3.4"], &[], &[p1.clone()]),
-                    subset(&[], &["5.6.7.8"], &[p1.clone()]),
+                    subset(&["1.2.3.4"], &[], &[&p1]),
+                    subset(&[], &["5.6.7.8"], &[&p1]),
                 ],
-                vec![subset(&["1.2.3.4"], &["5.6.7.8"], &[p1.clone()])],
+                vec![subset(&["1.2.3.4"], &["5.6.7.8"], &[&p1])],
             ),
             (
                 "different addresses per port stay apart",
                 vec![
-                    subset(&["1.2.3.4"], &[], &[p1.clone()]),
-                    subset(&["5.6.7.8"], &[], &[p2.clone()]),
+                    subset(&["1.2.3.4"], &[], &[&p1]),
+                    subset(&["5.6.7.8"], &[], &[&p2]),
                 ],
                 vec![
-                    subset(&["1.2.3.4"], &[], &[p1.clone()]),
-                    subset(&["5.6.7.8"], &[], &[p2.clone()]),
+                    subset(&["1.2.3.4"], &[], &[&p1]),
+                    subset(&["5.6.7.8"], &[], &[&p2]),
                 ],
             ),
         ];
@@ -258,7 +258,9 @@ mod tests {
     /// subset in, the counts kept out.
     #[test]
     fn truncation_is_proportional() {
-        let cases: Vec<(Vec<(usize, usize)>, Vec<(usize, usize)>)> = vec![
+        /// (ready, not ready) per subset.
+        type Counts = Vec<(usize, usize)>;
+        let cases: Vec<(Counts, Counts)> = vec![
             (vec![(500, 200)], vec![(500, 200)]),
             (vec![(500, 600)], vec![(500, 500)]),
             (vec![(1200, 200)], vec![(1000, 0)]),
