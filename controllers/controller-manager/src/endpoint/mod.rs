@@ -9,6 +9,7 @@ pub mod repack;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use component_base::informers::Change;
@@ -51,6 +52,8 @@ pub struct Controller<W> {
     writer: W,
     trigger_times: Mutex<TriggerTimeTracker>,
     events: Option<EventSink>,
+    /// Whether the start-up pass (with leftover Endpoints) has been queued.
+    started: AtomicBool,
 }
 
 pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
@@ -64,6 +67,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         writer: KubeObjectControl::new(ctx.client.clone()),
         trigger_times: Mutex::new(TriggerTimeTracker::default()),
         events: Some(EventSink::new(&ctx.events, ENDPOINTS_CONTROLLER)),
+        started: AtomicBool::new(false),
     });
     KeyedController::new(
         ENDPOINTS_CONTROLLER,
@@ -82,12 +86,18 @@ impl<W: ObjectControl<Endpoints> + 'static> Reconciler for Controller<W> {
         self.sync_service(key).await.map(|()| None)
     }
 
-    /// Every Service, plus leftover Endpoints (upstream
-    /// `checkLeftoverEndpoints`): one whose Service is gone is deleted.
+    /// Every Service; on the first pass also the leftover Endpoints
+    /// (upstream `checkLeftoverEndpoints`, run once at start): one whose
+    /// Service is gone is deleted.
     fn all_keys(&self) -> Vec<Enqueue> {
         let services = self.services.state();
-        let endpoints = self.endpoints.state();
         let svc_keys = services.iter().map(|s| Key::of(s.as_ref()));
+        let first_pass = !self.started.swap(true, Ordering::SeqCst);
+        let endpoints = if first_pass {
+            self.endpoints.state()
+        } else {
+            Vec::new()
+        };
         let leftovers = endpoints
             .iter()
             .filter(|e| {

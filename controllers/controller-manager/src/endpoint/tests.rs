@@ -356,6 +356,7 @@ impl Harness {
             writer: FakeObjectControl::default(),
             trigger_times: Mutex::new(TriggerTimeTracker::default()),
             events: None,
+            started: AtomicBool::new(false),
         };
         Self {
             services,
@@ -416,4 +417,31 @@ async fn runner_creates_then_stays_quiet() {
     );
     let keys = h.ctl.all_keys();
     assert_eq!(keys, vec![Enqueue::Now(key())]);
+}
+
+/// Upstream `checkLeftoverEndpoints`: at start, an Endpoints without a
+/// Service is queued (and its sync deletes it); later full passes (a
+/// lagged watch) only queue Services.
+#[tokio::test]
+async fn leftover_endpoints_are_checked_once_at_start() {
+    let mut h = Harness::new();
+    let orphan = Endpoints {
+        metadata: ObjectMeta {
+            name: Some("foo".into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut lock = orphan.clone();
+    lock.metadata.name = Some("lock".into());
+    lock.metadata.annotations = Some([(LEADER_ANNOTATION.to_string(), "{}".to_string())].into());
+    h.endpoints
+        .apply_watcher_event(&watcher::Event::Apply(orphan));
+    h.endpoints
+        .apply_watcher_event(&watcher::Event::Apply(lock));
+    assert_eq!(h.ctl.all_keys(), vec![Enqueue::Now(key())]);
+    assert!(h.ctl.all_keys().is_empty());
+    assert!(h.ctl.sync_service(&key()).await.is_ok());
+    assert_eq!(h.ctl.writer.writes(), vec![FakeWrite::Delete("foo".into())]);
 }
