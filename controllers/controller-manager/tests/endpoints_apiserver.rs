@@ -106,6 +106,20 @@ async fn service_pods_become_endpoints() {
     let annotations = ep.metadata.annotations.clone().unwrap_or_default();
     assert!(annotations.contains_key("endpoints.kubernetes.io/last-change-trigger-time"));
 
+    // A pod change that does not touch the endpoints writes nothing.
+    let version = ep.metadata.resource_version.clone();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "ep");
+    let touch = json!({"metadata": {"annotations": {"touched": "yes"}}});
+    if let Err(e) = pods
+        .patch("a", &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+    {
+        panic!("annotate pod: {e}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now = api.get("web").await.map(|e| e.metadata.resource_version);
+    assert_eq!(now.ok().flatten(), version, "no write when nothing changed");
+
     // The Service goes: so does its Endpoints.
     if let Err(e) = services.delete("web", &DeleteParams::default()).await {
         panic!("delete service: {e}");
@@ -184,6 +198,16 @@ async fn selectorless_endpoints_are_mirrored() {
     );
     let port = &slice.ports.clone().unwrap_or_default()[0];
     assert_eq!((port.name.as_deref(), port.port), (Some("pg"), Some(5432)));
+
+    // Its own Added event resyncs it: nothing to write.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let name = slice.metadata.name.clone().unwrap_or_default();
+    let now = slices.get(&name).await.map(|s| s.metadata.resource_version);
+    assert_eq!(
+        now.ok().flatten(),
+        slice.metadata.resource_version,
+        "no write when nothing changed"
+    );
 
     // Deleting the Endpoints removes the mirrored slice.
     if let Err(e) = endpoints.delete("db", &DeleteParams::default()).await {
