@@ -93,6 +93,24 @@ mod tests {
         assert_eq!(config.concurrent.replicaset, 5);
     }
 
+    #[tokio::test]
+    async fn endpoint_flags_take_effect() {
+        let argv = [
+            "kube-controller-manager",
+            "--master=http://127.0.0.1:9",
+            "--concurrent-endpoint-syncs=2",
+            "--mirroring-concurrent-service-endpoint-syncs=3",
+            "--mirroring-max-endpoints-per-subset=7",
+        ];
+        let (o, _) = crate::options::parse(argv.map(String::from));
+        let config = controller_manager_config(&o).await.expect("config");
+        assert_eq!(config.concurrent.endpoint, 2);
+        assert_eq!(config.concurrent.endpointslice_mirroring, 3);
+        assert_eq!(config.mirroring_max_endpoints_per_subset, 7);
+        let (o, _) = crate::options::parse(["kube-controller-manager".to_string()]);
+        assert_eq!(o.concurrency.mirroring_max_endpoints_per_subset, 1000);
+    }
+
     #[test]
     fn pem_wraps_at_64_columns() {
         let pem = der_to_pem(&[0u8; 100]);
