@@ -11,6 +11,10 @@ pub struct ConcurrentSyncs {
     pub replication_controller: usize,
     pub deployment: usize,
     pub endpointslice: usize,
+    /// `--concurrent-endpoint-syncs`.
+    pub endpoint: usize,
+    /// `--mirroring-concurrent-service-endpoint-syncs`.
+    pub endpointslice_mirroring: usize,
     pub namespace: usize,
     pub garbage_collector: usize,
     /// `--concurrent-job-syncs`.
@@ -28,6 +32,8 @@ impl Default for ConcurrentSyncs {
             replication_controller: 5,
             deployment: 5,
             endpointslice: 5,
+            endpoint: 5,
+            endpointslice_mirroring: 5,
             namespace: 10,
             garbage_collector: 20,
             job: 5,
@@ -45,6 +51,8 @@ pub struct ControllerManagerConfig {
     pub concurrent: ConcurrentSyncs,
     /// Contents of `--root-ca-file`, or the client's CA bundle when unset.
     pub root_ca: Option<Vec<u8>>,
+    /// `--mirroring-max-endpoints-per-subset` (default 1000).
+    pub mirroring_max_endpoints_per_subset: usize,
     /// `--cluster-name` (default `kubernetes`).
     pub cluster_name: String,
     /// `--enable-garbage-collector` (default true).
@@ -67,6 +75,7 @@ impl Default for ControllerManagerConfig {
             controllers: vec!["*".to_string()],
             concurrent: ConcurrentSyncs::default(),
             root_ca: None,
+            mirroring_max_endpoints_per_subset: 1000,
             cluster_name: "kubernetes".to_string(),
             enable_garbage_collector: true,
             min_resync_period: std::time::Duration::from_secs(12 * 3600),

@@ -220,6 +220,13 @@ pub struct ConcurrencyFlags {
         value_name = "int32"
     )]
     pub mirroring_concurrent_service_endpoint_syncs: i32,
+    /// EndpointSlice mirroring: addresses mirrored per Endpoints subset.
+    #[arg(
+        long = "mirroring-max-endpoints-per-subset",
+        default_value_t = 1000,
+        value_name = "int32"
+    )]
+    pub mirroring_max_endpoints_per_subset: i32,
     #[arg(
         long = "concurrent-namespace-syncs",
         default_value_t = 10,

@@ -15,6 +15,8 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::deployment::DESCRIPTOR,
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
+    crate::endpoint::DESCRIPTOR,
+    crate::endpointslicemirroring::DESCRIPTOR,
     crate::job::DESCRIPTOR,
     crate::cronjob::DESCRIPTOR,
     crate::ttlafterfinished::DESCRIPTOR,
@@ -68,11 +70,11 @@ mod tests {
             Some(1),
         ),
         ("node-lifecycle-controller", "node-controller", Some(8)),
-        ("endpoints-controller", "endpoint-controller", None),
+        ("endpoints-controller", "endpoint-controller", Some(5)),
         (
             "endpointslice-mirroring-controller",
             "endpointslicemirroring-controller",
-            None,
+            Some(5),
         ),
         (
             "pod-garbage-collector-controller",

@@ -15,6 +15,8 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         replication_controller: workers(c.concurrent_rc_syncs),
         deployment: workers(c.concurrent_deployment_syncs),
         endpointslice: workers(c.concurrent_service_endpoint_syncs),
+        endpoint: workers(c.concurrent_endpoint_syncs),
+        endpointslice_mirroring: workers(c.mirroring_concurrent_service_endpoint_syncs),
         namespace: workers(c.concurrent_namespace_syncs),
         garbage_collector: workers(c.concurrent_gc_syncs),
         job: workers(c.concurrent_job_syncs),
@@ -30,6 +32,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         controllers: o.generic.controllers.clone(),
         concurrent,
         root_ca: root_ca(o, &client_config)?,
+        mirroring_max_endpoints_per_subset: workers(c.mirroring_max_endpoints_per_subset),
         cluster_name: o.generic.cluster_name.clone(),
         enable_garbage_collector: o.generic.enable_garbage_collector,
         min_resync_period: o.generic.min_resync_period,
@@ -90,6 +93,24 @@ mod tests {
         let config = controller_manager_config(&o).await.expect("config");
         assert_eq!(config.concurrent.replication_controller, 3);
         assert_eq!(config.concurrent.replicaset, 5);
+    }
+
+    #[tokio::test]
+    async fn endpoint_flags_take_effect() {
+        let argv = [
+            "kube-controller-manager",
+            "--master=http://127.0.0.1:9",
+            "--concurrent-endpoint-syncs=2",
+            "--mirroring-concurrent-service-endpoint-syncs=3",
+            "--mirroring-max-endpoints-per-subset=7",
+        ];
+        let (o, _) = crate::options::parse(argv.map(String::from));
+        let config = controller_manager_config(&o).await.expect("config");
+        assert_eq!(config.concurrent.endpoint, 2);
+        assert_eq!(config.concurrent.endpointslice_mirroring, 3);
+        assert_eq!(config.mirroring_max_endpoints_per_subset, 7);
+        let (o, _) = crate::options::parse(["kube-controller-manager".to_string()]);
+        assert_eq!(o.concurrency.mirroring_max_endpoints_per_subset, 1000);
     }
 
     #[test]

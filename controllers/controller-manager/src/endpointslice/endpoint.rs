@@ -113,7 +113,7 @@ pub fn endpoint_addresses(pod: &Pod, address_type: &str) -> Vec<String> {
 }
 
 /// Accepts IPv4 octets with leading zeros like Go's `ParseIPSloppy`.
-fn parse_ip_sloppy(ip: &str) -> Option<IpAddr> {
+pub fn parse_ip_sloppy(ip: &str) -> Option<IpAddr> {
     if let Ok(parsed) = ip.parse::<IpAddr>() {
         return Some(parsed);
     }
