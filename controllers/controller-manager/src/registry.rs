@@ -38,7 +38,7 @@ mod tests {
     /// Upstream facts per controller: canonical name → (the ServiceAccount
     /// `NewClient` names, bootstrap RBAC `system:controller:<client name>`;
     /// default workers where we run it). Looked up by name, so the order
-    /// and extent of [`DESCRIPTORS`] are not repeated; the first ten are
+    /// and extent of [`DESCRIPTORS`] are not repeated; the first fourteen are
     /// in upstream start order.
     const UPSTREAM: &[(&str, &str, Option<usize>)] = &[
         (
@@ -142,6 +142,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 12);
+        assert_eq!(got.len(), 14);
     }
 }
