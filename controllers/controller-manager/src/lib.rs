@@ -14,6 +14,7 @@ pub mod control;
 pub mod controller;
 pub mod controller_utils;
 pub mod deployment;
+pub mod disruption;
 pub mod endpointslice;
 pub mod error;
 pub mod events;

@@ -16,6 +16,7 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
     crate::job::DESCRIPTOR,
+    crate::disruption::DESCRIPTOR,
 ];
 
 /// The descriptor of an implemented controller, by canonical name.
@@ -82,7 +83,7 @@ mod tests {
         ("job-controller", "job-controller", Some(5)),
         ("statefulset-controller", "statefulset-controller", None),
         ("cronjob-controller", "cronjob-controller", None),
-        ("disruption-controller", "disruption-controller", None),
+        ("disruption-controller", "disruption-controller", Some(1)),
         ("ttl-controller", "ttl-controller", None),
         (
             "ttl-after-finished-controller",
@@ -138,6 +139,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 10);
+        assert_eq!(got.len(), 11);
     }
 }
