@@ -394,3 +394,64 @@ fn set_status_condition(conditions: &mut Vec<Condition>, mut new: Condition, now
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_up_as_upstream() {
+        let cases = [
+            (IntOrString::Int(3), 10, Ok(3)),
+            (IntOrString::String("34%".into()), 3, Ok(2)),
+            (IntOrString::String("28%".into()), 11, Ok(4)),
+            (IntOrString::String("30%".into()), 7, Ok(3)),
+            (IntOrString::String("0%".into()), 7, Ok(0)),
+            (IntOrString::String("100%".into()), 7, Ok(7)),
+            (
+                IntOrString::String("3".into()),
+                7,
+                Err(ExpectedCountError::NotAPercentage),
+            ),
+            (
+                IntOrString::String("x%".into()),
+                7,
+                Err(ExpectedCountError::BadPercentage("x%".into(), "x".into())),
+            ),
+        ];
+        for (value, total, want) in cases {
+            assert_eq!(
+                scaled_value_round_up(&value, total),
+                want,
+                "{value:?} of {total}"
+            );
+        }
+    }
+
+    #[test]
+    fn condition_transition_time_moves_only_on_flips() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let t1 = t0 + SignedDuration::from_secs(10);
+        let mut conds = Vec::new();
+        set_status_condition(
+            &mut conds,
+            condition(true, SUFFICIENT_PODS_REASON, "", Some(1)),
+            t0,
+        );
+        set_status_condition(
+            &mut conds,
+            condition(true, SUFFICIENT_PODS_REASON, "", Some(2)),
+            t1,
+        );
+        assert_eq!(conds.len(), 1);
+        assert_eq!(conds[0].last_transition_time, Time(t0));
+        assert_eq!(conds[0].observed_generation, Some(2));
+        set_status_condition(
+            &mut conds,
+            condition(false, INSUFFICIENT_PODS_REASON, "", Some(2)),
+            t1,
+        );
+        assert_eq!(conds[0].last_transition_time, Time(t1));
+        assert_eq!(conds[0].reason, INSUFFICIENT_PODS_REASON);
+    }
+}
