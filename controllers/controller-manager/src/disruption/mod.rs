@@ -31,6 +31,10 @@ use reconcile::Workloads;
 /// Upstream `names.DisruptionController`.
 pub const DISRUPTION_CONTROLLER: &str = "disruption-controller";
 
+/// The event source upstream's disruption controller records as
+/// (`v1.EventSource{Component: "controllermanager"}`).
+pub const EVENT_SOURCE_COMPONENT: &str = "controllermanager";
+
 /// Upstream runs one PDB worker (`go wait.UntilWithContext(ctx, dc.worker, ..)`).
 pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
     name: DISRUPTION_CONTROLLER,
@@ -104,7 +108,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
             statefulsets: ss_informer.store().clone(),
         }),
         pdb_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
-        events: EventSink::new(&ctx.events, DISRUPTION_CONTROLLER),
+        events: EventSink::new(&ctx.events, EVENT_SOURCE_COMPONENT),
     });
     KeyedController::new(
         DISRUPTION_CONTROLLER,

@@ -161,7 +161,7 @@ impl Harness {
                 statefulsets: statefulsets.as_reader(),
             }),
             pdb_control: writes.clone(),
-            events: EventSink::new(&events, DISRUPTION_CONTROLLER),
+            events: EventSink::new(&events, EVENT_SOURCE_COMPONENT),
         };
         Self {
             ctl,
