@@ -5,6 +5,7 @@
 //! Eviction API can honour the budget. Pure decisions in [`reconcile`].
 
 pub mod reconcile;
+pub mod stale;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use crate::controller::{
 use crate::error::Error;
 use crate::events::{EventSink, EventSpec};
 use reconcile::Workloads;
+use stale::StalePodCleaner;
 
 /// Upstream `names.DisruptionController`.
 pub const DISRUPTION_CONTROLLER: &str = "disruption-controller";
@@ -110,7 +112,10 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         pdb_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
         events: EventSink::new(&ctx.events, EVENT_SOURCE_COMPONENT),
     });
-    KeyedController::new(
+    // Two queues as upstream: PDB keys, and pod keys whose DisruptionTarget
+    // condition went stale (upstream's `disruption_recheck` delaying queue
+    // is the PDB queue's delayed re-add).
+    let pdbs = KeyedController::new(
         DISRUPTION_CONTROLLER,
         controller,
         RateLimitingQueue::new("disruption"),
@@ -121,8 +126,20 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
     .reads(&rs_informer)
     .reads(&d_informer)
     .reads(&ss_informer)
-    .run(&ctx)
-    .await
+    .run(&ctx);
+    let cleaner = Arc::new(StalePodCleaner {
+        pods: pod_informer.store().clone(),
+        pod_control: Arc::new(KubeObjectControl::new(ctx.client.clone())),
+    });
+    let stale = KeyedController::new(
+        DISRUPTION_CONTROLLER,
+        cleaner,
+        RateLimitingQueue::new("stale_pod_disruption"),
+    )
+    .watches(&pod_informer, StalePodCleaner::pod_changed)
+    .run(&ctx);
+    futures::future::try_join(pdbs, stale).await?;
+    Ok(())
 }
 
 impl Reconciler for Controller {
