@@ -15,6 +15,7 @@ pub mod controller;
 pub mod controller_utils;
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoint;
 pub mod endpointslice;
 pub mod endpointslicemirroring;

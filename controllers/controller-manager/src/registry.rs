@@ -19,6 +19,7 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::endpointslicemirroring::DESCRIPTOR,
     crate::job::DESCRIPTOR,
     crate::cronjob::DESCRIPTOR,
+    crate::disruption::DESCRIPTOR,
     crate::ttlafterfinished::DESCRIPTOR,
 ];
 
@@ -38,7 +39,7 @@ mod tests {
     /// Upstream facts per controller: canonical name → (the ServiceAccount
     /// `NewClient` names, bootstrap RBAC `system:controller:<client name>`;
     /// default workers where we run it). Looked up by name, so the order
-    /// and extent of [`DESCRIPTORS`] are not repeated; the first fourteen are
+    /// and extent of [`DESCRIPTORS`] are not repeated; the first fifteen are
     /// in upstream start order.
     const UPSTREAM: &[(&str, &str, Option<usize>)] = &[
         (
@@ -86,7 +87,7 @@ mod tests {
         ("job-controller", "job-controller", Some(5)),
         ("statefulset-controller", "statefulset-controller", None),
         ("cronjob-controller", "cronjob-controller", Some(5)),
-        ("disruption-controller", "disruption-controller", None),
+        ("disruption-controller", "disruption-controller", Some(1)),
         ("ttl-controller", "ttl-controller", None),
         (
             "ttl-after-finished-controller",
@@ -142,6 +143,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 14);
+        assert_eq!(got.len(), 15);
     }
 }
