@@ -279,23 +279,36 @@ impl TestApiServer {
         fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
     }
 
-    /// An admin (system:masters) client.
-    pub async fn client(&self) -> kube::Client {
+    /// The admin (system:masters) client configuration.
+    pub async fn admin_config(&self) -> kube::Config {
         let kubeconfig = match Kubeconfig::read_from(self.kubeconfig()) {
             Ok(k) => k,
             Err(e) => panic!("reading test kubeconfig: {e}"),
         };
-        let config =
-            match kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => panic!("loading test kubeconfig: {e}"),
-            };
-        match kube::Client::try_from(config) {
+        match kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await
+        {
+            Ok(c) => c,
+            Err(e) => panic!("loading test kubeconfig: {e}"),
+        }
+    }
+
+    /// An admin (system:masters) client.
+    pub async fn client(&self) -> kube::Client {
+        match kube::Client::try_from(self.admin_config().await) {
             Ok(c) => c,
             Err(e) => panic!("building test client: {e}"),
         }
+    }
+}
+
+/// A client that impersonates `user` with the admin's credentials (e.g.
+/// `system:kube-controller-manager`, to run under its RBAC).
+pub fn impersonating(admin: &kube::Config, user: &str) -> kube::Client {
+    let mut config = admin.clone();
+    config.auth_info.impersonate = Some(user.to_string());
+    match kube::Client::try_from(config) {
+        Ok(c) => c,
+        Err(e) => panic!("building impersonating client: {e}"),
     }
 }
 

@@ -8,3 +8,4 @@ pub mod containerd;
 pub mod fake_leases;
 pub mod prereq;
 pub mod serving;
+pub mod wait;

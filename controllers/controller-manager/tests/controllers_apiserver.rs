@@ -5,10 +5,10 @@
 //! missing, unless `FK_ALLOW_SKIP=1`.
 
 use test_support::apiserver;
+use test_support::wait::eventually;
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -18,22 +18,6 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
-
-/// Polls `check` until it yields a value or `limit` passes.
-async fn eventually<T>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> BoxFuture<'static, Option<T>>,
-) -> T {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// Stands in for the kubelet: every pending pod becomes Running and Ready.
 async fn mark_pods_ready(client: Client, shutdown: CancellationToken) {

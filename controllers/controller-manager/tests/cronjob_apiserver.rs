@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::events::v1::Event;
@@ -21,24 +20,10 @@ use kube::{Client, ResourceExt};
 use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
 use test_support::apiserver;
+use test_support::wait::eventually;
 use tokio_util::sync::CancellationToken;
 
 const ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
-
-async fn eventually<T>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> BoxFuture<'static, Option<T>>,
-) -> T {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn job_template() -> serde_json::Value {
     json!({"spec": {

@@ -11,35 +11,18 @@
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
 use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
 use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
 use test_support::apiserver;
+use test_support::wait::eventually;
 use tokio_util::sync::CancellationToken;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// Polls `check` until it yields a value or `limit` passes.
-async fn eventually<T>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> BoxFuture<'static, Option<T>>,
-) -> T {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 fn replica_set() -> ReplicaSet {
     serde_json::from_value(json!({
@@ -125,20 +108,6 @@ async fn disruption_with_service_account_credentials() {
     scenario(true).await;
 }
 
-async fn admin_config(server: &apiserver::TestApiServer) -> Config {
-    let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).unwrap();
-    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap()
-}
-
-/// The identity kubeadm gives kube-controller-manager.
-fn as_controller_manager(admin: &Config) -> Client {
-    let mut config = admin.clone();
-    config.auth_info.impersonate = Some("system:kube-controller-manager".to_string());
-    Client::try_from(config).unwrap()
-}
-
 async fn scenario(use_service_account_credentials: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -176,8 +145,8 @@ async fn scenario(use_service_account_credentials: bool) {
     };
     let mut process_client = client.clone();
     if use_service_account_credentials {
-        let admin = admin_config(&server).await;
-        process_client = as_controller_manager(&admin);
+        let admin = server.admin_config().await;
+        process_client = apiserver::impersonating(&admin, "system:kube-controller-manager");
         config.use_service_account_credentials = true;
         config.base_client_config = Some(admin);
     }

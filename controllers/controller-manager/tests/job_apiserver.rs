@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
@@ -17,24 +16,10 @@ use kube::{Client, ResourceExt};
 use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
 use test_support::apiserver;
+use test_support::wait::eventually;
 use tokio_util::sync::CancellationToken;
 
 const FINALIZER: &str = "batch.kubernetes.io/job-tracking";
-
-async fn eventually<T>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> BoxFuture<'static, Option<T>>,
-) -> T {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn has_finalizer(pod: &Pod) -> bool {
     pod.finalizers().iter().any(|f| f == FINALIZER)

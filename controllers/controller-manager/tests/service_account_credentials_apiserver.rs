@@ -6,55 +6,16 @@
 //! published. Fails when the binaries are missing, unless `FK_ALLOW_SKIP=1`.
 
 use test_support::apiserver;
+use test_support::wait::eventually;
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use kube::api::{Api, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-/// Polls `check` until it yields a value or `limit` passes.
-async fn eventually<T>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> BoxFuture<'static, Option<T>>,
-) -> T {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn admin_config(server: &apiserver::TestApiServer) -> Config {
-    let kubeconfig = match Kubeconfig::read_from(server.kubeconfig()) {
-        Ok(k) => k,
-        Err(e) => panic!("reading test kubeconfig: {e}"),
-    };
-    match Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await {
-        Ok(c) => c,
-        Err(e) => panic!("loading test kubeconfig: {e}"),
-    }
-}
-
-/// The identity kubeadm gives kube-controller-manager.
-fn as_controller_manager(admin: &Config) -> Client {
-    let mut config = admin.clone();
-    config.auth_info.impersonate = Some("system:kube-controller-manager".to_string());
-    match Client::try_from(config) {
-        Ok(c) => c,
-        Err(e) => panic!("building impersonating client: {e}"),
-    }
-}
 
 fn deployment() -> Deployment {
     match serde_json::from_value(json!({
@@ -104,8 +65,8 @@ async fn controllers_use_their_service_accounts() {
         return;
     };
     let admin = server.client().await;
-    let admin_config = admin_config(&server).await;
-    let kcm = as_controller_manager(&admin_config);
+    let admin_config = server.admin_config().await;
+    let kcm = apiserver::impersonating(&admin_config, "system:kube-controller-manager");
 
     // The process identity alone must not be able to do the controllers'
     // work, or this test would prove nothing.

@@ -5,9 +5,7 @@
 
 pub use test_support::apiserver;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use component_base::events::EventBroadcaster;
 use component_base::informers::SharedInformerFactory;
@@ -38,24 +36,9 @@ pub fn context(
     (ctx.sized_for(descriptor), shutdown)
 }
 
-/// Polls `check` until it yields `Some`, panicking with `what` after `limit`.
-pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// Polls until a condition holds (the shared test helper, under the name
+/// these tests use).
+pub use test_support::wait::eventually as wait_for;
 
 /// Creates a namespace and its `default` ServiceAccount (pods need it).
 pub async fn create_namespace(client: &Client, name: &str) {
