@@ -22,6 +22,7 @@ pub mod endpointslicemirroring;
 pub mod error;
 pub mod events;
 pub mod garbagecollector;
+pub mod hash;
 pub mod job;
 pub mod names;
 pub mod namespace;

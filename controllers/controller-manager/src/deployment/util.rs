@@ -480,41 +480,9 @@ pub fn set_deployment_revision(d: &mut Deployment, revision: &str) -> bool {
 
 // --- pod-template hash -------------------------------------------------------
 
-const SAFE_ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-fn fnv32a(state: u32, bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(state, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
-
-/// The `pod-template-hash` of a template, shaped like upstream
-/// `controller.ComputeHash`: FNV-32a over the template, then the collision
-/// count as 8 little-endian bytes, printed in decimal and mapped through
-/// `rand.SafeEncodeString`.
-///
-/// Deviation: upstream feeds the hasher `spew`'s `%#v` dump of the Go
-/// struct (`hashutil.DeepHashObject`), which cannot be reproduced from Rust
-/// types; we hash the template's canonical JSON instead. Names therefore
-/// differ from stock kube-controller-manager's for the same template, but
-/// are stable, collision-count aware and treated identically (label,
-/// selector, `<deploy>-<hash>` name).
+/// The `pod-template-hash` label value (see [`crate::hash`]).
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let canonical = serde_json::to_vec(template).unwrap_or_default();
-    let mut h = fnv32a(0x811c_9dc5, &canonical);
-    if let Some(c) = collision_count {
-        let mut bytes = [0u8; 8];
-        bytes[..4].copy_from_slice(&(c as u32).to_le_bytes());
-        h = fnv32a(h, &bytes);
-    }
-    safe_encode(&h.to_string())
-}
-
-/// Upstream `rand.SafeEncodeString`.
-pub fn safe_encode(s: &str) -> String {
-    s.chars()
-        .map(|c| SAFE_ALPHANUMS[(c as usize) % SAFE_ALPHANUMS.len()] as char)
-        .collect()
+    crate::hash::pod_template_hash(template, collision_count)
 }
 
 /// Upstream `generateReplicaSetName`: truncate so the name fits 253 chars.
@@ -550,13 +518,6 @@ mod tests {
                 "{surge:?} {unavailable:?} {desired}"
             );
         }
-    }
-
-    #[test]
-    fn safe_encode_matches_upstream_alphabet() {
-        // '0' is 48: 48 % 27 = 21 -> '4'; '9' is 57: 57 % 27 = 3 -> 'f'.
-        assert_eq!(safe_encode("09"), "4f");
-        assert_eq!(fnv32a(0x811c_9dc5, b"a"), 0xe40c_292c);
     }
 
     #[test]
