@@ -6,6 +6,8 @@
 //! Building a client never contacts the apiserver, so a component starts (and
 //! serves `/healthz`) even while the apiserver is unreachable.
 
+pub mod retry;
+
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -111,11 +113,19 @@ pub fn client_from_config(
         .authority()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    // client-go's retry rule replaces kube-client's (see `retry`).
+    let mut config = config;
+    config.default_retry = false;
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| ClientError::Build(e.to_string()))?;
     let builder = builder
         .with_layer(&RequestMetricsLayer { host })
-        .with_layer(&RateLimitLayer::new(qps, burst.max(1)));
+        .with_layer(&RateLimitLayer::new(qps, burst.max(1)))
+        // Retrying replays a request on a clone of the stack below it.
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(
+            retry::RetryAfterPolicy::default(),
+        ));
     Ok(builder.build())
 }
 
