@@ -34,9 +34,12 @@ pub async fn run(
     };
     for name in selection.enabled() {
         if !DESCRIPTORS.iter().any(|d| d.name == name) {
-            tracing::info!(
+            // Never a quiet skip: the objects this controller owns will not
+            // be reconciled, which the operator must see at start.
+            tracing::warn!(
                 controller = name,
-                "controller is enabled but not implemented; skipping"
+                "controller is enabled but kube-controller-manager-rs does not implement it yet; \
+                 objects it manages are not reconciled (disable it with --controllers=-{name})"
             );
         }
     }
