@@ -15,6 +15,8 @@ pub mod reasons {
     pub const STARTED_CONTAINER: &str = "Started";
     pub const FAILED_TO_CREATE_CONTAINER: &str = "Failed";
     pub const KILLING_CONTAINER: &str = "Killing";
+    pub const FAILED_POST_START_HOOK: &str = "FailedPostStartHook";
+    pub const FAILED_PRE_STOP_HOOK: &str = "FailedPreStopHook";
     pub const BACK_OFF_START_CONTAINER: &str = "BackOff";
     pub const PULLING_IMAGE: &str = "Pulling";
     pub const PULLED_IMAGE: &str = "Pulled";
