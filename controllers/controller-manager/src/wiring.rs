@@ -22,6 +22,8 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         job: workers(c.concurrent_job_syncs),
         cron_job: workers(c.concurrent_cron_job_syncs),
         ttl_after_finished: workers(c.concurrent_ttl_after_finished_syncs),
+        daemonset: workers(c.concurrent_daemonset_syncs),
+        statefulset: workers(c.concurrent_statefulset_syncs),
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),
