@@ -77,9 +77,12 @@ pub fn add_daemon_tolerations(spec: &mut PodSpec) {
     }
 }
 
+fn nonempty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
+
 /// Upstream `Toleration.ToleratesTaint`.
 pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let nonempty = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty());
     if let Some(effect) = nonempty(&toleration.effect)
         && effect != taint.effect
     {

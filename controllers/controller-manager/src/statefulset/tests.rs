@@ -19,7 +19,7 @@ use super::control::*;
 use super::pod_control::update_claim_owner_refs;
 use super::revisions::{UpdateRevision, choose_update_revision, to_truncate};
 use super::utils::*;
-use crate::controller_utils::testing::{phase, ready_since, ts};
+use crate::controller_utils::testing::{ready_since, ts};
 use crate::error::Error;
 use crate::history::CONTROLLER_REVISION_HASH_LABEL;
 
@@ -93,6 +93,12 @@ fn owner() -> OwnerReference {
 
 fn revision_of(set: &StatefulSet, number: i64) -> ControllerRevision {
     new_revision(set, owner(), number, 0).unwrap()
+}
+
+/// `pod` as the apiserver returns it, in `phase`.
+fn phase(mut pod: Pod, phase: &str) -> Pod {
+    pod.status.get_or_insert_with(Default::default).phase = Some(phase.into());
+    pod
 }
 
 /// A pod of `set` at `revision`, running and ready.
@@ -254,7 +260,8 @@ async fn ordered_ready_creates_one_pod_at_a_time() {
     let rev = revision_of(&s, 1);
     let (ops, status) = run(&s, &rev, &rev, &[]).await;
     assert_eq!(ops.calls(), ["create web-0"]);
-    assert_eq!(status.current_replicas, Some(1));
+    // Counted once the cache shows it, as upstream.
+    assert_eq!(status.replicas, 0);
     // web-0 exists but is not ready yet: wait.
     let pending = phase(new_pod(&s, 0, owner()), "Pending");
     let (ops, _) = run(&s, &rev, &rev, &[pending]).await;
