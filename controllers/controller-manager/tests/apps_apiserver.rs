@@ -46,6 +46,14 @@ async fn create_node(client: &Client, name: &str, taint: bool) {
     if let Err(e) = nodes.create(&PostParams::default(), &node).await {
         panic!("creating node {name}: {e}");
     }
+    // Admission taints new nodes not-ready:NoSchedule until a kubelet
+    // reports Ready (which daemon pods do not tolerate, as upstream); no
+    // kubelet runs here, so the test sets the taints it wants.
+    let patch = json!({"spec": {"taints": taints}});
+    let result = nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await;
+    assert!(result.is_ok(), "setting taints of {name}: {result:?}");
 }
 
 async fn pods_with(client: &Client, selector: &str) -> Vec<Pod> {

@@ -268,6 +268,7 @@ impl Controller {
             return Ok(None);
         };
         let exp_key = key.to_string();
+        tracing::trace!(daemonset = %key, "syncing daemon set");
         let Some(ds) = self.daemonsets.get(&ObjectRef::new(&key.name).within(ns)) else {
             tracing::debug!(daemonset = %key, "daemon set has been deleted");
             self.expectations.delete(&exp_key);
@@ -309,6 +310,7 @@ impl Controller {
             .cloned()
             .unwrap_or_default();
         let node_to_pods = group_by_node(&claimed);
+        tracing::trace!(daemonset = %key, %hash, pods = claimed.len(), nodes = nodes.len(), "daemon set history and pods");
 
         if !self.expectations.satisfied(&exp_key) {
             return self.update_status(ds, &nodes, &node_to_pods, &hash, false).await;
@@ -346,6 +348,7 @@ impl Controller {
                 .unwrap_or_else(|p| p.into_inner());
             reconcile::manage(ds, nodes, node_to_pods, hash, &mut backoff, Instant::now(), Timestamp::now())
         };
+        tracing::trace!(daemonset = %exp_key, create_on = ?plan.nodes_needing_pods, delete = ?plan.pods_to_delete, "manage");
         let regarding = ds.object_ref(&());
         for event in &plan.events {
             self.events.publish(&regarding, event);
