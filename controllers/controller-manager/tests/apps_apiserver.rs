@@ -147,17 +147,32 @@ async fn daemonset_places_one_pod_per_eligible_node(client: &Client) {
     let affinity = serde_json::to_value(pod.spec.as_ref().and_then(|s| s.affinity.clone()))
         .unwrap_or_default();
     assert_eq!(
-        affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"][0],
+        affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchFields"][0],
         json!({"key": "metadata.name", "operator": "In", "values": ["node-a"]}),
     );
     let labels = pod.labels();
-    assert_eq!(labels.get("pod-template-generation").map(String::as_str), Some("1"));
-    let hash = labels.get("controller-revision-hash").cloned().unwrap_or_default();
+    assert_eq!(
+        labels.get("pod-template-generation").map(String::as_str),
+        Some("1")
+    );
+    let hash = labels
+        .get("controller-revision-hash")
+        .cloned()
+        .unwrap_or_default();
     assert!(!hash.is_empty(), "controller-revision-hash label");
     let owner = pod.owner_references().first().cloned();
     assert_eq!(owner.map(|o| o.uid), created.uid());
-    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
-    assert!(tolerations.iter().any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable")));
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable"))
+    );
 
     let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
     let revs = revisions
@@ -185,11 +200,21 @@ async fn daemonset_places_one_pod_per_eligible_node(client: &Client) {
             })
         }
     };
-    let s = eventually("status 1/1/0/0", Duration::from_secs(60), status((1, 1, 0, 0))).await;
+    let s = eventually(
+        "status 1/1/0/0",
+        Duration::from_secs(60),
+        status((1, 1, 0, 0)),
+    )
+    .await;
     assert_eq!(s.updated_number_scheduled, Some(1));
     assert_eq!(s.number_unavailable, Some(1));
     make_ready(client, &pod.name_any()).await;
-    eventually("status 1/1/1/1", Duration::from_secs(60), status((1, 1, 1, 1))).await;
+    eventually(
+        "status 1/1/1/1",
+        Duration::from_secs(60),
+        status((1, 1, 1, 1)),
+    )
+    .await;
 
     // Untainting node-b makes it eligible: a second pod pinned there.
     let nodes: Api<Node> = Api::all(client.clone());
@@ -203,7 +228,12 @@ async fn daemonset_places_one_pod_per_eligible_node(client: &Client) {
         Box::pin(async move { (pods_with(&c, "app=agent").await.len() == 2).then_some(()) })
     })
     .await;
-    eventually("status desired 2", Duration::from_secs(60), status((2, 2, 1, 1))).await;
+    eventually(
+        "status desired 2",
+        Duration::from_secs(60),
+        status((2, 2, 1, 1)),
+    )
+    .await;
 }
 
 async fn statefulset_creates_pods_in_order(client: &Client) {
@@ -240,8 +270,18 @@ async fn statefulset_creates_pods_in_order(client: &Client) {
     let pod = &first[0];
     assert_eq!(pod.name_any(), "web-0");
     let labels = pod.labels();
-    assert_eq!(labels.get("statefulset.kubernetes.io/pod-name").map(String::as_str), Some("web-0"));
-    assert_eq!(labels.get("apps.kubernetes.io/pod-index").map(String::as_str), Some("0"));
+    assert_eq!(
+        labels
+            .get("statefulset.kubernetes.io/pod-name")
+            .map(String::as_str),
+        Some("web-0")
+    );
+    assert_eq!(
+        labels
+            .get("apps.kubernetes.io/pod-index")
+            .map(String::as_str),
+        Some("0")
+    );
     let spec = pod.spec.clone().unwrap_or_default();
     assert_eq!(spec.hostname.as_deref(), Some("web-0"));
     assert_eq!(spec.subdomain.as_deref(), Some("nginx"));
@@ -268,7 +308,8 @@ async fn statefulset_creates_pods_in_order(client: &Client) {
         Box::pin(async move {
             let set = sets.get("web").await.ok()?;
             let s = set.status.clone()?;
-            (s.replicas == 2 && s.ready_replicas == Some(2) && s.current_replicas == Some(2)).then_some(set)
+            (s.replicas == 2 && s.ready_replicas == Some(2) && s.current_replicas == Some(2))
+                .then_some(set)
         })
     })
     .await;
@@ -278,9 +319,13 @@ async fn statefulset_creates_pods_in_order(client: &Client) {
     let revision = status.update_revision.unwrap_or_default();
     let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
     let rev = revisions.get(&revision).await;
-    assert!(rev.as_ref().is_ok_and(|r| r.revision == 1), "revision {revision}: {rev:?}");
+    assert!(
+        rev.as_ref().is_ok_and(|r| r.revision == 1),
+        "revision {revision}: {rev:?}"
+    );
     let pods = pods_with(client, "app=web").await;
-    assert!(pods
-        .iter()
-        .all(|p| p.labels().get("controller-revision-hash") == Some(&revision)));
+    assert!(
+        pods.iter()
+            .all(|p| p.labels().get("controller-revision-hash") == Some(&revision))
+    );
 }

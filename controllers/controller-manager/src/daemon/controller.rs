@@ -13,8 +13,8 @@ use futures::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::{Resource as _, ResourceExt};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource as _, ResourceExt};
 
 use super::backoff::Backoff;
 use super::reconcile::{self, NodeToPods, StatusCounts};
@@ -107,19 +107,27 @@ pub(crate) fn should_ignore_node_update(old: &Node, new: &Node) -> bool {
 
 impl Controller {
     /// Upstream `resolveControllerRef`.
-    fn owner_of(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<Arc<DaemonSet>> {
+    fn owner_of(
+        &self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> Option<Arc<DaemonSet>> {
         let owner = ownerref::get_controller_of(meta)?;
         if owner.kind != "DaemonSet" {
             return None;
         }
         let ns = meta.namespace.as_deref()?;
-        let ds = self.daemonsets.get(&ObjectRef::new(&owner.name).within(ns))?;
+        let ds = self
+            .daemonsets
+            .get(&ObjectRef::new(&owner.name).within(ns))?;
         (ds.metadata.uid.as_deref() == Some(owner.uid.as_str())).then_some(ds)
     }
 
     /// Upstream `getDaemonSetsForPod` / `getDaemonSetsForHistory`: the
     /// DaemonSets whose selector matches an orphan's labels.
-    fn matching(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Vec<Enqueue> {
+    fn matching(
+        &self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> Vec<Enqueue> {
         let ns = meta.namespace.as_deref();
         self.daemonsets
             .state()
@@ -180,7 +188,11 @@ impl Controller {
                 return keys;
             };
             keys.push(key_of(&ds));
-            let min_ready = ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+            let min_ready = ds
+                .spec
+                .as_ref()
+                .and_then(|s| s.min_ready_seconds)
+                .unwrap_or(0);
             if min_ready > 0 && !is_pod_ready(old) && is_pod_ready(new) {
                 let after = Duration::from_secs(min_ready as u64 + 1);
                 keys.push(Enqueue::After(Key::of(ds.as_ref()), after));
@@ -233,7 +245,11 @@ impl Controller {
         match change {
             Change::Added(rev) | Change::Deleted(rev) => {
                 if ownerref::get_controller_of(&rev.metadata).is_some() {
-                    return self.owner_of(&rev.metadata).map(|ds| key_of(&ds)).into_iter().collect();
+                    return self
+                        .owner_of(&rev.metadata)
+                        .map(|ds| key_of(&ds))
+                        .into_iter()
+                        .collect();
                 }
                 self.matching(&rev.metadata)
             }
@@ -277,11 +293,16 @@ impl Controller {
         let ds = ds.as_ref();
         let nodes_arc = self.nodes.state();
         let nodes: Vec<&Node> = nodes_arc.iter().map(Arc::as_ref).collect();
-        let empty = ds
-            .spec
-            .as_ref()
-            .is_none_or(|s| s.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                && s.selector.match_expressions.as_ref().is_none_or(|e| e.is_empty()));
+        let empty = ds.spec.as_ref().is_none_or(|s| {
+            s.selector
+                .match_labels
+                .as_ref()
+                .is_none_or(|m| m.is_empty())
+                && s.selector
+                    .match_expressions
+                    .as_ref()
+                    .is_none_or(|e| e.is_empty())
+        });
         if empty {
             self.events.publish(
                 &ds.object_ref(&()),
@@ -313,12 +334,16 @@ impl Controller {
         tracing::trace!(daemonset = %key, %hash, pods = claimed.len(), nodes = nodes.len(), "daemon set history and pods");
 
         if !self.expectations.satisfied(&exp_key) {
-            return self.update_status(ds, &nodes, &node_to_pods, &hash, false).await;
+            return self
+                .update_status(ds, &nodes, &node_to_pods, &hash, false)
+                .await;
         }
         let result = self
             .update_daemonset(ds, &exp_key, &nodes, &node_to_pods, &hash, &old, &claimed)
             .await;
-        let status = self.update_status(ds, &nodes, &node_to_pods, &hash, true).await;
+        let status = self
+            .update_status(ds, &nodes, &node_to_pods, &hash, true)
+            .await;
         match (result, status) {
             (Err(err), Err(status_err)) => {
                 tracing::warn!(daemonset = %key, error = %status_err, "failed to update status");
@@ -342,32 +367,50 @@ impl Controller {
         claimed: &[&Pod],
     ) -> Result<Option<Duration>, Error> {
         let plan = {
-            let mut backoff = self
-                .backoff
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            reconcile::manage(ds, nodes, node_to_pods, hash, &mut backoff, Instant::now(), Timestamp::now())
+            let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+            reconcile::manage(
+                ds,
+                nodes,
+                node_to_pods,
+                hash,
+                &mut backoff,
+                Instant::now(),
+                Timestamp::now(),
+            )
         };
         tracing::trace!(daemonset = %exp_key, create_on = ?plan.nodes_needing_pods, delete = ?plan.pods_to_delete, "manage");
         let regarding = ds.object_ref(&());
         for event in &plan.events {
             self.events.publish(&regarding, event);
         }
-        self.sync_nodes(ds, exp_key, &plan.pods_to_delete, &plan.nodes_needing_pods, hash)
-            .await?;
+        self.sync_nodes(
+            ds,
+            exp_key,
+            &plan.pods_to_delete,
+            &plan.nodes_needing_pods,
+            hash,
+        )
+        .await?;
         let strategy = ds
             .spec
             .as_ref()
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|s| s.type_.as_deref());
         if self.expectations.satisfied(exp_key) && strategy == Some("RollingUpdate") {
-            let rolling = reconcile::rolling_update(ds, nodes, node_to_pods, hash, Timestamp::now())
-                .map_err(|e| Error::InvalidObject {
-                    object: exp_key.to_string(),
-                    reason: e.to_string(),
-                })?;
-            self.sync_nodes(ds, exp_key, &rolling.pods_to_delete, &rolling.nodes_needing_pods, hash)
-                .await?;
+            let rolling =
+                reconcile::rolling_update(ds, nodes, node_to_pods, hash, Timestamp::now())
+                    .map_err(|e| Error::InvalidObject {
+                        object: exp_key.to_string(),
+                        reason: e.to_string(),
+                    })?;
+            self.sync_nodes(
+                ds,
+                exp_key,
+                &rolling.pods_to_delete,
+                &rolling.nodes_needing_pods,
+                hash,
+            )
+            .await?;
         }
         self.cleanup_history(ds, old, claimed)
             .await
@@ -397,7 +440,10 @@ impl Controller {
         if !plan.adopt.is_empty() && self.can_adopt(ds, &me).await {
             for pod in plan.adopt {
                 let patch = controller_utils::adopt_patch(&me, controller_utils::uid_of(pod))?;
-                let result = self.pod_control.patch_pod(&ns, &pod.name_any(), patch).await;
+                let result = self
+                    .pod_control
+                    .patch_pod(&ns, &pod.name_any(), patch)
+                    .await;
                 if controller_utils::adopted(result)?.is_some() {
                     claimed.push(pod);
                 }
@@ -405,7 +451,11 @@ impl Controller {
         }
         for pod in plan.release {
             let patch = controller_utils::release_patch(&me, controller_utils::uid_of(pod))?;
-            controller_utils::released(self.pod_control.patch_pod(&ns, &pod.name_any(), patch).await)?;
+            controller_utils::released(
+                self.pod_control
+                    .patch_pod(&ns, &pod.name_any(), patch)
+                    .await,
+            )?;
         }
         Ok(claimed)
     }
@@ -444,7 +494,11 @@ impl Controller {
         self.expectations
             .expect_creations_and_deletions(exp_key, create, delete_keys.clone());
         let generation = super::util::template_generation(ds).ok().flatten();
-        let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+        let template = ds
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default();
         let template = create_pod_template(&template, generation, hash);
         let owner = ownerref::new_controller_ref_for(ds);
         let regarding = ds.object_ref(&());
@@ -472,14 +526,20 @@ impl Controller {
                 match result {
                     Ok(pod) => self.events.publish(
                         &regarding,
-                        &EventSpec::normal(SUCCESSFUL_CREATE_REASON, format!("Created pod: {}", pod.name_any())),
+                        &EventSpec::normal(
+                            SUCCESSFUL_CREATE_REASON,
+                            format!("Created pod: {}", pod.name_any()),
+                        ),
                     ),
                     Err(err) if err.is_namespace_terminating() => {}
                     Err(err) => {
                         self.expectations.creation_observed(exp_key);
                         self.events.publish(
                             &regarding,
-                            &EventSpec::warning(FAILED_CREATE_REASON, format!("Error creating: {}", err.api_message())),
+                            &EventSpec::warning(
+                                FAILED_CREATE_REASON,
+                                format!("Error creating: {}", err.api_message()),
+                            ),
                         );
                         errors.push(err);
                     }
@@ -509,7 +569,10 @@ impl Controller {
                     if !err.is_not_found() {
                         self.events.publish(
                             &regarding,
-                            &EventSpec::warning(FAILED_DELETE_REASON, format!("Error deleting: {}", err.api_message())),
+                            &EventSpec::warning(
+                                FAILED_DELETE_REASON,
+                                format!("Error deleting: {}", err.api_message()),
+                            ),
                         );
                         errors.push(err);
                     }
@@ -552,13 +615,20 @@ impl Controller {
                     Err(err) => {
                         return Err(Error::Controller {
                             name: super::DAEMONSET_CONTROLLER,
-                            reason: format!("error storing status for daemon set {}: {err}", Key::of(ds)),
+                            reason: format!(
+                                "error storing status for daemon set {}: {err}",
+                                Key::of(ds)
+                            ),
                         });
                     }
                 }
             }
         }
-        let min_ready = ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+        let min_ready = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0);
         if min_ready > 0 && counts.number_ready != counts.number_available {
             return Ok(Some(Duration::from_secs(min_ready as u64)));
         }

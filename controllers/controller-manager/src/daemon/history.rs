@@ -57,11 +57,7 @@ pub fn revision_hash(ds: &DaemonSet) -> String {
 }
 
 /// The revision `snapshot` creates for `ds` at number `revision`.
-pub fn new_revision(
-    ds: &DaemonSet,
-    patch: serde_json::Value,
-    revision: i64,
-) -> ControllerRevision {
+pub fn new_revision(ds: &DaemonSet, patch: serde_json::Value, revision: i64) -> ControllerRevision {
     let hash = revision_hash(ds);
     let mut labels: BTreeMap<String, String> = ds
         .spec

@@ -7,9 +7,9 @@ pub mod backoff;
 pub mod controller;
 pub mod history;
 pub mod reconcile;
-pub mod util;
 #[cfg(test)]
 mod tests;
+pub mod util;
 
 use std::sync::{Arc, Mutex};
 

@@ -15,8 +15,8 @@ use kube::ResourceExt;
 
 use super::backoff::Backoff;
 use super::util::{
-    add_daemon_tolerations, find_untolerated_taint, is_pod_updated, surge_count,
-    unavailable_count, BudgetError,
+    BudgetError, add_daemon_tolerations, find_untolerated_taint, is_pod_updated, surge_count,
+    unavailable_count,
 };
 use super::{FAILED_DAEMON_POD_REASON, SUCCEEDED_DAEMON_POD_REASON};
 use crate::controller_utils::{is_pod_available, is_pod_ready, pod_phase};
@@ -27,7 +27,10 @@ use crate::history::CONTROLLER_REVISION_HASH_LABEL;
 pub type NodeToPods<'a> = BTreeMap<String, Vec<&'a Pod>>;
 
 fn min_ready_seconds(ds: &DaemonSet) -> i32 {
-    ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 /// Upstream `NewPod`: the pod the DaemonSet would run on `node`, with the
@@ -225,7 +228,11 @@ fn pods_should_be_on_node(
             .labels()
             .get(CONTROLLER_REVISION_HASH_LABEL)
             .is_some_and(|h| h == hash);
-        let slot = if is_new { &mut oldest_new } else { &mut oldest_old };
+        let slot = if is_new {
+            &mut oldest_new
+        } else {
+            &mut oldest_old
+        };
         if slot.is_none() {
             *slot = Some(pod);
         } else {
@@ -256,7 +263,10 @@ pub fn manage(
         pods_should_be_on_node(&mut plan, node, node_to_pods, ds, hash, backoff, clock, now);
     }
     for (node, pods) in node_to_pods {
-        if nodes.iter().any(|n| n.metadata.name.as_deref() == Some(node.as_str())) {
+        if nodes
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some(node.as_str()))
+        {
             continue;
         }
         plan.pods_to_delete.extend(
@@ -275,10 +285,20 @@ pub fn manage(
 
 /// Upstream `findUpdatedPodsOnNode`: the node's one new and one old live
 /// pod; `None` when there are several of either (manage prunes first).
-fn updated_pods_on_node<'a>(pods: &[&'a Pod], hash: &str) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
+fn updated_pods_on_node<'a>(
+    pods: &[&'a Pod],
+    hash: &str,
+) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
     let (mut new, mut old) = (None, None);
-    for pod in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
-        let slot = if is_pod_updated(pod, hash) { &mut new } else { &mut old };
+    for pod in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        let slot = if is_pod_updated(pod, hash) {
+            &mut new
+        } else {
+            &mut old
+        };
         if slot.is_some() {
             return None;
         }
@@ -363,7 +383,11 @@ pub fn rolling_update(
         return Ok(plan);
     }
 
-    let node_by_name = |name: &str| nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name));
+    let node_by_name = |name: &str| {
+        nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+    };
     let should_run_on = |name: &str| node_by_name(name).is_some_and(|n| node_should_run(n, ds).0);
     let mut should_not_run = Vec::new();
     let mut candidate_nodes = Vec::new();

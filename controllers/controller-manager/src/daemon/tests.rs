@@ -97,7 +97,15 @@ fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod]) -> ManagePlan {
     let pods: Vec<&Pod> = pods.iter().collect();
     let by_node = group_by_node(&pods);
     let mut backoff = Backoff::default();
-    manage(ds, &nodes, &by_node, "h1", &mut backoff, Instant::now(), ts(1000))
+    manage(
+        ds,
+        &nodes,
+        &by_node,
+        "h1",
+        &mut backoff,
+        Instant::now(),
+        ts(1000),
+    )
 }
 
 #[test]
@@ -116,7 +124,10 @@ fn daemon_tolerations_are_added_once() {
     add_daemon_tolerations(&mut spec);
     add_daemon_tolerations(&mut spec);
     let tolerations = spec.tolerations.unwrap();
-    let keys: Vec<&str> = tolerations.iter().filter_map(|t| t.key.as_deref()).collect();
+    let keys: Vec<&str> = tolerations
+        .iter()
+        .filter_map(|t| t.key.as_deref())
+        .collect();
     assert_eq!(
         keys,
         [
@@ -192,7 +203,14 @@ fn node_should_run_follows_selector_affinity_and_taints() {
 
     // spec.nodeName in the template.
     let mut d = ds("d");
-    d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().node_name = Some("b".into());
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .node_name = Some("b".into());
     assert_eq!(node_should_run(&plain, &d), (false, false));
 }
 
@@ -214,11 +232,23 @@ fn tolerations_match_as_upstream() {
         }
     };
     assert!(tolerates(&tol(Some("k"), None, Some("v"), None), &taint));
-    assert!(tolerates(&tol(Some("k"), Some("Equal"), Some("v"), Some("NoSchedule")), &taint));
-    assert!(!tolerates(&tol(Some("k"), Some("Equal"), Some("w"), None), &taint));
+    assert!(tolerates(
+        &tol(Some("k"), Some("Equal"), Some("v"), Some("NoSchedule")),
+        &taint
+    ));
+    assert!(!tolerates(
+        &tol(Some("k"), Some("Equal"), Some("w"), None),
+        &taint
+    ));
     assert!(tolerates(&tol(None, Some("Exists"), None, None), &taint));
-    assert!(!tolerates(&tol(Some("k"), Some("Exists"), None, Some("NoExecute")), &taint));
-    assert!(!tolerates(&tol(Some("other"), Some("Exists"), None, None), &taint));
+    assert!(!tolerates(
+        &tol(Some("k"), Some("Exists"), None, Some("NoExecute")),
+        &taint
+    ));
+    assert!(!tolerates(
+        &tol(Some("other"), Some("Exists"), None, None),
+        &taint
+    ));
 }
 
 #[test]
@@ -237,7 +267,10 @@ fn pods_are_pinned_by_node_name_affinity() {
         .node_selector_terms;
     assert_eq!(terms.len(), 1);
     let field = &terms[0].match_fields.as_ref().unwrap()[0];
-    assert_eq!((field.key.as_str(), field.operator.as_str()), ("metadata.name", "In"));
+    assert_eq!(
+        (field.key.as_str(), field.operator.as_str()),
+        ("metadata.name", "In")
+    );
     assert_eq!(field.values.as_deref(), Some(&["n2".to_string()][..]));
 }
 
@@ -369,7 +402,12 @@ fn rolling_update_with_surge_creates_then_deletes() {
 #[test]
 fn status_counts_oldest_pod_per_node() {
     let d = ds("d");
-    let nodes = [node("a"), node("b"), node("c"), tainted(node("x"), "k", "NoSchedule")];
+    let nodes = [
+        node("a"),
+        node("b"),
+        node("c"),
+        tainted(node("x"), "k", "NoSchedule"),
+    ];
     let pods = [
         ready_since(daemon_pod("p-a", "a", "h1"), 0),
         daemon_pod("p-b", "b", "h0"),
@@ -441,8 +479,19 @@ fn revision_matches_only_its_template() {
     let rev = history::new_revision(&d, patch.clone(), 1);
     assert!(history::matches(&patch, &rev));
     let mut changed = ds("d");
-    changed.spec.as_mut().unwrap().template.spec.as_mut().unwrap().host_network = Some(true);
-    assert!(!history::matches(&history::patch_of(&changed).unwrap(), &rev));
+    changed
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .host_network = Some(true);
+    assert!(!history::matches(
+        &history::patch_of(&changed).unwrap(),
+        &rev
+    ));
     assert_eq!(
         rev.metadata.labels.as_ref().unwrap()[CONTROLLER_REVISION_HASH_LABEL],
         history::revision_hash(&d)

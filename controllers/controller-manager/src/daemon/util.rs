@@ -65,10 +65,22 @@ fn add_or_update_toleration(spec: &mut PodSpec, toleration: Toleration) {
 pub fn add_daemon_tolerations(spec: &mut PodSpec) {
     add_or_update_toleration(spec, exists("node.kubernetes.io/not-ready", "NoExecute"));
     add_or_update_toleration(spec, exists("node.kubernetes.io/unreachable", "NoExecute"));
-    add_or_update_toleration(spec, exists("node.kubernetes.io/disk-pressure", "NoSchedule"));
-    add_or_update_toleration(spec, exists("node.kubernetes.io/memory-pressure", "NoSchedule"));
-    add_or_update_toleration(spec, exists("node.kubernetes.io/pid-pressure", "NoSchedule"));
-    add_or_update_toleration(spec, exists("node.kubernetes.io/unschedulable", "NoSchedule"));
+    add_or_update_toleration(
+        spec,
+        exists("node.kubernetes.io/disk-pressure", "NoSchedule"),
+    );
+    add_or_update_toleration(
+        spec,
+        exists("node.kubernetes.io/memory-pressure", "NoSchedule"),
+    );
+    add_or_update_toleration(
+        spec,
+        exists("node.kubernetes.io/pid-pressure", "NoSchedule"),
+    );
+    add_or_update_toleration(
+        spec,
+        exists("node.kubernetes.io/unschedulable", "NoSchedule"),
+    );
     if spec.host_network == Some(true) {
         add_or_update_toleration(
             spec,
@@ -155,7 +167,9 @@ fn node_name_term(node: &str) -> NodeSelectorTerm {
 /// scheduler binds it there (the DaemonSet already checked the rest).
 pub fn replace_node_name_affinity(affinity: Option<Affinity>, node: &str) -> Affinity {
     let mut affinity = affinity.unwrap_or_default();
-    let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let node_affinity = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
     match &mut node_affinity.required_during_scheduling_ignored_during_execution {
         Some(required) => required.node_selector_terms = vec![node_name_term(node)],
         None => {
@@ -225,9 +239,9 @@ pub struct BudgetError {
 pub fn surge_count(ds: &DaemonSet, number_to_schedule: i32) -> Result<i32, BudgetError> {
     match rolling_update(ds).and_then(|r| r.max_surge.as_ref()) {
         None => Ok(0),
-        Some(v) => scaled_value(v, number_to_schedule, true).ok_or(BudgetError {
-            field: "maxSurge",
-        }),
+        Some(v) => {
+            scaled_value(v, number_to_schedule, true).ok_or(BudgetError { field: "maxSurge" })
+        }
     }
 }
 

@@ -39,7 +39,10 @@ fn name_is_prefix_dash_hash_with_prefix_capped() {
 fn new_revision_is_named_and_labelled_by_its_hash() {
     let cr = revision(json!({"spec": {"template": {"$patch": "replace"}}}), 1);
     let hash = cr.metadata.labels.as_ref().unwrap()[CONTROLLER_REVISION_HASH_LABEL].clone();
-    assert_eq!(cr.metadata.name.as_deref(), Some(format!("web-{hash}").as_str()));
+    assert_eq!(
+        cr.metadata.name.as_deref(),
+        Some(format!("web-{hash}").as_str())
+    );
     assert_eq!(cr.metadata.labels.as_ref().unwrap()["app"], "web");
     assert_eq!(cr.revision, 1);
     let raw = br#"{"spec":{"template":{"$patch":"replace"}}}"#;

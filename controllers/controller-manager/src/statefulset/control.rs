@@ -19,17 +19,37 @@ use crate::error::Error;
 /// `StatefulPodControl`); events are the implementation's.
 pub trait StatefulPodOps: Send + Sync {
     /// Creates the pod's missing claims, then the pod.
-    fn create_stateful_pod<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>>;
+    fn create_stateful_pod<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Brings identity, storage and claim owner references in line and
     /// updates the pod if needed.
-    fn update_stateful_pod<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>>;
-    fn delete_stateful_pod<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>>;
+    fn update_stateful_pod<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    fn delete_stateful_pod<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Upstream `createMissingPersistentVolumeClaims` (for pending pods).
-    fn create_missing_claims<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>>;
+    fn create_missing_claims<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Upstream `ClaimsMatchRetentionPolicy`.
     fn claims_match_retention_policy(&self, set: &StatefulSet, pod: &Pod) -> Result<bool, Error>;
     /// Upstream `UpdatePodClaimForRetentionPolicy`.
-    fn update_claims_for_retention_policy<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>>;
+    fn update_claims_for_retention_policy<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Upstream `PodClaimIsStale`: a claim still owned by an earlier pod of
     /// the same name (its deletion is pending).
     fn pod_claim_is_stale(&self, set: &StatefulSet, pod: &Pod) -> Result<bool, Error>;
@@ -45,12 +65,18 @@ pub struct Revisions<'a> {
 }
 
 fn min_ready_seconds(set: &StatefulSet) -> i32 {
-    set.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    set.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 /// Upstream `allowsBurst`.
 pub fn allows_burst(set: &StatefulSet) -> bool {
-    set.spec.as_ref().and_then(|s| s.pod_management_policy.as_deref()) == Some("Parallel")
+    set.spec
+        .as_ref()
+        .and_then(|s| s.pod_management_policy.as_deref())
+        == Some("Parallel")
 }
 
 /// Upstream `computeReplicaStatus` + `updateStatus` over every list.
@@ -147,7 +173,14 @@ pub async fn update_stateful_set(
     let current_name = revisions.current.name_any();
     let update_name = revisions.update.name_any();
     let versioned = |ord: i32| {
-        new_versioned_pod(&current_set, &update_set, &current_name, &update_name, ord, owner.clone())
+        new_versioned_pod(
+            &current_set,
+            &update_set,
+            &current_name,
+            &update_name,
+            ord,
+            owner.clone(),
+        )
     };
     let mut replicas_list: Vec<Pod> = slots
         .into_iter()
@@ -155,7 +188,13 @@ pub async fn update_stateful_set(
         .map(|(i, p)| p.unwrap_or_else(|| versioned(start + i as i32)))
         .collect();
     condemned.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
-    update_status_counts(&mut status, min_ready, revisions, &[&replicas_list, &condemned], now);
+    update_status_counts(
+        &mut status,
+        min_ready,
+        revisions,
+        &[&replicas_list, &condemned],
+        now,
+    );
 
     let first_unhealthy = replicas_list
         .iter()
@@ -174,7 +213,20 @@ pub async fn update_stateful_set(
     let mut result = Ok(());
     let mut exited = false;
     for i in 0..replicas_list.len() {
-        match process_replica(ops, set, &update_set, &mut replicas_list, i, monotonic, &versioned, revisions, &mut status, now).await {
+        match process_replica(
+            ops,
+            set,
+            &update_set,
+            &mut replicas_list,
+            i,
+            monotonic,
+            &versioned,
+            revisions,
+            &mut status,
+            now,
+        )
+        .await
+        {
             Ok(true) if monotonic => {
                 exited = true;
                 break;
@@ -187,7 +239,13 @@ pub async fn update_stateful_set(
         }
     }
     if result.is_err() || exited {
-        update_status_counts(&mut status, min_ready, revisions, &[&replicas_list, &condemned], now);
+        update_status_counts(
+            &mut status,
+            min_ready,
+            revisions,
+            &[&replicas_list, &condemned],
+            now,
+        );
         return (status, result);
     }
 
@@ -195,11 +253,20 @@ pub async fn update_stateful_set(
     for pod in &condemned {
         let outcome = match ops.claims_match_retention_policy(&update_set, pod) {
             Ok(true) => Ok(()),
-            Ok(false) => ops.update_claims_for_retention_policy(&update_set, pod).await,
+            Ok(false) => {
+                ops.update_claims_for_retention_policy(&update_set, pod)
+                    .await
+            }
             Err(err) => Err(err),
         };
         if let Err(err) = outcome {
-            update_status_counts(&mut status, min_ready, revisions, &[&replicas_list, &condemned], now);
+            update_status_counts(
+                &mut status,
+                min_ready,
+                revisions,
+                &[&replicas_list, &condemned],
+                now,
+            );
             return (status, Err(err));
         }
     }
@@ -220,14 +287,26 @@ pub async fn update_stateful_set(
         }
         tracing::info!(statefulset = %set.name_any(), pod = %pod.name_any(), "Pod of StatefulSet is terminating for scale down");
         if let Err(err) = ops.delete_stateful_pod(set, pod).await {
-            update_status_counts(&mut status, min_ready, revisions, &[&replicas_list, &condemned], now);
+            update_status_counts(
+                &mut status,
+                min_ready,
+                revisions,
+                &[&replicas_list, &condemned],
+                now,
+            );
             return (status, Err(err));
         }
         if monotonic {
             break;
         }
     }
-    update_status_counts(&mut status, min_ready, revisions, &[&replicas_list, &condemned], now);
+    update_status_counts(
+        &mut status,
+        min_ready,
+        revisions,
+        &[&replicas_list, &condemned],
+        now,
+    );
 
     if is_on_delete(set) {
         return (status, Ok(()));
@@ -296,7 +375,10 @@ async fn process_replica(
     let retention_matches = ops
         .claims_match_retention_policy(update_set, &replicas[i])
         .unwrap_or(true);
-    if identity_matches(set, &replicas[i]) && storage_matches(set, &replicas[i]) && retention_matches {
+    if identity_matches(set, &replicas[i])
+        && storage_matches(set, &replicas[i])
+        && retention_matches
+    {
         return Ok(false);
     }
     ops.update_stateful_pod(update_set, &replicas[i]).await?;

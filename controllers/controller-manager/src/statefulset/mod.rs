@@ -7,9 +7,9 @@
 pub mod control;
 pub mod pod_control;
 pub mod revisions;
-pub mod utils;
 #[cfg(test)]
 mod tests;
+pub mod utils;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,12 @@ pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
     aliases: &["statefulset"],
     disabled_by_default: false,
     client_name: "statefulset-controller",
-    watches: &["StatefulSet", "Pod", "ControllerRevision", "PersistentVolumeClaim"],
+    watches: &[
+        "StatefulSet",
+        "Pod",
+        "ControllerRevision",
+        "PersistentVolumeClaim",
+    ],
     concurrent_syncs: |c| c.concurrent.statefulset,
     start: |ctx| Box::pin(start(ctx)),
 };
@@ -145,10 +150,18 @@ impl Controller {
         match change {
             Change::Added(pod) => {
                 if pod.metadata.deletion_timestamp.is_some() {
-                    return self.owner_of(&pod.metadata).map(|s| key_of(&s)).into_iter().collect();
+                    return self
+                        .owner_of(&pod.metadata)
+                        .map(|s| key_of(&s))
+                        .into_iter()
+                        .collect();
                 }
                 if ownerref::get_controller_of(&pod.metadata).is_some() {
-                    return self.owner_of(&pod.metadata).map(|s| key_of(&s)).into_iter().collect();
+                    return self
+                        .owner_of(&pod.metadata)
+                        .map(|s| key_of(&s))
+                        .into_iter()
+                        .collect();
                 }
                 self.matching(&pod)
             }
@@ -167,7 +180,11 @@ impl Controller {
                 if new_ref.is_some() {
                     if let Some(set) = self.owner_of(&new.metadata) {
                         keys.push(key_of(&set));
-                        let min_ready = set.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+                        let min_ready = set
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.min_ready_seconds)
+                            .unwrap_or(0);
                         if min_ready > 0 && !is_pod_ready(&old) && is_pod_ready(&new) {
                             let after = Duration::from_secs(min_ready as u64 + 1);
                             keys.push(Enqueue::After(Key::of(set.as_ref()), after));
@@ -180,7 +197,11 @@ impl Controller {
                 }
                 keys
             }
-            Change::Deleted(pod) => self.owner_of(&pod.metadata).map(|s| key_of(&s)).into_iter().collect(),
+            Change::Deleted(pod) => self
+                .owner_of(&pod.metadata)
+                .map(|s| key_of(&s))
+                .into_iter()
+                .collect(),
             Change::Resync => Vec::new(),
         }
     }
@@ -206,7 +227,11 @@ impl Controller {
         let pods_arc = self.pods.state();
         let pods = self.claim_pods(set, &selector, &pods_arc).await?;
         let status = self.update_stateful_set(set, &selector, &pods).await?;
-        let min_ready = set.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+        let min_ready = set
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0);
         if min_ready > 0 && status.available_replicas.unwrap_or(0) != utils::replicas(set) {
             return Ok(Some(Duration::from_secs(min_ready as u64)));
         }
@@ -243,7 +268,10 @@ impl Controller {
         if !plan.adopt.is_empty() && self.can_adopt(set, &me).await.is_ok() {
             for pod in plan.adopt {
                 let patch = controller_utils::adopt_patch(&me, controller_utils::uid_of(pod))?;
-                let result = self.pod_control.patch_pod(&ns, &pod.name_any(), patch).await;
+                let result = self
+                    .pod_control
+                    .patch_pod(&ns, &pod.name_any(), patch)
+                    .await;
                 if controller_utils::adopted(result)?.is_some() {
                     claimed.push(pod);
                 }
@@ -251,7 +279,11 @@ impl Controller {
         }
         for pod in plan.release {
             let patch = controller_utils::release_patch(&me, controller_utils::uid_of(pod))?;
-            controller_utils::released(self.pod_control.patch_pod(&ns, &pod.name_any(), patch).await)?;
+            controller_utils::released(
+                self.pod_control
+                    .patch_pod(&ns, &pod.name_any(), patch)
+                    .await,
+            )?;
         }
         Ok(claimed)
     }
@@ -271,7 +303,11 @@ impl Controller {
     }
 
     /// Upstream `adoptOrphanRevisions`.
-    async fn adopt_orphan_revisions(&self, set: &StatefulSet, selector: &Selector) -> Result<(), Error> {
+    async fn adopt_orphan_revisions(
+        &self,
+        set: &StatefulSet,
+        selector: &Selector,
+    ) -> Result<(), Error> {
         let orphans: Vec<ControllerRevision> = self
             .list_revisions(set, selector)
             .into_iter()
@@ -281,10 +317,12 @@ impl Controller {
             return Ok(());
         }
         let me = ClaimingController::from_resource(set);
-        self.can_adopt(set, &me).await.map_err(|e| Error::Controller {
-            name: STATEFULSET_CONTROLLER,
-            reason: format!("can't adopt ControllerRevisions: {e}"),
-        })?;
+        self.can_adopt(set, &me)
+            .await
+            .map_err(|e| Error::Controller {
+                name: STATEFULSET_CONTROLLER,
+                reason: format!("can't adopt ControllerRevisions: {e}"),
+            })?;
         let ns = set.namespace().unwrap_or_default();
         for rev in orphans {
             let patch = controller_utils::adopt_patch(&me, controller_utils::uid_of(&rev))?;
@@ -308,7 +346,9 @@ impl Controller {
             match self.set_revisions(set, &revisions, owner.clone()).await {
                 Ok(r) => r,
                 Err(err) => {
-                    let _ = self.truncate_history(set, pods, &revisions, None, None).await;
+                    let _ = self
+                        .truncate_history(set, pods, &revisions, None, None)
+                        .await;
                     return Err(err);
                 }
             };
@@ -317,8 +357,15 @@ impl Controller {
             update: &update,
             collision_count,
         };
-        let (mut status, result) =
-            control::update_stateful_set(self.ops.as_ref(), set, &revs, pods, owner, Timestamp::now()).await;
+        let (mut status, result) = control::update_stateful_set(
+            self.ops.as_ref(),
+            set,
+            &revs,
+            pods,
+            owner,
+            Timestamp::now(),
+        )
+        .await;
         let status_result = self.update_status(set, &mut status).await;
         let truncated = self
             .truncate_history(set, pods, &revisions, Some(&current), Some(&update))
@@ -332,7 +379,11 @@ impl Controller {
     /// Upstream `updateStatefulSetStatus`: completes a finished rolling
     /// update and writes status when it differs (retrying conflicts on the
     /// cached object).
-    async fn update_status(&self, set: &StatefulSet, status: &mut StatefulSetStatus) -> Result<(), Error> {
+    async fn update_status(
+        &self,
+        set: &StatefulSet,
+        status: &mut StatefulSetStatus,
+    ) -> Result<(), Error> {
         control::complete_rolling_update(set, status);
         if !control::inconsistent_status(set, status) {
             return Ok(());

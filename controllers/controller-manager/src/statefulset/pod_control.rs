@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::{Resource as _, ResourceExt};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource as _, ResourceExt};
 
 use super::control::StatefulPodOps;
 use super::utils::*;
@@ -39,10 +39,7 @@ fn policy(set: &StatefulSet) -> (String, String) {
 }
 
 fn has_owner_ref(meta: &ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.uid == uid)
+    meta.owner_references.iter().flatten().any(|r| r.uid == uid)
 }
 
 fn set_owner_ref(meta: &mut ObjectMeta, api_version: &str, kind: &str, owner: &ObjectMeta) -> bool {
@@ -50,13 +47,15 @@ fn set_owner_ref(meta: &mut ObjectMeta, api_version: &str, kind: &str, owner: &O
     if has_owner_ref(meta, &uid) {
         return false;
     }
-    meta.owner_references.get_or_insert_with(Vec::new).push(OwnerReference {
-        api_version: api_version.into(),
-        kind: kind.into(),
-        name: owner.name.clone().unwrap_or_default(),
-        uid,
-        ..Default::default()
-    });
+    meta.owner_references
+        .get_or_insert_with(Vec::new)
+        .push(OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: owner.name.clone().unwrap_or_default(),
+            uid,
+            ..Default::default()
+        });
     true
 }
 
@@ -72,7 +71,11 @@ fn remove_owner_ref(meta: &mut ObjectMeta, owner: &ObjectMeta) -> bool {
 
 /// Upstream `updateClaimOwnerRefForSetAndPod`: which of the set and the
 /// pod own the claim under the retention policy; true when it changed.
-pub fn update_claim_owner_refs(claim: &mut PersistentVolumeClaim, set: &StatefulSet, pod: &Pod) -> bool {
+pub fn update_claim_owner_refs(
+    claim: &mut PersistentVolumeClaim,
+    set: &StatefulSet,
+    pod: &Pod,
+) -> bool {
     let (when_deleted, when_scaled) = policy(set);
     let meta = &mut claim.metadata;
     let scaled_down = !in_ordinal_range(pod, set);
@@ -120,25 +123,56 @@ impl KubeStatefulPodControl {
     /// Upstream `recordPodEvent`.
     fn pod_event(&self, verb: &str, set: &StatefulSet, pod: &Pod, err: Option<&Error>) {
         let (set_name, pod_name) = (set.name_any(), pod.name_any());
-        let reason = format!("{}{}", if err.is_some() { "Failed" } else { "Successful" }, capitalize(verb));
+        let reason = format!(
+            "{}{}",
+            if err.is_some() {
+                "Failed"
+            } else {
+                "Successful"
+            },
+            capitalize(verb)
+        );
         let spec = match err {
-            None => EventSpec::normal(&reason, format!("{verb} Pod {pod_name} in StatefulSet {set_name} successful")),
+            None => EventSpec::normal(
+                &reason,
+                format!("{verb} Pod {pod_name} in StatefulSet {set_name} successful"),
+            ),
             Some(err) => EventSpec::warning(
                 &reason,
-                format!("{verb} Pod {pod_name} in StatefulSet {set_name} failed error: {}", err.api_message()),
+                format!(
+                    "{verb} Pod {pod_name} in StatefulSet {set_name} failed error: {}",
+                    err.api_message()
+                ),
             ),
         };
         self.event(set, spec);
     }
 
     /// Upstream `recordClaimEvent`.
-    fn claim_event(&self, verb: &str, set: &StatefulSet, pod: &Pod, claim: &PersistentVolumeClaim, err: Option<&Error>) {
+    fn claim_event(
+        &self,
+        verb: &str,
+        set: &StatefulSet,
+        pod: &Pod,
+        claim: &PersistentVolumeClaim,
+        err: Option<&Error>,
+    ) {
         let (set_name, pod_name, claim_name) = (set.name_any(), pod.name_any(), claim.name_any());
-        let reason = format!("{}{}", if err.is_some() { "Failed" } else { "Successful" }, capitalize(verb));
+        let reason = format!(
+            "{}{}",
+            if err.is_some() {
+                "Failed"
+            } else {
+                "Successful"
+            },
+            capitalize(verb)
+        );
         let spec = match err {
             None => EventSpec::normal(
                 &reason,
-                format!("{verb} Claim {claim_name} Pod {pod_name} in StatefulSet {set_name} success"),
+                format!(
+                    "{verb} Claim {claim_name} Pod {pod_name} in StatefulSet {set_name} success"
+                ),
             ),
             Some(err) => EventSpec::warning(
                 &reason,
@@ -164,7 +198,11 @@ impl KubeStatefulPodControl {
                         Err(err) if err.is_already_exists() => {}
                         Err(err) => {
                             self.claim_event("create", set, pod, &claim, Some(&err));
-                            errors.push(format!("failed to create PVC {}: {}", claim.name_any(), err.api_message()));
+                            errors.push(format!(
+                                "failed to create PVC {}: {}",
+                                claim.name_any(),
+                                err.api_message()
+                            ));
                         }
                     }
                 }
@@ -193,7 +231,11 @@ fn capitalize(verb: &str) -> String {
 }
 
 impl StatefulPodOps for KubeStatefulPodControl {
-    fn create_stateful_pod<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn create_stateful_pod<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.create_claims(set, pod).await?;
             let ns = set.namespace().unwrap_or_default();
@@ -212,7 +254,11 @@ impl StatefulPodOps for KubeStatefulPodControl {
         })
     }
 
-    fn update_stateful_pod<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn update_stateful_pod<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let ns = set.namespace().unwrap_or_default();
             let mut pod = pod.clone();
@@ -251,7 +297,11 @@ impl StatefulPodOps for KubeStatefulPodControl {
         })
     }
 
-    fn delete_stateful_pod<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn delete_stateful_pod<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let ns = set.namespace().unwrap_or_default();
             match self.pods.delete(&ns, &pod.name_any()).await {
@@ -267,7 +317,11 @@ impl StatefulPodOps for KubeStatefulPodControl {
         })
     }
 
-    fn create_missing_claims<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn create_missing_claims<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.create_claims(set, pod))
     }
 
@@ -283,7 +337,11 @@ impl StatefulPodOps for KubeStatefulPodControl {
         Ok(true)
     }
 
-    fn update_claims_for_retention_policy<'a>(&'a self, set: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn update_claims_for_retention_policy<'a>(
+        &'a self,
+        set: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             for (_, claim) in claims_for(set, pod) {
                 let Some(existing) = self.cached_claim(&claim) else {

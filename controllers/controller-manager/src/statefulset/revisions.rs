@@ -26,7 +26,10 @@ pub enum UpdateRevision {
 }
 
 /// Upstream `getStatefulSetRevisions`' choice.
-pub fn choose_update_revision(sorted: &[ControllerRevision], candidate: &ControllerRevision) -> UpdateRevision {
+pub fn choose_update_revision(
+    sorted: &[ControllerRevision],
+    candidate: &ControllerRevision,
+) -> UpdateRevision {
     let equal: Vec<usize> = sorted
         .iter()
         .enumerate()
@@ -34,7 +37,9 @@ pub fn choose_update_revision(sorted: &[ControllerRevision], candidate: &Control
         .map(|(i, _)| i)
         .collect();
     match (equal.last(), sorted.last()) {
-        (Some(&i), Some(latest)) if equal_revision(latest, &sorted[i]) => UpdateRevision::Latest(sorted.len() - 1),
+        (Some(&i), Some(latest)) if equal_revision(latest, &sorted[i]) => {
+            UpdateRevision::Latest(sorted.len() - 1)
+        }
         (Some(&i), _) => UpdateRevision::Renumber(i),
         (None, _) => UpdateRevision::Create,
     }
@@ -87,7 +92,13 @@ impl Controller {
                 renumbered
             }
             UpdateRevision::Create => {
-                create_controller_revision(self.cr_control.as_ref(), &set.metadata, &candidate, &mut collision_count).await?
+                create_controller_revision(
+                    self.cr_control.as_ref(),
+                    &set.metadata,
+                    &candidate,
+                    &mut collision_count,
+                )
+                .await?
             }
         };
         let current_name = set.status.as_ref().and_then(|s| s.current_revision.clone());

@@ -9,9 +9,7 @@ use k8s_openapi::api::apps::v1::{
     ControllerRevision, RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetOrdinals,
     StatefulSetSpec, StatefulSetStatus, StatefulSetUpdateStrategy,
 };
-use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec,
-};
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::ResourceExt;
 
@@ -128,25 +126,45 @@ impl FakeOps {
 }
 
 impl StatefulPodOps for FakeOps {
-    fn create_stateful_pod<'a>(&'a self, _: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn create_stateful_pod<'a>(
+        &'a self,
+        _: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         self.push("create", pod);
         Box::pin(async { Ok(()) })
     }
-    fn update_stateful_pod<'a>(&'a self, _: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn update_stateful_pod<'a>(
+        &'a self,
+        _: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         self.push("update", pod);
         Box::pin(async { Ok(()) })
     }
-    fn delete_stateful_pod<'a>(&'a self, _: &'a StatefulSet, pod: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn delete_stateful_pod<'a>(
+        &'a self,
+        _: &'a StatefulSet,
+        pod: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         self.push("delete", pod);
         Box::pin(async { Ok(()) })
     }
-    fn create_missing_claims<'a>(&'a self, _: &'a StatefulSet, _: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn create_missing_claims<'a>(
+        &'a self,
+        _: &'a StatefulSet,
+        _: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
     fn claims_match_retention_policy(&self, _: &StatefulSet, _: &Pod) -> Result<bool, Error> {
         Ok(true)
     }
-    fn update_claims_for_retention_policy<'a>(&'a self, _: &'a StatefulSet, _: &'a Pod) -> BoxFuture<'a, Result<(), Error>> {
+    fn update_claims_for_retention_policy<'a>(
+        &'a self,
+        _: &'a StatefulSet,
+        _: &'a Pod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
     fn pod_claim_is_stale(&self, _: &StatefulSet, _: &Pod) -> Result<bool, Error> {
@@ -157,7 +175,12 @@ impl StatefulPodOps for FakeOps {
     }
 }
 
-async fn run(set: &StatefulSet, current: &ControllerRevision, update: &ControllerRevision, pods: &[Pod]) -> (FakeOps, StatefulSetStatus) {
+async fn run(
+    set: &StatefulSet,
+    current: &ControllerRevision,
+    update: &ControllerRevision,
+    pods: &[Pod],
+) -> (FakeOps, StatefulSetStatus) {
     let ops = FakeOps::default();
     let refs: Vec<&Pod> = pods.iter().collect();
     let revisions = Revisions {
@@ -165,7 +188,8 @@ async fn run(set: &StatefulSet, current: &ControllerRevision, update: &Controlle
         update,
         collision_count: 0,
     };
-    let (status, result) = update_stateful_set(&ops, set, &revisions, &refs, owner(), ts(1000)).await;
+    let (status, result) =
+        update_stateful_set(&ops, set, &revisions, &refs, owner(), ts(1000)).await;
     result.unwrap();
     (ops, status)
 }
@@ -178,7 +202,13 @@ fn names_and_ordinals() {
     assert_eq!(parent_and_ordinal("web-x"), (None, -1));
     let s = set(3);
     assert_eq!(pod_name(&s, 2), "web-2");
-    let template = &s.spec.as_ref().unwrap().volume_claim_templates.as_ref().unwrap()[0];
+    let template = &s
+        .spec
+        .as_ref()
+        .unwrap()
+        .volume_claim_templates
+        .as_ref()
+        .unwrap()[0];
     assert_eq!(claim_name(&s, template, 2), "www-web-2");
 }
 
@@ -196,7 +226,10 @@ fn new_pod_has_identity_and_storage() {
     assert_eq!(spec.subdomain.as_deref(), Some("nginx"));
     let volume = &spec.volumes.as_ref().unwrap()[0];
     assert_eq!(volume.name, "www");
-    assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, "www-web-1");
+    assert_eq!(
+        volume.persistent_volume_claim.as_ref().unwrap().claim_name,
+        "www-web-1"
+    );
     assert!(identity_matches(&s, &pod));
     assert!(storage_matches(&s, &pod));
     assert!(is_member_of(&s, &pod));
@@ -219,9 +252,21 @@ fn revisions_round_trip_the_template() {
     let s = set(1);
     let rev = revision_of(&s, 1);
     assert!(rev.name_any().starts_with("web-"));
-    assert_eq!(rev.labels()[CONTROLLER_REVISION_HASH_LABEL], rev.name_any()["web-".len()..]);
+    assert_eq!(
+        rev.labels()[CONTROLLER_REVISION_HASH_LABEL],
+        rev.name_any()["web-".len()..]
+    );
     let mut changed = s.clone();
-    changed.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("v2".into());
+    changed
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("v2".into());
     let restored = apply_revision(&changed, &rev).unwrap();
     assert_eq!(restored.spec.unwrap().template, s.spec.unwrap().template);
 }
@@ -230,13 +275,38 @@ fn revisions_round_trip_the_template() {
 fn update_revision_is_latest_renumbered_or_created() {
     let v1 = set(1);
     let mut v2 = set(1);
-    v2.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("v2".into());
+    v2.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("v2".into());
     let history = vec![revision_of(&v1, 1), revision_of(&v2, 2)];
-    assert_eq!(choose_update_revision(&history, &revision_of(&v2, 3)), UpdateRevision::Latest(1));
-    assert_eq!(choose_update_revision(&history, &revision_of(&v1, 3)), UpdateRevision::Renumber(0));
+    assert_eq!(
+        choose_update_revision(&history, &revision_of(&v2, 3)),
+        UpdateRevision::Latest(1)
+    );
+    assert_eq!(
+        choose_update_revision(&history, &revision_of(&v1, 3)),
+        UpdateRevision::Renumber(0)
+    );
     let mut v3 = set(1);
-    v3.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("v3".into());
-    assert_eq!(choose_update_revision(&history, &revision_of(&v3, 3)), UpdateRevision::Create);
+    v3.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("v3".into());
+    assert_eq!(
+        choose_update_revision(&history, &revision_of(&v3, 3)),
+        UpdateRevision::Create
+    );
 }
 
 #[test]
@@ -278,14 +348,21 @@ async fn parallel_creates_every_pod() {
     s.spec.as_mut().unwrap().pod_management_policy = Some("Parallel".into());
     let rev = revision_of(&s, 1);
     let (ops, _) = run(&s, &rev, &rev, &[]).await;
-    assert_eq!(ops.calls(), ["create web-0", "create web-1", "create web-2"]);
+    assert_eq!(
+        ops.calls(),
+        ["create web-0", "create web-1", "create web-2"]
+    );
 }
 
 #[tokio::test]
 async fn scale_down_removes_the_highest_ordinal_first() {
     let s = set(1);
     let rev = revision_of(&s, 1);
-    let pods = [healthy(&s, 0, &rev), healthy(&s, 1, &rev), healthy(&s, 2, &rev)];
+    let pods = [
+        healthy(&s, 0, &rev),
+        healthy(&s, 1, &rev),
+        healthy(&s, 2, &rev),
+    ];
     let (ops, status) = run(&s, &rev, &rev, &pods).await;
     assert_eq!(ops.calls(), ["delete web-2"]);
     assert_eq!(status.replicas, 3);
@@ -300,38 +377,81 @@ async fn failed_pods_are_recreated_with_an_event() {
     assert_eq!(ops.calls(), ["delete web-0", "create web-0"]);
     let events = ops.events.lock().unwrap().clone();
     assert_eq!(events[0].0, "RecreatingFailedPod");
-    assert_eq!(events[0].1, "StatefulSet ns/web is recreating failed Pod web-0");
+    assert_eq!(
+        events[0].1,
+        "StatefulSet ns/web is recreating failed Pod web-0"
+    );
 }
 
 #[tokio::test]
 async fn rolling_update_replaces_the_highest_outdated_pod() {
     let v1 = set(3);
     let mut v2 = set(3);
-    v2.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("v2".into());
+    v2.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("v2".into());
     let (r1, r2) = (revision_of(&v1, 1), revision_of(&v2, 2));
-    let pods = [healthy(&v1, 0, &r1), healthy(&v1, 1, &r1), healthy(&v1, 2, &r1)];
+    let pods = [
+        healthy(&v1, 0, &r1),
+        healthy(&v1, 1, &r1),
+        healthy(&v1, 2, &r1),
+    ];
     let (ops, status) = run(&v2, &r1, &r2, &pods).await;
     assert_eq!(ops.calls(), ["delete web-2"]);
     assert_eq!(status.current_replicas, Some(2));
-    assert_eq!(status.update_revision.as_deref(), Some(r2.name_any().as_str()));
+    assert_eq!(
+        status.update_revision.as_deref(),
+        Some(r2.name_any().as_str())
+    );
 }
 
 #[tokio::test]
 async fn partition_keeps_lower_ordinals_at_the_current_revision() {
     let v1 = set(3);
     let mut v2 = set(3);
-    v2.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("v2".into());
-    v2.spec.as_mut().unwrap().update_strategy.as_mut().unwrap().rolling_update.as_mut().unwrap().partition = Some(2);
+    v2.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("v2".into());
+    v2.spec
+        .as_mut()
+        .unwrap()
+        .update_strategy
+        .as_mut()
+        .unwrap()
+        .rolling_update
+        .as_mut()
+        .unwrap()
+        .partition = Some(2);
     let (r1, r2) = (revision_of(&v1, 1), revision_of(&v2, 2));
     // web-2 already updated: nothing below the partition is touched.
-    let pods = [healthy(&v1, 0, &r1), healthy(&v1, 1, &r1), healthy(&v2, 2, &r2)];
+    let pods = [
+        healthy(&v1, 0, &r1),
+        healthy(&v1, 1, &r1),
+        healthy(&v2, 2, &r2),
+    ];
     let (ops, _) = run(&v2, &r1, &r2, &pods).await;
     assert!(ops.calls().is_empty());
     // A deleted web-1 comes back at the current revision.
     let ops = FakeOps::default();
     let pods = [healthy(&v1, 0, &r1), healthy(&v2, 2, &r2)];
     let refs: Vec<&Pod> = pods.iter().collect();
-    let revisions = Revisions { current: &r1, update: &r2, collision_count: 0 };
+    let revisions = Revisions {
+        current: &r1,
+        update: &r2,
+        collision_count: 0,
+    };
     let (_, result) = update_stateful_set(&ops, &v2, &revisions, &refs, owner(), ts(1000)).await;
     result.unwrap();
     assert_eq!(ops.calls(), ["create web-1"]);
@@ -341,7 +461,15 @@ async fn partition_keeps_lower_ordinals_at_the_current_revision() {
 async fn on_delete_never_deletes_outdated_pods() {
     let v1 = set(2);
     let mut v2 = set(2);
-    v2.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("v2".into());
+    v2.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("v2".into());
     v2.spec.as_mut().unwrap().update_strategy = Some(StatefulSetUpdateStrategy {
         type_: Some("OnDelete".into()),
         rolling_update: None,
@@ -374,8 +502,18 @@ fn rolling_update_completes_when_all_updated_and_ready() {
 fn max_unavailable_is_at_least_one() {
     let mut s = set(10);
     assert_eq!(max_unavailable(&s, 10).unwrap(), 1);
-    let ru = s.spec.as_mut().unwrap().update_strategy.as_mut().unwrap().rolling_update.as_mut().unwrap();
-    ru.max_unavailable = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("30%".into()));
+    let ru = s
+        .spec
+        .as_mut()
+        .unwrap()
+        .update_strategy
+        .as_mut()
+        .unwrap()
+        .rolling_update
+        .as_mut()
+        .unwrap();
+    ru.max_unavailable =
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("30%".into()));
     assert_eq!(max_unavailable(&s, 10).unwrap(), 3);
 }
 
@@ -387,18 +525,29 @@ fn retention_policy_sets_claim_owners() {
     let mut claim = claims_for(&s, &pod)[0].1.clone();
     // Retain/Retain: nobody owns the claim.
     assert!(!update_claim_owner_refs(&mut claim, &s, &pod));
-    s.spec.as_mut().unwrap().persistent_volume_claim_retention_policy = Some(
+    s.spec
+        .as_mut()
+        .unwrap()
+        .persistent_volume_claim_retention_policy = Some(
         k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy {
             when_deleted: Some("Delete".into()),
             when_scaled: Some("Delete".into()),
         },
     );
     assert!(update_claim_owner_refs(&mut claim, &s, &pod));
-    let owners: Vec<&str> = claim.owner_references().iter().map(|r| r.kind.as_str()).collect();
+    let owners: Vec<&str> = claim
+        .owner_references()
+        .iter()
+        .map(|r| r.kind.as_str())
+        .collect();
     assert_eq!(owners, ["StatefulSet"]);
     // Scaled away: the pod owns it instead.
     s.spec.as_mut().unwrap().replicas = Some(0);
     assert!(update_claim_owner_refs(&mut claim, &s, &pod));
-    let owners: Vec<&str> = claim.owner_references().iter().map(|r| r.kind.as_str()).collect();
+    let owners: Vec<&str> = claim
+        .owner_references()
+        .iter()
+        .map(|r| r.kind.as_str())
+        .collect();
     assert_eq!(owners, ["Pod"]);
 }

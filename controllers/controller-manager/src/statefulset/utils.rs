@@ -322,7 +322,10 @@ pub fn new_revision(
 
 /// Upstream `ApplyRevision`: the set with the revision's template (the
 /// revision is a `$patch: replace` of `spec.template`).
-pub fn apply_revision(set: &StatefulSet, revision: &ControllerRevision) -> Result<StatefulSet, Error> {
+pub fn apply_revision(
+    set: &StatefulSet,
+    revision: &ControllerRevision,
+) -> Result<StatefulSet, Error> {
     let mut out = set.clone();
     let Some(mut template) = revision
         .data
@@ -380,4 +383,3 @@ pub fn is_running_and_available(pod: &Pod, min_ready_seconds: i32, now: Timestam
 pub fn is_healthy(pod: &Pod) -> bool {
     is_running_and_ready(pod) && !is_terminating(pod)
 }
-
