@@ -23,6 +23,10 @@ pub struct ConcurrentSyncs {
     pub cron_job: usize,
     /// `--concurrent-ttl-after-finished-syncs`.
     pub ttl_after_finished: usize,
+    /// `--concurrent-daemonset-syncs`.
+    pub daemonset: usize,
+    /// `--concurrent-statefulset-syncs`.
+    pub statefulset: usize,
 }
 
 impl Default for ConcurrentSyncs {
@@ -39,6 +43,8 @@ impl Default for ConcurrentSyncs {
             job: 5,
             cron_job: 5,
             ttl_after_finished: 5,
+            daemonset: 2,
+            statefulset: 5,
         }
     }
 }

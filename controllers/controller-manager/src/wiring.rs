@@ -22,6 +22,8 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         job: workers(c.concurrent_job_syncs),
         cron_job: workers(c.concurrent_cron_job_syncs),
         ttl_after_finished: workers(c.concurrent_ttl_after_finished_syncs),
+        daemonset: workers(c.concurrent_daemonset_syncs),
+        statefulset: workers(c.concurrent_statefulset_syncs),
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),
@@ -88,11 +90,15 @@ mod tests {
             "kube-controller-manager",
             "--master=http://127.0.0.1:9",
             "--concurrent-rc-syncs=3",
+            "--concurrent-daemonset-syncs=4",
+            "--concurrent-statefulset-syncs=6",
         ];
         let (o, _) = crate::options::parse(argv.map(String::from));
         let config = controller_manager_config(&o).await.expect("config");
         assert_eq!(config.concurrent.replication_controller, 3);
         assert_eq!(config.concurrent.replicaset, 5);
+        assert_eq!(config.concurrent.daemonset, 4);
+        assert_eq!(config.concurrent.statefulset, 6);
     }
 
     #[tokio::test]
