@@ -106,17 +106,33 @@ pub fn client_from_config(
     qps: f32,
     burst: u32,
 ) -> Result<kube::Client, ClientError> {
-    let host = config
+    let host = metrics_host(&config);
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ClientError::Build(e.to_string()))?;
+    Ok(with_rate_limit_and_metrics(builder, host, qps, burst).build())
+}
+
+/// Adds what every client of ours carries, its own `qps`/`burst` token
+/// bucket and the `rest_client_*` metrics for `host`, to a builder that may
+/// have other layers (the controller-manager's per-controller credentials).
+pub fn with_rate_limit_and_metrics<S>(
+    builder: kube::client::ClientBuilder<S>,
+    host: String,
+    qps: f32,
+    burst: u32,
+) -> kube::client::ClientBuilder<RateLimit<RequestMetrics<S>>> {
+    builder
+        .with_layer(&RequestMetricsLayer { host })
+        .with_layer(&RateLimitLayer::new(qps, burst.max(1)))
+}
+
+/// The `host` label of the `rest_client_*` metrics for `config`.
+pub fn metrics_host(config: &kube::Config) -> String {
+    config
         .cluster_url
         .authority()
         .map(|a| a.to_string())
-        .unwrap_or_default();
-    let builder = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| ClientError::Build(e.to_string()))?;
-    let builder = builder
-        .with_layer(&RequestMetricsLayer { host })
-        .with_layer(&RateLimitLayer::new(qps, burst.max(1)));
-    Ok(builder.build())
+        .unwrap_or_default()
 }
 
 /// client-go's token bucket: `burst` tokens, refilled at `qps` per second.
