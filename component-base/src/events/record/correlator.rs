@@ -199,7 +199,8 @@ impl EventCorrelator {
             self.aggregates.add(group.clone(), AggregateRecord::default());
         }
         let Some(record) = self.aggregates.get(&group) else {
-            return (event.clone(), LogKey::Event(event_key(&event)));
+            let key = LogKey::Event(event_key(&event));
+            return (event, key);
         };
         record.local_keys.insert(local);
         record.last = Some(now);
