@@ -179,7 +179,12 @@ fn rs() -> ObjectReference {
 }
 
 fn created(rec: &LegacyRecorder) {
-    rec.event(&rs(), EventType::Normal, "SuccessfulCreate", "Created pod: web-1");
+    rec.event(
+        &rs(),
+        EventType::Normal,
+        "SuccessfulCreate",
+        "Created pod: web-1",
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -194,10 +199,16 @@ async fn creates_then_patches_count_and_recreates_when_gone() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[0].method, Method::POST);
     assert_eq!(seen[0].body["count"], 1);
-    assert_eq!(seen[0].body["source"], json!({"component": "replicaset-controller"}));
+    assert_eq!(
+        seen[0].body["source"],
+        json!({"component": "replicaset-controller"})
+    );
     assert_eq!(seen[0].body["reportingComponent"], "replicaset-controller");
     assert_eq!(seen[0].body["involvedObject"]["resourceVersion"], "9");
-    let name = seen[0].body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = seen[0].body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(name.starts_with("web."), "{name}");
 
     assert_eq!(seen[1].method, Method::PATCH);
@@ -240,7 +251,11 @@ async fn transport_errors_are_retried_server_rejections_are_not() {
 
     // A status from the server (even a 500, as in client-go) is final, and
     // so is AlreadyExists.
-    for (code, reason) in [(500, "InternalError"), (409, "AlreadyExists"), (422, "Invalid")] {
+    for (code, reason) in [
+        (500, "InternalError"),
+        (409, "AlreadyExists"),
+        (422, "Invalid"),
+    ] {
         let before = fake.seen().len();
         fake.fail_next(&[Fault::Status(code, reason)]);
         rec.event(&rs(), EventType::Warning, reason, "m");

@@ -50,21 +50,40 @@ async fn legacy_events_count_combine_and_carry_their_source() {
 
     // Three identical events: one Event, count 3, first < last.
     let web = replicaset("web");
-    rs.event(&web, EventType::Normal, "SuccessfulCreate", "Created pod: web-1");
-    rs.event(&web, EventType::Normal, "SuccessfulCreate", "Created pod: web-1");
+    rs.event(
+        &web,
+        EventType::Normal,
+        "SuccessfulCreate",
+        "Created pod: web-1",
+    );
+    rs.event(
+        &web,
+        EventType::Normal,
+        "SuccessfulCreate",
+        "Created pod: web-1",
+    );
     eventually("count 2", LIMIT, || async {
         let evs = events_about(&api, "web").await;
         evs.iter().any(|e| e.count == Some(2)).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    rs.event(&web, EventType::Normal, "SuccessfulCreate", "Created pod: web-1");
+    rs.event(
+        &web,
+        EventType::Normal,
+        "SuccessfulCreate",
+        "Created pod: web-1",
+    );
     let ev = eventually("count 3", LIMIT, || async {
         let evs = events_about(&api, "web").await;
         evs.into_iter().find(|e| e.count == Some(3))
     })
     .await;
-    assert_eq!(events_about(&api, "web").await.len(), 1, "repeats patch one Event");
+    assert_eq!(
+        events_about(&api, "web").await.len(),
+        1,
+        "repeats patch one Event"
+    );
     assert_eq!(ev.involved_object, web);
     assert_eq!(ev.type_.as_deref(), Some("Normal"));
     assert_eq!(ev.reason.as_deref(), Some("SuccessfulCreate"));
@@ -72,7 +91,10 @@ async fn legacy_events_count_combine_and_carry_their_source() {
     let source = ev.source.clone().unwrap_or_default();
     assert_eq!(source.component.as_deref(), Some("replicaset-controller"));
     assert_eq!(source.host, None);
-    assert_eq!(ev.reporting_component.as_deref(), Some("replicaset-controller"));
+    assert_eq!(
+        ev.reporting_component.as_deref(),
+        Some("replicaset-controller")
+    );
     assert_eq!(ev.reporting_instance.as_deref().unwrap_or_default(), "");
     let first = ev.first_timestamp.clone().map(|t| t.0);
     let last = ev.last_timestamp.clone().map(|t| t.0);
@@ -92,7 +114,12 @@ async fn legacy_events_count_combine_and_carry_their_source() {
     if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
         panic!("deleting {name}: {e}");
     }
-    rs.event(&web, EventType::Normal, "SuccessfulCreate", "Created pod: web-1");
+    rs.event(
+        &web,
+        EventType::Normal,
+        "SuccessfulCreate",
+        "Created pod: web-1",
+    );
     let again = eventually("recreated with count 4", LIMIT, || async {
         let evs = events_about(&api, "web").await;
         evs.into_iter().find(|e| e.count == Some(4))

@@ -75,7 +75,11 @@ impl EventBroadcaster {
     pub fn start(client: kube::Client, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
         let (legacy_tx, legacy_rx) = mpsc::channel(MAX_QUEUED_EVENTS);
-        tokio::spawn(record::run_sink(client.clone(), legacy_rx, shutdown.clone()));
+        tokio::spawn(record::run_sink(
+            client.clone(),
+            legacy_rx,
+            shutdown.clone(),
+        ));
         tokio::spawn(run_sink(client, rx, shutdown));
         let hostname = nix::unistd::gethostname()
             .ok()

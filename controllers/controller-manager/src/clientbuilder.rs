@@ -383,10 +383,7 @@ mod tests {
             .map(|a| a.port())
             .expect("free port");
         let base = Config::new(format!("http://127.0.0.1:{port}").parse().expect("url"));
-        let limits = ClientLimits {
-            qps: 5.0,
-            burst: 1,
-        };
+        let limits = ClientLimits { qps: 5.0, burst: 1 };
         let a = service_account_client(&base, limits, Arc::new(CurrentToken::new("t".into())))
             .expect("client builds");
         let started = Instant::now();

@@ -189,14 +189,16 @@ impl EventCorrelator {
 
     fn aggregate(&mut self, event: Event, now: Timestamp) -> (Event, LogKey) {
         let (group, local) = aggregate_key(&event);
-        let max_interval = SignedDuration::try_from(AGGREGATE_INTERVAL).unwrap_or(SignedDuration::MAX);
+        let max_interval =
+            SignedDuration::try_from(AGGREGATE_INTERVAL).unwrap_or(SignedDuration::MAX);
         let stale = self
             .aggregates
             .get(&group)
             .and_then(|r| r.last)
             .is_none_or(|last| now.duration_since(last) > max_interval);
         if stale {
-            self.aggregates.add(group.clone(), AggregateRecord::default());
+            self.aggregates
+                .add(group.clone(), AggregateRecord::default());
         }
         let Some(record) = self.aggregates.get(&group) else {
             let key = LogKey::Event(event_key(&event));
@@ -225,7 +227,10 @@ impl EventCorrelator {
             count: Some(1),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
-            message: Some(format!("{AGGREGATE_MESSAGE_PREFIX}{}", text(&event.message))),
+            message: Some(format!(
+                "{AGGREGATE_MESSAGE_PREFIX}{}",
+                text(&event.message)
+            )),
             type_: event.type_.clone(),
             reason: event.reason.clone(),
             source: event.source.clone(),
@@ -391,7 +396,10 @@ mod tests {
         c.update_state(&written);
         let again = correlate(&mut c, event("rs", "R", "m", at(1)), at(1));
         assert_eq!(again.event.metadata.name.as_deref(), Some("rs.server"));
-        assert_eq!(again.event.metadata.resource_version.as_deref(), Some("100"));
+        assert_eq!(
+            again.event.metadata.resource_version.as_deref(),
+            Some("100")
+        );
         assert_eq!(again.event.count, Some(2));
     }
 
@@ -444,7 +452,12 @@ mod tests {
         // The group was last seen at 8s; 600s later it is still current...
         let t = at(8 + 600);
         let out = correlate(&mut c, event("rs", "R", "late", t), t);
-        assert!(out.event.message.as_deref().is_some_and(|m| m.starts_with("(combined")));
+        assert!(
+            out.event
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("(combined"))
+        );
         // ...but more than 600s after that it starts over.
         let t = at(8 + 600 + 601);
         let out = correlate(&mut c, event("rs", "R", "fresh", t), t);
@@ -457,7 +470,9 @@ mod tests {
         // Distinct reasons so neither aggregation nor dedup hides anything.
         let mut sent = 0;
         for i in 0..30 {
-            if c.correlate(event("rs", &format!("R{i}"), "m", at(0)), at(0)).is_some() {
+            if c.correlate(event("rs", &format!("R{i}"), "m", at(0)), at(0))
+                .is_some()
+            {
                 sent += 1;
             }
         }
@@ -465,11 +480,23 @@ mod tests {
         // Repeats count against the same bucket.
         assert!(c.correlate(event("rs", "R0", "m", at(1)), at(1)).is_none());
         // Another object has its own bucket.
-        assert!(c.correlate(event("other", "R0", "m", at(1)), at(1)).is_some());
+        assert!(
+            c.correlate(event("other", "R0", "m", at(1)), at(1))
+                .is_some()
+        );
         // One token back after five minutes, and only one.
-        assert!(c.correlate(event("rs", "R40", "m", at(299)), at(299)).is_none());
-        assert!(c.correlate(event("rs", "R41", "m", at(301)), at(301)).is_some());
-        assert!(c.correlate(event("rs", "R42", "m", at(302)), at(302)).is_none());
+        assert!(
+            c.correlate(event("rs", "R40", "m", at(299)), at(299))
+                .is_none()
+        );
+        assert!(
+            c.correlate(event("rs", "R41", "m", at(301)), at(301))
+                .is_some()
+        );
+        assert!(
+            c.correlate(event("rs", "R42", "m", at(302)), at(302))
+                .is_none()
+        );
     }
 
     #[test]

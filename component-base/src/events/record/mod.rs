@@ -184,7 +184,10 @@ async fn record_to_sink(
         }
         tries += 1;
         if tries >= MAX_TRIES_PER_EVENT {
-            error!(event = name, "Unable to write event (retry limit exceeded!)");
+            error!(
+                event = name,
+                "Unable to write event (retry limit exceeded!)"
+            );
             return;
         }
         // A random first pause keeps clients from retrying in lockstep
@@ -219,7 +222,13 @@ mod tests {
             ..Default::default()
         };
         let now = Timestamp::from_second(1_700_000_000).unwrap_or(Timestamp::UNIX_EPOCH);
-        let ev = kubelet.make_event(&node, EventType::Normal, "Starting", "Starting kubelet.", now);
+        let ev = kubelet.make_event(
+            &node,
+            EventType::Normal,
+            "Starting",
+            "Starting kubelet.",
+            now,
+        );
         assert_eq!(ev.metadata.namespace.as_deref(), Some("default"));
         assert_eq!(
             ev.metadata.name,
