@@ -104,14 +104,16 @@ fn client_builder(
     Ok(ControllerClientBuilder::ServiceAccount {
         root: client.clone(),
         base: Box::new(base),
+        limits: config.client_limits,
         namespace: SERVICE_ACCOUNT_NAMESPACE.to_string(),
         shutdown: shutdown.clone(),
     })
 }
 
 /// The context one controller starts with: its own client, and (as
-/// upstream, whose controllers record events through their own client) its
-/// own event writer when that client differs from the process's.
+/// upstream, where each controller makes its own event broadcaster and
+/// records through its own client) its own event writer, so correlation and
+/// spam filtering are per controller.
 fn for_controller(
     shared: &ControllerContext,
     clients: &ControllerClientBuilder,
@@ -122,13 +124,12 @@ fn for_controller(
     let client_name = descriptor.client_name;
     async move {
         if let ControllerClientBuilder::ServiceAccount { .. } = clients {
-            let client = clients.client(client_name).await?;
-            ctx.events = Arc::new(EventBroadcaster::start(
-                client.clone(),
-                ctx.shutdown.clone(),
-            ));
-            ctx.client = client;
+            ctx.client = clients.client(client_name).await?;
         }
+        ctx.events = Arc::new(EventBroadcaster::start(
+            ctx.client.clone(),
+            ctx.shutdown.clone(),
+        ));
         Ok(ctx)
     }
 }

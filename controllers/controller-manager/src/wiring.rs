@@ -1,9 +1,10 @@
 //! Turns the parsed flags into the library's [`ControllerManagerConfig`].
 
 use component_base::app::AppError;
+use kube_controller_manager::clientbuilder::ClientLimits;
 use kube_controller_manager::{ConcurrentSyncs, ControllerManagerConfig};
 
-use crate::options::Options;
+use crate::options::{CLIENT_DEFAULTS, Options};
 
 /// Upstream `--concurrent-*-syncs` → workers per controller (controllers
 /// with a hard-coded count say so in their descriptor).
@@ -40,6 +41,10 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         min_resync_period: o.generic.min_resync_period,
         use_service_account_credentials: o.generic.use_service_account_credentials,
         base_client_config: Some(client_config),
+        client_limits: ClientLimits {
+            qps: o.client.kube_api_qps.unwrap_or(CLIENT_DEFAULTS.qps),
+            burst: o.client.kube_api_burst.unwrap_or(CLIENT_DEFAULTS.burst),
+        },
     })
 }
 
