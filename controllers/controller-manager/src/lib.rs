@@ -27,13 +27,18 @@ pub mod job;
 pub mod names;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod protectionutil;
+pub mod pvcprotection;
+pub mod pvprotection;
 pub mod registry;
 pub mod replicaset;
 pub mod replication;
+pub mod resourcequota;
 pub mod rootcacertpublisher;
 pub mod runner;
 pub mod serviceaccount;
 pub mod ttlafterfinished;
+pub mod volumeattributesclassprotection;
 
 pub use config::{ConcurrentSyncs, ControllerManagerConfig};
 pub use error::Error;

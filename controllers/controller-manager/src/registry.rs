@@ -17,10 +17,14 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::nodelifecycle::DESCRIPTOR,
     crate::endpoint::DESCRIPTOR,
     crate::endpointslicemirroring::DESCRIPTOR,
+    crate::resourcequota::DESCRIPTOR,
     crate::job::DESCRIPTOR,
     crate::cronjob::DESCRIPTOR,
     crate::disruption::DESCRIPTOR,
     crate::ttlafterfinished::DESCRIPTOR,
+    crate::pvcprotection::DESCRIPTOR,
+    crate::pvprotection::DESCRIPTOR,
+    crate::volumeattributesclassprotection::DESCRIPTOR,
 ];
 
 /// The descriptor of an implemented controller, by canonical name.
@@ -82,7 +86,11 @@ mod tests {
             "pod-garbage-collector",
             None,
         ),
-        ("resourcequota-controller", "resourcequota-controller", None),
+        (
+            "resourcequota-controller",
+            "resourcequota-controller",
+            Some(5),
+        ),
         ("daemonset-controller", "daemon-set-controller", None),
         ("job-controller", "job-controller", Some(5)),
         ("statefulset-controller", "statefulset-controller", None),
@@ -93,6 +101,21 @@ mod tests {
             "ttl-after-finished-controller",
             "ttl-after-finished-controller",
             Some(5),
+        ),
+        (
+            "persistentvolumeclaim-protection-controller",
+            "pvc-protection-controller",
+            Some(1),
+        ),
+        (
+            "persistentvolume-protection-controller",
+            "pv-protection-controller",
+            Some(1),
+        ),
+        (
+            "volumeattributesclass-protection-controller",
+            "volumeattributesclass-protection-controller",
+            Some(1),
         ),
     ];
 
@@ -143,6 +166,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 15);
+        assert_eq!(got.len(), 19);
     }
 }

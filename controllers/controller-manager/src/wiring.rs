@@ -22,6 +22,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         job: workers(c.concurrent_job_syncs),
         cron_job: workers(c.concurrent_cron_job_syncs),
         ttl_after_finished: workers(c.concurrent_ttl_after_finished_syncs),
+        resource_quota: workers(c.concurrent_resource_quota_syncs),
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),
@@ -36,6 +37,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         cluster_name: o.generic.cluster_name.clone(),
         enable_garbage_collector: o.generic.enable_garbage_collector,
         min_resync_period: o.generic.min_resync_period,
+        resource_quota_sync_period: o.generic.resource_quota_sync_period,
         use_service_account_credentials: o.generic.use_service_account_credentials,
         base_client_config: Some(client_config),
     })
