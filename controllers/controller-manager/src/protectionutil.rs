@@ -69,7 +69,7 @@ mod tests {
 
     fn meta(deleted: bool, finalizers: &[&str]) -> ObjectMeta {
         ObjectMeta {
-            deletion_timestamp: deleted.then(|| Time(jiff::Timestamp::UNIX_EPOCH)),
+            deletion_timestamp: deleted.then_some(Time(jiff::Timestamp::UNIX_EPOCH)),
             finalizers: Some(finalizers.iter().map(|f| f.to_string()).collect()),
             ..Default::default()
         }

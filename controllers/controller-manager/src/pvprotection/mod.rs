@@ -131,7 +131,7 @@ mod tests {
         let mut pv = PersistentVolume::default();
         pv.metadata.name = Some("pv".into());
         pv.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
-        pv.metadata.deletion_timestamp = deleted.then(|| Time(jiff::Timestamp::UNIX_EPOCH));
+        pv.metadata.deletion_timestamp = deleted.then_some(Time(jiff::Timestamp::UNIX_EPOCH));
         pv.status = Some(PersistentVolumeStatus {
             phase: Some(phase.into()),
             ..Default::default()

@@ -243,9 +243,15 @@ pub fn pod_usage(pod: &Pod, now: SystemTime) -> Result<ResourceList, QuantityErr
 
 /// Upstream `GetQuotaServiceType`: the types quota tracks separately.
 pub fn quota_service_type(svc: &Service) -> &str {
-    match svc.spec.as_ref().and_then(|s| s.type_.as_deref()) {
-        Some(t @ ("NodePort" | "LoadBalancer")) => t,
-        _ => "",
+    let t = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or_default();
+    if matches!(t, "NodePort" | "LoadBalancer") {
+        t
+    } else {
+        ""
     }
 }
 
