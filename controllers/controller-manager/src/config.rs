@@ -29,6 +29,8 @@ pub struct ConcurrentSyncs {
     pub daemonset: usize,
     /// `--concurrent-statefulset-syncs`.
     pub statefulset: usize,
+    /// `--concurrent-resource-quota-syncs`.
+    pub resource_quota: usize,
 }
 
 impl Default for ConcurrentSyncs {
@@ -47,6 +49,7 @@ impl Default for ConcurrentSyncs {
             ttl_after_finished: 5,
             daemonset: 2,
             statefulset: 5,
+            resource_quota: 5,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct ControllerManagerConfig {
     /// Upstream `--min-resync-period` (12h); informers resync handlers within
     /// [min, 2*min). We only use it as the periodic full-resync interval.
     pub min_resync_period: std::time::Duration,
+    /// `--resource-quota-sync-period` (default 5m; 0 disables the full resync).
+    pub resource_quota_sync_period: std::time::Duration,
     /// `--use-service-account-credentials` (default false): each controller
     /// authenticates as ServiceAccount `kube-system/<client name>`.
     pub use_service_account_credentials: bool,
@@ -90,6 +95,7 @@ impl Default for ControllerManagerConfig {
             cluster_name: "kubernetes".to_string(),
             enable_garbage_collector: true,
             min_resync_period: std::time::Duration::from_secs(12 * 3600),
+            resource_quota_sync_period: std::time::Duration::from_secs(300),
             use_service_account_credentials: false,
             base_client_config: None,
             client_limits: ClientLimits {

@@ -17,12 +17,16 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::nodelifecycle::DESCRIPTOR,
     crate::endpoint::DESCRIPTOR,
     crate::endpointslicemirroring::DESCRIPTOR,
+    crate::resourcequota::DESCRIPTOR,
     crate::daemon::DESCRIPTOR,
     crate::job::DESCRIPTOR,
     crate::statefulset::DESCRIPTOR,
     crate::cronjob::DESCRIPTOR,
     crate::disruption::DESCRIPTOR,
     crate::ttlafterfinished::DESCRIPTOR,
+    crate::pvcprotection::DESCRIPTOR,
+    crate::pvprotection::DESCRIPTOR,
+    crate::volumeattributesclassprotection::DESCRIPTOR,
 ];
 
 /// The descriptor of an implemented controller, by canonical name.
@@ -84,7 +88,11 @@ mod tests {
             "pod-garbage-collector",
             None,
         ),
-        ("resourcequota-controller", "resourcequota-controller", None),
+        (
+            "resourcequota-controller",
+            "resourcequota-controller",
+            Some(5),
+        ),
         ("daemonset-controller", "daemon-set-controller", Some(2)),
         ("job-controller", "job-controller", Some(5)),
         ("statefulset-controller", "statefulset-controller", Some(5)),
@@ -95,6 +103,21 @@ mod tests {
             "ttl-after-finished-controller",
             "ttl-after-finished-controller",
             Some(5),
+        ),
+        (
+            "persistentvolumeclaim-protection-controller",
+            "pvc-protection-controller",
+            Some(1),
+        ),
+        (
+            "persistentvolume-protection-controller",
+            "pv-protection-controller",
+            Some(1),
+        ),
+        (
+            "volumeattributesclass-protection-controller",
+            "volumeattributesclass-protection-controller",
+            Some(1),
         ),
     ];
 
@@ -145,6 +168,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 17);
+        assert_eq!(got.len(), 21);
     }
 }

@@ -25,6 +25,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         ttl_after_finished: workers(c.concurrent_ttl_after_finished_syncs),
         daemonset: workers(c.concurrent_daemonset_syncs),
         statefulset: workers(c.concurrent_statefulset_syncs),
+        resource_quota: workers(c.concurrent_resource_quota_syncs),
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),
@@ -39,6 +40,7 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         cluster_name: o.generic.cluster_name.clone(),
         enable_garbage_collector: o.generic.enable_garbage_collector,
         min_resync_period: o.generic.min_resync_period,
+        resource_quota_sync_period: o.generic.resource_quota_sync_period,
         use_service_account_credentials: o.generic.use_service_account_credentials,
         base_client_config: Some(client_config),
         client_limits: ClientLimits {
