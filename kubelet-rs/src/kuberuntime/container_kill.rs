@@ -11,6 +11,28 @@ use crate::cri::CriError;
 use crate::events::{container_ref, reasons};
 use component_base::events::EventType;
 
+/// Running containers split into sidecars (restartable init containers, last spec one
+/// first) and everything else (upstream `killContainersWithSyncResult`).
+fn sidecars_last<'a>(
+    pod: &Pod,
+    status: &'a PodRuntimeStatus,
+) -> (Vec<&'a ContainerRecord>, Vec<&'a ContainerRecord>) {
+    let sidecar_names: Vec<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .filter(|c| super::actions::is_restartable_init(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let (mut sidecars, others): (Vec<_>, Vec<_>) = status
+        .running()
+        .partition(|c| sidecar_names.contains(&c.name.as_str()));
+    sidecars.sort_by_key(|c| {
+        std::cmp::Reverse(sidecar_names.iter().position(|n| *n == c.name))
+    });
+    (sidecars, others)
+}
+
 impl RuntimeManager {
     /// Stops running containers (with the grace period) and every sandbox of the pod.
     pub async fn kill_pod(
@@ -19,9 +41,17 @@ impl RuntimeManager {
         status: &PodRuntimeStatus,
         grace: Duration,
     ) -> Result<(), CriError> {
-        let kills = status.running().map(|c| self.kill_container(pod, c, grace));
+        // Sidecars outlive the containers they serve: stop them last, in reverse order.
+        let (sidecars, others) = sidecars_last(pod, status);
+        let kills = others.into_iter().map(|c| self.kill_container(pod, c, grace));
         for r in futures::future::join_all(kills).await {
             match r {
+                Err(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
+        }
+        for c in sidecars {
+            match self.kill_container(pod, c, grace).await {
                 Err(e) if !e.is_not_found() => return Err(e),
                 _ => {}
             }

@@ -15,6 +15,7 @@ pub mod expansion;
 pub mod image;
 pub mod labels;
 pub mod manager;
+pub mod resize;
 pub mod resources;
 pub mod runtime_status;
 pub mod sandbox;

@@ -30,6 +30,9 @@ pub enum SyncError {
     LogDir(std::io::Error),
     #[error("Failed to create pod sandbox: {0}")]
     CreateSandbox(CriError),
+    /// `UpdateContainerResources` refused an in-place resize.
+    #[error("failed to resize container {container}: {source}")]
+    Resize { container: String, source: CriError },
 }
 
 impl SyncError {
