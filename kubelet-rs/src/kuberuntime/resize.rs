@@ -82,13 +82,12 @@ pub fn container_resize_action(
     })
 }
 
-/// `sharesToMilliCPU`.
+/// `sharesToMilliCPU`: rounded up, so shares → milli → shares is stable.
 fn shares_to_milli_cpu(shares: i64) -> i64 {
-    if shares == super::resources::MIN_SHARES {
+    if shares < super::resources::MIN_SHARES {
         return 0;
     }
-    // Round up like upstream, so shares → milli → shares is stable.
-    (shares * 1000).div_ceil(SHARES_PER_CPU)
+    (shares * 1000 + SHARES_PER_CPU - 1) / SHARES_PER_CPU
 }
 
 /// `quotaToMilliCPU`.
