@@ -567,7 +567,7 @@ mod tests {
         use ContainerState::*;
         let p = pod("Always", &["i1", "i2"], &["a"]);
         let fresh = compute_pod_actions(&p, &PodRuntimeStatus::default(), ctx());
-        assert_eq!(fresh.next_init_container_to_start, Some(0));
+        assert_eq!(fresh.init_containers_to_start, vec![0]);
         assert!(fresh.containers_to_start.is_empty());
 
         let st = PodRuntimeStatus {

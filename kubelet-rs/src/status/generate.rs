@@ -306,7 +306,7 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
 mod tests {
     use super::*;
     use crate::cri::api;
-    use k8s_openapi::api::core::v1::PodSpec;
+    use k8s_openapi::api::core::v1::{PodCondition, PodSpec};
 
     fn pod() -> Pod {
         Pod {
