@@ -16,12 +16,12 @@ use crate::kuberuntime::actions::{NoProbes, StartupResults, StartupVerdict};
 use crate::kuberuntime::manager::{RuntimeManager, format_pod};
 use crate::kuberuntime::runtime_status::PodRuntimeStatus;
 use crate::kuberuntime::sync_result::StartFailure;
+use crate::prober::ProbeResult;
+use crate::prober::ProbeType;
 use crate::prober::{
     ContainerExec, ContainerProbeStatus, ContainerRunState, PodProbeStatus, ProbeManager,
     ProberEvent,
 };
-use crate::prober::ProbeType;
-use crate::prober::ProbeResult;
 use crate::status::deadline::{DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE, time_left};
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::status_manager::StatusManager;

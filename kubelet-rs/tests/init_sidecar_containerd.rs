@@ -3,6 +3,8 @@
 //! the app containers and does not keep a finished pod alive, and an ephemeral container
 //! added to a running pod is started and reported.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;
@@ -105,7 +107,10 @@ impl Kubelet {
             tokio::time::sleep(Duration::from_millis(200)).await;
             self.workers.wake(uid);
         }
-        panic!("condition never met; last status {:?}", self.recorder.last());
+        panic!(
+            "condition never met; last status {:?}",
+            self.recorder.last()
+        );
     }
 
     async fn remove(&self, pod: &Pod) {
@@ -183,7 +188,11 @@ async fn init_container_and_sidecar_run_in_order_and_pod_succeeds() {
             Some(0),
             "{app:?}"
         );
-        assert!(started_at(side) <= started_at(app), "sidecar before {}", app.name);
+        assert!(
+            started_at(side) <= started_at(app),
+            "sidecar before {}",
+            app.name
+        );
     }
     assert!(started_at(init) <= started_at(side));
     let initialized = status
@@ -248,7 +257,10 @@ async fn ephemeral_container_is_started_in_a_running_pod() {
             .as_deref()
             .is_some_and(|id| id.starts_with("containerd://"))
     );
-    assert_eq!(debugger.started, None, "the prober does not report ephemeral containers");
+    assert_eq!(
+        debugger.started, None,
+        "the prober does not report ephemeral containers"
+    );
     assert_eq!(status.observed_generation, Some(2));
     // The app container was left alone.
     let main = find(&status.container_statuses, "main");

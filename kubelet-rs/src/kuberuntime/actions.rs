@@ -187,9 +187,9 @@ pub fn compute_init_container_actions(
     }
     // A created or running regular container means initialization finished before.
     let mut pod_has_initialized = spec.containers.iter().any(|c| {
-        status.find(&c.name).is_some_and(|s| {
-            matches!(s.state, ContainerState::Created | ContainerState::Running)
-        })
+        status
+            .find(&c.name)
+            .is_some_and(|s| matches!(s.state, ContainerState::Created | ContainerState::Running))
     });
     let mut previously_initialized = pod_has_initialized;
     let restart_on_failure = should_restart_on_failure(pod);
@@ -522,7 +522,10 @@ mod tests {
             sandboxes: vec![sandbox(true)],
             containers: vec![rec(&p2, "a", Exited, 0, 1), rec(&p2, "b", Exited, 2, 1)],
         };
-        assert_eq!(compute_pod_actions(&p2, &st2, ctx()).containers_to_start, vec![1]);
+        assert_eq!(
+            compute_pod_actions(&p2, &st2, ctx()).containers_to_start,
+            vec![1]
+        );
 
         // Never, all exited: nothing to start, kill the pod (sandbox).
         let p3 = pod("Never", &[], &["a"]);
@@ -574,7 +577,10 @@ mod tests {
             sandboxes: vec![sandbox(true)],
             containers: vec![rec(&p, "i1", Exited, 0, 1)],
         };
-        assert_eq!(compute_pod_actions(&p, &st, ctx()).init_containers_to_start, vec![1]);
+        assert_eq!(
+            compute_pod_actions(&p, &st, ctx()).init_containers_to_start,
+            vec![1]
+        );
 
         let running = PodRuntimeStatus {
             sandboxes: vec![sandbox(true)],
@@ -588,14 +594,20 @@ mod tests {
             sandboxes: vec![sandbox(true)],
             containers: vec![rec(&p, "i2", Exited, 0, 2), rec(&p, "i1", Exited, 0, 1)],
         };
-        assert_eq!(compute_pod_actions(&p, &done, ctx()).containers_to_start, vec![0]);
+        assert_eq!(
+            compute_pod_actions(&p, &done, ctx()).containers_to_start,
+            vec![0]
+        );
 
         // Failed init under Never kills the pod; under Always retries it.
         let failed = PodRuntimeStatus {
             sandboxes: vec![sandbox(true)],
             containers: vec![rec(&p, "i1", Exited, 1, 1)],
         };
-        assert_eq!(compute_pod_actions(&p, &failed, ctx()).init_containers_to_start, vec![0]);
+        assert_eq!(
+            compute_pod_actions(&p, &failed, ctx()).init_containers_to_start,
+            vec![0]
+        );
         let pn = pod("Never", &["i1", "i2"], &["a"]);
         let failed_n = PodRuntimeStatus {
             sandboxes: vec![sandbox(true)],
@@ -681,12 +693,19 @@ mod tests {
             startup: &Startup(StartupVerdict::Pending),
             cpu_cfs_quota: true,
         };
-        assert!(compute_pod_actions(&p, &st, pending).init_containers_to_start.is_empty());
+        assert!(
+            compute_pod_actions(&p, &st, pending)
+                .init_containers_to_start
+                .is_empty()
+        );
         let ok = ActionContext {
             startup: &Startup(StartupVerdict::Success),
             cpu_cfs_quota: true,
         };
-        assert_eq!(compute_pod_actions(&p, &st, ok).init_containers_to_start, vec![2]);
+        assert_eq!(
+            compute_pod_actions(&p, &st, ok).init_containers_to_start,
+            vec![2]
+        );
         let failed = ActionContext {
             startup: &Startup(StartupVerdict::Failure),
             cpu_cfs_quota: true,
@@ -727,8 +746,8 @@ mod tests {
 
     #[test]
     fn resize_updates_in_place_or_restarts_by_policy() {
-        use ContainerState::*;
         use crate::cri::api::LinuxContainerResources;
+        use ContainerState::*;
         use k8s_openapi::api::core::v1::{ContainerResizePolicy, ResourceRequirements};
         use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
         let resources = |cpu: &str, mem: &str| {

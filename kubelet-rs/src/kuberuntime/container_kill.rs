@@ -27,9 +27,7 @@ fn sidecars_last<'a>(
     let (mut sidecars, others): (Vec<_>, Vec<_>) = status
         .running()
         .partition(|c| sidecar_names.contains(&c.name.as_str()));
-    sidecars.sort_by_key(|c| {
-        std::cmp::Reverse(sidecar_names.iter().position(|n| *n == c.name))
-    });
+    sidecars.sort_by_key(|c| std::cmp::Reverse(sidecar_names.iter().position(|n| *n == c.name)));
     (sidecars, others)
 }
 
@@ -43,7 +41,9 @@ impl RuntimeManager {
     ) -> Result<(), CriError> {
         // Sidecars outlive the containers they serve: stop them last, in reverse order.
         let (sidecars, others) = sidecars_last(pod, status);
-        let kills = others.into_iter().map(|c| self.kill_container(pod, c, grace));
+        let kills = others
+            .into_iter()
+            .map(|c| self.kill_container(pod, c, grace));
         for r in futures::future::join_all(kills).await {
             match r {
                 Err(e) if !e.is_not_found() => return Err(e),

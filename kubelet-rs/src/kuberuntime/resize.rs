@@ -63,8 +63,7 @@ pub fn container_resize_action(
     if !cpu && !memory {
         return None;
     }
-    let restart =
-        (cpu && restart_required(c, "cpu")) || (memory && restart_required(c, "memory"));
+    let restart = (cpu && restart_required(c, "cpu")) || (memory && restart_required(c, "memory"));
     // Keep what only the runtime knows (OOM score, cpuset, hugepages, unified).
     desired.oom_score_adj = actual.oom_score_adj;
     desired.cpuset_cpus = actual.cpuset_cpus.clone();
@@ -140,9 +139,8 @@ pub fn status_resources(
     if let Some(alloc_requests) = &alloc.requests {
         for (name, q) in alloc_requests {
             let reported = match (name.as_str(), applied) {
-                ("cpu", Some(a)) if a.cpu_shares > 0 => (milli_cpu_to_shares(milli_value(
-                    Some(q),
-                )) != a.cpu_shares)
+                ("cpu", Some(a)) if a.cpu_shares > 0 => (milli_cpu_to_shares(milli_value(Some(q)))
+                    != a.cpu_shares)
                     .then(|| milli_quantity(shares_to_milli_cpu(a.cpu_shares))),
                 _ => None,
             };

@@ -38,9 +38,17 @@ fn containers_to_start(pod: &Pod, actions: &PodActions) -> Vec<(Container, Kind)
             .map(|c| (c, kind))
             .collect()
     };
-    let mut targets = pick(&ephemeral, &actions.ephemeral_containers_to_start, Kind::Ephemeral);
+    let mut targets = pick(
+        &ephemeral,
+        &actions.ephemeral_containers_to_start,
+        Kind::Ephemeral,
+    );
     targets.extend(pick(&inits, &actions.init_containers_to_start, Kind::Init));
-    targets.extend(pick(&spec.containers, &actions.containers_to_start, Kind::Regular));
+    targets.extend(pick(
+        &spec.containers,
+        &actions.containers_to_start,
+        Kind::Regular,
+    ));
     targets
 }
 

@@ -96,7 +96,10 @@ fn is_init_container_initialized(c: &Container, s: &ContainerStatus) -> bool {
 fn unready_message(unknown: &[String], unready: &[String], unready_word: &str) -> String {
     let mut parts = Vec::new();
     if !unknown.is_empty() {
-        parts.push(format!("containers with unknown status: {}", names_list(unknown)));
+        parts.push(format!(
+            "containers with unknown status: {}",
+            names_list(unknown)
+        ));
     }
     if !unready.is_empty() {
         parts.push(format!(
@@ -391,7 +394,9 @@ mod tests {
         assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
         assert_eq!(
             ready.message.as_deref(),
-            Some("corresponding condition of pod readiness gate \"example.com/gate\" does not exist.")
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/gate\" does not exist."
+            )
         );
         assert_eq!(get(&cs, "ContainersReady").status, "True");
     }

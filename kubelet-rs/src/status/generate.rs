@@ -14,10 +14,10 @@ use super::deadline::{DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE, past_active_
 use super::phase::get_phase;
 use crate::kuberuntime::actions::{is_restartable_init, should_container_be_restarted};
 use crate::kuberuntime::resize::{allocated_resources, resize_in_progress, status_resources};
-use crate::kuberuntime::sync::ephemeral_as_container;
 use crate::kuberuntime::runtime_status::{
     ContainerRecord, ContainerState as RtState, PodRuntimeStatus,
 };
+use crate::kuberuntime::sync::ephemeral_as_container;
 use crate::kuberuntime::sync_result::StartFailure;
 use crate::qos::compute_pod_qos;
 use crate::types::is_static_pod;
@@ -113,8 +113,7 @@ fn container_statuses(
             status.state = Some(match r.state {
                 RtState::Running => {
                     if kind != Kind::Ephemeral {
-                        let (started, ready) =
-                            input.probes.map_or((true, true), |f| f(c, &r.id));
+                        let (started, ready) = input.probes.map_or((true, true), |f| f(c, &r.id));
                         // Only sidecars are ready while running; init containers when done.
                         status.ready = ready && (kind == Kind::Regular || is_restartable_init(c));
                         status.started = Some(started);
@@ -532,7 +531,10 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         assert_eq!(s.observed_generation, Some(4));
         let conds = s.conditions.unwrap_or_default();
-        let init = conds.iter().find(|c| c.type_ == "Initialized").expect("init");
+        let init = conds
+            .iter()
+            .find(|c| c.type_ == "Initialized")
+            .expect("init");
         assert_eq!(
             init.message.as_deref(),
             Some("containers with incomplete status: [init2]")
@@ -604,7 +606,10 @@ mod tests {
         });
         let rt = PodRuntimeStatus {
             sandboxes: vec![sandbox()],
-            containers: vec![named(rec(RtState::Running, 0, 11, 0), "debugger"), app.clone()],
+            containers: vec![
+                named(rec(RtState::Running, 0, 11, 0), "debugger"),
+                app.clone(),
+            ],
         };
         let reasons = BTreeMap::new();
         let s = generate_pod_status(&inputs(&p, &rt, &reasons, Timestamp::UNIX_EPOCH));

@@ -199,9 +199,19 @@ mod tests {
             get_phase(&s, &[], &[running("a"), running("b")], false, false, false),
             "Running"
         );
-        assert_eq!(get_phase(&s, &[], &[running("a")], false, false, false), "Pending");
         assert_eq!(
-            get_phase(&s, &[], &[running("a"), waiting("b", None)], false, false, false),
+            get_phase(&s, &[], &[running("a")], false, false, false),
+            "Pending"
+        );
+        assert_eq!(
+            get_phase(
+                &s,
+                &[],
+                &[running("a"), waiting("b", None)],
+                false,
+                false,
+                false
+            ),
             "Pending"
         );
         assert_eq!(
@@ -280,7 +290,14 @@ mod tests {
         );
         let init_always = spec("Always", &["i"], &["a"]);
         assert_eq!(
-            get_phase(&init_always, &[waiting("i", Some(1))], &[], false, false, false),
+            get_phase(
+                &init_always,
+                &[waiting("i", Some(1))],
+                &[],
+                false,
+                false,
+                false
+            ),
             "Pending"
         );
     }
@@ -300,7 +317,10 @@ mod tests {
             "Pending"
         );
         // Started sidecar, app not created yet: still Pending (app unknown).
-        assert_eq!(get_phase(&s, &[started.clone()], &[], false, false, false), "Pending");
+        assert_eq!(
+            get_phase(&s, &[started.clone()], &[], false, false, false),
+            "Pending"
+        );
         assert_eq!(
             get_phase(&s, &[started.clone()], &[running("a")], false, false, true),
             "Running"
