@@ -6,6 +6,8 @@
 //! Building a client never contacts the apiserver, so a component starts (and
 //! serves `/healthz`) even while the apiserver is unreachable.
 
+pub mod retry;
+
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -106,17 +108,63 @@ pub fn client_from_config(
     qps: f32,
     burst: u32,
 ) -> Result<kube::Client, ClientError> {
-    let host = config
+    let host = metrics_host(&config);
+    // client-go's retry rule replaces kube-client's (see `retry`).
+    let mut config = config;
+    config.default_retry = false;
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ClientError::Build(e.to_string()))?;
+    Ok(with_client_go_retry(with_rate_limit_and_metrics(builder, host, qps, burst)).build())
+}
+
+/// Retries what client-go retries (429/5xx carrying `Retry-After`, at most
+/// 10 times, each attempt through the layers below: rate limit, metrics).
+/// Build the builder from a config with `default_retry = false`, or
+/// kube-client's own backoff retries every 429/503 for minutes first.
+pub fn with_client_go_retry<S, B>(
+    builder: kube::client::ClientBuilder<S>,
+) -> kube::client::ClientBuilder<
+    tower::retry::Retry<
+        retry::RetryAfterPolicy,
+        tower::buffer::Buffer<http::Request<kube::client::Body>, S::Future>,
+    >,
+>
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError> + Send + Sync,
+{
+    builder
+        // Retrying replays a request on a clone of the stack below it.
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(
+            retry::RetryAfterPolicy::default(),
+        ))
+}
+
+/// Adds what every client of ours carries, its own `qps`/`burst` token
+/// bucket and the `rest_client_*` metrics for `host`, to a builder that may
+/// have other layers (the controller-manager's per-controller credentials).
+pub fn with_rate_limit_and_metrics<S>(
+    builder: kube::client::ClientBuilder<S>,
+    host: String,
+    qps: f32,
+    burst: u32,
+) -> kube::client::ClientBuilder<RateLimit<RequestMetrics<S>>> {
+    builder
+        .with_layer(&RequestMetricsLayer { host })
+        .with_layer(&RateLimitLayer::new(qps, burst.max(1)))
+}
+
+/// The `host` label of the `rest_client_*` metrics for `config`.
+pub fn metrics_host(config: &kube::Config) -> String {
+    config
         .cluster_url
         .authority()
         .map(|a| a.to_string())
-        .unwrap_or_default();
-    let builder = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| ClientError::Build(e.to_string()))?;
-    let builder = builder
-        .with_layer(&RequestMetricsLayer { host })
-        .with_layer(&RateLimitLayer::new(qps, burst.max(1)));
-    Ok(builder.build())
+        .unwrap_or_default()
 }
 
 /// client-go's token bucket: `burst` tokens, refilled at `qps` per second.

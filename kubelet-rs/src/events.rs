@@ -1,12 +1,14 @@
 //! Kubernetes events the kubelet records (upstream `pkg/kubelet/events`).
 //!
-//! Components hold an [`EventSink`] handle: in production the shared
-//! `component_base::events::EventRecorder` (reporting controller `kubelet`,
-//! instance = node name), in tests a fake that keeps what it was given.
+//! Components hold an [`EventSink`] handle: in production client-go
+//! `tools/record`'s core/v1 recorder (`component_base::events::record`,
+//! source `kubelet` on the node's name), in tests a fake that keeps what it
+//! was given.
 
 use std::sync::Arc;
 
-use component_base::events::{EventRecorder, EventType};
+use component_base::events::EventType;
+use component_base::events::record::LegacyRecorder;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 
 /// Upstream event reasons (`pkg/kubelet/events/event.go`).
@@ -15,6 +17,8 @@ pub mod reasons {
     pub const STARTED_CONTAINER: &str = "Started";
     pub const FAILED_TO_CREATE_CONTAINER: &str = "Failed";
     pub const KILLING_CONTAINER: &str = "Killing";
+    pub const FAILED_POST_START_HOOK: &str = "FailedPostStartHook";
+    pub const FAILED_PRE_STOP_HOOK: &str = "FailedPreStopHook";
     pub const BACK_OFF_START_CONTAINER: &str = "BackOff";
     pub const PULLING_IMAGE: &str = "Pulling";
     pub const PULLED_IMAGE: &str = "Pulled";
@@ -33,11 +37,10 @@ pub trait EventSink: Send + Sync + 'static {
     fn record(&self, regarding: &ObjectReference, event_type: EventType, reason: &str, note: &str);
 }
 
-/// The shared events.k8s.io recorder. Upstream's core/v1 events carry no
-/// action, so the reason doubles as the action.
-impl EventSink for EventRecorder {
+/// The core/v1 recorder, as upstream's kubelet records.
+impl EventSink for LegacyRecorder {
     fn record(&self, regarding: &ObjectReference, event_type: EventType, reason: &str, note: &str) {
-        EventRecorder::record(self, regarding, None, event_type, reason, reason, note);
+        self.event(regarding, event_type, reason, note);
     }
 }
 
@@ -66,12 +69,13 @@ pub fn pod_ref(pod: &Pod) -> ObjectReference {
     }
 }
 
-/// The kubelet's `nodeRef` (no uid or namespace, as upstream).
+/// The kubelet's `nodeRef`: upstream sets the node's name as its uid too,
+/// and no apiVersion or namespace.
 pub fn node_ref(node_name: &str) -> ObjectReference {
     ObjectReference {
-        api_version: Some("v1".to_string()),
         kind: Some("Node".to_string()),
         name: Some(node_name.to_string()),
+        uid: Some(node_name.to_string()),
         ..Default::default()
     }
 }

@@ -211,7 +211,7 @@ pub async fn run_with(
     // Upstream: source.component=kubelet, source.host=<node>.
     let recorder =
         component_base::events::EventBroadcaster::start(client.clone(), shutdown.clone())
-            .new_recorder_with_instance("kubelet", &config.node_name);
+            .new_legacy_recorder("kubelet", &config.node_name);
     let events: Arc<dyn EventSink> = Arc::new(recorder);
     if cfg.register_node {
         node_setup::register_until_done(&client, &config, &shutdown).await;

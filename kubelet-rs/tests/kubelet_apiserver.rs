@@ -221,7 +221,8 @@ async fn node_registers_turns_ready_and_runs_a_pod() {
             .any(|c| c.type_ == "Ready" && c.status == "True")
     );
 
-    // The kubelet's events reach the API (events.k8s.io/v1, as the shared recorder writes).
+    // The kubelet's core/v1 events reach the API (read here through the
+    // events.k8s.io/v1 view, where source/reporting become reportingController/Instance).
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), "default");
     let started = eventually("Started event for the pod", 30, || {

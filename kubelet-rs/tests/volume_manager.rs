@@ -144,6 +144,7 @@ fn file(data: &str, mode: u32) -> FileProjection {
     FileProjection {
         data: data.as_bytes().to_vec(),
         mode,
+        fs_user: None,
     }
 }
 
@@ -280,6 +281,7 @@ async fn configmap_volume_layout_items_modes_and_updates() {
             .as_ref()
             .map(|s| s.containers[0].clone())
             .unwrap_or_default(),
+        &BTreeMap::new(),
     );
     let mounts = mounts.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mounts.len(), 1);
@@ -529,7 +531,7 @@ async fn secret_and_memory_emptydir_use_tmpfs_when_root() {
         .map(|s| s.containers[0].clone())
         .unwrap_or_default();
     let mounts = vm
-        .container_mounts(&p, &container)
+        .container_mounts(&p, &container, &BTreeMap::new())
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         mounts[0].host_path,

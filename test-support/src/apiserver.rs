@@ -279,7 +279,11 @@ impl TestApiServer {
         fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
     }
 
-    /// The admin (system:masters) client configuration.
+    /// The admin (system:masters) client configuration. Like client-go's
+    /// clients (and ours, `component_base::client`), it does not retry a
+    /// 429/503 the server sent without `Retry-After`: kube-client's default
+    /// backoff would make a test that expects a refusal (an eviction a PDB
+    /// blocks) wait minutes for it.
     pub async fn admin_config(&self) -> kube::Config {
         let kubeconfig = match Kubeconfig::read_from(self.kubeconfig()) {
             Ok(k) => k,
@@ -287,7 +291,10 @@ impl TestApiServer {
         };
         match kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await
         {
-            Ok(c) => c,
+            Ok(mut c) => {
+                c.default_retry = false;
+                c
+            }
             Err(e) => panic!("loading test kubeconfig: {e}"),
         }
     }

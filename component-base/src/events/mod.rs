@@ -1,5 +1,14 @@
-//! An `events.k8s.io/v1` event recorder with the behaviour of client-go's
-//! `tools/events` `EventBroadcaster` + recorder:
+//! Event recorders. [`EventBroadcaster`] hands out two kinds, each written
+//! by its own background task:
+//!
+//! - [`EventBroadcaster::new_legacy_recorder`]: core/v1 events as client-go's
+//!   `tools/record` writes them (kube-controller-manager, kubelet); see
+//!   [`record`];
+//! - [`EventBroadcaster::new_recorder`]: events.k8s.io/v1 events as
+//!   client-go's `tools/events` writes them (kube-scheduler and kube-proxy,
+//!   through `NewEventBroadcasterAdapter`), described below.
+//!
+//! The events.k8s.io/v1 recorder:
 //!
 //! - [`EventRecorder::record`] never blocks: events go through a bounded
 //!   queue (1000, like `maxQueuedEvents`) and are dropped when it is full;
@@ -14,6 +23,7 @@
 //!   the apiserver rejected the event.
 
 mod cache;
+pub mod record;
 mod sink;
 
 pub use cache::{FINISH_TIME, REFRESH_TIME};
@@ -56,6 +66,7 @@ impl EventType {
 /// Owns the background task writing events; hands out recorders.
 pub struct EventBroadcaster {
     tx: mpsc::Sender<Event>,
+    legacy_tx: mpsc::Sender<k8s_openapi::api::core::v1::Event>,
     hostname: String,
 }
 
@@ -63,12 +74,29 @@ impl EventBroadcaster {
     /// Starts writing recorded events with `client` until `shutdown`.
     pub fn start(client: kube::Client, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
+        let (legacy_tx, legacy_rx) = mpsc::channel(MAX_QUEUED_EVENTS);
+        tokio::spawn(record::run_sink(
+            client.clone(),
+            legacy_rx,
+            shutdown.clone(),
+        ));
         tokio::spawn(run_sink(client, rx, shutdown));
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default();
-        Self { tx, hostname }
+        Self {
+            tx,
+            legacy_tx,
+            hostname,
+        }
+    }
+
+    /// A core/v1 recorder with source `component` (and `host`, which the
+    /// kubelet sets to its node name and controllers leave empty), like
+    /// client-go `record.EventBroadcaster.NewRecorder`.
+    pub fn new_legacy_recorder(&self, component: &str, host: &str) -> record::LegacyRecorder {
+        record::LegacyRecorder::new(component, host, self.legacy_tx.clone())
     }
 
     /// A recorder reporting as `reporting_controller` (e.g.

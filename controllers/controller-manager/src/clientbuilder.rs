@@ -7,6 +7,10 @@
 //! missing; its token comes from the TokenRequest API and is replaced once
 //! 80% of its lifetime has passed, or right after the apiserver answers
 //! 401, like client-go's resettable cached token source.
+//!
+//! Like client-go's per-controller clients, each one has its own
+//! `--kube-api-qps`/`--kube-api-burst` token bucket and reports the
+//! `rest_client_*` metrics.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -45,6 +49,9 @@ pub enum ControllerClientBuilder {
     ServiceAccount {
         root: Client,
         base: Box<Config>,
+        /// `--kube-api-qps` / `--kube-api-burst`, for each controller's own
+        /// token bucket.
+        limits: ClientLimits,
         namespace: String,
         /// Stops the token refreshers.
         shutdown: CancellationToken,
@@ -61,6 +68,7 @@ impl ControllerClientBuilder {
             ControllerClientBuilder::ServiceAccount {
                 root,
                 base,
+                limits,
                 namespace,
                 shutdown,
             } => {
@@ -86,10 +94,17 @@ impl ControllerClientBuilder {
                     first.refresh_at,
                     shutdown.clone(),
                 ));
-                service_account_client(base, current)
+                service_account_client(base, *limits, current)
             }
         }
     }
+}
+
+/// A client's request rate limit (client-go `rest.Config` `QPS`/`Burst`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClientLimits {
+    pub qps: f32,
+    pub burst: u32,
 }
 
 /// The token a controller's requests carry right now; swapped by
@@ -128,11 +143,26 @@ impl CurrentToken {
 
 /// A client with the base config's server and CA but none of its
 /// credentials (upstream `AnonymousClientConfig`), authenticating with the
-/// ServiceAccount's token.
-fn service_account_client(base: &Config, current: Arc<CurrentToken>) -> Result<Client, Error> {
+/// ServiceAccount's token, rate-limited and instrumented like the process's
+/// own client.
+fn service_account_client(
+    base: &Config,
+    limits: ClientLimits,
+    current: Arc<CurrentToken>,
+) -> Result<Client, Error> {
     let mut config = base.clone();
     config.auth_info = AuthInfo::default();
+    config.default_retry = false;
+    let host = component_base::client::metrics_host(&config);
     let builder = ClientBuilder::try_from(config).map_err(Error::Kube)?;
+    let builder = component_base::client::with_client_go_retry(
+        component_base::client::with_rate_limit_and_metrics(
+            builder,
+            host,
+            limits.qps,
+            limits.burst,
+        ),
+    );
     let for_requests = Arc::clone(&current);
     let auth = MapRequestLayer::new(move |mut req: Request<Body>| {
         if let Some(value) = for_requests.header() {
@@ -345,6 +375,33 @@ async fn get_or_create_service_account(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each per-controller client has its own `--kube-api-qps` bucket and
+    /// reports `rest_client_requests_total` (here against a closed port, so
+    /// every request fails fast and only the limiter takes time).
+    #[tokio::test]
+    async fn service_account_clients_are_rate_limited_and_counted() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let base = Config::new(format!("http://127.0.0.1:{port}").parse().expect("url"));
+        let limits = ClientLimits { qps: 5.0, burst: 1 };
+        let a = service_account_client(&base, limits, Arc::new(CurrentToken::new("t".into())))
+            .expect("client builds");
+        let started = Instant::now();
+        for _ in 0..6 {
+            assert!(a.apiserver_version().await.is_err());
+        }
+        // One token up front, then one per 200ms: five waits.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
+        let text = component_base::metrics::encode_text();
+        let line = format!(
+            r#"rest_client_requests_total{{code="<error>",method="GET",host="127.0.0.1:{port}"}} 6"#
+        );
+        assert!(text.contains(&line), "{line} not in {text}");
+    }
 
     #[test]
     fn refresh_after_applies_leeway_and_minimum() {

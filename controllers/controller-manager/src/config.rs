@@ -1,6 +1,8 @@
 //! What the controllers need from the command line, decoupled from clap so
 //! tests and the binary build it the same way.
 
+use crate::clientbuilder::ClientLimits;
+
 /// `--concurrent-*-syncs`: workers per controller, upstream defaults. One
 /// field per flag; a controller's descriptor names the one it reads
 /// (controllers with a hard-coded count have none).
@@ -23,6 +25,10 @@ pub struct ConcurrentSyncs {
     pub cron_job: usize,
     /// `--concurrent-ttl-after-finished-syncs`.
     pub ttl_after_finished: usize,
+    /// `--concurrent-daemonset-syncs`.
+    pub daemonset: usize,
+    /// `--concurrent-statefulset-syncs`.
+    pub statefulset: usize,
 }
 
 impl Default for ConcurrentSyncs {
@@ -39,6 +45,8 @@ impl Default for ConcurrentSyncs {
             job: 5,
             cron_job: 5,
             ttl_after_finished: 5,
+            daemonset: 2,
+            statefulset: 5,
         }
     }
 }
@@ -67,6 +75,9 @@ pub struct ControllerManagerConfig {
     /// the controllers' clients reuse its server and CA (not its identity).
     /// Required when `use_service_account_credentials` is set.
     pub base_client_config: Option<kube::Config>,
+    /// `--kube-api-qps` / `--kube-api-burst` (20 / 30): the token bucket
+    /// each per-controller client gets under `use_service_account_credentials`.
+    pub client_limits: ClientLimits,
 }
 
 impl Default for ControllerManagerConfig {
@@ -81,6 +92,10 @@ impl Default for ControllerManagerConfig {
             min_resync_period: std::time::Duration::from_secs(12 * 3600),
             use_service_account_credentials: false,
             base_client_config: None,
+            client_limits: ClientLimits {
+                qps: 20.0,
+                burst: 30,
+            },
         }
     }
 }

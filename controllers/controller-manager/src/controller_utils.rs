@@ -104,6 +104,24 @@ impl Expectations {
         );
     }
 
+    /// Upstream `SetExpectations` with the deleted pods' keys: both kinds
+    /// of write pending at once (the DaemonSet controller's `syncNodes`).
+    pub fn expect_creations_and_deletions(
+        &self,
+        key: &str,
+        adds: usize,
+        pod_keys: impl IntoIterator<Item = String>,
+    ) {
+        self.lock().insert(
+            key.to_string(),
+            Expectation {
+                adds: adds as i64,
+                deletes: pod_keys.into_iter().collect(),
+                set_at: std::time::Instant::now(),
+            },
+        );
+    }
+
     pub fn creation_observed(&self, key: &str) {
         if let Some(exp) = self.lock().get_mut(key) {
             exp.adds -= 1;

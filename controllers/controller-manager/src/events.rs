@@ -1,9 +1,11 @@
 //! Event emission for the controllers. Reconcilers return [`EventSpec`]s as
 //! data (so tests can check reasons and messages); the runner records them
-//! through the shared `component_base::events` recorder (events.k8s.io/v1,
-//! series semantics) with the controller's name as `reportingController`.
+//! as core/v1 events through client-go `tools/record`'s recorder
+//! (`component_base::events::record`), with upstream's per-controller event
+//! source (`replicaset-controller`, ...) as `source.component`.
 
-use component_base::events::{EventBroadcaster, EventRecorder, EventType};
+use component_base::events::record::LegacyRecorder;
+use component_base::events::{EventBroadcaster, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
 
 /// One event a reconciler wants recorded on the object it works on.
@@ -35,26 +37,20 @@ impl EventSpec {
 /// Records events for one controller; never blocks, never fails.
 #[derive(Clone)]
 pub struct EventSink {
-    recorder: EventRecorder,
+    recorder: LegacyRecorder,
 }
 
 impl EventSink {
-    pub fn new(broadcaster: &EventBroadcaster, controller: &str) -> Self {
+    /// Records as `v1.EventSource{Component: source}` (controllers set no
+    /// host).
+    pub fn new(broadcaster: &EventBroadcaster, source: &str) -> Self {
         Self {
-            recorder: broadcaster.new_recorder(controller),
+            recorder: broadcaster.new_legacy_recorder(source, ""),
         }
     }
 
-    /// events.k8s.io/v1 requires an action; upstream's controllers record
-    /// through the legacy API, which has none, so the reason doubles as it.
     pub fn publish(&self, regarding: &ObjectReference, spec: &EventSpec) {
-        self.recorder.record(
-            regarding,
-            None,
-            spec.kind,
-            &spec.reason,
-            &spec.reason,
-            &spec.message,
-        );
+        self.recorder
+            .event(regarding, spec.kind, &spec.reason, &spec.message);
     }
 }

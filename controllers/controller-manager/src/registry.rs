@@ -17,7 +17,9 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::nodelifecycle::DESCRIPTOR,
     crate::endpoint::DESCRIPTOR,
     crate::endpointslicemirroring::DESCRIPTOR,
+    crate::daemon::DESCRIPTOR,
     crate::job::DESCRIPTOR,
+    crate::statefulset::DESCRIPTOR,
     crate::cronjob::DESCRIPTOR,
     crate::disruption::DESCRIPTOR,
     crate::ttlafterfinished::DESCRIPTOR,
@@ -83,9 +85,9 @@ mod tests {
             None,
         ),
         ("resourcequota-controller", "resourcequota-controller", None),
-        ("daemonset-controller", "daemon-set-controller", None),
+        ("daemonset-controller", "daemon-set-controller", Some(2)),
         ("job-controller", "job-controller", Some(5)),
-        ("statefulset-controller", "statefulset-controller", None),
+        ("statefulset-controller", "statefulset-controller", Some(5)),
         ("cronjob-controller", "cronjob-controller", Some(5)),
         ("disruption-controller", "disruption-controller", Some(1)),
         ("ttl-controller", "ttl-controller", None),
@@ -143,6 +145,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 15);
+        assert_eq!(got.len(), 17);
     }
 }

@@ -34,9 +34,12 @@ pub async fn run(
     };
     for name in selection.enabled() {
         if !DESCRIPTORS.iter().any(|d| d.name == name) {
-            tracing::info!(
+            // Never a quiet skip: the objects this controller owns will not
+            // be reconciled, which the operator must see at start.
+            tracing::warn!(
                 controller = name,
-                "controller is enabled but not implemented; skipping"
+                "controller is enabled but kube-controller-manager-rs does not implement it yet; \
+                 objects it manages are not reconciled (disable it with --controllers=-{name})"
             );
         }
     }
@@ -101,14 +104,16 @@ fn client_builder(
     Ok(ControllerClientBuilder::ServiceAccount {
         root: client.clone(),
         base: Box::new(base),
+        limits: config.client_limits,
         namespace: SERVICE_ACCOUNT_NAMESPACE.to_string(),
         shutdown: shutdown.clone(),
     })
 }
 
 /// The context one controller starts with: its own client, and (as
-/// upstream, whose controllers record events through their own client) its
-/// own event writer when that client differs from the process's.
+/// upstream, where each controller makes its own event broadcaster and
+/// records through its own client) its own event writer, so correlation and
+/// spam filtering are per controller.
 fn for_controller(
     shared: &ControllerContext,
     clients: &ControllerClientBuilder,
@@ -119,13 +124,12 @@ fn for_controller(
     let client_name = descriptor.client_name;
     async move {
         if let ControllerClientBuilder::ServiceAccount { .. } = clients {
-            let client = clients.client(client_name).await?;
-            ctx.events = Arc::new(EventBroadcaster::start(
-                client.clone(),
-                ctx.shutdown.clone(),
-            ));
-            ctx.client = client;
+            ctx.client = clients.client(client_name).await?;
         }
+        ctx.events = Arc::new(EventBroadcaster::start(
+            ctx.client.clone(),
+            ctx.shutdown.clone(),
+        ));
         Ok(ctx)
     }
 }

@@ -1,9 +1,10 @@
 //! Turns the parsed flags into the library's [`ControllerManagerConfig`].
 
 use component_base::app::AppError;
+use kube_controller_manager::clientbuilder::ClientLimits;
 use kube_controller_manager::{ConcurrentSyncs, ControllerManagerConfig};
 
-use crate::options::Options;
+use crate::options::{CLIENT_DEFAULTS, Options};
 
 /// Upstream `--concurrent-*-syncs` → workers per controller (controllers
 /// with a hard-coded count say so in their descriptor).
@@ -22,6 +23,8 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         job: workers(c.concurrent_job_syncs),
         cron_job: workers(c.concurrent_cron_job_syncs),
         ttl_after_finished: workers(c.concurrent_ttl_after_finished_syncs),
+        daemonset: workers(c.concurrent_daemonset_syncs),
+        statefulset: workers(c.concurrent_statefulset_syncs),
     };
     let client_config = component_base::client::load_config(
         o.client.kubeconfig.as_deref(),
@@ -38,6 +41,10 @@ pub async fn controller_manager_config(o: &Options) -> Result<ControllerManagerC
         min_resync_period: o.generic.min_resync_period,
         use_service_account_credentials: o.generic.use_service_account_credentials,
         base_client_config: Some(client_config),
+        client_limits: ClientLimits {
+            qps: o.client.kube_api_qps.unwrap_or(CLIENT_DEFAULTS.qps),
+            burst: o.client.kube_api_burst.unwrap_or(CLIENT_DEFAULTS.burst),
+        },
     })
 }
 
@@ -88,11 +95,15 @@ mod tests {
             "kube-controller-manager",
             "--master=http://127.0.0.1:9",
             "--concurrent-rc-syncs=3",
+            "--concurrent-daemonset-syncs=4",
+            "--concurrent-statefulset-syncs=6",
         ];
         let (o, _) = crate::options::parse(argv.map(String::from));
         let config = controller_manager_config(&o).await.expect("config");
         assert_eq!(config.concurrent.replication_controller, 3);
         assert_eq!(config.concurrent.replicaset, 5);
+        assert_eq!(config.concurrent.daemonset, 4);
+        assert_eq!(config.concurrent.statefulset, 6);
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams};
+use kube::core::Status as EvictionStatus;
 use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
 use test_support::apiserver;
@@ -80,6 +81,21 @@ async fn make_ready(pods: &Api<Pod>, name: &str) {
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .unwrap();
+}
+
+/// An eviction the PDB blocks comes back as the apiserver's 429 at once:
+/// the refusal carries no `Retry-After`, so a client-go-like client does
+/// not retry it (kube-client's default backoff once held it for minutes).
+async fn refused_promptly(pods: &Api<Pod>, name: &str) -> Result<EvictionStatus, kube::Error> {
+    match tokio::time::timeout(
+        Duration::from_secs(20),
+        pods.evict(name, &EvictParams::default()),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => panic!("eviction of {name} neither succeeded nor was refused within 20s"),
+    }
 }
 
 /// (expectedPods, currentHealthy, desiredHealthy, disruptionsAllowed)
@@ -176,7 +192,7 @@ async fn scenario(use_service_account_credentials: bool) {
     // One eviction is within budget; the apiserver records it and deletes
     // the pod (it stays terminating: no kubelet).
     pods.evict("web-a", &EvictParams::default()).await.unwrap();
-    let refused = pods.evict("web-b", &EvictParams::default()).await;
+    let refused = refused_promptly(&pods, "web-b").await;
     match refused {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 429, "{status:?}"),
         other => panic!("second eviction should be refused with 429, got {other:?}"),
@@ -187,7 +203,7 @@ async fn scenario(use_service_account_credentials: bool) {
         Box::pin(async move { (pdb_counts(&pdbs).await? == (3, 2, 2, 0)).then_some(()) })
     })
     .await;
-    let refused_again = pods.evict("web-b", &EvictParams::default()).await;
+    let refused_again = refused_promptly(&pods, "web-b").await;
     assert!(
         matches!(&refused_again, Err(kube::Error::Api(s)) if s.code == 429),
         "{refused_again:?}"

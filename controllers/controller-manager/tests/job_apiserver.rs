@@ -241,7 +241,7 @@ async fn job_events_recorded(client: &Client) {
                 .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pi"))
                 .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
                 .collect();
-            // events.k8s.io series: the three creations share one Event.
+            // Read through the events.k8s.io/v1 view of the core/v1 events.
             let created = on_job
                 .iter()
                 .any(|(r, n)| r == "SuccessfulCreate" && n.starts_with("Created pod: pi-"));

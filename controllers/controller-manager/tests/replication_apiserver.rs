@@ -218,8 +218,11 @@ async fn scenario(use_service_account_credentials: bool) {
     })
     .await;
     for e in &created_events {
-        // Recorded through events.k8s.io/v1 (component-base's recorder),
-        // so the core/v1 view shows it as the reporting component.
+        // Recorded as core/v1 events with upstream's source component.
+        assert_eq!(
+            e.source.as_ref().and_then(|s| s.component.as_deref()),
+            Some("replication-controller")
+        );
         let reporter = e.reporting_component.as_deref();
         assert_eq!(reporter, Some("replication-controller"));
         assert!(

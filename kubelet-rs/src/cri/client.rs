@@ -278,7 +278,8 @@ impl RuntimeService {
             .ok_or(CriError::Incomplete { op, what: "status" })
     }
 
-    /// Runs a command synchronously in a container (exec probes).
+    /// Runs a command synchronously in a container (exec probes, exec hooks). A zero
+    /// `timeout` waits for the command however long it runs (upstream's hooks).
     pub async fn exec_sync(
         &self,
         id: &str,
@@ -292,7 +293,7 @@ impl RuntimeService {
         };
         call(
             "ExecSync",
-            Some(self.timeout + timeout),
+            (!timeout.is_zero()).then(|| self.timeout + timeout),
             self.client.clone().exec_sync(req),
         )
         .await

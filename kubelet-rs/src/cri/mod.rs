@@ -9,6 +9,8 @@ pub mod api {
 mod client;
 mod error;
 mod exec;
+/// The CRI container log file format, read by `/containerLogs` and for termination messages.
+pub mod log_format;
 
 pub use client::{
     DEFAULT_RUNTIME_REQUEST_TIMEOUT, ImageService, MAX_MESSAGE_SIZE, RuntimeService, connect,

@@ -48,7 +48,12 @@ fn security_context(c: &Container, pod: &Pod) -> api::LinuxContainerSecurityCont
             .map(|v| api::Int64Value { value: v }),
         readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
         no_new_privs: sc.allow_privilege_escalation == Some(false),
-        supplemental_groups: psc.supplemental_groups.unwrap_or_default(),
+        // fsGroup first, as upstream's determineEffectiveSecurityContext.
+        supplemental_groups: psc
+            .fs_group
+            .into_iter()
+            .chain(psc.supplemental_groups.unwrap_or_default())
+            .collect(),
         ..Default::default()
     }
 }

@@ -3,13 +3,17 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{LifecycleHandler, Pod};
 
 use super::manager::{RuntimeManager, format_pod};
 use super::runtime_status::{ContainerRecord, PodRuntimeStatus};
 use crate::cri::CriError;
 use crate::events::{container_ref, reasons};
+use crate::lifecycle::{self, HookTarget};
 use component_base::events::EventType;
+
+/// `minimumGracePeriodInSeconds`: every stop gets at least this long.
+const MINIMUM_GRACE_PERIOD: Duration = Duration::from_secs(2);
 
 /// Running containers split into sidecars (restartable init containers, last spec one
 /// first) and everything else (upstream `killContainersWithSyncResult`).
@@ -40,10 +44,12 @@ impl RuntimeManager {
         grace: Duration,
     ) -> Result<(), CriError> {
         // Sidecars outlive the containers they serve: stop them last, in reverse order.
+        let pod_ips = status.pod_ips();
+        let pod_ip = pod_ips.first().map(String::as_str);
         let (sidecars, others) = sidecars_last(pod, status);
         let kills = others
             .into_iter()
-            .map(|c| self.kill_container(pod, c, grace));
+            .map(|c| self.kill_container(pod, &c.name, &c.id, "", grace, pod_ip));
         for r in futures::future::join_all(kills).await {
             match r {
                 Err(e) if !e.is_not_found() => return Err(e),
@@ -51,7 +57,10 @@ impl RuntimeManager {
             }
         }
         for c in sidecars {
-            match self.kill_container(pod, c, grace).await {
+            match self
+                .kill_container(pod, &c.name, &c.id, "", grace, pod_ip)
+                .await
+            {
                 Err(e) if !e.is_not_found() => return Err(e),
                 _ => {}
             }
@@ -66,48 +75,72 @@ impl RuntimeManager {
         Ok(())
     }
 
-    /// `killContainer`: runs the preStop hook (exec or sleep) inside the grace period,
-    /// then stops the container with what is left of it.
-    async fn kill_container(
+    /// `killContainer`: records `Killing` (`message`, or "Stopping container <name>"),
+    /// runs the preStop hook inside the grace period, then stops the container with what
+    /// is left of it (at least 2 seconds).
+    pub(super) async fn kill_container(
         &self,
         pod: &Pod,
-        c: &ContainerRecord,
+        name: &str,
+        id: &str,
+        message: &str,
         grace: Duration,
+        pod_ip: Option<&str>,
     ) -> Result<(), CriError> {
-        let spec = pod.spec.as_ref();
-        let hook = spec
-            .and_then(|s| {
-                s.containers
-                    .iter()
-                    .chain(s.init_containers.iter().flatten())
-                    .find(|x| x.name == c.name)
-            })
-            .and_then(|x| x.lifecycle.as_ref())
-            .and_then(|l| l.pre_stop.as_ref());
-        self.record_killing(pod, &c.name, &c.id, "");
-        let started = tokio::time::Instant::now();
-        if let Some(hook) = hook {
-            if let Some(cmd) = hook.exec.as_ref().and_then(|e| e.command.clone()) {
-                match tokio::time::timeout(grace, self.runtime.exec_sync(&c.id, cmd, grace)).await {
-                    Ok(Ok(r)) if r.exit_code != 0 => tracing::info!(
-                        pod = %format_pod(pod), container = %c.name, exit_code = r.exit_code,
-                        "PreStop hook failed"
-                    ),
-                    Ok(Err(e)) => {
-                        tracing::info!(pod = %format_pod(pod), container = %c.name, error = %e, "PreStop hook failed")
-                    }
-                    _ => {}
-                }
-            } else if let Some(sleep) = &hook.sleep {
-                let secs = Duration::from_secs(sleep.seconds.max(0) as u64);
-                tokio::time::sleep(secs.min(grace)).await;
-            }
+        let spec = pod.spec.as_ref().and_then(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+                .find(|x| x.name == name)
+        });
+        self.record_killing(pod, name, id, message);
+        let mut left = grace;
+        if let Some(spec) = spec
+            && let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+            && !grace.is_zero()
+        {
+            let target = HookTarget {
+                pod,
+                container: spec,
+                container_id: id,
+                pod_ip,
+            };
+            left = left.saturating_sub(self.execute_pre_stop_hook(hook, &target, grace).await);
         }
-        // Upstream gives the container at least 2 seconds after the hook.
-        let left = grace
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(2));
-        self.runtime.stop_container(&c.id, left).await
+        // Upstream always leaves a container a minimal shutdown window.
+        self.runtime
+            .stop_container(id, left.max(MINIMUM_GRACE_PERIOD))
+            .await
+    }
+
+    /// `executePreStopHook`: runs the hook for at most `grace`; returns the whole seconds
+    /// it took.
+    async fn execute_pre_stop_hook(
+        &self,
+        hook: &LifecycleHandler,
+        target: &HookTarget<'_>,
+        grace: Duration,
+    ) -> Duration {
+        let started = tokio::time::Instant::now();
+        let run = lifecycle::run(&self.runtime, self.events.as_ref(), hook, target);
+        match tokio::time::timeout(grace, run).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(pod = %format_pod(target.pod), container = %target.container.name, error = %e, "PreStop hook failed");
+                // The message stays out of the event so secrets do not leak.
+                self.events.record(
+                    &container_ref(target.pod, &target.container.name),
+                    EventType::Warning,
+                    reasons::FAILED_PRE_STOP_HOOK,
+                    "PreStopHook failed",
+                );
+            }
+            Err(_) => tracing::info!(
+                pod = %format_pod(target.pod), container = %target.container.name, ?grace,
+                "PreStop hook not completed in grace period"
+            ),
+        }
+        Duration::from_secs(started.elapsed().as_secs())
     }
 
     /// Removes all containers and sandboxes of a terminated pod.

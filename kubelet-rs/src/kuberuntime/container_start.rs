@@ -2,7 +2,7 @@
 //! back-off, image, environment, mounts, `CreateContainer` and `StartContainer`.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, LifecycleHandler, Pod, Secret, Service};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -12,32 +12,13 @@ use super::image::{ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF};
 use super::manager::{RuntimeManager, format_pod};
 use super::runtime_status::{ContainerRecord, ContainerState, PodRuntimeStatus};
 use super::sync_result::{
-    CRASH_LOOP_BACKOFF, CREATE_CONTAINER_ERROR, RUN_CONTAINER_ERROR, StartFailure,
+    CRASH_LOOP_BACKOFF, CREATE_CONTAINER_ERROR, POST_START_HOOK_ERROR, RUN_CONTAINER_ERROR,
+    StartFailure,
 };
 use crate::cri::api;
 use crate::events::{container_ref, reasons};
-use crate::volumemanager::MountPropagation;
+use crate::lifecycle::{self, HookTarget};
 use component_base::events::EventType;
-
-/// Volume mounts → CRI mounts.
-fn cri_mounts(mounts: Vec<crate::volumemanager::Mount>) -> Vec<api::Mount> {
-    mounts
-        .into_iter()
-        .map(|m| api::Mount {
-            container_path: m.container_path,
-            host_path: m.host_path.display().to_string(),
-            readonly: m.read_only,
-            propagation: match m.propagation {
-                MountPropagation::Private => api::MountPropagation::PropagationPrivate,
-                MountPropagation::HostToContainer => {
-                    api::MountPropagation::PropagationHostToContainer
-                }
-                MountPropagation::Bidirectional => api::MountPropagation::PropagationBidirectional,
-            } as i32,
-            ..Default::default()
-        })
-        .collect()
-}
 
 /// What every container start of one sync shares: the pod, its runtime state and sandbox.
 #[derive(Clone, Copy)]
@@ -165,12 +146,15 @@ impl RuntimeManager {
             let image_error = [ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, ERR_IMAGE_NEVER_PULL]
                 .contains(&f.reason.as_str());
             let detail = if image_error { &f.reason } else { &f.message };
-            self.events.record(
-                &container_ref(pod, &c.name),
-                EventType::Warning,
-                reasons::FAILED_TO_CREATE_CONTAINER,
-                &format!("Error: {detail}"),
-            );
+            // A failed postStart hook has its own event (FailedPostStartHook).
+            if f.reason != POST_START_HOOK_ERROR {
+                self.events.record(
+                    &container_ref(pod, &c.name),
+                    EventType::Warning,
+                    reasons::FAILED_TO_CREATE_CONTAINER,
+                    &format!("Error: {detail}"),
+                );
+            }
         }
         created
     }
@@ -207,13 +191,7 @@ impl RuntimeManager {
             image_ref: &image_ref,
         };
         let mut config = generate_container_config(pod, c, &params);
-        if let Some(volumes) = &self.volumes {
-            let mounts = volumes.container_mounts(pod, c).map_err(|e| StartFailure {
-                reason: CREATE_CONTAINER_CONFIG_ERROR.into(),
-                message: e.to_string(),
-            })?;
-            config.mounts = cri_mounts(mounts);
-        }
+        config.mounts = self.make_mounts(pod, c, &env, pod_ips)?;
         let id = self
             .runtime
             .create_container(sandbox_id, config, sandbox_config.clone())
@@ -254,6 +232,54 @@ impl RuntimeManager {
                 tracing::debug!(error = %e, id = %old.id, "removing old container instance");
             }
         }
+        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            self.run_post_start_hook(pod, c, &id, hook, pod_ips.first().map(String::as_str))
+                .await?;
+        }
         Ok(())
+    }
+
+    /// Step 4 of `startContainer`: a failed postStart hook kills the container.
+    async fn run_post_start_hook(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        id: &str,
+        hook: &LifecycleHandler,
+        pod_ip: Option<&str>,
+    ) -> Result<(), StartFailure> {
+        let target = HookTarget {
+            pod,
+            container: c,
+            container_id: id,
+            pod_ip,
+        };
+        let Err(e) = lifecycle::run(&self.runtime, self.events.as_ref(), hook, &target).await
+        else {
+            return Ok(());
+        };
+        tracing::error!(pod = %format_pod(pod), container = %c.name, error = %e, "Failed to execute PostStartHook");
+        // The message stays out of the event so secrets do not leak.
+        self.events.record(
+            &container_ref(pod, &c.name),
+            EventType::Warning,
+            reasons::FAILED_POST_START_HOOK,
+            "PostStartHook failed",
+        );
+        let kill = self.kill_container(
+            pod,
+            &c.name,
+            id,
+            reasons::FAILED_POST_START_HOOK,
+            Self::grace_period(pod),
+            pod_ip,
+        );
+        if let Err(kill_error) = kill.await {
+            tracing::error!(pod = %format_pod(pod), container = %c.name, error = %kill_error, "Failed to kill container");
+        }
+        Err(StartFailure {
+            reason: POST_START_HOOK_ERROR.into(),
+            message: e.to_string(),
+        })
     }
 }

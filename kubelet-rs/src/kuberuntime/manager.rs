@@ -13,7 +13,8 @@ use kube::Client;
 use super::backoff::Backoff;
 use super::dns::{ClusterDns, HostResolv};
 use super::labels;
-use super::runtime_status::{ContainerRecord, PodRuntimeStatus};
+use super::runtime_status::PodRuntimeStatus;
+use super::termination_message::record_with_termination_message;
 use crate::cri::{CriError, ImageService, RuntimeService, api};
 use crate::events::EventSink;
 use crate::volumemanager::VolumeManager;
@@ -127,7 +128,7 @@ impl RuntimeManager {
             .await?;
         for c in containers {
             match self.runtime.container_status(&c.id).await {
-                Ok(s) => status.containers.push(ContainerRecord::from_cri(&s)),
+                Ok(s) => status.containers.push(record_with_termination_message(&s)),
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }

@@ -7,6 +7,7 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, SecurityContext};
 
 use super::dns::pod_dns;
+use super::hostname::{HostnameError, kernel_hostname};
 use super::labels;
 use super::manager::{RuntimeManager, RuntimeSettings};
 use super::runtime_status::PodRuntimeStatus;
@@ -26,31 +27,11 @@ pub fn pod_log_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
     ))
 }
 
-/// Hostname and domain like upstream `GeneratePodHostNameAndDomain` (hostname truncated to 63).
-pub fn pod_hostname(pod: &Pod, cluster_domain: &str) -> String {
-    let spec = pod.spec.clone().unwrap_or_default();
-    let mut host = spec
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
-    if host.len() > 63 {
-        host.truncate(63);
-        host = host.trim_end_matches(['-', '.']).to_string();
-    }
-    match spec.subdomain.filter(|s| !s.is_empty()) {
-        Some(sub) if !cluster_domain.is_empty() => {
-            let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-            format!("{host}.{sub}.{ns}.svc.{cluster_domain}")
-        }
-        _ => host,
-    }
-}
-
 /// Inputs that do not come from the pod.
 pub struct SandboxParams<'a> {
     pub log_root: &'a Path,
-    pub cluster_domain: &'a str,
+    /// The pod's kernel hostname ([`super::hostname::kernel_hostname`]).
+    pub hostname: String,
     pub dns: api::DnsConfig,
     pub cgroup_parent: String,
     pub attempt: u32,
@@ -111,7 +92,7 @@ pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::Pod
         hostname: if host_network {
             String::new()
         } else {
-            pod_hostname(pod, p.cluster_domain)
+            p.hostname.clone()
         },
         log_directory: pod_log_dir(p.log_root, pod).display().to_string(),
         dns_config: (!host_network || !p.dns.servers.is_empty()).then(|| p.dns.clone()),
@@ -141,7 +122,12 @@ pub fn generate_pod_sandbox_config(pod: &Pod, p: &SandboxParams<'_>) -> api::Pod
                 }),
                 run_as_user: sc.run_as_user.map(|v| api::Int64Value { value: v }),
                 run_as_group: sc.run_as_group.map(|v| api::Int64Value { value: v }),
-                supplemental_groups: sc.supplemental_groups.clone().unwrap_or_default(),
+                // fsGroup first, as upstream's generatePodSandboxLinuxConfig.
+                supplemental_groups: sc
+                    .fs_group
+                    .into_iter()
+                    .chain(sc.supplemental_groups.clone().unwrap_or_default())
+                    .collect(),
                 // The runtime refuses a privileged container in an
                 // unprivileged sandbox.
                 privileged: has_privileged_container(&spec),
@@ -175,15 +161,20 @@ pub fn cgroup_parent(settings: &RuntimeSettings, pod: &Pod) -> String {
 }
 
 impl RuntimeManager {
-    pub(super) fn sandbox_config(&self, pod: &Pod, attempt: u32) -> api::PodSandboxConfig {
+    /// `generatePodSandboxConfig`; fails only on a hostname the kernel cannot take.
+    pub(super) fn sandbox_config(
+        &self,
+        pod: &Pod,
+        attempt: u32,
+    ) -> Result<api::PodSandboxConfig, HostnameError> {
         let params = SandboxParams {
             log_root: &self.settings.log_root,
-            cluster_domain: &self.settings.cluster_dns.domain,
+            hostname: kernel_hostname(pod, &self.settings.cluster_dns.domain)?,
             dns: pod_dns(pod, &self.settings.cluster_dns, &self.settings.host_resolv),
             cgroup_parent: cgroup_parent(&self.settings, pod),
             attempt,
         };
-        generate_pod_sandbox_config(pod, &params)
+        Ok(generate_pod_sandbox_config(pod, &params))
     }
 
     /// `createPodSandbox`: (re)creates the sandbox; returns its id and the pod IPs it got.

@@ -109,7 +109,23 @@ impl RuntimeManager {
             result.error = Some(e);
             return result;
         }
-        let sandbox_config = self.sandbox_config(pod, actions.attempt);
+        let sandbox_config = match self.sandbox_config(pod, actions.attempt) {
+            Ok(config) => config,
+            Err(e) => {
+                let err = SyncError::SandboxConfig {
+                    pod: format_pod(pod),
+                    source: e,
+                };
+                self.events.record(
+                    &pod_ref(pod),
+                    EventType::Warning,
+                    reasons::FAILED_CREATE_POD_SANDBOX,
+                    &format!("Failed to create pod sandbox: {err}"),
+                );
+                result.error = Some(err);
+                return result;
+            }
+        };
         let (sandbox_id, pod_ips) = if actions.create_sandbox {
             match self.create_sandbox(pod, status, &sandbox_config).await {
                 Ok(created) => created,
@@ -213,11 +229,11 @@ impl RuntimeManager {
         if actions.kill_pod {
             return self.kill_pod(pod, status, Self::grace_period(pod)).await;
         }
+        let pod_ips = status.pod_ips();
         for (id, (name, message)) in &actions.containers_to_kill {
             tracing::info!(pod = %format_pod(pod), container = %name, %message, "killing container");
-            self.record_killing(pod, name, id, message);
-            self.runtime
-                .stop_container(id, Self::grace_period(pod))
+            let pod_ip = pod_ips.first().map(String::as_str);
+            self.kill_container(pod, name, id, message, Self::grace_period(pod), pod_ip)
                 .await?;
         }
         Ok(())

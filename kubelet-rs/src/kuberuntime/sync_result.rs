@@ -9,6 +9,8 @@ use crate::volumemanager::VolumeErrors;
 pub const CRASH_LOOP_BACKOFF: &str = "CrashLoopBackOff";
 pub const RUN_CONTAINER_ERROR: &str = "RunContainerError";
 pub const CREATE_CONTAINER_ERROR: &str = "CreateContainerError";
+/// `ErrPostStartHook`: the postStart hook failed and the container was killed.
+pub const POST_START_HOOK_ERROR: &str = "PostStartHookError";
 
 /// Why a container could not be started this sync (becomes its waiting reason).
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +32,11 @@ pub enum SyncError {
     LogDir(std::io::Error),
     #[error("Failed to create pod sandbox: {0}")]
     CreateSandbox(CriError),
+    #[error("GeneratePodSandboxConfig for pod {pod:?} failed: {source}")]
+    SandboxConfig {
+        pod: String,
+        source: super::hostname::HostnameError,
+    },
     /// `UpdateContainerResources` refused an in-place resize.
     #[error("failed to resize container {container}: {source}")]
     Resize { container: String, source: CriError },

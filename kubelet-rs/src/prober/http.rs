@@ -139,6 +139,45 @@ pub async fn probe_http(req: &HttpProbeRequest, timeout: Duration) -> (ProbeOutc
     classify(response.status, &response.body)
 }
 
+/// Why [`http_get`] got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpGetError {
+    /// The TLS handshake failed (for lifecycle hooks: maybe a plain-HTTP server).
+    #[error("{0}")]
+    Tls(String),
+    #[error("{0}")]
+    Other(String),
+    #[error("Get \"{0}\": context deadline exceeded")]
+    Timeout(String),
+}
+
+/// The same GET as a probe (redirect rules, headers, no certificate checks) for callers
+/// that only need the request to complete (lifecycle hooks): the final status code, or
+/// why there was none. `None` waits as long as it takes.
+pub async fn http_get(
+    req: &HttpProbeRequest,
+    timeout: Option<Duration>,
+) -> Result<u16, HttpGetError> {
+    let first = first_hop(req).map_err(|e| HttpGetError::Other(e.to_string()))?;
+    let url = first.url();
+    let request = follow(first, &req.headers);
+    let result = match timeout {
+        Some(t) => tokio::time::timeout(t, request)
+            .await
+            .map_err(|_| HttpGetError::Timeout(url))?,
+        None => request.await,
+    };
+    result.map(|r| r.status).map_err(|e| {
+        let tls =
+            matches!(&e, HttpError::Get { source, .. } if matches!(**source, HttpError::Tls(_)));
+        if tls {
+            HttpGetError::Tls(e.to_string())
+        } else {
+            HttpGetError::Other(e.to_string())
+        }
+    })
+}
+
 /// Upstream's verdict on a final response.
 fn classify(status: u16, body: &[u8]) -> (ProbeOutcome, String) {
     let body = String::from_utf8_lossy(body).into_owned();

@@ -25,7 +25,9 @@ mod worker;
 pub use error::ProbeError;
 pub use events::ProberEvent;
 pub use exec::MAX_EXEC_OUTPUT;
-pub use http::{HttpProbeRequest, MAX_RESPONSE_BODY, probe_http, user_agent};
+pub use http::{
+    HttpGetError, HttpProbeRequest, MAX_RESPONSE_BODY, http_get, probe_http, user_agent,
+};
 pub use manager::ProbeManager;
 pub use probe::{ProbeOutcome, ProbeType, kill_message, run_probe};
 pub use results::{ProbeResult, ResultUpdate, ResultsManager};

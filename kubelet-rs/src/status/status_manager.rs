@@ -9,6 +9,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
 
 use crate::error::{Error, is_api_status};
+use crate::kuberuntime::termination_message::truncate_pod_messages;
 
 pub struct StatusManager {
     client: Client,
@@ -58,6 +59,13 @@ impl StatusManager {
     /// replaced under the same name) is not an error: there is nothing to update.
     pub async fn set_pod_status(&self, pod: &Pod, status: &PodStatus) -> Result<bool, Error> {
         let (ns, name, uid) = key(pod);
+        // normalizeStatus: a pod's termination messages share 12 KiB.
+        let mut status = status.clone();
+        let containers = pod.spec.as_ref().map_or(0, |s| {
+            s.containers.len() + s.init_containers.as_ref().map_or(0, Vec::len)
+        });
+        truncate_pod_messages(&mut status, containers);
+        let status = &status;
         let known = self
             .written
             .lock()

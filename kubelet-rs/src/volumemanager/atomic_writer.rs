@@ -20,6 +20,9 @@ const MAX_FILE_NAME_LENGTH: usize = 255;
 pub struct FileProjection {
     pub data: Vec<u8>,
     pub mode: u32,
+    /// Owner to give the file (upstream `FsUser`: projected service-account tokens of
+    /// pods whose containers all run as one user).
+    pub fs_user: Option<u32>,
 }
 
 /// Relative path → file.
@@ -165,6 +168,9 @@ impl AtomicWriter {
             std::fs::write(&full, &file.data)?;
             // Explicit chmod: the umask applies to the create mode.
             std::fs::set_permissions(&full, std::fs::Permissions::from_mode(file.mode))?;
+            if let Some(uid) = file.fs_user {
+                std::os::unix::fs::chown(&full, Some(uid), None)?;
+            }
         }
         let ts_name = ts_dir
             .file_name()

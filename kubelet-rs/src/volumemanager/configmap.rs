@@ -96,7 +96,8 @@ mod tests {
             some["dir/bee"],
             FileProjection {
                 data: b"2".to_vec(),
-                mode: 0o400
+                mode: 0o400,
+                fs_user: None,
             }
         );
     }

@@ -154,6 +154,7 @@ pub(crate) fn collect(
             FileProjection {
                 data: value.into_bytes(),
                 mode,
+                fs_user: None,
             },
         );
     }

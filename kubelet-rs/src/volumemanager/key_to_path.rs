@@ -30,6 +30,7 @@ pub(crate) fn payload(
                     FileProjection {
                         data: data.to_vec(),
                         mode: mode_bits(default_mode),
+                        fs_user: None,
                     },
                 );
             }
@@ -47,6 +48,7 @@ pub(crate) fn payload(
                     FileProjection {
                         data: data.to_vec(),
                         mode: mode_bits(item.mode.unwrap_or(default_mode)),
+                        fs_user: None,
                     },
                 );
             }

@@ -13,6 +13,7 @@ use super::container_mounts::{ContainerMountError, Mount, container_mounts};
 use super::emptydir::{Medium, memory_size, setup_dir};
 use super::error::{SetupError, VolumeError, VolumeErrors};
 use super::mount::{mount_points, unmount};
+use super::ownership::{fs_group, set_volume_ownership};
 use super::paths::{PluginKind, pod_dir, pod_volume_dir, pods_dir};
 use super::projected::{self, ProjectionContext};
 use super::source::ObjectSource;
@@ -89,8 +90,9 @@ impl VolumeManager {
         &self,
         pod: &Pod,
         container: &Container,
+        env: &BTreeMap<String, String>,
     ) -> Result<Vec<Mount>, ContainerMountError> {
-        container_mounts(&self.config.root_dir, pod, container)
+        container_mounts(&self.config.root_dir, pod, container, env)
     }
 
     async fn setup_volume(&self, pod: &Pod, volume: &Volume) -> Result<PathBuf, SetupError> {
@@ -116,7 +118,13 @@ impl VolumeManager {
                         return Err(SetupError::UnsupportedMedium(other.to_string()));
                     }
                 };
+                let fresh = std::fs::symlink_metadata(&dir).is_err();
                 setup_dir(&dir, medium)?;
+                // Upstream re-owns an emptyDir when it mounts it, i.e. once.
+                if fresh && let Some(group) = fs_group(pod) {
+                    set_volume_ownership(&dir, group, false)
+                        .map_err(|e| SetupError::fs("set ownership of", &dir, e))?;
+                }
                 return Ok(dir);
             }
             PluginKind::ConfigMap => {
@@ -159,11 +167,17 @@ impl VolumeManager {
                 payload
             }
         };
-        write_payload(
+        let wrote = write_payload(
             &dir,
             &payload,
             &format!("pod {} volume {}", pod_ref(pod), volume.name),
         )?;
+        // New data (and the first write) is re-owned for fsGroup; these volumes are
+        // read-only.
+        if wrote && let Some(group) = fs_group(pod) {
+            set_volume_ownership(&dir, group, true)
+                .map_err(|e| SetupError::fs("set ownership of", &dir, e))?;
+        }
         Ok(dir)
     }
 
@@ -219,10 +233,10 @@ impl VolumeManager {
     }
 }
 
-fn write_payload(dir: &Path, payload: &Payload, context: &str) -> Result<(), SetupError> {
+/// Writes the payload; `true` when new data was written.
+fn write_payload(dir: &Path, payload: &Payload, context: &str) -> Result<bool, SetupError> {
     AtomicWriter::new(dir, context)
         .write(payload)
-        .map(|_| ())
         .map_err(|source| SetupError::Write {
             path: dir.display().to_string(),
             source,

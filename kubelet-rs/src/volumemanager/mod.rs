@@ -22,19 +22,22 @@ mod error;
 mod key_to_path;
 mod manager;
 mod mount;
+mod ownership;
 mod paths;
 mod projected;
 mod secret;
 mod source;
+mod subpath;
 mod token;
 
 pub use atomic_writer::{AtomicWriter, FileProjection, Payload};
-pub use container_mounts::{Mount, MountPropagation, container_mounts};
+pub use container_mounts::{ContainerMountError, Mount, MountPropagation, container_mounts};
 pub use error::{VolumeError, VolumeErrors};
 pub use manager::{PodVolumes, VolumeManager, VolumeManagerConfig};
 pub use mount::{is_mount_point, mount_tmpfs, unmount};
 pub use paths::{PluginKind, pod_dir, pod_volume_dir, pods_dir};
 pub use source::{KubeObjectSource, ObjectSource, SourceError};
+pub use subpath::SubPathError;
 pub use token::{TokenManager, requires_refresh};
 
 /// Upstream `defaultMode` of configMap, secret, downwardAPI and projected volumes.

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::atomic_writer::{FileProjection, Payload};
 use super::error::SetupError;
+use super::ownership::{fs_group, fs_user};
 use super::source::ObjectSource;
 use super::token::TokenManager;
 use super::{DEFAULT_MODE, configmap, downwardapi, secret};
@@ -144,12 +145,19 @@ async fn service_account_token(
         .status
         .and_then(|s| s.token)
         .ok_or(SetupError::NoToken)?;
-    let mode = u32::try_from(default_mode).unwrap_or(0) & 0o7777;
+    // A token readable only by its owner once the pod runs as a set user or group.
+    let fs_user = fs_user(ctx.pod);
+    let mode = if fs_user.is_some() || fs_group(ctx.pod).is_some() {
+        0o600
+    } else {
+        u32::try_from(default_mode).unwrap_or(0) & 0o7777
+    };
     Ok(Payload::from([(
         projection.path.clone(),
         FileProjection {
             data: token.into_bytes(),
             mode,
+            fs_user,
         },
     )]))
 }

@@ -82,7 +82,8 @@ mod tests {
             all["tls.key"],
             FileProjection {
                 data: vec![0, 1, 2],
-                mode: 0o600
+                mode: 0o600,
+                fs_user: None,
             }
         );
         let items = [KeyToPath {

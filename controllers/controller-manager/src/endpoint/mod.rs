@@ -30,6 +30,8 @@ use reconcile::Write;
 
 /// Upstream `names.EndpointsController`.
 pub const ENDPOINTS_CONTROLLER: &str = "endpoints-controller";
+/// Upstream's event source (`v1.EventSource{Component: ...}`).
+pub const EVENT_SOURCE: &str = "endpoint-controller";
 /// Upstream `resourcelock.LeaderElectionRecordAnnotationKey`: Endpoints
 /// used as leader-election locks are not ours to delete.
 const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
@@ -66,7 +68,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         endpoints: ep_inf.store().clone(),
         writer: KubeObjectControl::new(ctx.client.clone()),
         trigger_times: Mutex::new(TriggerTimeTracker::default()),
-        events: Some(EventSink::new(&ctx.events, ENDPOINTS_CONTROLLER)),
+        events: Some(EventSink::new(&ctx.events, EVENT_SOURCE)),
         started: AtomicBool::new(false),
     });
     KeyedController::new(

@@ -40,6 +40,8 @@ use trigger_time::TriggerTimeTracker;
 
 /// Upstream `names.EndpointSliceController`.
 pub const ENDPOINTSLICE_CONTROLLER: &str = "endpointslice-controller";
+/// Upstream's event source (`v1.EventSource{Component: ...}`).
+pub const EVENT_SOURCE: &str = "endpoint-slice-controller";
 
 pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
     name: ENDPOINTSLICE_CONTROLLER,
@@ -77,7 +79,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         max_endpoints: DEFAULT_MAX_ENDPOINTS_PER_SLICE,
         trigger_times: Mutex::new(TriggerTimeTracker::default()),
         tracker: Mutex::new(SliceTracker::default()),
-        events: EventSink::new(&ctx.events, ENDPOINTSLICE_CONTROLLER),
+        events: EventSink::new(&ctx.events, EVENT_SOURCE),
     });
     let queue = RateLimitingQueue::with_rate_limiter("endpoint_slice", service_rate_limiter());
     KeyedController::new(ENDPOINTSLICE_CONTROLLER, ctl, queue)

@@ -29,6 +29,8 @@ use reconcile::{Action, CONTROLLER_NAME, INVALID_IP_ADDRESS, Plan, TOO_MANY_ADDR
 
 /// Upstream `names.EndpointSliceMirroringController`.
 pub const ENDPOINTSLICE_MIRRORING_CONTROLLER: &str = "endpointslice-mirroring-controller";
+/// Upstream's event source (`v1.EventSource{Component: ...}`).
+pub const EVENT_SOURCE: &str = "endpoint-slice-mirroring-controller";
 
 pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
     name: ENDPOINTSLICE_MIRRORING_CONTROLLER,
@@ -62,10 +64,7 @@ pub async fn start(ctx: ControllerContext) -> Result<(), Error> {
         writer: KubeObjectControl::new(ctx.client.clone()),
         max_endpoints_per_subset: ctx.config.mirroring_max_endpoints_per_subset,
         tracker: Mutex::new(SliceTracker::default()),
-        events: Some(EventSink::new(
-            &ctx.events,
-            ENDPOINTSLICE_MIRRORING_CONTROLLER,
-        )),
+        events: Some(EventSink::new(&ctx.events, EVENT_SOURCE)),
     });
     let queue = RateLimitingQueue::new("endpointslice_mirroring");
     KeyedController::new(ENDPOINTSLICE_MIRRORING_CONTROLLER, ctl, queue)

@@ -1,6 +1,6 @@
 //! `/containerLogs/{namespace}/{pod}/{container}`.
 
-pub mod cri_log;
+pub use crate::cri::log_format as cri_log;
 pub mod options;
 pub mod reader;
 pub mod status;
