@@ -11,14 +11,18 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{container_ref, reasons};
+use crate::events::{container_ref, pod_ref, reasons};
+use crate::kuberuntime::actions::{NoProbes, StartupResults, StartupVerdict};
 use crate::kuberuntime::manager::{RuntimeManager, format_pod};
 use crate::kuberuntime::runtime_status::PodRuntimeStatus;
 use crate::kuberuntime::sync_result::StartFailure;
+use crate::prober::ProbeResult;
+use crate::prober::ProbeType;
 use crate::prober::{
     ContainerExec, ContainerProbeStatus, ContainerRunState, PodProbeStatus, ProbeManager,
     ProberEvent,
 };
+use crate::status::deadline::{DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE, time_left};
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::status_manager::StatusManager;
 use crate::types::pod_uid;
@@ -46,6 +50,17 @@ impl StatusSink for StatusManager {
         }
         self.forget(&pod_uid(pod));
         Ok(())
+    }
+}
+
+/// Sidecars wait for their startup probe (upstream `startupManager.Get`).
+impl StartupResults for ProbeManager {
+    fn startup(&self, container_id: &str) -> StartupVerdict {
+        match self.results(ProbeType::Startup).get(container_id) {
+            Some(ProbeResult::Success) => StartupVerdict::Success,
+            Some(ProbeResult::Failure) => StartupVerdict::Failure,
+            Some(ProbeResult::Unknown) | None => StartupVerdict::Pending,
+        }
     }
 }
 
@@ -331,6 +346,7 @@ impl PodWorkers {
             pod_is_terminal: terminal,
             now: Timestamp::now(),
             probes: Some(&readiness),
+            cpu_cfs_quota: self.ctx.manager.cpu_cfs_quota(),
         });
         if let Some(p) = &self.ctx.probes {
             p.update_pod_status(&pod_uid(pod), probe_status(pod, &status, &rt));
@@ -345,9 +361,27 @@ impl PodWorkers {
             return Duration::from_secs(1);
         };
         let terminal_already = matches!(phase.as_deref(), Some("Succeeded" | "Failed"));
-        let mut retry = self.ctx.resync;
-        if !terminal_already {
-            let result = self.ctx.manager.sync_pod(pod, &rt).await;
+        let deadline_left = time_left(pod, Timestamp::now());
+        let past_deadline = deadline_left.is_some_and(|d| d.is_zero());
+        if past_deadline && !terminal_already {
+            // upstream activeDeadlineHandler.ShouldEvict
+            self.ctx.manager.events().record(
+                &pod_ref(pod),
+                EventType::Normal,
+                DEADLINE_EXCEEDED,
+                DEADLINE_EXCEEDED_MESSAGE,
+            );
+        }
+        // Wake up when the deadline passes, not a resync later.
+        let mut retry = deadline_left
+            .filter(|d| !d.is_zero())
+            .map_or(self.ctx.resync, |d| d.min(self.ctx.resync));
+        if !terminal_already && !past_deadline {
+            let startup: &dyn StartupResults = match &self.ctx.probes {
+                Some(p) => p.as_ref(),
+                None => &NoProbes,
+            };
+            let result = self.ctx.manager.sync_pod(pod, &rt, startup).await;
             for name in &result.started {
                 reasons.remove(name);
             }

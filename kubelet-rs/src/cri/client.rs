@@ -220,6 +220,26 @@ impl RuntimeService {
         .map(drop)
     }
 
+    /// Applies new Linux resources to a running container (in-place resize).
+    pub async fn update_container_resources(
+        &self,
+        id: &str,
+        linux: api::LinuxContainerResources,
+    ) -> Result<(), CriError> {
+        let req = api::UpdateContainerResourcesRequest {
+            container_id: id.into(),
+            linux: Some(linux),
+            ..Default::default()
+        };
+        call(
+            "UpdateContainerResources",
+            self.t(),
+            self.client.clone().update_container_resources(req),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn remove_container(&self, id: &str) -> Result<(), CriError> {
         let req = api::RemoveContainerRequest {
             container_id: id.into(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{LifecycleHandler, Pod};
 
 use super::manager::{RuntimeManager, format_pod};
-use super::runtime_status::PodRuntimeStatus;
+use super::runtime_status::{ContainerRecord, PodRuntimeStatus};
 use crate::cri::CriError;
 use crate::events::{container_ref, reasons};
 use crate::lifecycle::{self, HookTarget};
@@ -14,6 +14,26 @@ use component_base::events::EventType;
 
 /// `minimumGracePeriodInSeconds`: every stop gets at least this long.
 const MINIMUM_GRACE_PERIOD: Duration = Duration::from_secs(2);
+
+/// Running containers split into sidecars (restartable init containers, last spec one
+/// first) and everything else (upstream `killContainersWithSyncResult`).
+fn sidecars_last<'a>(
+    pod: &Pod,
+    status: &'a PodRuntimeStatus,
+) -> (Vec<&'a ContainerRecord>, Vec<&'a ContainerRecord>) {
+    let sidecar_names: Vec<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .filter(|c| super::actions::is_restartable_init(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let (mut sidecars, others): (Vec<_>, Vec<_>) = status
+        .running()
+        .partition(|c| sidecar_names.contains(&c.name.as_str()));
+    sidecars.sort_by_key(|c| std::cmp::Reverse(sidecar_names.iter().position(|n| *n == c.name)));
+    (sidecars, others)
+}
 
 impl RuntimeManager {
     /// Stops running containers (with the grace period) and every sandbox of the pod.
@@ -23,13 +43,24 @@ impl RuntimeManager {
         status: &PodRuntimeStatus,
         grace: Duration,
     ) -> Result<(), CriError> {
+        // Sidecars outlive the containers they serve: stop them last, in reverse order.
         let pod_ips = status.pod_ips();
         let pod_ip = pod_ips.first().map(String::as_str);
-        let kills = status
-            .running()
+        let (sidecars, others) = sidecars_last(pod, status);
+        let kills = others
+            .into_iter()
             .map(|c| self.kill_container(pod, &c.name, &c.id, "", grace, pod_ip));
         for r in futures::future::join_all(kills).await {
             match r {
+                Err(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
+        }
+        for c in sidecars {
+            match self
+                .kill_container(pod, &c.name, &c.id, "", grace, pod_ip)
+                .await
+            {
                 Err(e) if !e.is_not_found() => return Err(e),
                 _ => {}
             }

@@ -91,6 +91,11 @@ impl RuntimeManager {
         }
     }
 
+    /// `--cpu-cfs-quota`: CPU limits are applied as CFS quota.
+    pub fn cpu_cfs_quota(&self) -> bool {
+        self.settings.cpu_cfs_quota
+    }
+
     /// Where this manager's events go (the pod workers record probe events there too).
     pub fn events(&self) -> &Arc<dyn EventSink> {
         &self.events

@@ -18,6 +18,7 @@ pub mod image;
 pub mod labels;
 pub mod manager;
 pub mod mounts;
+pub mod resize;
 pub mod resources;
 pub mod runtime_status;
 pub mod sandbox;

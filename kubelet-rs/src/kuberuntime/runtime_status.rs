@@ -38,6 +38,8 @@ pub struct ContainerRecord {
     pub restart_count: i32,
     pub hash: String,
     pub init: bool,
+    /// What the runtime reports it applied (in-place resize compares against it).
+    pub resources: Option<api::LinuxContainerResources>,
 }
 
 impl ContainerRecord {
@@ -76,6 +78,7 @@ impl ContainerRecord {
                 .get(super::labels::CONTAINER_TYPE)
                 .map(String::as_str)
                 == Some(super::labels::CONTAINER_TYPE_INIT),
+            resources: status.resources.as_ref().and_then(|r| r.linux.clone()),
         }
     }
 }

@@ -37,6 +37,9 @@ pub enum SyncError {
         pod: String,
         source: super::hostname::HostnameError,
     },
+    /// `UpdateContainerResources` refused an in-place resize.
+    #[error("failed to resize container {container}: {source}")]
+    Resize { container: String, source: CriError },
 }
 
 impl SyncError {

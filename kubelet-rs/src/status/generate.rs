@@ -5,30 +5,25 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodIP, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::conditions::{ConditionInputs, has_any_regular_container_started, pod_conditions};
+use super::deadline::{DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE, past_active_deadline};
 use super::phase::get_phase;
-use crate::kuberuntime::actions::should_container_be_restarted;
+use crate::kuberuntime::actions::{is_restartable_init, should_container_be_restarted};
+use crate::kuberuntime::resize::{allocated_resources, resize_in_progress, status_resources};
 use crate::kuberuntime::runtime_status::{
     ContainerRecord, ContainerState as RtState, PodRuntimeStatus,
 };
+use crate::kuberuntime::sync::ephemeral_as_container;
 use crate::kuberuntime::sync_result::StartFailure;
 use crate::qos::compute_pod_qos;
 use crate::types::is_static_pod;
 
 pub const CONTAINER_CREATING: &str = "ContainerCreating";
 pub const POD_INITIALIZING: &str = "PodInitializing";
-pub const POD_COMPLETED: &str = "PodCompleted";
-pub const CONTAINERS_NOT_READY: &str = "ContainersNotReady";
-pub const CONTAINERS_NOT_INITIALIZED: &str = "ContainersNotInitialized";
-const KUBELET_CONDITIONS: [&str; 4] = [
-    "PodReadyToStartContainers",
-    "Initialized",
-    "Ready",
-    "ContainersReady",
-];
 
 /// Inputs of one status computation.
 pub struct StatusInputs<'a> {
@@ -43,6 +38,16 @@ pub struct StatusInputs<'a> {
     /// (started, ready) of a running container from its probes; `None`: no probes
     /// known, a running container is started and ready.
     pub probes: Option<&'a ProbeReadiness>,
+    /// `--cpu-cfs-quota` (whether CPU limits were applied, for resize progress).
+    pub cpu_cfs_quota: bool,
+}
+
+/// Which list of the spec a container status belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Init,
+    Regular,
+    Ephemeral,
 }
 
 /// Answers (started, ready) for a running container with the given runtime id.
@@ -85,6 +90,7 @@ fn container_statuses(
     input: &StatusInputs<'_>,
     containers: &[Container],
     default_reason: &str,
+    kind: Kind,
 ) -> Vec<ContainerStatus> {
     let mut out = Vec::new();
     for c in containers {
@@ -95,7 +101,8 @@ fn container_statuses(
             image_id: String::new(),
             ready: false,
             restart_count: 0,
-            started: Some(false),
+            // The prober reports `started` for init and regular containers only.
+            started: (kind != Kind::Ephemeral).then_some(false),
             state: Some(waiting(default_reason, None)),
             ..Default::default()
         };
@@ -105,9 +112,12 @@ fn container_statuses(
             status.restart_count = r.restart_count;
             status.state = Some(match r.state {
                 RtState::Running => {
-                    let (started, ready) = input.probes.map_or((true, true), |f| f(c, &r.id));
-                    status.ready = ready;
-                    status.started = Some(started);
+                    if kind != Kind::Ephemeral {
+                        let (started, ready) = input.probes.map_or((true, true), |f| f(c, &r.id));
+                        // Only sidecars are ready while running; init containers when done.
+                        status.ready = ready && (kind == Kind::Regular || is_restartable_init(c));
+                        status.started = Some(started);
+                    }
                     ContainerState {
                         running: Some(ContainerStateRunning {
                             started_at: ts(r.started_at),
@@ -136,9 +146,23 @@ fn container_statuses(
             {
                 status.last_state = Some(terminated(prev, input.runtime_name));
             }
+            // Resources are reported for containers that can be resized in place.
+            if kind == Kind::Regular || (kind == Kind::Init && is_restartable_init(c)) {
+                status.resources = Some(status_resources(c, r.resources.as_ref()));
+                status.allocated_resources = allocated_resources(c);
+            }
+        }
+        // A completed init container is ready (upstream prober `UpdatePodStatus`).
+        if kind == Kind::Init && !is_restartable_init(c) {
+            status.ready = status
+                .state
+                .as_ref()
+                .and_then(|st| st.terminated.as_ref())
+                .is_some_and(|t| t.exit_code == 0);
         }
         // A container to be restarted with a recorded failure is Waiting for that reason.
-        if should_container_be_restarted(c, input.pod, input.runtime)
+        if kind != Kind::Ephemeral
+            && should_container_be_restarted(c, input.pod, input.runtime)
             && let Some(f) = input.reasons.get(&c.name)
         {
             if status
@@ -153,138 +177,6 @@ fn container_statuses(
         out.push(status);
     }
     out
-}
-
-fn condition(
-    previous: &[PodCondition],
-    type_: &str,
-    ok: bool,
-    reason: Option<&str>,
-    message: Option<String>,
-    now: Timestamp,
-) -> PodCondition {
-    let status = if ok { "True" } else { "False" };
-    let prev = previous.iter().find(|c| c.type_ == type_);
-    PodCondition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.map(str::to_string),
-        message,
-        last_transition_time: match prev {
-            Some(p) if p.status == status => p.last_transition_time.clone(),
-            _ => Some(Time(now)),
-        },
-        last_probe_time: None,
-        observed_generation: None,
-    }
-}
-
-fn names_list(names: &[String]) -> String {
-    format!("[{}]", names.join(" "))
-}
-
-/// Init containers that have not completed (sidecars, `restartPolicy: Always`, never block).
-fn incomplete_inits(inits: &[Container], init_statuses: &[ContainerStatus]) -> Vec<String> {
-    inits
-        .iter()
-        .zip(init_statuses)
-        .filter(|(c, s)| {
-            c.restart_policy.as_deref() != Some("Always")
-                && s.state
-                    .as_ref()
-                    .and_then(|st| st.terminated.as_ref())
-                    .is_none_or(|t| t.exit_code != 0)
-        })
-        .map(|(c, _)| c.name.clone())
-        .collect()
-}
-
-fn unready(statuses: &[ContainerStatus]) -> Vec<String> {
-    statuses
-        .iter()
-        .filter(|s| !s.ready)
-        .map(|s| s.name.clone())
-        .collect()
-}
-
-/// The kubelet's conditions (`PodReadyToStartContainers`, `Initialized`, `Ready`,
-/// `ContainersReady`), then the ones others own, unchanged.
-fn pod_conditions(
-    prev_conditions: &[PodCondition],
-    sandbox_ready: bool,
-    terminal: bool,
-    has_inits: bool,
-    not_initialized: Vec<String>,
-    unready: Vec<String>,
-    now: Timestamp,
-) -> Vec<PodCondition> {
-    let mut conditions = vec![condition(
-        prev_conditions,
-        "PodReadyToStartContainers",
-        sandbox_ready,
-        None,
-        None,
-        now,
-    )];
-    conditions.push(if terminal && has_inits {
-        condition(
-            prev_conditions,
-            "Initialized",
-            true,
-            Some(POD_COMPLETED),
-            None,
-            now,
-        )
-    } else if not_initialized.is_empty() {
-        condition(prev_conditions, "Initialized", true, None, None, now)
-    } else {
-        condition(
-            prev_conditions,
-            "Initialized",
-            false,
-            Some(CONTAINERS_NOT_INITIALIZED),
-            Some(format!(
-                "containers with incomplete status: {}",
-                names_list(&not_initialized)
-            )),
-            now,
-        )
-    });
-    for type_ in ["Ready", "ContainersReady"] {
-        conditions.push(if terminal {
-            condition(
-                prev_conditions,
-                type_,
-                false,
-                Some(POD_COMPLETED),
-                None,
-                now,
-            )
-        } else if unready.is_empty() {
-            condition(prev_conditions, type_, true, None, None, now)
-        } else {
-            condition(
-                prev_conditions,
-                type_,
-                false,
-                Some(CONTAINERS_NOT_READY),
-                Some(format!(
-                    "containers with unready status: {}",
-                    names_list(&unready)
-                )),
-                now,
-            )
-        });
-    }
-    // Conditions owned by others (PodScheduled, DisruptionTarget, readiness gates) are kept.
-    conditions.extend(
-        prev_conditions
-            .iter()
-            .filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()))
-            .cloned(),
-    );
-
-    conditions
 }
 
 /// Pod IPs from the sandbox; the host's for hostNetwork pods; else the last ones reported.
@@ -312,20 +204,35 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
     let prev_conditions = previous.conditions.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let inits = spec.init_containers.clone().unwrap_or_default();
-    let init_statuses = container_statuses(input, &inits, CONTAINER_CREATING);
+    // Every status of a pod with init containers waits as PodInitializing.
     let default_reason = if inits.is_empty() {
         CONTAINER_CREATING
     } else {
         POD_INITIALIZING
     };
-    let statuses = container_statuses(input, &spec.containers, default_reason);
+    let init_statuses = container_statuses(input, &inits, default_reason, Kind::Init);
+    let statuses = container_statuses(input, &spec.containers, default_reason, Kind::Regular);
+    let ephemeral: Vec<Container> = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .map(ephemeral_as_container)
+        .collect();
+    let ephemeral_statuses = container_statuses(input, &ephemeral, default_reason, Kind::Ephemeral);
     let mut phase = get_phase(
         &spec,
         &init_statuses,
         &statuses,
         input.pod_is_terminal,
         is_static_pod(pod),
+        has_any_regular_container_started(&spec, &statuses),
     );
+    let (mut reason, mut message) = (previous.reason.clone(), previous.message.clone());
+    if past_active_deadline(pod, input.now) {
+        phase = "Failed";
+        reason = Some(DEADLINE_EXCEEDED.into());
+        message = Some(DEADLINE_EXCEEDED_MESSAGE.into());
+    }
     // A terminal phase never goes back.
     if let Some(p @ ("Succeeded" | "Failed")) = previous.phase.as_deref() {
         phase = if p == "Succeeded" {
@@ -334,28 +241,44 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
             "Failed"
         };
     }
-    let terminal = phase == "Succeeded" || phase == "Failed";
 
     let sandbox_ready = input
         .runtime
         .sandboxes
         .first()
         .is_some_and(|s| s.state == crate::cri::api::PodSandboxState::SandboxReady as i32);
-    let conditions = pod_conditions(
-        &prev_conditions,
+    let running = inits
+        .iter()
+        .filter(|c| is_restartable_init(c))
+        .chain(&spec.containers)
+        .filter_map(|c| {
+            input
+                .runtime
+                .find(&c.name)
+                .filter(|r| r.state == RtState::Running)
+                .map(|r| (c, r))
+        });
+    let conditions = pod_conditions(&ConditionInputs {
+        spec: &spec,
+        previous: &prev_conditions,
+        generation: pod.metadata.generation,
+        phase,
         sandbox_ready,
-        terminal,
-        !inits.is_empty(),
-        incomplete_inits(&inits, &init_statuses),
-        unready(&statuses),
-        input.now,
-    );
+        init_statuses: &init_statuses,
+        statuses: &statuses,
+        resize_in_progress: resize_in_progress(pod, running, input.cpu_cfs_quota),
+        now: input.now,
+    });
     let pod_ips = status_pod_ips(input, &spec, &previous);
     PodStatus {
         phase: Some(phase.into()),
+        reason,
+        message,
+        observed_generation: pod.metadata.generation,
         conditions: Some(conditions),
         container_statuses: Some(statuses),
         init_container_statuses: (!inits.is_empty()).then_some(init_statuses),
+        ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral_statuses),
         pod_ip: pod_ips.first().cloned(),
         pod_ips: (!pod_ips.is_empty())
             .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
@@ -382,7 +305,7 @@ pub fn generate_pod_status(input: &StatusInputs<'_>) -> PodStatus {
 mod tests {
     use super::*;
     use crate::cri::api;
-    use k8s_openapi::api::core::v1::PodSpec;
+    use k8s_openapi::api::core::v1::{PodCondition, PodSpec};
 
     fn pod() -> Pod {
         Pod {
@@ -432,6 +355,7 @@ mod tests {
             restart_count: restart,
             hash: String::new(),
             init: false,
+            resources: None,
         }
     }
 
@@ -465,6 +389,7 @@ mod tests {
             pod_is_terminal: false,
             now,
             probes: None,
+            cpu_cfs_quota: true,
         });
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.pod_ip.as_deref(), Some("10.88.0.7"));
@@ -519,6 +444,7 @@ mod tests {
             pod_is_terminal: false,
             now,
             probes: None,
+            cpu_cfs_quota: true,
         });
         let cs = &s.container_statuses.clone().unwrap_or_default()[0];
         let w = cs.state.clone().and_then(|s| s.waiting).expect("waiting");
@@ -542,6 +468,198 @@ mod tests {
         assert_eq!(
             ready.message.as_deref(),
             Some("containers with unready status: [a]")
+        );
+    }
+
+    fn inputs<'a>(
+        p: &'a Pod,
+        rt: &'a PodRuntimeStatus,
+        reasons: &'a BTreeMap<String, StartFailure>,
+        now: Timestamp,
+    ) -> StatusInputs<'a> {
+        StatusInputs {
+            pod: p,
+            runtime: rt,
+            reasons,
+            runtime_name: "containerd",
+            host_ips: &[],
+            pod_is_terminal: false,
+            now,
+            probes: None,
+            cpu_cfs_quota: true,
+        }
+    }
+
+    fn named(mut r: ContainerRecord, name: &str) -> ContainerRecord {
+        r.name = name.into();
+        r
+    }
+
+    #[test]
+    fn init_containers_wait_as_pod_initializing_and_completed_ones_are_ready() {
+        let mut p = pod();
+        p.metadata.generation = Some(4);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.init_containers = Some(vec![
+                Container {
+                    name: "init1".into(),
+                    ..Default::default()
+                },
+                Container {
+                    name: "init2".into(),
+                    ..Default::default()
+                },
+            ]);
+        }
+        let rt = PodRuntimeStatus {
+            sandboxes: vec![sandbox()],
+            containers: vec![named(rec(RtState::Exited, 0, 10, 0), "init1")],
+        };
+        let reasons = BTreeMap::new();
+        let s = generate_pod_status(&inputs(&p, &rt, &reasons, Timestamp::UNIX_EPOCH));
+        let inits = s.init_container_statuses.clone().unwrap_or_default();
+        assert!(inits[0].ready, "completed init container is ready");
+        let w = |cs: &ContainerStatus| {
+            cs.state
+                .as_ref()
+                .and_then(|st| st.waiting.as_ref())
+                .and_then(|w| w.reason.clone())
+        };
+        assert_eq!(w(&inits[1]).as_deref(), Some("PodInitializing"));
+        let app = &s.container_statuses.clone().unwrap_or_default()[0];
+        assert_eq!(w(app).as_deref(), Some("PodInitializing"));
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        assert_eq!(s.observed_generation, Some(4));
+        let conds = s.conditions.unwrap_or_default();
+        let init = conds
+            .iter()
+            .find(|c| c.type_ == "Initialized")
+            .expect("init");
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [init2]")
+        );
+        assert!(
+            conds
+                .iter()
+                .filter(|c| c.type_ != "PodScheduled")
+                .all(|c| c.observed_generation == Some(4))
+        );
+    }
+
+    #[test]
+    fn past_deadline_fails_the_pod() {
+        let mut p = pod();
+        if let Some(spec) = p.spec.as_mut() {
+            spec.active_deadline_seconds = Some(5);
+        }
+        if let Some(st) = p.status.as_mut() {
+            st.start_time = Some(Time(Timestamp::from_second(100).expect("ts")));
+            st.phase = Some("Running".into());
+        }
+        let rt = PodRuntimeStatus {
+            sandboxes: vec![sandbox()],
+            containers: vec![rec(RtState::Running, 0, 10, 0)],
+        };
+        let reasons = BTreeMap::new();
+        let before = Timestamp::from_second(104).expect("ts");
+        let s = generate_pod_status(&inputs(&p, &rt, &reasons, before));
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let after = Timestamp::from_second(105).expect("ts");
+        let s = generate_pod_status(&inputs(&p, &rt, &reasons, after));
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(s.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("Pod was active on the node longer than the specified deadline")
+        );
+    }
+
+    #[test]
+    fn ephemeral_and_resource_statuses() {
+        use crate::cri::api::LinuxContainerResources;
+        use k8s_openapi::api::core::v1::{EphemeralContainer, ResourceRequirements};
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let mut p = pod();
+        let list = BTreeMap::from([
+            ("cpu".to_string(), Quantity("20m".into())),
+            ("memory".to_string(), Quantity("20Mi".into())),
+        ]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.containers[0].resources = Some(ResourceRequirements {
+                requests: Some(list.clone()),
+                limits: Some(list.clone()),
+                claims: None,
+            });
+            spec.ephemeral_containers = Some(vec![EphemeralContainer {
+                name: "debugger".into(),
+                ..Default::default()
+            }]);
+        }
+        let mut app = rec(RtState::Running, 0, 10, 0);
+        app.resources = Some(LinuxContainerResources {
+            cpu_shares: 20,
+            cpu_quota: 2000,
+            cpu_period: 100_000,
+            memory_limit_in_bytes: 20 << 20,
+            ..Default::default()
+        });
+        let rt = PodRuntimeStatus {
+            sandboxes: vec![sandbox()],
+            containers: vec![
+                named(rec(RtState::Running, 0, 11, 0), "debugger"),
+                app.clone(),
+            ],
+        };
+        let reasons = BTreeMap::new();
+        let s = generate_pod_status(&inputs(&p, &rt, &reasons, Timestamp::UNIX_EPOCH));
+        let e = &s.ephemeral_container_statuses.clone().unwrap_or_default()[0];
+        assert!(e.state.as_ref().is_some_and(|st| st.running.is_some()));
+        assert_eq!(e.started, None);
+        assert!(!e.ready);
+        let cs = &s.container_statuses.clone().unwrap_or_default()[0];
+        // 20m is 20 shares, which reads back as the allocated 20m, not 19m.
+        assert_eq!(
+            cs.resources,
+            Some(ResourceRequirements {
+                requests: Some(list.clone()),
+                limits: Some(list.clone()),
+                claims: None,
+            })
+        );
+        assert_eq!(cs.allocated_resources, Some(list));
+        let types: Vec<String> = s
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.type_)
+            .collect();
+        assert!(!types.contains(&"PodResizeInProgress".to_string()));
+
+        // The runtime still runs the old limits: the resize is in progress.
+        let mut old = app;
+        old.resources = old.resources.map(|r| LinuxContainerResources {
+            memory_limit_in_bytes: 10 << 20,
+            ..r
+        });
+        let rt = PodRuntimeStatus {
+            sandboxes: vec![sandbox()],
+            containers: vec![old],
+        };
+        let s = generate_pod_status(&inputs(&p, &rt, &reasons, Timestamp::UNIX_EPOCH));
+        let cs = &s.container_statuses.clone().unwrap_or_default()[0];
+        assert_eq!(
+            cs.resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.get("memory")),
+            Some(&Quantity((10i64 << 20).to_string()))
+        );
+        assert!(
+            s.conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "PodResizeInProgress" && c.status == "True")
         );
     }
 }
