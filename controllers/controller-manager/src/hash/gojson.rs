@@ -97,9 +97,11 @@ fn struct_fields(
 /// encoding/json's `isEmptyValue` on the Go value (structs are never empty;
 /// an empty list or map is nil, so empty).
 fn is_empty(t: &GoType, v: Option<&Value>) -> bool {
+    if t.kind == Kind::Struct {
+        return false;
+    }
     let Some(v) = v else { return true };
     match (t.kind, v) {
-        (Kind::Struct, _) => false,
         (Kind::Ptr, _) => false,
         (_, Value::Bool(b)) => !b,
         (_, Value::Number(n)) => n.as_f64() == Some(0.0),

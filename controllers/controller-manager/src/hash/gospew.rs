@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::HashError;
 use super::goquantity::go_quantity;
 use super::gotime::go_time;
-use super::schema::{GoType, INT_OR_STRING, Kind, QUANTITY, Schema, TIME};
+use super::schema::{FIELDS_V1, GoType, INT_OR_STRING, Kind, QUANTITY, Schema, TIME};
 
 /// `dump.ForHash(v)` for a value of Go type `id`.
 pub(crate) fn for_hash(schema: &Schema, id: &str, value: &Value) -> Result<String, HashError> {
@@ -65,9 +65,8 @@ impl Printer<'_> {
             })),
             (TIME, Some(Value::String(s))) => Some(go_time(s)?),
             (QUANTITY | INT_OR_STRING | TIME, Some(other)) => return Err(shape(t, other)),
-            _ if t.marshaler && v.is_some() && t.kind == Kind::Struct => {
-                return Err(HashError::Unsupported(t.go.clone()));
-            }
+            // Its JSON is free-form; Go holds the raw bytes.
+            (FIELDS_V1, Some(_)) => return Err(HashError::Unsupported(t.go.clone())),
             _ => None,
         };
         self.format_value(t, converted.as_ref().or(v))

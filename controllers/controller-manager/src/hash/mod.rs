@@ -134,6 +134,8 @@ pub fn controller_revision_hash(raw: &[u8], collision_count: Option<i32>) -> Str
 }
 
 #[cfg(test)]
+mod fields;
+#[cfg(test)]
 mod vectors;
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ pub(crate) struct Schema {
 pub(crate) const QUANTITY: &str = "k8s.io/apimachinery/pkg/api/resource.Quantity";
 pub(crate) const INT_OR_STRING: &str = "k8s.io/apimachinery/pkg/util/intstr.IntOrString";
 pub(crate) const TIME: &str = "k8s.io/apimachinery/pkg/apis/meta/v1.Time";
+pub(crate) const FIELDS_V1: &str = "k8s.io/apimachinery/pkg/apis/meta/v1.FieldsV1";
 
 static SCHEMA: LazyLock<Result<Schema, serde_json::Error>> =
     LazyLock::new(|| serde_json::from_str(include_str!("go_types.json")));
@@ -90,7 +91,7 @@ impl Schema {
             .ok_or_else(|| HashError::Schema(format!("no Go type {id}")))
     }
 
-    pub(crate) fn elem(&self, t: &GoType) -> Result<(&str, &GoType), HashError> {
+    pub(crate) fn elem<'a>(&'a self, t: &'a GoType) -> Result<(&'a str, &'a GoType), HashError> {
         let id = t
             .elem
             .as_deref()
