@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 use kube_controller_manager::ControllerManagerConfig;
 use kube_controller_manager::hash::pod_template_hash;
 use serde_json::{Value, json};
-use test_support::serving::{ComponentProcess, TempDir};
+use test_support::serving::{ComponentProcess, TestDir};
 use test_support::wait::eventually;
 use test_support::{apiserver, prereq};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ const SETTLE: Duration = Duration::from_secs(15);
 /// Templates as users write them: the e2e suite's, quantities, named and
 /// numbered ports, probes, volumes, affinity, security contexts, HTML
 /// characters in annotations.
-fn deployments() -> Vec<Value> {
+fn manifests() -> Vec<Value> {
     let templates = [
         json!({
             "metadata": {"labels": {"name": "httpd"}},
@@ -112,7 +112,11 @@ async fn snapshot(client: &Client) -> BTreeMap<String, Rollout> {
     let pods = pods.list(&ListParams::default()).await.unwrap().items;
     let mut out: BTreeMap<String, Rollout> = BTreeMap::new();
     for rs in &rss {
-        let owner = rs.owner_references().first().map(|r| r.name.clone()).unwrap_or_default();
+        let owner = rs
+            .owner_references()
+            .first()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
         let entry = out.entry(owner).or_insert_with(|| Rollout {
             replica_sets: BTreeMap::new(),
             pods: BTreeMap::new(),
@@ -146,7 +150,8 @@ async fn rolled_out(client: &Client, who: &str) -> BTreeMap<String, Rollout> {
                 let ours = pod_template_hash(&spec.template, collision);
                 let current = rss.iter().find(|rs| {
                     rs.labels().get("pod-template-hash") == Some(&ours)
-                        && rs.owner_references().first().map(|r| &r.name) == d.metadata.name.as_ref()
+                        && rs.owner_references().first().map(|r| &r.name)
+                            == d.metadata.name.as_ref()
                 })?;
                 assert_eq!(current.name_any(), format!("{}-{ours}", d.name_any()));
                 let created = current.status.as_ref().map_or(0, |s| s.replicas);
@@ -164,12 +169,12 @@ async fn rolled_out(client: &Client, who: &str) -> BTreeMap<String, Rollout> {
 
 struct Stock {
     process: ComponentProcess,
-    _dir: TempDir,
+    _dir: TestDir,
 }
 
 fn start_stock(kubeconfig: &str) -> Option<Stock> {
     let bin = prereq::or_skip(prereq::stock_bin("kube-controller-manager"))?;
-    let dir = TempDir::new("stock-kcm").unwrap();
+    let dir = TestDir::new("stock-kcm").unwrap();
     let args = [
         format!("--kubeconfig={kubeconfig}"),
         "--controllers=deployment,replicaset".into(),
@@ -210,9 +215,12 @@ async fn deployments_survive_swapping_the_controller_manager_both_ways() {
     sa.metadata.name = Some("default".into());
     sas.create(&PostParams::default(), &sa).await.unwrap();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    for d in deployments() {
+    for d in manifests() {
         let d: Deployment = serde_json::from_value(d).unwrap();
-        deployments.create(&PostParams::default(), &d).await.unwrap();
+        deployments
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
     }
 
     // 1. Stock rolls everything out; ours names the same ReplicaSets.
@@ -225,7 +233,11 @@ async fn deployments_survive_swapping_the_controller_manager_both_ways() {
     // 2. Ours takes over: nothing new, nothing replaced.
     let (shutdown, ours) = start_ours(&client);
     tokio::time::sleep(SETTLE).await;
-    assert_eq!(snapshot(&client).await, by_stock, "ours rolled something out");
+    assert_eq!(
+        snapshot(&client).await,
+        by_stock,
+        "ours rolled something out"
+    );
 
     // 3. A template change under ours: one new ReplicaSet, named by us.
     let change = json!({"spec": {"template": {"spec": {"containers": [
@@ -247,8 +259,14 @@ async fn deployments_survive_swapping_the_controller_manager_both_ways() {
     let after = snapshot(&client).await;
     stock.process.terminate(MINUTE).unwrap();
     assert_eq!(
-        after.iter().map(|(d, r)| (d, &r.replica_sets)).collect::<Vec<_>>(),
-        by_ours.iter().map(|(d, r)| (d, &r.replica_sets)).collect::<Vec<_>>(),
+        after
+            .iter()
+            .map(|(d, r)| (d, &r.replica_sets))
+            .collect::<Vec<_>>(),
+        by_ours
+            .iter()
+            .map(|(d, r)| (d, &r.replica_sets))
+            .collect::<Vec<_>>(),
         "stock rolled something out after ours; its log:\n{}",
         stock.process.log()
     );

@@ -63,13 +63,17 @@ impl<'a> Walk<'a> {
             Kind::Ptr => self.check(t.elem.as_deref().unwrap(), schema, path),
             Kind::Slice | Kind::Array => match schema.get("items") {
                 Some(items) => self.check(t.elem.as_deref().unwrap(), items, &format!("{path}[]")),
-                None => self.missing.push(format!("{path}: not a list in k8s-openapi")),
+                None => self
+                    .missing
+                    .push(format!("{path}: not a list in k8s-openapi")),
             },
             Kind::Map => match schema.get("additionalProperties") {
                 Some(v) if v.is_object() => {
                     self.check(t.elem.as_deref().unwrap(), v, &format!("{path}{{}}"));
                 }
-                _ => self.missing.push(format!("{path}: not a map in k8s-openapi")),
+                _ => self
+                    .missing
+                    .push(format!("{path}: not a map in k8s-openapi")),
             },
             Kind::Struct => {
                 let props = schema.get("properties").and_then(Value::as_object);
@@ -85,7 +89,9 @@ impl<'a> Walk<'a> {
                     let field_path = format!("{path}.{}", f.json);
                     match props.and_then(|p| p.get(&f.json)) {
                         Some(fs) => self.check(&f.type_id, fs, &field_path),
-                        None => self.missing.push(format!("{field_path} ({}.{})", t.go, f.name)),
+                        None => self
+                            .missing
+                            .push(format!("{field_path} ({}.{})", t.go, f.name)),
                     }
                 }
             }

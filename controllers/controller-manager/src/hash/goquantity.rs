@@ -82,7 +82,11 @@ fn parse_parts(s: &str) -> Result<Parts<'_>, HashError> {
         });
     }
     let num_end = digits_end(b, pos);
-    let num = if num_end == pos { "0" } else { &s[pos..num_end] };
+    let num = if num_end == pos {
+        "0"
+    } else {
+        &s[pos..num_end]
+    };
     pos = num_end;
     let mut denom = "";
     if pos < b.len() && b[pos] == b'.' {
@@ -186,9 +190,7 @@ pub(crate) fn go_quantity(s: &str) -> Result<Value, HashError> {
                 }
                 let canonical = match format {
                     Format::BinarySI => exponent % 10 == 0 && (value & 0x07) != 0,
-                    _ => {
-                        scale % 3 == 0 && !shifted.ends_with("000") && !shifted.starts_with('0')
-                    }
+                    _ => scale % 3 == 0 && !shifted.ends_with("000") && !shifted.starts_with('0'),
                 };
                 return Ok(int_amount(result, scale, canonical.then_some(s), format));
             }

@@ -74,7 +74,12 @@ impl Printer<'_> {
 
     /// spew `formatPtr` for a single level of indirection (the API types
     /// have no `**T`).
-    fn format_ptr(&mut self, t: &GoType, v: Option<&Value>, ignore_type: bool) -> Result<(), HashError> {
+    fn format_ptr(
+        &mut self,
+        t: &GoType,
+        v: Option<&Value>,
+        ignore_type: bool,
+    ) -> Result<(), HashError> {
         let (elem_id, elem) = self.schema.elem(t)?;
         match (v, ignore_type) {
             (None, true) => self.out.push_str("<nil>"),
@@ -146,10 +151,9 @@ impl Printer<'_> {
                 };
                 match entries {
                     Some(m) if !m.is_empty() => {
-                        let key_id = t
-                            .key
-                            .as_deref()
-                            .ok_or_else(|| HashError::Schema(format!("{} has no key type", t.go)))?;
+                        let key_id = t.key.as_deref().ok_or_else(|| {
+                            HashError::Schema(format!("{} has no key type", t.go))
+                        })?;
                         let (elem_id, _) = self.schema.elem(t)?;
                         let mut keys: Vec<&String> = m.keys().collect();
                         keys.sort();

@@ -161,7 +161,10 @@ mod tests {
         // Go's json.Marshal of a zero template: every field without
         // omitempty, as the vectors show for served templates.
         let patch = String::from_utf8(patch).unwrap();
-        assert!(patch.starts_with(r#"{"spec":{"template":{"$patch":"replace","metadata":{}"#), "{patch}");
+        assert!(
+            patch.starts_with(r#"{"spec":{"template":{"$patch":"replace","metadata":{}"#),
+            "{patch}"
+        );
     }
 
     #[test]
