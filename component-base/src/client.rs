@@ -117,18 +117,20 @@ pub fn client_from_config(
     Ok(with_client_go_retry(with_rate_limit_and_metrics(builder, host, qps, burst)).build())
 }
 
+/// The stack [`with_client_go_retry`] adds over a service whose calls
+/// return `F`.
+pub type ClientGoRetry<F> = tower::retry::Retry<
+    retry::RetryAfterPolicy,
+    tower::buffer::Buffer<http::Request<kube::client::Body>, F>,
+>;
+
 /// Retries what client-go retries (429/5xx carrying `Retry-After`, at most
 /// 10 times, each attempt through the layers below: rate limit, metrics).
 /// Build the builder from a config with `default_retry = false`, or
 /// kube-client's own backoff retries every 429/503 for minutes first.
 pub fn with_client_go_retry<S, B>(
     builder: kube::client::ClientBuilder<S>,
-) -> kube::client::ClientBuilder<
-    tower::retry::Retry<
-        retry::RetryAfterPolicy,
-        tower::buffer::Buffer<http::Request<kube::client::Body>, S::Future>,
-    >,
->
+) -> kube::client::ClientBuilder<ClientGoRetry<S::Future>>
 where
     S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>
         + Send
