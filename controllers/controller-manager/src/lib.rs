@@ -33,6 +33,7 @@ pub mod replication;
 pub mod rootcacertpublisher;
 pub mod runner;
 pub mod serviceaccount;
+pub mod tainteviction;
 pub mod ttlafterfinished;
 
 pub use config::{ConcurrentSyncs, ControllerManagerConfig};
