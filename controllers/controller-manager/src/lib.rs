@@ -40,6 +40,7 @@ pub mod rootcacertpublisher;
 pub mod runner;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod volumeattributesclassprotection;
 

@@ -15,6 +15,7 @@ pub const DESCRIPTORS: &[ControllerDescriptor] = &[
     crate::deployment::DESCRIPTOR,
     crate::rootcacertpublisher::DESCRIPTOR,
     crate::nodelifecycle::DESCRIPTOR,
+    crate::tainteviction::DESCRIPTOR,
     crate::endpoint::DESCRIPTOR,
     crate::endpointslicemirroring::DESCRIPTOR,
     crate::resourcequota::DESCRIPTOR,
@@ -77,6 +78,11 @@ mod tests {
             Some(1),
         ),
         ("node-lifecycle-controller", "node-controller", Some(8)),
+        (
+            "taint-eviction-controller",
+            "taint-eviction-controller",
+            Some(8),
+        ),
         ("endpoints-controller", "endpoint-controller", Some(5)),
         (
             "endpointslice-mirroring-controller",
@@ -168,6 +174,6 @@ mod tests {
             .filter(|name| descriptor(name).is_some())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 21);
+        assert_eq!(got.len(), 22);
     }
 }
