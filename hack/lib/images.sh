@@ -241,6 +241,10 @@ fk_image_glibc_dns() {
   mv "$r/usr/bin/nc.openbsd" "$r/usr/bin/nc"
   mkdir -p "$r/bin"
   ln -s /usr/bin/nc "$r/bin/nc"
+  # Debian's /bin/sh looks commands up on PATH; busybox ash (the base's sh)
+  # runs its own applets first, so `sh -c 'nc -v ...'` in agnhost would get
+  # busybox's nc, which has no -v (the Services reachability checks).
+  ln -s bash "$r/bin/sh"
   _fk_build "$out" "$refs" --base "$base" --rootfs "$r" --cmd '["bash"]'
   rm -rf "$r"
 }
