@@ -4,10 +4,21 @@
 
 use std::collections::HashMap;
 
-/// The previous cumulative sample per key.
+/// Samples closer than this to the baseline reuse the last rate, so that two
+/// scrapes in quick succession do not report noise from a tiny window.
+pub const MIN_WINDOW_NS: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Baseline {
+    time_ns: i64,
+    usage_ns: u64,
+    rate: Option<u64>,
+}
+
+/// The previous cumulative sample (and the rate it gave) per key.
 #[derive(Debug, Default)]
 pub struct CpuRates {
-    last: HashMap<String, (i64, u64)>,
+    last: HashMap<String, Baseline>,
 }
 
 /// Nano-cores between two samples; `None` when time did not advance or the
@@ -23,17 +34,27 @@ pub fn nano_cores(prev: (i64, u64), now: (i64, u64)) -> Option<u64> {
 
 impl CpuRates {
     /// Records `usage_ns` at `time_ns` for `key`, returning the rate since the
-    /// previous sample (none on the first).
+    /// previous sample (none on the first). Within [`MIN_WINDOW_NS`] of the
+    /// baseline the previous rate is returned and the baseline kept.
     pub fn observe(&mut self, key: &str, time_ns: i64, usage_ns: u64) -> Option<u64> {
-        let prev = self.last.insert(key.to_string(), (time_ns, usage_ns));
-        match prev {
-            // A repeat within the same instant keeps the older baseline.
-            Some(p) if p.0 == time_ns => {
-                self.last.insert(key.to_string(), p);
+        let new = |rate| Baseline {
+            time_ns,
+            usage_ns,
+            rate,
+        };
+        match self.last.get(key).copied() {
+            Some(b) if time_ns >= b.time_ns && time_ns - b.time_ns < MIN_WINDOW_NS && usage_ns >= b.usage_ns => {
+                b.rate
+            }
+            Some(b) => {
+                let rate = nano_cores((b.time_ns, b.usage_ns), (time_ns, usage_ns));
+                self.last.insert(key.to_string(), new(rate));
+                rate
+            }
+            None => {
+                self.last.insert(key.to_string(), new(None));
                 None
             }
-            Some(p) => nano_cores(p, (time_ns, usage_ns)),
-            None => None,
         }
     }
 
@@ -61,8 +82,12 @@ mod tests {
         assert_eq!(r.observe("a", 0, 0), None);
         assert_eq!(r.observe("b", 0, 100), None);
         assert_eq!(r.observe("a", 2_000_000_000, 1_000_000_000), Some(500_000_000));
-        assert_eq!(r.observe("a", 2_000_000_000, 1_000_000_000), None);
+        // A scrape right after keeps the baseline and the last rate.
+        assert_eq!(r.observe("a", 2_100_000_000, 1_090_000_000), Some(500_000_000));
         assert_eq!(r.observe("a", 3_000_000_000, 3_000_000_000), Some(2_000_000_000));
+        // A counter reset (new cgroup under the key) starts over.
+        assert_eq!(r.observe("a", 4_000_000_000, 10), None);
+        assert_eq!(r.observe("a", 5_000_000_000, 1_000_000_010), Some(1_000_000_000));
         let live = ["a".to_string()].into_iter().collect();
         r.retain(&live);
         assert_eq!(r.observe("b", 1_000_000_000, 200), None);
