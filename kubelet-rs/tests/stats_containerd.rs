@@ -48,12 +48,19 @@ fn pod_labels() -> HashMap<String, String> {
     HashMap::from([
         ("io.kubernetes.pod.uid".to_string(), UID.to_string()),
         ("io.kubernetes.pod.name".to_string(), "spin".to_string()),
-        ("io.kubernetes.pod.namespace".to_string(), "default".to_string()),
+        (
+            "io.kubernetes.pod.namespace".to_string(),
+            "default".to_string(),
+        ),
     ])
 }
 
 /// A sandbox in `/<cgroup_root>/kubepods/pod<uid>` with a CPU-spinning container.
-async fn start_spinner(runtime: &RuntimeService, root: &std::path::Path, cgroup_root: &str) -> (String, String) {
+async fn start_spinner(
+    runtime: &RuntimeService,
+    root: &std::path::Path,
+    cgroup_root: &str,
+) -> (String, String) {
     let log_dir = root.join(format!("pods/default_spin_{UID}"));
     std::fs::create_dir_all(&log_dir).expect("log dir");
     let sb = api::PodSandboxConfig {
@@ -108,14 +115,22 @@ async fn start_spinner(runtime: &RuntimeService, root: &std::path::Path, cgroup_
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut conn = TcpStream::connect(addr).await.expect("connect");
-    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
     let mut out = Vec::new();
     conn.read_to_end(&mut out).await.expect("read");
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_default();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -191,8 +206,14 @@ async fn running_container_cpu_and_memory_in_summary_and_resource_metrics() {
     let summary: serde_json::Value = serde_json::from_str(&body).expect("summary json");
     let node = &summary["node"];
     assert_eq!(node["nodeName"], "node-1");
-    assert!(node["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0, "{node}");
-    assert!(node["memory"]["workingSetBytes"].as_u64().unwrap() > 0, "{node}");
+    assert!(
+        node["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0,
+        "{node}"
+    );
+    assert!(
+        node["memory"]["workingSetBytes"].as_u64().unwrap() > 0,
+        "{node}"
+    );
     assert!(node["fs"]["capacityBytes"].as_u64().unwrap() > 0, "{node}");
     assert!(node["rlimit"]["maxpid"].as_i64().unwrap() > 0, "{node}");
     let pods = summary["pods"].as_array().expect("pods");
@@ -205,12 +226,24 @@ async fn running_container_cpu_and_memory_in_summary_and_resource_metrics() {
     let c = &pod["containers"][0];
     assert_eq!(c["name"], "main", "{pod}");
     assert!(c["startTime"].is_string(), "{c}");
-    assert!(c["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0, "{c}");
+    assert!(
+        c["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0,
+        "{c}"
+    );
     // A spinning shell uses a good fraction of a core.
-    assert!(c["cpu"]["usageNanoCores"].as_u64().unwrap() > 10_000_000, "{c}");
+    assert!(
+        c["cpu"]["usageNanoCores"].as_u64().unwrap() > 10_000_000,
+        "{c}"
+    );
     assert!(c["memory"]["workingSetBytes"].as_u64().unwrap() > 0, "{c}");
-    assert!(pod["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0, "pod cgroup: {pod}");
-    assert!(pod["memory"]["workingSetBytes"].as_u64().unwrap() > 0, "pod cgroup: {pod}");
+    assert!(
+        pod["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0,
+        "pod cgroup: {pod}"
+    );
+    assert!(
+        pod["memory"]["workingSetBytes"].as_u64().unwrap() > 0,
+        "pod cgroup: {pod}"
+    );
 
     let (status, only) = get(addr, "/stats/summary?only_cpu_and_memory=true").await;
     assert_eq!(status, 200, "{only}");
@@ -220,17 +253,38 @@ async fn running_container_cpu_and_memory_in_summary_and_resource_metrics() {
 
     let (status, metrics) = get(addr, "/metrics/resource").await;
     assert_eq!(status, 200, "{metrics}");
-    let ctr = "container_cpu_usage_seconds_total{container=\"main\",namespace=\"default\",pod=\"spin\"} ";
+    let ctr =
+        "container_cpu_usage_seconds_total{container=\"main\",namespace=\"default\",pod=\"spin\"} ";
     assert!(sample(&metrics, ctr).unwrap_or_default() > 0.0, "{metrics}");
     let ws = "container_memory_working_set_bytes{container=\"main\",namespace=\"default\",pod=\"spin\"} ";
     assert!(sample(&metrics, ws).unwrap_or_default() > 0.0, "{metrics}");
-    assert!(sample(&metrics, "pod_cpu_usage_seconds_total{namespace=\"default\",pod=\"spin\"} ").unwrap_or_default() > 0.0, "{metrics}");
-    assert!(sample(&metrics, "node_cpu_usage_seconds_total ").unwrap_or_default() > 0.0, "{metrics}");
-    assert_eq!(sample(&metrics, "resource_scrape_error "), Some(0.0), "{metrics}");
+    assert!(
+        sample(
+            &metrics,
+            "pod_cpu_usage_seconds_total{namespace=\"default\",pod=\"spin\"} "
+        )
+        .unwrap_or_default()
+            > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "node_cpu_usage_seconds_total ").unwrap_or_default() > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "resource_scrape_error "),
+        Some(0.0),
+        "{metrics}"
+    );
 
     let (status, cadvisor) = get(addr, "/metrics/cadvisor").await;
     assert_eq!(status, 200, "{cadvisor}");
-    assert!(cadvisor.lines().any(|l| l.starts_with("container_memory_working_set_bytes{container=\"main\",") && l.contains(&format!("name=\"{id}\""))), "{cadvisor}");
+    assert!(
+        cadvisor.lines().any(|l| l
+            .starts_with("container_memory_working_set_bytes{container=\"main\",")
+            && l.contains(&format!("name=\"{id}\""))),
+        "{cadvisor}"
+    );
     assert!(cadvisor.contains("machine_cpu_cores{"), "{cadvisor}");
 
     stop.cancel();
@@ -239,7 +293,24 @@ async fn running_container_cpu_and_memory_in_summary_and_resource_metrics() {
     let _ = runtime.stop_pod_sandbox(&sandbox).await;
     let _ = runtime.remove_pod_sandbox(&sandbox).await;
     // The test's cgroups: leaf first, in every v1 controller or the v2 tree.
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpuset", "/sys/fs/cgroup/blkio", "/sys/fs/cgroup/hugetlb", "/sys/fs/cgroup/devices", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/net_cls,net_prio", "/sys/fs/cgroup/perf_event", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/rdma", "/sys/fs/cgroup/misc"] {
+    for base in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/cpu,cpuacct",
+        "/sys/fs/cgroup/cpuacct",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/cpuset",
+        "/sys/fs/cgroup/blkio",
+        "/sys/fs/cgroup/hugetlb",
+        "/sys/fs/cgroup/devices",
+        "/sys/fs/cgroup/freezer",
+        "/sys/fs/cgroup/net_cls,net_prio",
+        "/sys/fs/cgroup/perf_event",
+        "/sys/fs/cgroup/systemd",
+        "/sys/fs/cgroup/rdma",
+        "/sys/fs/cgroup/misc",
+    ] {
         let root = std::path::Path::new(base).join(&cgroup_root);
         let _ = std::fs::remove_dir(root.join(format!("kubepods/pod{UID}")));
         let _ = std::fs::remove_dir(root.join("kubepods"));

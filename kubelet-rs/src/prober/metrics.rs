@@ -90,9 +90,30 @@ mod tests {
     #[test]
     fn counts_by_result_and_forgets_pods() {
         let uid = "metrics-test-uid";
-        record(ProbeType::Readiness, ProbeResult::Success, "c", "p", "ns", uid);
-        record(ProbeType::Readiness, ProbeResult::Success, "c", "p", "ns", uid);
-        record(ProbeType::Liveness, ProbeResult::Failure, "c", "p", "ns", uid);
+        record(
+            ProbeType::Readiness,
+            ProbeResult::Success,
+            "c",
+            "p",
+            "ns",
+            uid,
+        );
+        record(
+            ProbeType::Readiness,
+            ProbeResult::Success,
+            "c",
+            "p",
+            "ns",
+            uid,
+        );
+        record(
+            ProbeType::Liveness,
+            ProbeResult::Failure,
+            "c",
+            "p",
+            "ns",
+            uid,
+        );
         let text = render_probe_metrics();
         assert!(text.starts_with("# HELP prober_probe_total [ALPHA] Cumulative number of a liveness, readiness or startup probe for a container by result.\n# TYPE prober_probe_total counter\n"), "{text}");
         assert!(text.contains("prober_probe_total{container=\"c\",namespace=\"ns\",pod=\"p\",pod_uid=\"metrics-test-uid\",probe_type=\"Readiness\",result=\"successful\"} 2\n"), "{text}");

@@ -196,8 +196,18 @@ impl Worker {
         let Some(result) = self.probe_with_retries(&target).await else {
             return true; // probe error: the result is thrown away
         };
-        let (namespace, pod) = self.pod_name.split_once('/').unwrap_or(("", &self.pod_name));
-        super::metrics::record(self.probe_type, result, &self.container_name, pod, namespace, &self.pod_uid);
+        let (namespace, pod) = self
+            .pod_name
+            .split_once('/')
+            .unwrap_or(("", self.pod_name.as_str()));
+        super::metrics::record(
+            self.probe_type,
+            result,
+            &self.container_name,
+            pod,
+            namespace,
+            &self.pod_uid,
+        );
         if let Some(result) = self.tracker.observe(result, &self.settings) {
             self.publish(result);
         }

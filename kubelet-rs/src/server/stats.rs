@@ -77,7 +77,9 @@ pub(super) async fn get_resource_metrics(State(s): State<KubeletServer>) -> Resp
     if let Err(e) = &collected {
         tracing::error!(error = %e, "Error getting summary for resourceMetric prometheus endpoint");
     }
-    text(render_resource_metrics(collected.as_ref().map(|c| &c.summary)))
+    text(render_resource_metrics(
+        collected.as_ref().map(|c| &c.summary),
+    ))
 }
 
 pub(super) async fn get_cadvisor_metrics(State(s): State<KubeletServer>) -> Response {

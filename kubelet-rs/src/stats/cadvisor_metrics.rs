@@ -37,7 +37,8 @@ struct Families {
 impl Families {
     fn cpu_mem(&mut self, l: &Labels, cpu: &Option<CpuStats>, mem: &Option<MemoryStats>) {
         if let Some(c) = cpu {
-            if let Some(ns) = c.usage_core_nano_seconds {
+            // cAdvisor leaves out a zero total.
+            if let Some(ns) = c.usage_core_nano_seconds.filter(|ns| *ns > 0) {
                 let mut l = l.clone();
                 l.push(("cpu", "total".into()));
                 self.cpu.push(l, ns as f64 / 1e9, c.time.millis());
@@ -194,7 +195,6 @@ mod tests {
                 id: "abc".into(),
                 image: "docker.io/library/nginx@sha256:1".into(),
                 cgroup: "/kubepods/podu1/abc".into(),
-                network: None,
             },
         );
         let text = render_cadvisor_metrics(&c);

@@ -58,7 +58,12 @@ fn limit(v: Option<u64>) -> Option<u64> {
 
 /// A v1 sample from `cpuacct.usage`, `memory.usage_in_bytes`,
 /// `memory.limit_in_bytes` and `memory.stat`.
-pub fn sample_v1(cpuacct_usage: &str, usage: &str, limit_in_bytes: &str, stat: &str) -> Option<CgroupSample> {
+pub fn sample_v1(
+    cpuacct_usage: &str,
+    usage: &str,
+    limit_in_bytes: &str,
+    stat: &str,
+) -> Option<CgroupSample> {
     let cpu = parse_single(cpuacct_usage)??;
     let usage = parse_single(usage)??;
     let stat = parse_flat_keyed(stat);
@@ -162,7 +167,10 @@ impl CgroupReader {
                         .ok_or_else(|| bad("/proc/meminfo"))?;
                     (usage.to_string(), "max".to_string())
                 } else {
-                    (read(dir.join("memory.current"))?, read(dir.join("memory.max"))?)
+                    (
+                        read(dir.join("memory.current"))?,
+                        read(dir.join("memory.max"))?,
+                    )
                 };
                 sample_v2(&read(dir.join("cpu.stat"))?, &current, &max, &stat)
                     .ok_or_else(|| bad("cpu.stat or memory.current"))
@@ -243,7 +251,10 @@ mod tests {
                 memory_limit: None,
             }
         );
-        assert_eq!(sample_v2(cpu, "1", "4096", stat).unwrap().memory_limit, Some(4096));
+        assert_eq!(
+            sample_v2(cpu, "1", "4096", stat).unwrap().memory_limit,
+            Some(4096)
+        );
         assert!(sample_v2("user_usec 1\n", "1", "max", "").is_none());
     }
 
@@ -258,10 +269,17 @@ mod tests {
     fn own_cgroup_v1_and_v2() {
         let v1 = "12:pids:/system.slice/kubelet.service\n\
             4:memory:/system.slice/kubelet.service\n3:cpu,cpuacct:/x\n0::/system.slice/kubelet.service\n";
-        let layout = CgroupLayout::V1 { mount: "/sys/fs/cgroup".into() };
-        assert_eq!(own_cgroup(v1, &layout).as_deref(), Some("/system.slice/kubelet.service"));
+        let layout = CgroupLayout::V1 {
+            mount: "/sys/fs/cgroup".into(),
+        };
+        assert_eq!(
+            own_cgroup(v1, &layout).as_deref(),
+            Some("/system.slice/kubelet.service")
+        );
         let v2 = "0::/kubelet.slice\n";
-        let layout = CgroupLayout::V2 { mount: "/sys/fs/cgroup".into() };
+        let layout = CgroupLayout::V2 {
+            mount: "/sys/fs/cgroup".into(),
+        };
         assert_eq!(own_cgroup(v2, &layout).as_deref(), Some("/kubelet.slice"));
     }
 
@@ -275,13 +293,25 @@ mod tests {
         std::fs::write(cpu.join("cpuacct.usage"), "77\n").unwrap();
         std::fs::write(mem.join("memory.usage_in_bytes"), "1000\n").unwrap();
         std::fs::write(mem.join("memory.limit_in_bytes"), "2000\n").unwrap();
-        std::fs::write(mem.join("memory.stat"), "total_inactive_file 100\ntotal_rss 300\n").unwrap();
-        let r = CgroupReader::new(CgroupLayout::V1 { mount: dir.path().into() });
+        std::fs::write(
+            mem.join("memory.stat"),
+            "total_inactive_file 100\ntotal_rss 300\n",
+        )
+        .unwrap();
+        let r = CgroupReader::new(CgroupLayout::V1 {
+            mount: dir.path().into(),
+        });
         assert!(r.exists("/kubepods/podu"));
         assert!(!r.exists("kubepods/podv"));
         let s = r.sample("/kubepods/podu").unwrap();
-        assert_eq!((s.cpu_usage_ns, s.working_set, s.rss, s.memory_limit), (77, 900, 300, Some(2000)));
-        assert!(matches!(r.sample("kubepods/podv"), Err(StatsError::Read { .. })));
+        assert_eq!(
+            (s.cpu_usage_ns, s.working_set, s.rss, s.memory_limit),
+            (77, 900, 300, Some(2000))
+        );
+        assert!(matches!(
+            r.sample("kubepods/podv"),
+            Err(StatsError::Read { .. })
+        ));
 
         let dir2 = tempfile::tempdir().unwrap();
         let pod = dir2.path().join("kubepods/podu");
@@ -290,8 +320,13 @@ mod tests {
         std::fs::write(pod.join("memory.current"), "500\n").unwrap();
         std::fs::write(pod.join("memory.max"), "max\n").unwrap();
         std::fs::write(pod.join("memory.stat"), "inactive_file 50\nanon 20\n").unwrap();
-        let r = CgroupReader::new(CgroupLayout::V2 { mount: dir2.path().into() });
+        let r = CgroupReader::new(CgroupLayout::V2 {
+            mount: dir2.path().into(),
+        });
         let s = r.sample("kubepods/podu").unwrap();
-        assert_eq!((s.cpu_usage_ns, s.working_set, s.rss, s.memory_limit), (5000, 450, 20, None));
+        assert_eq!(
+            (s.cpu_usage_ns, s.working_set, s.rss, s.memory_limit),
+            (5000, 450, 20, None)
+        );
     }
 }

@@ -43,7 +43,11 @@ impl CpuRates {
             rate,
         };
         match self.last.get(key).copied() {
-            Some(b) if time_ns >= b.time_ns && time_ns - b.time_ns < MIN_WINDOW_NS && usage_ns >= b.usage_ns => {
+            Some(b)
+                if time_ns >= b.time_ns
+                    && time_ns - b.time_ns < MIN_WINDOW_NS
+                    && usage_ns >= b.usage_ns =>
+            {
                 b.rate
             }
             Some(b) => {
@@ -71,7 +75,10 @@ mod tests {
     #[test]
     fn rate_between_samples() {
         // Half a core: 0.5 s of CPU over 1 s.
-        assert_eq!(nano_cores((0, 0), (1_000_000_000, 500_000_000)), Some(500_000_000));
+        assert_eq!(
+            nano_cores((0, 0), (1_000_000_000, 500_000_000)),
+            Some(500_000_000)
+        );
         assert_eq!(nano_cores((5, 10), (5, 20)), None);
         assert_eq!(nano_cores((0, 20), (10, 10)), None);
     }
@@ -81,13 +88,25 @@ mod tests {
         let mut r = CpuRates::default();
         assert_eq!(r.observe("a", 0, 0), None);
         assert_eq!(r.observe("b", 0, 100), None);
-        assert_eq!(r.observe("a", 2_000_000_000, 1_000_000_000), Some(500_000_000));
+        assert_eq!(
+            r.observe("a", 2_000_000_000, 1_000_000_000),
+            Some(500_000_000)
+        );
         // A scrape right after keeps the baseline and the last rate.
-        assert_eq!(r.observe("a", 2_100_000_000, 1_090_000_000), Some(500_000_000));
-        assert_eq!(r.observe("a", 3_000_000_000, 3_000_000_000), Some(2_000_000_000));
+        assert_eq!(
+            r.observe("a", 2_100_000_000, 1_090_000_000),
+            Some(500_000_000)
+        );
+        assert_eq!(
+            r.observe("a", 3_000_000_000, 3_000_000_000),
+            Some(2_000_000_000)
+        );
         // A counter reset (new cgroup under the key) starts over.
         assert_eq!(r.observe("a", 4_000_000_000, 10), None);
-        assert_eq!(r.observe("a", 5_000_000_000, 1_000_000_010), Some(1_000_000_000));
+        assert_eq!(
+            r.observe("a", 5_000_000_000, 1_000_000_010),
+            Some(1_000_000_000)
+        );
         let live = ["a".to_string()].into_iter().collect();
         r.retain(&live);
         assert_eq!(r.observe("b", 1_000_000_000, 200), None);

@@ -52,7 +52,12 @@ pub fn default_interface(interfaces: &[InterfaceStats]) -> InterfaceStats {
 /// The thread count from `/proc/loadavg` (`running/total`), what `sysinfo`'s
 /// `procs` reports to upstream.
 pub fn parse_loadavg_procs(text: &str) -> Option<i64> {
-    text.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok()
+    text.split_whitespace()
+        .nth(3)?
+        .split_once('/')?
+        .1
+        .parse()
+        .ok()
 }
 
 /// upstream `rlimit`: `pid_max` and the current process count.
@@ -73,12 +78,12 @@ pub fn rlimit(now: Time) -> RlimitStats {
 /// Capacity, availability and inodes of the filesystem holding `path`.
 pub fn fs_stats(path: &Path, now: Time) -> Option<FsStats> {
     let s = nix::sys::statvfs::statvfs(path).ok()?;
-    let frsize = s.fragment_size() as u64;
-    let capacity = s.blocks() as u64 * frsize;
-    let available = s.blocks_available() as u64 * frsize;
-    let free = s.blocks_free() as u64 * frsize;
-    let inodes = s.files() as u64;
-    let inodes_free = s.files_free() as u64;
+    let frsize = s.fragment_size();
+    let capacity = s.blocks() * frsize;
+    let available = s.blocks_available() * frsize;
+    let free = s.blocks_free() * frsize;
+    let inodes = s.files();
+    let inodes_free = s.files_free();
     Some(FsStats {
         time: now,
         available_bytes: Some(available),

@@ -18,7 +18,9 @@ pub mod provider;
 pub mod resource_metrics;
 pub mod types;
 
-pub use provider::{Collected, ContainerMeta, ProviderConfig, StatsProvider, StatsRuntime, SummaryProvider};
+pub use provider::{
+    Collected, ContainerMeta, ProviderConfig, StatsProvider, StatsRuntime, SummaryProvider,
+};
 pub use types::Summary;
 
 /// Why stats could not be gathered.

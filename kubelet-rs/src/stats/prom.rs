@@ -14,7 +14,11 @@ pub fn go_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
         return "0".into();
@@ -36,7 +40,9 @@ pub fn go_float(v: f64) -> String {
 
 /// Label value escaping of the text format (`\\`, `\"`, `\n`).
 fn escape(v: &str) -> String {
-    v.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
 }
 
 /// One sample: labels in the order given, value, optional timestamp (ms).
@@ -131,8 +137,16 @@ mod tests {
     #[test]
     fn renders_sorted_families_with_timestamps() {
         let mut b = Family::new("b_total", "counter", "[STABLE] B");
-        b.push(vec![("pod", "y".into()), ("namespace", "n".into())], 2.0, Some(7));
-        b.push(vec![("pod", "x\"q".into()), ("namespace", "n".into())], 1.0, None);
+        b.push(
+            vec![("pod", "y".into()), ("namespace", "n".into())],
+            2.0,
+            Some(7),
+        );
+        b.push(
+            vec![("pod", "x\"q".into()), ("namespace", "n".into())],
+            1.0,
+            None,
+        );
         let a = Family::new("a", "gauge", "[ALPHA] empty");
         let text = render(vec![b, a]);
         assert_eq!(

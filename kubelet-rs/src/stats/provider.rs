@@ -80,7 +80,6 @@ pub struct ContainerMeta {
     pub image: String,
     /// cgroup path (`/kubepods/.../pod<uid>/<id>`), cAdvisor's `id` label.
     pub cgroup: String,
-    pub network: Option<NetworkStats>,
 }
 
 /// A summary plus what `/metrics/cadvisor` labels series with.
@@ -209,11 +208,23 @@ pub fn ephemeral_storage(pod: &PodStats, ephemeral_volumes: &[VolumeStats], now:
         .containers
         .iter()
         .find_map(|c| c.rootfs.as_ref().or(c.logs.as_ref()));
-    let used = sum(pod.containers.iter().map(|c| c.rootfs.as_ref().and_then(|f| f.used_bytes)))
-        + sum(pod.containers.iter().map(|c| c.logs.as_ref().and_then(|f| f.used_bytes)))
+    let used = sum(pod
+        .containers
+        .iter()
+        .map(|c| c.rootfs.as_ref().and_then(|f| f.used_bytes)))
+        + sum(pod
+            .containers
+            .iter()
+            .map(|c| c.logs.as_ref().and_then(|f| f.used_bytes)))
         + sum(ephemeral_volumes.iter().map(|v| v.fs.used_bytes));
-    let inodes_used = sum(pod.containers.iter().map(|c| c.rootfs.as_ref().and_then(|f| f.inodes_used)))
-        + sum(pod.containers.iter().map(|c| c.logs.as_ref().and_then(|f| f.inodes_used)))
+    let inodes_used = sum(pod
+        .containers
+        .iter()
+        .map(|c| c.rootfs.as_ref().and_then(|f| f.inodes_used)))
+        + sum(pod
+            .containers
+            .iter()
+            .map(|c| c.logs.as_ref().and_then(|f| f.inodes_used)))
         + sum(ephemeral_volumes.iter().map(|v| v.fs.inodes_used));
     FsStats {
         time: now,
@@ -294,7 +305,13 @@ impl SummaryProvider {
         Ok(Self::new(provider, Arc::new(runtime), pods))
     }
 
-    fn rate(&self, live: &mut HashSet<String>, key: String, time_ns: i64, usage: u64) -> Option<u64> {
+    fn rate(
+        &self,
+        live: &mut HashSet<String>,
+        key: String,
+        time_ns: i64,
+        usage: u64,
+    ) -> Option<u64> {
         let r = self
             .rates
             .lock()
@@ -355,7 +372,11 @@ impl SummaryProvider {
         })
     }
 
-    fn node_stats(&self, live: &mut HashSet<String>, now: jiff::Timestamp) -> Result<NodeStats, StatsError> {
+    fn node_stats(
+        &self,
+        live: &mut HashSet<String>,
+        now: jiff::Timestamp,
+    ) -> Result<NodeStats, StatsError> {
         let t = Time::at(now);
         let root = self.cgroups.sample("")?;
         let rate = self.rate(live, "cgroup:/".into(), now_ns(now), root.cpu_usage_ns);
@@ -468,8 +489,12 @@ impl StatsProvider for SummaryProvider {
         let mut meta = HashMap::new();
         let mut sandbox_net = HashMap::new();
         for sb in &sandbox_stats {
-            let Some(attrs) = &sb.attributes else { continue };
-            let Some(r) = pod_ref_from_labels(&attrs.labels) else { continue };
+            let Some(attrs) = &sb.attributes else {
+                continue;
+            };
+            let Some(r) = pod_ref_from_labels(&attrs.labels) else {
+                continue;
+            };
             if let Some(net) = sb.linux.as_ref().and_then(|l| l.network.as_ref()) {
                 sandbox_net.insert(r.uid.clone(), cri_network(net));
             }
@@ -479,16 +504,31 @@ impl StatsProvider for SummaryProvider {
             });
         }
         for cs in &container_stats {
-            let Some(attrs) = &cs.attributes else { continue };
-            let Some(c) = containers.get(&attrs.id) else { continue };
+            let Some(attrs) = &cs.attributes else {
+                continue;
+            };
+            let Some(c) = containers.get(&attrs.id) else {
+                continue;
+            };
             if c.state != api::ContainerState::ContainerRunning as i32 {
                 continue;
             }
-            let Some(r) = pod_ref_from_labels(&attrs.labels) else { continue };
-            let name = attrs.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+            let Some(r) = pod_ref_from_labels(&attrs.labels) else {
+                continue;
+            };
+            let name = attrs
+                .metadata
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default();
             let rate = cs.cpu.as_ref().and_then(|cpu| {
                 let usage = value(&cpu.usage_core_nano_seconds)?;
-                self.rate(&mut live, format!("container:{}", attrs.id), cpu.timestamp, usage)
+                self.rate(
+                    &mut live,
+                    format!("container:{}", attrs.id),
+                    cpu.timestamp,
+                    usage,
+                )
             });
             let logs = host::dir_stats(&self.log_dir(&r).join(&name), t);
             let pod = pods.entry(r.uid.clone()).or_insert_with(|| PodStats {
@@ -502,7 +542,6 @@ impl StatsProvider for SummaryProvider {
                     id: attrs.id.clone(),
                     image: c.image_ref.clone(),
                     cgroup: format!("{pod_cgroup}/{}", attrs.id),
-                    network: None,
                 },
             );
             pod.containers.push(ContainerStats {
@@ -544,13 +583,6 @@ impl StatsProvider for SummaryProvider {
             node,
             pods: pods.into_values().collect(),
         };
-        for (k, m) in meta.iter_mut() {
-            m.network = summary
-                .pods
-                .iter()
-                .find(|p| p.pod_ref.uid == k.0)
-                .and_then(|p| p.network.clone());
-        }
         Ok(Collected {
             summary: if only_cpu_and_memory {
                 cpu_and_memory_only(summary)
@@ -587,12 +619,27 @@ mod tests {
         };
         let m = cgroup_memory(&s, Time::default(), Some(5000));
         assert_eq!(m.available_bytes, Some(920));
-        assert_eq!((m.usage_bytes, m.working_set_bytes, m.rss_bytes), (Some(100), Some(80), Some(50)));
-        let unlimited = CgroupSample { memory_limit: None, ..s.clone() };
-        assert_eq!(cgroup_memory(&unlimited, Time::default(), Some(5000)).available_bytes, Some(4920));
-        assert_eq!(cgroup_memory(&unlimited, Time::default(), None).available_bytes, None);
+        assert_eq!(
+            (m.usage_bytes, m.working_set_bytes, m.rss_bytes),
+            (Some(100), Some(80), Some(50))
+        );
+        let unlimited = CgroupSample {
+            memory_limit: None,
+            ..s.clone()
+        };
+        assert_eq!(
+            cgroup_memory(&unlimited, Time::default(), Some(5000)).available_bytes,
+            Some(4920)
+        );
+        assert_eq!(
+            cgroup_memory(&unlimited, Time::default(), None).available_bytes,
+            None
+        );
         let cpu = cgroup_cpu(&s, Time::default(), Some(7));
-        assert_eq!((cpu.usage_core_nano_seconds, cpu.usage_nano_cores), (Some(9), Some(7)));
+        assert_eq!(
+            (cpu.usage_core_nano_seconds, cpu.usage_nano_cores),
+            (Some(9), Some(7))
+        );
     }
 
     #[test]
@@ -616,7 +663,14 @@ mod tests {
             interfaces: vec![],
         };
         let n = cri_network(&net);
-        assert_eq!((n.default.name.as_str(), n.default.rx_bytes, n.default.tx_bytes), ("eth0", Some(5), Some(6)));
+        assert_eq!(
+            (
+                n.default.name.as_str(),
+                n.default.rx_bytes,
+                n.default.tx_bytes
+            ),
+            ("eth0", Some(5), Some(6))
+        );
         let w = api::FilesystemUsage {
             timestamp: 1,
             fs_id: None,
@@ -629,7 +683,15 @@ mod tests {
             ..FsStats::default()
         };
         let r = cri_rootfs(&w, Some(&img));
-        assert_eq!((r.used_bytes, r.capacity_bytes, r.available_bytes, r.inodes_used), (Some(100), Some(1000), Some(400), Some(2)));
+        assert_eq!(
+            (
+                r.used_bytes,
+                r.capacity_bytes,
+                r.available_bytes,
+                r.inodes_used
+            ),
+            (Some(100), Some(1000), Some(400), Some(2))
+        );
     }
 
     #[test]
@@ -659,7 +721,10 @@ mod tests {
             name: "scratch".into(),
         }];
         let e = ephemeral_storage(&pod, &vols, Time::default());
-        assert_eq!((e.used_bytes, e.inodes_used, e.capacity_bytes), (Some(100), Some(4), Some(10_000)));
+        assert_eq!(
+            (e.used_bytes, e.inodes_used, e.capacity_bytes),
+            (Some(100), Some(4), Some(10_000))
+        );
     }
 
     #[test]
@@ -685,19 +750,18 @@ mod tests {
         let s = cpu_and_memory_only(s);
         assert!(s.node.fs.is_none() && s.node.rlimit.is_none() && s.node.cpu.is_some());
         assert!(s.pods[0].network.is_none() && s.pods[0].volume_stats.is_empty());
-        assert!(s.pods[0].containers[0].rootfs.is_none() && s.pods[0].containers[0].memory.is_some());
+        assert!(
+            s.pods[0].containers[0].rootfs.is_none() && s.pods[0].containers[0].memory.is_some()
+        );
     }
 
     #[test]
     fn pod_identity_from_labels() {
-        let labels: HashMap<String, String> = [
-            (POD_NAME, "p"),
-            (POD_NAMESPACE, "ns"),
-            (POD_UID, "u"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let labels: HashMap<String, String> =
+            [(POD_NAME, "p"), (POD_NAMESPACE, "ns"), (POD_UID, "u")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         assert_eq!(
             pod_ref_from_labels(&labels),
             Some(PodReference {

@@ -293,6 +293,9 @@ mod tests {
         .unwrap();
         assert_eq!(rl["maxpid"], 10);
         assert_eq!(rl["curproc"], 3);
-        assert_eq!(serde_json::to_value(Time::default()).unwrap(), serde_json::Value::Null);
+        assert_eq!(
+            serde_json::to_value(Time::default()).unwrap(),
+            serde_json::Value::Null
+        );
     }
 }
