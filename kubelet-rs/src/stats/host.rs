@@ -114,10 +114,10 @@ pub fn disk_usage(dir: &Path) -> Option<(u64, u64)> {
         }
         bytes += md.blocks() * 512;
         inodes += 1;
-        if md.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.flatten().map(|e| e.path()));
-            }
+        if md.is_dir()
+            && let Ok(rd) = std::fs::read_dir(&p)
+        {
+            stack.extend(rd.flatten().map(|e| e.path()));
         }
         seen_root = true;
     }
