@@ -15,6 +15,7 @@ pub mod prober;
 pub mod qos;
 pub mod resources;
 pub mod server;
+pub mod stats;
 pub mod volumemanager;
 
 pub use error::Error;

@@ -71,8 +71,12 @@ async fn run(resolved: Resolved) -> Result<(), AppError> {
     .map_err(|e| AppError::Component(format!("container runtime endpoint: {e}")))?;
     let configz = serde_json::to_value(&kubelet_config.configuration)
         .map_err(|e| AppError::Component(format!("serialising KubeletConfiguration: {e}")))?;
+    let stats =
+        kubelet::stats::SummaryProvider::for_kubelet(kubelet_config, Arc::new(handle.clone()))
+            .map_err(|e| AppError::Component(format!("container runtime endpoint: {e}")))?;
     let api = KubeletServer::new(Arc::new(handle.clone()), Arc::new(streaming))
         .with_configz(configz)
+        .with_stats(Arc::new(stats))
         .router();
     let resync = kubelet_config.configuration.sync_frequency;
     let syncloop = handle.clone();

@@ -267,6 +267,30 @@ impl RuntimeService {
         Ok(resp.containers)
     }
 
+    /// Stats of every container the runtime knows (`ListContainerStats`).
+    pub async fn list_container_stats(&self) -> Result<Vec<api::ContainerStats>, CriError> {
+        let req = api::ListContainerStatsRequest { filter: None };
+        let resp = call(
+            "ListContainerStats",
+            self.t(),
+            self.client.clone().list_container_stats(req),
+        )
+        .await?;
+        Ok(resp.stats)
+    }
+
+    /// Stats of every pod sandbox (`ListPodSandboxStats`: pod cgroup and netns).
+    pub async fn list_pod_sandbox_stats(&self) -> Result<Vec<api::PodSandboxStats>, CriError> {
+        let req = api::ListPodSandboxStatsRequest { filter: None };
+        let resp = call(
+            "ListPodSandboxStats",
+            self.t(),
+            self.client.clone().list_pod_sandbox_stats(req),
+        )
+        .await?;
+        Ok(resp.stats)
+    }
+
     pub async fn container_status(&self, id: &str) -> Result<api::ContainerStatus, CriError> {
         let req = api::ContainerStatusRequest {
             container_id: id.into(),

@@ -16,6 +16,7 @@ mod exec;
 mod grpc;
 mod http;
 mod manager;
+pub mod metrics;
 mod probe;
 mod results;
 mod target;

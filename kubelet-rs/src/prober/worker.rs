@@ -126,6 +126,7 @@ impl Worker {
     }
 
     fn finish(&self, cancel: &CancellationToken) {
+        super::metrics::forget(self.probe_type, &self.container_name, &self.pod_uid);
         if !self.container_id.is_empty() {
             self.results.remove(&self.container_id);
         }
@@ -195,6 +196,18 @@ impl Worker {
         let Some(result) = self.probe_with_retries(&target).await else {
             return true; // probe error: the result is thrown away
         };
+        let (namespace, pod) = self
+            .pod_name
+            .split_once('/')
+            .unwrap_or(("", self.pod_name.as_str()));
+        super::metrics::record(
+            self.probe_type,
+            result,
+            &self.container_name,
+            pod,
+            namespace,
+            &self.pod_uid,
+        );
         if let Some(result) = self.tracker.observe(result, &self.settings) {
             self.publish(result);
         }

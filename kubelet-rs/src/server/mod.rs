@@ -1,6 +1,6 @@
 //! The kubelet API on :10250 (upstream `pkg/kubelet/server`): `/pods`,
 //! `/runningpods/`, `/containerLogs`, `/exec`, `/attach`, `/portForward`,
-//! `/run`, `/configz`. `/healthz` and `/metrics` come from
+//! `/run`, `/configz`, `/stats/summary`, `/metrics/{resource,cadvisor,probes}`. `/healthz` and `/metrics` come from
 //! `component_base::serving::component_router`, which `serve_secure` merges
 //! with this router; [`auth::kubelet_auth_filter`] guards all of them.
 //!
@@ -13,6 +13,7 @@ pub mod logs;
 mod pods;
 pub mod proxy;
 pub mod runtime;
+mod stats;
 mod streaming;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct KubeletServer {
     runtime: Arc<dyn StreamingRuntime>,
     /// `/configz` body: `{"kubeletconfig": <this>}`.
     configz: Arc<serde_json::Value>,
+    /// Resource usage for `/stats/summary` and `/metrics/{resource,cadvisor}`.
+    stats: Option<Arc<dyn crate::stats::StatsProvider>>,
 }
 
 impl KubeletServer {
@@ -66,7 +69,14 @@ impl KubeletServer {
             pods,
             runtime,
             configz: Arc::new(serde_json::Value::Null),
+            stats: None,
         }
+    }
+
+    /// The source of `/stats/summary` and the resource metric endpoints.
+    pub fn with_stats(mut self, stats: Arc<dyn crate::stats::StatsProvider>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// The `KubeletConfiguration` (any serialisable value) served at `/configz`.
@@ -83,6 +93,10 @@ impl KubeletServer {
             .route("/pods/", get(pods::get_pods))
             .route("/runningpods/", get(pods::get_running_pods))
             .route("/configz", get(pods::get_configz))
+            .route("/stats/summary", get(stats::get_summary))
+            .route("/metrics/resource", get(stats::get_resource_metrics))
+            .route("/metrics/cadvisor", get(stats::get_cadvisor_metrics))
+            .route("/metrics/probes", get(stats::get_probe_metrics))
             .route(
                 "/containerLogs/{namespace}/{pod}/{container}",
                 get(containerlogs::get_container_logs),
