@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
@@ -132,10 +132,7 @@ async fn rolled_out(client: &Client, who: &str) -> State {
             let state = snapshot(&client).await;
             let complete = state.revisions.len() == 2
                 && state.pods.len() == 4
-                && state
-                    .pods
-                    .values()
-                    .all(|(_, hash)| !hash.is_empty())
+                && state.pods.values().all(|(_, hash)| !hash.is_empty())
                 && state.pods.keys().filter(|n| n.starts_with("db-")).count() == 2;
             complete.then_some(state)
         })
@@ -192,7 +189,18 @@ async fn daemonset_and_statefulset_survive_swapping_the_controller_manager_both_
     sas.create(&PostParams::default(), &sa).await.unwrap();
     let nodes: Api<Node> = Api::all(client.clone());
     for name in ["node-a", "node-b"] {
-        nodes.create(&PostParams::default(), &node(name)).await.unwrap();
+        nodes
+            .create(&PostParams::default(), &node(name))
+            .await
+            .unwrap();
+        // Admission (TaintNodesByCondition) taints a new node not-ready
+        // NoSchedule, which daemon pods do not tolerate; no node-lifecycle
+        // controller runs here to lift it.
+        let untaint = json!({"spec": {"taints": null}});
+        nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&untaint))
+            .await
+            .unwrap();
     }
     Api::<DaemonSet>::namespaced(client.clone(), "default")
         .create(&PostParams::default(), &daemon_set())
