@@ -78,11 +78,7 @@ mod tests {
             Some(1),
         ),
         ("node-lifecycle-controller", "node-controller", Some(8)),
-        (
-            "taint-eviction-controller",
-            "taint-eviction-controller",
-            Some(8),
-        ),
+        ("taint-eviction-controller", "node-controller", Some(8)),
         ("endpoints-controller", "endpoint-controller", Some(5)),
         (
             "endpointslice-mirroring-controller",

@@ -53,12 +53,18 @@ async fn no_execute_taint_evicts_untolerating_pods_after_their_toleration() {
     };
     let client = server.client().await;
     let shutdown = CancellationToken::new();
+    // As kubeadm runs it: each controller under its ServiceAccount, so the
+    // bootstrap RBAC the controller's client name maps to is exercised
+    // (upstream's taint manager acts as node-controller).
+    let admin = server.admin_config().await;
     let config = ControllerManagerConfig {
         controllers: vec!["taint-eviction-controller".to_string()],
+        use_service_account_credentials: true,
+        base_client_config: Some(admin.clone()),
         ..Default::default()
     };
     let manager = tokio::spawn(kube_controller_manager::run(
-        client.clone(),
+        apiserver::impersonating(&admin, "system:kube-controller-manager"),
         config,
         shutdown.clone(),
     ));

@@ -50,7 +50,9 @@ pub const DESCRIPTOR: ControllerDescriptor = ControllerDescriptor {
     name: TAINT_EVICTION_CONTROLLER,
     aliases: &[],
     disabled_by_default: false,
-    client_name: TAINT_EVICTION_CONTROLLER,
+    // Upstream: "taint-manager uses existing cluster role from
+    // node-controller"; bootstrap RBAC has no taint-eviction-controller role.
+    client_name: "node-controller",
     watches: &["Pod", "Node"],
     concurrent_syncs: |_| UPDATE_WORKERS,
     start: |ctx| Box::pin(start(ctx)),
