@@ -2,7 +2,12 @@
 //! (upstream `pkg/util/protectionutil`): a live object gets the finalizer,
 //! a deleted one loses it once nothing uses it.
 
-use kube::api::ObjectMeta;
+use kube::Resource;
+use kube::api::{Api, ObjectMeta, PostParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
 
 /// What a protection controller does to one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +62,39 @@ pub fn apply(meta: &ObjectMeta, finalizer: &str, action: FinalizerAction) -> Vec
         FinalizerAction::Keep => {}
     }
     finalizers
+}
+
+/// Writes `obj` back with `finalizer` changed per `action` (a no-op for
+/// `Keep`). An object deleted meanwhile is not an error: upstream ignores
+/// NotFound there, and a conflict is retried by the caller's requeue.
+pub async fn write_finalizers<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+    action: FinalizerAction,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    if action == FinalizerAction::Keep {
+        return Ok(());
+    }
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let mut updated = obj.clone();
+    updated.meta_mut().finalizers = Some(apply(obj.meta(), finalizer, action));
+    match api.replace(&name, &PostParams::default(), &updated).await {
+        Ok(_) => {
+            tracing::debug!(kind = %K::kind(&()), %name, ?action, finalizer, "updated protection finalizer");
+            Ok(())
+        }
+        Err(err) => {
+            let err = Error::from(err);
+            if err.is_not_found() {
+                return Ok(());
+            }
+            Err(err)
+        }
+    }
 }
 
 #[cfg(test)]

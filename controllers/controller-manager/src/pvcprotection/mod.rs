@@ -10,7 +10,7 @@ use component_base::informers::Change;
 use component_base::workqueue::RateLimitingQueue;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller::{
@@ -130,29 +130,10 @@ impl Controller {
         if action == FinalizerAction::Keep {
             return Ok(None);
         }
-        let mut updated = pvc.as_ref().clone();
-        updated.metadata.finalizers = Some(protectionutil::apply(
-            &pvc.metadata,
-            PVC_PROTECTION_FINALIZER,
-            action,
-        ));
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
-        match api
-            .replace(&key.name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => {
-                tracing::debug!(%key, ?action, "updated PVC protection finalizer");
-                Ok(None)
-            }
-            Err(err) => {
-                let err = Error::from(err);
-                if err.is_not_found() {
-                    return Ok(None);
-                }
-                Err(err)
-            }
-        }
+        protectionutil::write_finalizers(&api, pvc.as_ref(), PVC_PROTECTION_FINALIZER, action)
+            .await?;
+        Ok(None)
     }
 
     /// Upstream `isBeingUsed`: the cache first, then a live list.

@@ -9,7 +9,7 @@ use component_base::informers::Change;
 use component_base::workqueue::RateLimitingQueue;
 use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller::{
@@ -85,29 +85,10 @@ impl Reconciler for Controller {
         if action == FinalizerAction::Keep {
             return Ok(None);
         }
-        let mut updated = pv.as_ref().clone();
-        updated.metadata.finalizers = Some(protectionutil::apply(
-            &pv.metadata,
-            PV_PROTECTION_FINALIZER,
-            action,
-        ));
         let api: Api<PersistentVolume> = Api::all(self.client.clone());
-        match api
-            .replace(&key.name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => {
-                tracing::debug!(pv = %key, ?action, "updated PV protection finalizer");
-                Ok(None)
-            }
-            Err(err) => {
-                let err = Error::from(err);
-                if err.is_not_found() {
-                    return Ok(None);
-                }
-                Err(err)
-            }
-        }
+        protectionutil::write_finalizers(&api, pv.as_ref(), PV_PROTECTION_FINALIZER, action)
+            .await?;
+        Ok(None)
     }
 
     fn all_keys(&self) -> Vec<Enqueue> {

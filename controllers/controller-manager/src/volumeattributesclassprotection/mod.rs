@@ -12,7 +12,7 @@ use component_base::workqueue::RateLimitingQueue;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::VolumeAttributesClass;
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller::{
@@ -138,29 +138,10 @@ impl Reconciler for Controller {
         if action == FinalizerAction::Keep {
             return Ok(None);
         }
-        let mut updated = vac.as_ref().clone();
-        updated.metadata.finalizers = Some(protectionutil::apply(
-            &vac.metadata,
-            VAC_PROTECTION_FINALIZER,
-            action,
-        ));
         let api: Api<VolumeAttributesClass> = Api::all(self.client.clone());
-        match api
-            .replace(&key.name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => {
-                tracing::debug!(vac = %key, ?action, "updated VAC protection finalizer");
-                Ok(None)
-            }
-            Err(err) => {
-                let err = Error::from(err);
-                if err.is_not_found() {
-                    return Ok(None);
-                }
-                Err(err)
-            }
-        }
+        protectionutil::write_finalizers(&api, vac.as_ref(), VAC_PROTECTION_FINALIZER, action)
+            .await?;
+        Ok(None)
     }
 
     fn all_keys(&self) -> Vec<Enqueue> {
