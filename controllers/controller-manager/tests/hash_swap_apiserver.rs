@@ -12,6 +12,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "swap_support/mod.rs"]
+mod swap_support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,13 +22,11 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use kube_controller_manager::ControllerManagerConfig;
 use kube_controller_manager::hash::pod_template_hash;
 use serde_json::{Value, json};
-use test_support::serving::{ComponentProcess, TestDir};
+use swap_support::{start_ours, start_stock};
+use test_support::apiserver;
 use test_support::wait::eventually;
-use test_support::{apiserver, prereq};
-use tokio_util::sync::CancellationToken;
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// How long a controller-manager gets to (wrongly) roll anything out after
@@ -167,38 +168,6 @@ async fn rolled_out(client: &Client, who: &str) -> BTreeMap<String, Rollout> {
     snapshot(client).await
 }
 
-struct Stock {
-    process: ComponentProcess,
-    _dir: TestDir,
-}
-
-fn start_stock(kubeconfig: &str) -> Option<Stock> {
-    let bin = prereq::or_skip(prereq::stock_bin("kube-controller-manager"))?;
-    let dir = TestDir::new("stock-kcm").unwrap();
-    let args = [
-        format!("--kubeconfig={kubeconfig}"),
-        "--controllers=deployment,replicaset".into(),
-        "--leader-elect=false".into(),
-        "--secure-port=0".into(),
-        "--v=2".into(),
-    ];
-    let process = ComponentProcess::spawn(bin.to_str().unwrap(), &args, dir.path()).unwrap();
-    Some(Stock { process, _dir: dir })
-}
-
-fn start_ours(client: &Client) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let shutdown = CancellationToken::new();
-    let config = ControllerManagerConfig {
-        controllers: vec!["deployment".into(), "replicaset".into()],
-        ..Default::default()
-    };
-    let run = kube_controller_manager::run(client.clone(), config, shutdown.clone());
-    let handle = tokio::spawn(async move {
-        run.await.unwrap();
-    });
-    (shutdown, handle)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deployments_survive_swapping_the_controller_manager_both_ways() {
     let _ = tracing_subscriber::fmt()
@@ -224,14 +193,14 @@ async fn deployments_survive_swapping_the_controller_manager_both_ways() {
     }
 
     // 1. Stock rolls everything out; ours names the same ReplicaSets.
-    let Some(mut stock) = start_stock(&kubeconfig) else {
+    let Some(mut stock) = start_stock(&kubeconfig, "deployment,replicaset") else {
         return;
     };
     let by_stock = rolled_out(&client, "stock").await;
     stock.process.terminate(MINUTE).unwrap();
 
     // 2. Ours takes over: nothing new, nothing replaced.
-    let (shutdown, ours) = start_ours(&client);
+    let (shutdown, ours) = start_ours(&client, "deployment,replicaset");
     tokio::time::sleep(SETTLE).await;
     assert_eq!(
         snapshot(&client).await,
@@ -252,7 +221,7 @@ async fn deployments_survive_swapping_the_controller_manager_both_ways() {
     ours.await.unwrap();
 
     // 4. Stock takes back: it finds our ReplicaSet for the new template.
-    let Some(mut stock) = start_stock(&kubeconfig) else {
+    let Some(mut stock) = start_stock(&kubeconfig, "deployment,replicaset") else {
         return;
     };
     tokio::time::sleep(SETTLE).await;

@@ -15,6 +15,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "swap_support/mod.rs"]
+mod swap_support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,12 +25,10 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use kube_controller_manager::ControllerManagerConfig;
 use serde_json::json;
-use test_support::serving::{ComponentProcess, TestDir};
+use swap_support::{start_ours, start_stock};
+use test_support::apiserver;
 use test_support::wait::eventually;
-use test_support::{apiserver, prereq};
-use tokio_util::sync::CancellationToken;
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// How long a controller-manager gets to (wrongly) roll anything out after
@@ -140,38 +141,6 @@ async fn rolled_out(client: &Client, who: &str) -> State {
     .await
 }
 
-struct Stock {
-    process: ComponentProcess,
-    _dir: TestDir,
-}
-
-fn start_stock(kubeconfig: &str) -> Option<Stock> {
-    let bin = prereq::or_skip(prereq::stock_bin("kube-controller-manager"))?;
-    let dir = TestDir::new("stock-kcm").unwrap();
-    let args = [
-        format!("--kubeconfig={kubeconfig}"),
-        format!("--controllers={CONTROLLERS}"),
-        "--leader-elect=false".into(),
-        "--secure-port=0".into(),
-        "--v=2".into(),
-    ];
-    let process = ComponentProcess::spawn(bin.to_str().unwrap(), &args, dir.path()).unwrap();
-    Some(Stock { process, _dir: dir })
-}
-
-fn start_ours(client: &Client) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let shutdown = CancellationToken::new();
-    let config = ControllerManagerConfig {
-        controllers: CONTROLLERS.split(',').map(String::from).collect(),
-        ..Default::default()
-    };
-    let run = kube_controller_manager::run(client.clone(), config, shutdown.clone());
-    let handle = tokio::spawn(async move {
-        run.await.unwrap();
-    });
-    (shutdown, handle)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn daemonset_and_statefulset_survive_swapping_the_controller_manager_both_ways() {
     let _ = tracing_subscriber::fmt()
@@ -212,14 +181,14 @@ async fn daemonset_and_statefulset_survive_swapping_the_controller_manager_both_
         .unwrap();
 
     // 1. Stock rolls both out.
-    let Some(mut stock) = start_stock(&kubeconfig) else {
+    let Some(mut stock) = start_stock(&kubeconfig, CONTROLLERS) else {
         return;
     };
     let by_stock = rolled_out(&client, "stock").await;
     stock.process.terminate(MINUTE).unwrap();
 
     // 2. Ours takes over: no new revision, no pod replaced or relabelled.
-    let (shutdown, ours) = start_ours(&client);
+    let (shutdown, ours) = start_ours(&client, CONTROLLERS);
     tokio::time::sleep(SETTLE).await;
     assert_eq!(
         snapshot(&client).await,
@@ -230,7 +199,7 @@ async fn daemonset_and_statefulset_survive_swapping_the_controller_manager_both_
     ours.await.unwrap();
 
     // 3. Stock takes back: still nothing new.
-    let Some(mut stock) = start_stock(&kubeconfig) else {
+    let Some(mut stock) = start_stock(&kubeconfig, CONTROLLERS) else {
         return;
     };
     tokio::time::sleep(SETTLE).await;
